@@ -1,0 +1,217 @@
+"""Domain records both sides speak: the desired state (from manifests) and the live state (from a provider)."""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from reconciler.errors import Diagnostic, SourceLocation
+from reconciler.schema import FieldSpec
+
+if TYPE_CHECKING:
+    from reconciler.types import JsonValue, MetadataView
+
+__all__ = [
+    "Assignment",
+    "DesiredKey",
+    "DesiredState",
+    "FileManifest",
+    "FileSelector",
+    "Limits",
+    "LiveFolder",
+    "LiveItem",
+    "Mode",
+    "OnMissing",
+    "ProviderConfig",
+    "SchemaManifest",
+    "SelectorKind",
+    "SourceSpec",
+    "UndeclaredKeys",
+    "Workspace",
+    "WorkspaceSettings",
+    "canonical_json",
+    "metadata_fingerprint",
+]
+
+
+class Mode(str, enum.Enum):
+    """How a FileMetadata manifest writes: ``merge`` (owned keys only) or ``overwrite`` (the whole dict)."""
+
+    MERGE = "merge"
+    OVERWRITE = "overwrite"
+
+
+class OnMissing(str, enum.Enum):
+    """What a name/uuid selector that matches no live file does."""
+
+    ERROR = "error"
+    WARN = "warn"
+    IGNORE = "ignore"
+
+
+class SelectorKind(str, enum.Enum):
+    GLOB = "glob"
+    NAME = "name"
+    UUID = "uuid"
+
+
+class UndeclaredKeys(str, enum.Enum):
+    """Policy for metadata keys the schema does not declare."""
+
+    ERROR = "error"
+    WARN = "warn"
+    ALLOW = "allow"
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """A value a manifest gives a key. ``value is None`` means an explicit ``null``: remove the key."""
+
+    value: JsonValue
+    location: SourceLocation
+
+
+@dataclass(frozen=True)
+class FileSelector:
+    """One ``files:`` entry: a glob, name or uuid, and the metadata it sets."""
+
+    kind: SelectorKind
+    pattern: str
+    metadata: Mapping[str, Assignment]
+    location: SourceLocation
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """A bulk ``source:`` file (JSONL or CSV), path relative to the manifest directory."""
+
+    path: str
+    format: str  # "jsonl" | "csv"
+    location: SourceLocation
+
+
+@dataclass(frozen=True)
+class FileManifest:
+    """One ``kind: FileMetadata`` document."""
+
+    path: str  # manifest file, relative to the manifest directory (posix)
+    folder: str  # folder path from the root, or a folder UUID
+    mode: Mode
+    files: tuple[FileSelector, ...]
+    location: SourceLocation
+    recursive: bool = False
+    children: bool = False
+    owns: tuple[str, ...] = ()
+    on_missing: OnMissing = OnMissing.ERROR
+    defaults: Mapping[str, Assignment] = field(default_factory=dict)
+    source: SourceSpec | None = None
+
+    @property
+    def name(self) -> str:
+        """How plans and messages name this manifest: its path, plus the document number if not the first."""
+        return self.path if self.location.line in (None, 1) else f"{self.path}:{self.location.line}"
+
+
+@dataclass(frozen=True)
+class DesiredKey:
+    """One key declared in the MetadataSchema manifest."""
+
+    spec: FieldSpec
+    location: SourceLocation
+    renamed_from: str | None = None
+
+
+@dataclass(frozen=True)
+class SchemaManifest:
+    """The ``kind: MetadataSchema`` document."""
+
+    keys: Mapping[str, DesiredKey]
+    location: SourceLocation
+    prune: bool = False
+
+
+@dataclass(frozen=True)
+class ProviderConfig:
+    """Where live state is: ``sqlite`` (path, optional seed) or ``encord`` (domain)."""
+
+    type: str  # "sqlite" | "encord"
+    path: str | None = None
+    seed: str | None = None
+    domain: str | None = None
+    allow_insecure_http: bool = False
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Blast-radius limits; ``None`` means no limit."""
+
+    max_files: int | None = None
+    max_removed_keys: int | None = None
+    max_removed_share: float | None = None
+
+
+@dataclass(frozen=True)
+class WorkspaceSettings:
+    parallelism: int = 4
+    journal_dir: str = ".reconciler/journal"
+    undeclared_keys: UndeclaredKeys = UndeclaredKeys.WARN
+    limits: Limits = field(default_factory=Limits)
+
+
+@dataclass(frozen=True)
+class Workspace:
+    provider: ProviderConfig
+    settings: WorkspaceSettings
+    location: SourceLocation
+
+
+@dataclass(frozen=True)
+class DesiredState:
+    """Everything the manifests say, validated and positioned."""
+
+    root: str  # the manifest directory (absolute)
+    workspace: Workspace
+    schema: SchemaManifest | None
+    files: tuple[FileManifest, ...]
+    warnings: tuple[Diagnostic, ...] = ()
+    digest: str = ""  # sha256 over every manifest and source file, for saved plans
+
+
+@dataclass(frozen=True)
+class LiveFolder:
+    """A storage folder. ``path`` is the names from the root joined by ``/``."""
+
+    uuid: str
+    parent: str | None
+    name: str
+    path: str
+
+
+@dataclass
+class LiveItem:
+    """A storage item (file) and its custom metadata.
+
+    ``name`` is the item's own name; ``parent_item`` is the UUID of the image group, image sequence or DICOM
+    series a child item belongs to (``None`` for top-level files).
+    """
+
+    uuid: str
+    folder: str
+    name: str
+    item_type: str
+    metadata: dict[str, JsonValue]
+    parent_item: str | None = None
+
+
+def canonical_json(value: object) -> str:
+    """The canonical text of a JSON value: sorted keys, no spaces, UTF-8 kept."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def metadata_fingerprint(metadata: MetadataView) -> str:
+    """A digest of a whole metadata dict, used to detect changes between plan and apply."""
+    return "sha256:" + hashlib.sha256(canonical_json(metadata).encode()).hexdigest()
