@@ -1,0 +1,437 @@
+"""The HTTP layer of the Encord provider: one ``httpx.Client``, the SDK's wire format, retries, error mapping.
+
+Requests are built the way the Encord SDK 0.1.211 builds them (encord-api.md §1): ``v2/public/`` paths, query
+parameters in the SDK's order with booleans as ``True``/``False``, JSON bodies from ``json.dumps`` defaults.
+Every request is counted in :class:`~reconciler.providers.base.CallStats`. Failures become one-line
+``ProviderError`` messages that never contain headers, keys or tokens.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import ipaddress
+import json
+import logging
+import random
+import threading
+import time
+import urllib.parse
+import uuid as uuid_mod
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import httpx
+
+from reconciler import __version__
+from reconciler.errors import (
+    ProviderAuthError,
+    ProviderConflictError,
+    ProviderConnectionError,
+    ProviderResponseError,
+    UsageError,
+)
+from reconciler.providers.base import CallStats
+
+__all__ = [
+    "DEFAULT_DOMAIN",
+    "PAGE_TOKEN",
+    "US_DOMAIN",
+    "EncordClient",
+    "QueryParams",
+    "RetryPolicy",
+    "normalize_domain",
+    "parse_retry_after",
+]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_DOMAIN: Final = "https://api.encord.com"
+US_DOMAIN: Final = "https://api.us.encord.com"
+_API_PREFIX: Final = "/v2/public/"
+
+#: Where :meth:`EncordClient.pages` puts ``pageToken`` in a parameter list (dropped on the first page).
+PAGE_TOKEN: Final = "\x00pageToken"
+
+#: Query parameters in wire order; booleans are sent as ``True``/``False`` like the SDK.
+QueryParams = Sequence[tuple[str, "str | int | bool"]]
+
+_MAX_MESSAGE = 300
+
+
+def _full_jitter(cap: float) -> float:
+    return random.uniform(0.0, cap)  # backoff jitter, not cryptography
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """When and how long to wait before retrying a request.
+
+    Retried: statuses in ``retry_statuses`` and connection failures (refused, reset, dropped, timed out).
+    The wait before retry *n* (1-based) is ``jitter(min(max_delay, base_delay * 2 ** (n - 1)))`` ("full
+    jitter": a uniform draw in ``[0, cap]``), or the server's ``Retry-After`` (seconds or an HTTP date,
+    capped at ``max_retry_after``) when the response carries one. A request gives up after ``max_attempts``
+    attempts, or when the next wait would take the total waiting past ``max_total_sleep`` seconds.
+    ``sleep``, ``jitter`` and ``clock`` are injectable so tests can check the schedule without waiting.
+    """
+
+    max_attempts: int = 6
+    base_delay: float = 1.0
+    max_delay: float = 30.0
+    max_retry_after: float = 60.0
+    max_total_sleep: float = 120.0
+    retry_statuses: frozenset[int] = frozenset({429, 500, 502, 503, 504})
+    sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
+    jitter: Callable[[float], float] = field(default=_full_jitter, repr=False)
+    clock: Callable[[], float] = field(default=time.time, repr=False)
+
+    def delay(self, retry: int, retry_after: float | None) -> float:
+        """Seconds to wait before retry number ``retry`` (1-based)."""
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.max_retry_after)
+        cap = min(self.max_delay, self.base_delay * (2.0 ** (retry - 1)))
+        return min(max(self.jitter(cap), 0.0), cap)
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """``Retry-After`` as seconds from ``now``: delta-seconds or an HTTP date; ``None`` if absent or unreadable."""
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        return max(seconds, 0.0) if seconds == seconds and seconds != float("inf") else None
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(when.timestamp() - now, 0.0)
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def normalize_domain(domain: str | None, *, allow_insecure_http: bool = False) -> str:
+    """The API origin (``scheme://host[:port]``) for a configured domain; ``None`` means the default.
+
+    Raises:
+        UsageError: not an http(s) URL, a URL with a path, query or credentials, or plain ``http://`` to a
+            host that is not loopback (127.0.0.0/8, ``localhost``, ``::1``) without ``allow_insecure_http``.
+    """
+    raw = (domain or DEFAULT_DOMAIN).strip().rstrip("/")
+    try:
+        parts = urllib.parse.urlsplit(raw)
+        host = parts.hostname
+        port = parts.port
+    except ValueError as exc:
+        raise UsageError(f"Encord domain {raw!r} is not a valid URL") from exc
+    if parts.username is not None or parts.password is not None:
+        raise UsageError(
+            "the Encord domain must not contain credentials (user:password@); "
+            "use ENCORD_SSH_KEY_FILE, ENCORD_SSH_KEY or ENCORD_API_TOKEN"
+        )
+    scheme = parts.scheme.lower()
+    if scheme not in ("https", "http") or not host:
+        raise UsageError(f"Encord domain {raw!r} must be an https:// URL, such as {DEFAULT_DOMAIN}")
+    if parts.path or parts.query or parts.fragment:
+        raise UsageError(
+            f"Encord domain {raw!r} must be an origin without a path, such as {DEFAULT_DOMAIN} "
+            "(the API is always served under /v2/public/)"
+        )
+    if scheme == "http" and not allow_insecure_http and not _is_loopback(host):
+        raise UsageError(
+            f"refusing plain http:// for Encord domain {raw!r}: credentials and metadata would travel "
+            "unencrypted; use https:// (http:// is allowed only for loopback hosts such as 127.0.0.1)"
+        )
+    netloc = f"[{host}]" if ":" in host else host
+    if port is not None:
+        netloc += f":{port}"
+    return f"{scheme}://{netloc.lower()}"
+
+
+def _query_value(value: str | int | bool) -> str:
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    return str(value)
+
+
+def _canonical_uuid(value: str) -> str:
+    try:
+        return str(uuid_mod.UUID(value))
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise ProviderConflictError(f"{value!r} is not a UUID") from exc
+
+
+def _one_line(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
+
+
+def _server_message(response: httpx.Response) -> str | None:
+    """The server's ``message`` or ``detail`` (FastAPI), as one short line; ``None`` if there is none."""
+    try:
+        body = json.loads(response.content)
+    except ValueError:
+        return None
+    if not isinstance(body, dict):
+        return None
+    detail = body.get("message") or body.get("detail")
+    if detail is None:
+        return None
+    if isinstance(detail, list):
+        parts = []
+        for entry in detail:
+            if isinstance(entry, dict) and "msg" in entry:
+                loc = ".".join(str(p) for p in entry.get("loc") or ())
+                parts.append(f"{loc}: {entry['msg']}" if loc else str(entry["msg"]))
+            else:
+                parts.append(json.dumps(entry))
+        text = "; ".join(parts)
+    elif isinstance(detail, str):
+        text = detail
+    else:
+        text = json.dumps(detail)
+    return _one_line(text) or None
+
+
+_RETRYABLE_TRANSPORT = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
+
+
+class EncordClient:
+    """One keep-alive connection pool to an Encord API domain, safe to share between threads."""
+
+    def __init__(
+        self,
+        domain: str,
+        auth: httpx.Auth,
+        *,
+        parallelism: int = 4,
+        allow_insecure_http: bool = False,
+        retry: RetryPolicy | None = None,
+        transport: httpx.BaseTransport | None = None,
+        stats: CallStats | None = None,
+        timeout: httpx.Timeout | None = None,
+    ) -> None:
+        self.domain = normalize_domain(domain, allow_insecure_http=allow_insecure_http)
+        self.retry = retry or RetryPolicy()
+        self.stats = stats if stats is not None else CallStats()
+        self._stats_lock = threading.Lock()
+        size = max(1, parallelism)
+        self._http = httpx.Client(
+            auth=auth,
+            transport=transport,
+            # pool=None: a thread waits for a free connection instead of failing; the caller's
+            # parallelism bounds how many wait.
+            timeout=timeout or httpx.Timeout(connect=30.0, read=120.0, write=120.0, pool=None),
+            limits=httpx.Limits(max_connections=size, max_keepalive_connections=size),
+            headers={"User-Agent": f"reconciler/{__version__} python-httpx/{httpx.__version__}"},
+            follow_redirects=False,
+            trust_env=True,  # proxies and SSL_CERT_FILE from the environment; verification stays on
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> EncordClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- requests ---------------------------------------------------------------------------------------------
+
+    def call(
+        self,
+        method: str,
+        route: str,
+        *path_args: str,
+        params: QueryParams = (),
+        body: Any = None,
+        write: bool = False,
+    ) -> Any:
+        """Send one API call (with retries) and return its parsed JSON (``None`` for 204).
+
+        ``route`` is a path under ``v2/public/`` with ``{uuid}`` placeholders filled from ``path_args`` in
+        order (e.g. ``"storage/folders/{uuid}/items"``); ``METHOD route`` is how the call is counted and named.
+        ``body`` (when not ``None``) is sent as JSON exactly as the SDK serialises it. ``write`` counts the call
+        as a write.
+
+        Raises:
+            ProviderAuthError: 401.
+            ProviderConflictError: 403 or 404 (no such, or no access to, the file or folder).
+            ProviderResponseError: any other refusal, or a success body that is not JSON.
+            ProviderConnectionError: the retry budget ran out, or the server could not be reached.
+        """
+        pieces = route.split("{uuid}")
+        if len(pieces) != len(path_args) + 1:
+            raise ValueError(f"route {route!r} takes {len(pieces) - 1} path argument(s)")
+        path = pieces[0] + "".join(_canonical_uuid(a) + p for a, p in zip(path_args, pieces[1:], strict=True))
+        query = urllib.parse.urlencode([(k, _query_value(v)) for k, v in params])
+        url = self.domain + _API_PREFIX + path + ("?" + query if query else "")
+        headers: dict[str, str] = {}
+        content: bytes | None = None
+        if body is not None:
+            try:
+                # The SDK's bytes: requests' json.dumps defaults (", " and ": ", ASCII escapes).
+                content = json.dumps(body, allow_nan=False).encode("ascii")
+            except (TypeError, ValueError) as exc:
+                raise ProviderResponseError(
+                    f"{method} {path}: the request body is not valid JSON: {exc}"
+                ) from exc
+            headers["Content-Type"] = "application/json"
+        name = f"{method} {route}"
+        desc = f"{method} {path}"
+        response = self._send_with_retries(method, url, content, headers, name, desc, write)
+        return self._parse(response, desc)
+
+    def pages(
+        self, route: str, *path_args: str, params: QueryParams, max_pages: int = 1_000_000
+    ) -> Iterator[list[Any]]:
+        """Follow a paged listing: yield each page's ``results`` until ``nextPageToken`` is null.
+
+        ``params`` must hold ``(PAGE_TOKEN, "")`` where the SDK puts ``pageToken`` (left out on page one).
+
+        Raises:
+            ProviderResponseError: a page that is not ``{"results": [...]}``, or a ``nextPageToken`` that is
+                empty or repeats (a client following it would loop forever).
+        """
+        token: str | None = None
+        seen: set[str] = set()
+        for _ in range(max_pages):
+            page_params: list[tuple[str, str | int | bool]] = [
+                ("pageToken", token or "") if k == PAGE_TOKEN else (k, v)
+                for k, v in params
+                if k != PAGE_TOKEN or token is not None
+            ]
+            page = self.call("GET", route, *path_args, params=page_params)
+            where = f"GET {route}"
+            if not isinstance(page, dict) or not isinstance(page.get("results"), list):
+                raise ProviderResponseError(f"{where}: Encord answered a page without a 'results' list")
+            yield page["results"]
+            nxt = page.get("nextPageToken", page.get("next_page_token"))
+            if nxt is None:
+                return
+            if not isinstance(nxt, str) or not nxt:
+                raise ProviderResponseError(
+                    f"{where}: Encord answered nextPageToken {nxt!r}; only null ends a listing, so following "
+                    "it would never stop"
+                )
+            if nxt in seen:
+                raise ProviderResponseError(f"{where}: Encord answered the same nextPageToken twice")
+            seen.add(nxt)
+            token = nxt
+        raise ProviderResponseError(f"GET {route}: more than {max_pages} pages")
+
+    # -- internals --------------------------------------------------------------------------------------------
+
+    def _count(self, name: str, *, write: bool) -> None:
+        with self._stats_lock:
+            self.stats.count(name, write=write)
+
+    def _send_with_retries(
+        self,
+        method: str,
+        url: str,
+        content: bytes | None,
+        headers: dict[str, str],
+        name: str,
+        desc: str,
+        write: bool,
+    ) -> httpx.Response:
+        policy = self.retry
+        slept = 0.0
+        attempt = 0
+        while True:
+            attempt += 1
+            request_headers = {**headers, "X-Cloud-Trace-Context": f"{uuid_mod.uuid4().hex}/1;o=1"}
+            self._count(name, write=write)
+            retry_after: float | None = None
+            try:
+                response = self._http.request(method, url, content=content, headers=request_headers)
+            except _RETRYABLE_TRANSPORT as exc:
+                if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+                    raise ProviderConnectionError(
+                        f"cannot reach {self.domain}: TLS certificate verification failed "
+                        "(for a private CA, point SSL_CERT_FILE at its certificate bundle)"
+                    ) from exc
+                last = f"{type(exc).__name__}: {_one_line(str(exc)) or 'no details'}"
+                failure: BaseException | None = exc
+            except httpx.HTTPError as exc:
+                raise ProviderConnectionError(
+                    f"{desc} at {self.domain} failed: {type(exc).__name__}: {_one_line(str(exc))}"
+                ) from exc
+            else:
+                if response.status_code not in policy.retry_statuses:
+                    return response
+                last = f"{response.status_code} {response.reason_phrase}".strip()
+                failure = None
+                retry_after = parse_retry_after(response.headers.get("Retry-After"), policy.clock())
+            wait = policy.delay(attempt, retry_after)
+            if attempt >= policy.max_attempts or slept + wait > policy.max_total_sleep:
+                message = (
+                    f"{desc} at {self.domain} still failing after {attempt} attempt(s) and {slept:.1f} s of "
+                    f"backoff (last: {last}); try again later or lower parallelism"
+                )
+                if failure is not None:
+                    raise ProviderConnectionError(message) from failure
+                raise ProviderConnectionError(message)
+            logger.info(
+                "%s failed (%s); retry %d of %d in %.2f s", name, last, attempt, policy.max_attempts - 1, wait
+            )
+            policy.sleep(wait)
+            slept += wait
+
+    def _parse(self, response: httpx.Response, desc: str) -> Any:
+        status = response.status_code
+        if status == 204:
+            return None
+        if status == 200:
+            try:
+                return json.loads(response.content)
+            except ValueError as exc:
+                ctype = response.headers.get("Content-Type", "").split(";")[0].strip() or "no content type"
+                what = "an HTML page" if "html" in ctype else f"a body that is not JSON ({ctype})"
+                if not response.content:
+                    what = "an empty body"
+                raise ProviderResponseError(
+                    f"{desc}: Encord answered 200 with {what} ({len(response.content)} bytes); "
+                    f"is {self.domain} the Encord API?"
+                ) from exc
+        message = _server_message(response)
+        suffix = f": {message}" if message else ""
+        reason = f"{status} {response.reason_phrase}".strip()
+        if status == 401:
+            raise ProviderAuthError(
+                f"Encord refused the credentials (401) at {self.domain}: wrong key, or wrong region? "
+                f"US-region organisations use {US_DOMAIN}"
+            )
+        if status == 403:
+            raise ProviderConflictError(
+                f"{desc}: no access to, or no such, file/folder (Encord answered 403){suffix}"
+            )
+        if status == 404:
+            raise ProviderConflictError(f"{desc}: not found (Encord answered 404){suffix}")
+        if status == 413:
+            size = len(response.request.content) if response.request.content else 0
+            raise ProviderResponseError(
+                f"{desc}: request too large ({size} bytes; Encord answered 413){suffix}"
+            )
+        if status in (400, 422):
+            raise ProviderResponseError(f"{desc}: Encord rejected the request ({reason}){suffix}")
+        if 300 <= status < 400:
+            raise ProviderResponseError(
+                f"{desc}: Encord answered a redirect ({reason}) to {response.headers.get('Location', '?')}; "
+                "configure the API domain itself"
+            )
+        raise ProviderResponseError(f"{desc}: Encord answered {reason}{suffix}")
