@@ -1,0 +1,536 @@
+"""The command line: a thin click layer. The only module that prints, prompts or sets exit codes.
+
+Exit codes: 0 success (no changes with --detailed-exitcode), 1 error, 2 changes present (--detailed-exitcode
+only), 3 internal error (please report), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any, TextIO
+
+import click
+
+from reconciler import __version__
+from reconciler.config import Settings, provider_for
+from reconciler.errors import ManifestValidationError, ReconcilerError, UsageError
+
+__all__ = ["main"]
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_CHANGES = 2
+EXIT_INTERNAL = 3
+EXIT_INTERRUPTED = 130
+
+ISSUES_URL = "https://github.com/reconciler-dev/reconciler/issues"
+
+
+class _Exit(Exception):
+    """Carries an exit code from a command to ``main`` (commands never call sys.exit)."""
+
+    def __init__(self, code: int) -> None:
+        self.code = code
+
+
+def _err(text: str) -> None:
+    click.echo(text, err=True)
+
+
+def _color_wanted(stream: TextIO) -> bool:
+    if os.environ.get("NO_COLOR"):
+        return False
+    return hasattr(stream, "isatty") and stream.isatty()
+
+
+def _styler(settings: Settings) -> Any:
+    from reconciler.render.text import AnsiStyler, PlainStyler
+
+    return AnsiStyler() if settings.color else PlainStyler()
+
+
+def _warn(diags: Sequence[Any]) -> None:
+    for d in diags:
+        _err(f"Warning: {d}")
+
+
+pass_settings = click.make_pass_decorator(Settings)
+
+_dir_option = click.option(
+    "-C",
+    "--dir",
+    "manifest_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Manifest directory (default: ./manifests).",
+)
+_debug_option = click.option("--debug", is_flag=True, default=None, help="Log details and show tracebacks.")
+
+
+def _common(f: Callable[..., Any]) -> Callable[..., Any]:
+    """Every command takes -C/--dir and --debug, before or after its name."""
+    return _dir_option(_debug_option(f))
+
+
+def _settings(ctx: click.Context, manifest_dir: Path | None, debug: bool | None) -> Settings:
+    """The group's Settings, with this command's own -C/--dir and --debug applied."""
+    base = ctx.find_object(Settings) or Settings(Path("manifests"), dict(os.environ))
+    settings = Settings(
+        manifest_dir=manifest_dir or base.manifest_dir,
+        env=base.env,
+        debug=bool(debug) or base.debug,
+        color=base.color,
+    )
+    if settings.debug and not base.debug:
+        _enable_debug_logging()
+    ctx.obj = settings
+    return settings
+
+
+def _enable_debug_logging() -> None:
+    logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.INFO)
+    logging.getLogger("httpcore").setLevel(logging.INFO)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(__version__, prog_name="reconciler")
+@_common
+@click.pass_context
+def cli(ctx: click.Context, manifest_dir: Path | None, debug: bool | None) -> None:
+    """Metadata as code for Encord: plan and apply the metadata schema and files' custom metadata."""
+    ctx.obj = Settings(
+        manifest_dir=manifest_dir or Path("manifests"),
+        env=dict(os.environ),
+        debug=bool(debug),
+        color=_color_wanted(sys.stdout),
+    )
+    if debug:
+        _enable_debug_logging()
+
+
+def _load(settings: Settings) -> Any:
+    from reconciler.manifest.loader import load_manifests
+
+    if not settings.manifest_dir.is_dir():
+        raise UsageError(
+            f"manifest directory {str(settings.manifest_dir)!r} does not exist (use -C/--dir to point at it)"
+        )
+    desired = load_manifests(settings.manifest_dir)
+    _warn(desired.warnings)
+    return desired
+
+
+# --------------------------------------------------------------------------------------------- validate
+@cli.command()
+@_common
+@click.pass_context
+def validate(ctx: click.Context, manifest_dir: Path | None, debug: bool | None) -> None:
+    """Check every manifest offline and report all problems at once."""
+    settings = _settings(ctx, manifest_dir, debug)
+    desired = _load(settings)
+    n_schema = 1 if desired.schema is not None else 0
+    click.echo(
+        f"Success: the manifests are valid (1 Workspace, {n_schema} MetadataSchema, "
+        f"{len(desired.files)} FileMetadata)."
+    )
+
+
+# --------------------------------------------------------------------------------------------- plan
+class _ProgressHooks:
+    """Plan and apply progress on stderr, only when stderr is a terminal."""
+
+    def __init__(self) -> None:
+        self._progress: Any = None
+        self._task: Any = None
+        if sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
+
+    def __enter__(self) -> _ProgressHooks:
+        if self._progress is not None:
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def on_progress(self, stage: str, done: int, total: int | None) -> None:
+        if self._progress is None:
+            return
+        if self._task is None:
+            self._task = self._progress.add_task(stage, total=total)
+        self._progress.update(self._task, description=stage, completed=done, total=total)
+
+    def on_schema_written(self, changes: int) -> None:
+        return None
+
+    def on_batch_done(self, results: Sequence[Any], done: int, total: int) -> None:
+        self.on_progress("applying", done, total)
+
+
+def _make_plan(settings: Settings, provider_url: str | None, targets: Sequence[str]) -> tuple[Any, Any, Any]:
+    from reconciler.plan.planner import make_plan, parse_targets
+
+    desired = _load(settings)
+    tg = parse_targets(targets, desired)
+    provider = provider_for(settings, desired, provider_url)
+    try:
+        with _ProgressHooks() as hooks:
+            plan = make_plan(desired, provider, targets=tg, hooks=hooks)
+    except BaseException:
+        provider.close()
+        raise
+    _warn([w for w in plan.warnings if w not in set(desired.warnings)])
+    return desired, provider, plan
+
+
+def _render(plan: Any, fmt: str, settings: Settings) -> str:
+    if fmt == "json":
+        from reconciler.render.json import render_plan_json
+
+        return str(render_plan_json(plan))
+    if fmt == "markdown":
+        from reconciler.render.markdown import render_plan_markdown
+
+        return str(render_plan_markdown(plan))
+    from reconciler.render.text import render_plan_text
+
+    return str(render_plan_text(plan, style=_styler(settings)))
+
+
+_provider_option = click.option(
+    "--provider",
+    "provider_url",
+    metavar="URL",
+    help="Override the Workspace's provider: sqlite:PATH, encord: or encord:https://DOMAIN.",
+)
+_format_option = click.option(
+    "--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True
+)
+
+
+@cli.command()
+@_common
+@_provider_option
+@_format_option
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), help="Save the plan to FILE.")
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 0 when there are no changes, 2 when there are.")
+@click.option(
+    "--target",
+    "targets",
+    multiple=True,
+    metavar="SEL",
+    help="Plan only this manifest path, folder:PATH or schema (repeatable).",
+)
+@click.pass_context
+def plan(
+    ctx: click.Context,
+    manifest_dir: Path | None,
+    debug: bool | None,
+    provider_url: str | None,
+    fmt: str,
+    out: Path | None,
+    detailed_exitcode: bool,
+    targets: tuple[str, ...],
+) -> None:
+    """Read live state, diff it against the manifests, and print the plan."""
+    settings = _settings(ctx, manifest_dir, debug)
+    _desired, provider, the_plan = _make_plan(settings, provider_url, targets)
+    provider.close()
+    if out is not None:
+        from reconciler.plan.planfile import write_planfile
+
+        write_planfile(out, the_plan)
+    click.echo(_render(the_plan, fmt, settings), nl=False)
+    if out is not None and fmt == "text":
+        click.echo(f"\nSaved the plan to {out}. Apply exactly this plan with: reconciler apply {out}")
+    if detailed_exitcode and the_plan.has_changes:
+        raise _Exit(EXIT_CHANGES)
+
+
+# --------------------------------------------------------------------------------------------- apply
+@contextlib.contextmanager
+def _interruptible() -> Iterator[threading.Event]:
+    """First Ctrl-C: stop after the batch in flight. A second one: stop at once."""
+    cancel = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield cancel
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if cancel.is_set():
+            raise KeyboardInterrupt
+        cancel.set()
+        _err("\nInterrupted: stopping after the batch in flight (Ctrl-C again to stop at once)...")
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield cancel
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _confirm(question: str) -> bool:
+    click.echo(question)
+    click.echo("  Only 'yes' will be accepted to approve.\n")
+    click.echo("  Enter a value: ", nl=False)
+    line = sys.stdin.readline()
+    click.echo("")
+    return line.strip() == "yes"
+
+
+def _run_apply(
+    settings: Settings,
+    the_plan: Any,
+    provider: Any,
+    journal_dir: Path,
+    *,
+    allow_destructive: bool,
+    parallelism: int,
+    precheck: bool,
+) -> None:
+    from reconciler.apply import apply_plan
+    from reconciler.journal import JournalWriter
+    from reconciler.render.text import render_apply_result
+
+    journal = JournalWriter(journal_dir, the_plan) if the_plan.files else None
+    try:
+        with _interruptible() as cancel, _ProgressHooks() as hooks:
+            result = apply_plan(
+                the_plan,
+                provider,
+                allow_destructive=allow_destructive,
+                precheck=precheck,
+                parallelism=parallelism,
+                hooks=hooks,
+                journal=journal,
+                cancel=cancel,
+            )
+    finally:
+        if journal is not None:
+            journal.close()
+    click.echo(render_apply_result(result), nl=False)
+    if journal is not None:
+        click.echo(f"Journal: {journal.path}")
+    if result.interrupted:
+        raise _Exit(EXIT_INTERRUPTED)
+    if not result.ok:
+        raise _Exit(EXIT_ERROR)
+
+
+@cli.command()
+@_common
+@_provider_option
+@click.argument("planfile", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--auto-approve", is_flag=True, help="Apply without asking for 'yes'.")
+@click.option(
+    "--allow-destructive", is_flag=True, help="Allow destructive schema changes and blast-radius overrides."
+)
+@click.option("--parallelism", type=click.IntRange(1, 64), default=None, help="Concurrent write batches.")
+@click.option(
+    "--target",
+    "targets",
+    multiple=True,
+    metavar="SEL",
+    help="Apply only this manifest path, folder:PATH or schema (repeatable; not with PLANFILE).",
+)
+@click.pass_context
+def apply(
+    ctx: click.Context,
+    manifest_dir: Path | None,
+    debug: bool | None,
+    provider_url: str | None,
+    planfile: Path | None,
+    auto_approve: bool,
+    allow_destructive: bool,
+    parallelism: int | None,
+    targets: tuple[str, ...],
+) -> None:
+    """Apply a saved PLANFILE exactly, or plan, show, ask 'yes', and apply."""
+    settings = _settings(ctx, manifest_dir, debug)
+    if planfile is not None:
+        if targets:
+            raise UsageError(
+                "--target cannot be combined with a saved PLANFILE (the plan is applied exactly)"
+            )
+        _apply_saved(settings, planfile, provider_url, allow_destructive, parallelism)
+        return
+    desired, provider, the_plan = _make_plan(settings, provider_url, targets)
+    try:
+        click.echo(_render(the_plan, "text", settings), nl=False)
+        if not the_plan.has_changes:
+            return
+        if the_plan.is_destructive and not allow_destructive:
+            raise ReconcilerError(
+                "the plan has destructive changes (marked above); re-run with --allow-destructive to apply them. "
+                "Nothing was written."
+            )
+        if not auto_approve and not _confirm("\nDo you want to perform these actions?"):
+            _err("Apply cancelled. Nothing was written.")
+            raise _Exit(EXIT_ERROR)
+        root = Path(desired.root)
+        journal_dir = Path(desired.workspace.settings.journal_dir)
+        _run_apply(
+            settings,
+            the_plan,
+            provider,
+            journal_dir if journal_dir.is_absolute() else root / journal_dir,
+            allow_destructive=allow_destructive,
+            parallelism=parallelism or desired.workspace.settings.parallelism,
+            precheck=False,
+        )
+    finally:
+        provider.close()
+
+
+def _apply_saved(
+    settings: Settings,
+    planfile: Path,
+    provider_url: str | None,
+    allow_destructive: bool,
+    parallelism: int | None,
+) -> None:
+    from reconciler.plan.planfile import open_saved_plan
+
+    the_plan, provider, workspace = open_saved_plan(planfile, settings, provider_url)
+    try:
+        click.echo(_render(the_plan, "text", settings), nl=False)
+        if not the_plan.has_changes:
+            return
+        _run_apply(
+            settings,
+            the_plan,
+            provider,
+            workspace.journal_dir,
+            allow_destructive=allow_destructive,
+            parallelism=parallelism or workspace.parallelism,
+            precheck=True,
+        )
+    finally:
+        provider.close()
+
+
+# --------------------------------------------------------------------------------------------- snapshot
+@cli.command()
+@_common
+@_provider_option
+@click.option(
+    "--out", "out", type=click.Path(dir_okay=False, path_type=Path), help="File to write (.json or .jsonl)."
+)
+@click.option(
+    "--folder", "folders", multiple=True, metavar="PATH", help="Only this folder and below (repeatable)."
+)
+@click.pass_context
+def snapshot(
+    ctx: click.Context,
+    manifest_dir: Path | None,
+    debug: bool | None,
+    provider_url: str | None,
+    out: Path | None,
+    folders: tuple[str, ...],
+) -> None:
+    """Write the live state as a snapshot file (the seed/emulator format)."""
+    from reconciler.model import LiveItem
+    from reconciler.snapshot import write_snapshot
+
+    settings = _settings(ctx, manifest_dir, debug)
+    desired = _load(settings)
+    provider = provider_for(settings, desired, provider_url)
+    try:
+        schema = provider.read_schema()
+        all_folders = provider.list_folders()
+        chosen = all_folders
+        if folders:
+            roots = [provider.resolve_folder(f) for f in folders]
+            chosen = [
+                f
+                for f in all_folders
+                if any(f.path == r.path or f.path.startswith(r.path + "/") for r in roots)
+            ]
+        items: list[LiveItem] = []
+        for f in chosen:
+            items.extend(li.item for li in provider.iter_items(f, recursive=False, children=True))
+    finally:
+        provider.close()
+    target = out or Path("snapshot.json")
+    write_snapshot(target, schema, chosen, items)
+    click.echo(f"Wrote {len(chosen)} folder(s) and {len(items)} file(s) to {target}.")
+
+
+# --------------------------------------------------------------------------------------------- schema-json
+@cli.command("schema-json")
+@_common
+@click.pass_context
+def schema_json(ctx: click.Context, manifest_dir: Path | None, debug: bool | None) -> None:
+    """Print the JSON Schema of the manifest format (for editors)."""
+    from reconciler.manifest.schema import manifest_json_schema
+
+    _settings(ctx, manifest_dir, debug)
+    click.echo(json.dumps(manifest_json_schema(), indent=2, sort_keys=True))
+
+
+# --------------------------------------------------------------------------------------------- entry point
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (the console script exits with it)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    try:
+        cli.main(args=args, prog_name="reconciler", standalone_mode=False)
+    except _Exit as exc:
+        return exc.code
+    except click.exceptions.Abort:
+        _err("Aborted.")
+        return EXIT_INTERRUPTED
+    except click.ClickException as exc:  # bad flags and arguments: exit 1, one line
+        msg = exc.format_message()
+        ctx_hint = ""
+        if isinstance(exc, click.UsageError) and exc.ctx is not None:
+            ctx_hint = f" (see '{exc.ctx.command_path} --help')"
+        _err(f"Error: {msg}{ctx_hint}")
+        return EXIT_ERROR
+    except ManifestValidationError as exc:
+        for issue in exc.issues:
+            _err(f"Error: {issue}")
+        n = len(exc.issues)
+        _err(f"{n} problem{'s' if n != 1 else ''} found; nothing was read from or written to live state.")
+        return EXIT_ERROR
+    except ReconcilerError as exc:
+        _err(f"Error: {exc}")
+        if debug:
+            traceback.print_exc()
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        _err("Interrupted.")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return EXIT_ERROR
+    except Exception as exc:  # the one broad catch: an internal error is a bug
+        _err(
+            f"reconciler {__version__} hit an internal error ({type(exc).__name__}). This is a bug: please "
+            f"report it at {ISSUES_URL} with the output of the same command run with --debug."
+        )
+        if debug:
+            traceback.print_exc()
+        return EXIT_INTERNAL
+    return EXIT_OK

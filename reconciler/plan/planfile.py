@@ -1,0 +1,139 @@
+"""Saved plan files: the plan JSON plus a checksum over the rest, read back with every check apply needs.
+
+A saved plan carries the format version, the tool version, the provider identity (no secrets), the
+manifests digest, each planned file's live fingerprint and ``before`` values, and ``checksum``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from reconciler.errors import PlanFormatError
+from reconciler.plan.model import PLAN_FORMAT_VERSION, Plan
+from reconciler.render.json import plan_from_dict, plan_to_dict
+
+if TYPE_CHECKING:
+    from reconciler.config import Settings
+    from reconciler.providers.base import StateProvider
+
+__all__ = ["MAX_PLANFILE_BYTES", "SavedWorkspace", "open_saved_plan", "read_planfile", "write_planfile"]
+
+MAX_PLANFILE_BYTES = 2 * 1024**3
+
+
+def _checksum(data: Mapping[str, Any]) -> str:
+    body = {k: v for k, v in data.items() if k != "checksum"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def write_planfile(path: str | os.PathLike[str], plan: Plan) -> None:
+    """Write the plan with its checksum (to a temporary file first, then renamed into place)."""
+    data = plan_to_dict(plan)
+    data["checksum"] = _checksum(data)
+    p = Path(path)
+    tmp = p.with_name(p.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, p)
+
+
+def read_planfile(path: str | os.PathLike[str]) -> Plan:
+    """Read a saved plan, refusing an unreadable, altered or unknown-version file (PlanFormatError)."""
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+        if size > MAX_PLANFILE_BYTES:
+            raise PlanFormatError(
+                f"{p}: plan file is {size} bytes, more than the {MAX_PLANFILE_BYTES} allowed"
+            )
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PlanFormatError(f"{p}: cannot read the plan file: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise PlanFormatError(f"{p}: not a plan file (not UTF-8 text)") from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise PlanFormatError(
+            f"{p}:{exc.lineno}:{exc.colno}: not a plan file: invalid JSON ({exc.msg})"
+        ) from exc
+    if not isinstance(data, dict):
+        raise PlanFormatError(f"{p}: not a plan file (expected a JSON object)")
+    version = data.get("format_version")
+    if version != PLAN_FORMAT_VERSION:
+        raise PlanFormatError(
+            f"{p}: plan format_version {version!r} is not one this reconciler reads ({PLAN_FORMAT_VERSION!r}); "
+            "make the plan again with this version"
+        )
+    checksum = data.get("checksum")
+    if not isinstance(checksum, str):
+        raise PlanFormatError(
+            f"{p}: the plan has no checksum; only plans saved by `reconciler plan --out` apply"
+        )
+    if checksum != _checksum(data):
+        raise PlanFormatError(
+            f"{p}: the plan file was altered after it was saved (checksum mismatch); refusing it"
+        )
+    return plan_from_dict(data, origin=str(p))
+
+
+@dataclass(frozen=True)
+class SavedWorkspace:
+    """The Workspace settings apply uses with a saved plan (defaults when there are no manifests)."""
+
+    journal_dir: Path
+    parallelism: int
+
+
+def open_saved_plan(
+    path: Path, settings: Settings, provider_url: str | None
+) -> tuple[Plan, StateProvider, SavedWorkspace]:
+    """Read a saved plan and open the provider it was made against; refuse another provider.
+
+    Manifests are not needed; when the manifest directory holds a Workspace its settings (journal_dir,
+    parallelism) are used.
+    """
+    from reconciler.manifest.loader import load_manifests
+    from reconciler.model import ProviderConfig
+    from reconciler.providers.registry import ProviderRequest, open_provider, parse_provider_url
+
+    plan = read_planfile(path)
+    ident = plan.provider
+    root = Path.cwd()
+    journal_dir = Path(".reconciler/journal")
+    parallelism = 4
+    base: ProviderConfig | None = None
+    if settings.manifest_dir.is_dir():
+        desired = load_manifests(settings.manifest_dir)
+        root = Path(desired.root)
+        journal_dir = Path(desired.workspace.settings.journal_dir)
+        parallelism = desired.workspace.settings.parallelism
+        base = desired.workspace.provider
+    if ident.type == "sqlite":
+        config = ProviderConfig(type="sqlite", path=ident.location)
+    else:
+        insecure = bool(base and base.type == "encord" and base.allow_insecure_http)
+        config = ProviderConfig(type=ident.type, domain=ident.location, allow_insecure_http=insecure)
+    if provider_url:
+        other = parse_provider_url(provider_url, base)
+        other_loc = other.path if other.type == "sqlite" else other.domain
+        if other.type == "sqlite" and other_loc:
+            other_loc = str(Path(other_loc).resolve())
+        plan_loc = str(Path(ident.location).resolve()) if ident.type == "sqlite" else ident.location
+        if (other.type, other_loc) != (ident.type, plan_loc):
+            raise PlanFormatError(
+                f"{path}: the plan was made against {ident} but --provider names {other.type}:{other_loc}; "
+                "a plan applies only to the provider it was made against"
+            )
+    provider = open_provider(
+        ProviderRequest(config=config, root=root, env=settings.env, parallelism=parallelism)
+    )
+    if not journal_dir.is_absolute():
+        journal_dir = root / journal_dir
+    return plan, provider, SavedWorkspace(journal_dir, parallelism)

@@ -1,0 +1,376 @@
+"""Builds a Plan: reads live state through a provider, selects files, applies policy, and diffs.
+
+The planner never prints; progress goes through ``PlanHooks``. Every problem in the manifests or sources is
+collected and raised once as ``ManifestValidationError``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from reconciler import __version__
+from reconciler.errors import (
+    Diagnostic,
+    ManifestValidationError,
+    ProviderConflictError,
+    ProviderResponseError,
+    SourceLocation,
+    UsageError,
+)
+from reconciler.model import (
+    Assignment,
+    DesiredState,
+    FileManifest,
+    LiveItem,
+    Mode,
+    OnMissing,
+    SelectorKind,
+    UndeclaredKeys,
+    metadata_fingerprint,
+)
+from reconciler.plan.differ import diff_metadata, diff_schema
+from reconciler.plan.model import FileChange, Plan, Strategy
+from reconciler.plan.policy import compile_glob, desired_dict, owned_keys
+from reconciler.providers.base import ListedItem, StateProvider
+from reconciler.schema import FieldSpec, SchemaSpec, parse_wire_schema, schema_fingerprint
+from reconciler.values import check_keyframes, check_value
+
+if TYPE_CHECKING:
+    from reconciler.types import JsonValue
+
+__all__ = ["NullPlanHooks", "PlanHooks", "Targets", "make_plan", "parse_targets"]
+
+log = logging.getLogger(__name__)
+
+
+class PlanHooks(Protocol):
+    """Progress reports from the planner (the CLI draws them; tests ignore them)."""
+
+    def on_progress(self, stage: str, done: int, total: int | None) -> None: ...
+
+
+class NullPlanHooks:
+    def on_progress(self, stage: str, done: int, total: int | None) -> None:
+        return None
+
+
+@dataclass(frozen=True)
+class Targets:
+    """``--target`` selection: nothing given means everything."""
+
+    manifests: frozenset[str] = frozenset()
+    folders: frozenset[str] = frozenset()
+    schema: bool = False
+
+    @property
+    def is_all(self) -> bool:
+        return not (self.manifests or self.folders or self.schema)
+
+    def wants_schema(self) -> bool:
+        return self.is_all or self.schema
+
+    def wants(self, m: FileManifest) -> bool:
+        return self.is_all or m.path in self.manifests or m.folder.strip("/") in self.folders
+
+
+def parse_targets(values: Sequence[str], desired: DesiredState) -> Targets:
+    """Parse ``--target`` values (a manifest path, ``folder:PATH`` or ``schema``). Raises UsageError."""
+    manifests: set[str] = set()
+    folders: set[str] = set()
+    schema = False
+    known = {m.path for m in desired.files}
+    known_folders = {m.folder.strip("/") for m in desired.files}
+    for raw in values:
+        v = raw.strip()
+        if v == "schema":
+            if desired.schema is None:
+                raise UsageError("--target schema: the manifests declare no MetadataSchema")
+            schema = True
+        elif v.startswith("folder:"):
+            f = v[len("folder:") :].strip("/")
+            if f not in known_folders:
+                raise UsageError(f"--target {raw}: no FileMetadata manifest manages folder {f!r}")
+            folders.add(f)
+        else:
+            p = v.removeprefix("./")
+            if p not in known:
+                choices = ", ".join(sorted(known)) or "none"
+                raise UsageError(f"--target {raw}: not a FileMetadata manifest (known: {choices})")
+            manifests.add(p)
+    return Targets(frozenset(manifests), frozenset(folders), schema)
+
+
+@dataclass
+class _Claim:
+    manifest: FileManifest
+    given: dict[str, Assignment]
+
+
+@dataclass
+class _Selection:
+    """Everything the manifests want, file by file (uuid -> claims in manifest order)."""
+
+    items: dict[str, tuple[str, str, LiveItem]] = field(default_factory=dict)  # uuid -> (folder, rel, item)
+    claims: dict[str, list[_Claim]] = field(default_factory=dict)
+
+
+def _assignments_to_check(m: FileManifest) -> Iterable[tuple[str, Assignment]]:
+    for k, a in m.defaults.items():
+        yield (k, a)
+    for sel in m.files:
+        for k, a in sel.metadata.items():
+            yield (k, a)
+
+
+class _ValueChecker:
+    """Checks values against the schema as it will be after the plan; each Assignment once."""
+
+    def __init__(self, schema: SchemaSpec, policy: UndeclaredKeys, has_schema: bool) -> None:
+        self.schema = schema
+        self.policy = policy
+        self.has_schema = has_schema
+        self.errors: list[Diagnostic] = []
+        self.warnings: list[Diagnostic] = []
+        self._seen: set[int] = set()
+        self._undeclared_warned: set[str] = set()
+
+    def check(self, key: str, a: Assignment) -> None:
+        if id(a) in self._seen:
+            return
+        self._seen.add(id(a))
+        if a.value is None:
+            return
+        if key == "keyframes":
+            msg = check_keyframes(a.value)
+            if msg:
+                self.errors.append(Diagnostic(a.location, msg))
+            return
+        spec: FieldSpec | None = self.schema.keys.get(key)
+        if spec is None:
+            if not self.has_schema or self.policy is UndeclaredKeys.ALLOW:
+                return
+            msg = f"key {key!r} is not declared in the metadata schema"
+            if self.policy is UndeclaredKeys.ERROR:
+                self.errors.append(Diagnostic(a.location, msg + " (settings.undeclared_keys: error)"))
+            elif key not in self._undeclared_warned:
+                self._undeclared_warned.add(key)
+                self.warnings.append(Diagnostic(a.location, msg, "warning"))
+            return
+        err = check_value(key, a.value, spec)
+        if err:
+            self.errors.append(Diagnostic(a.location, err))
+
+
+def make_plan(
+    desired: DesiredState,
+    provider: StateProvider,
+    *,
+    targets: Targets | None = None,
+    hooks: PlanHooks | None = None,
+    now: dt.datetime | None = None,
+) -> Plan:
+    """Read live state and compute the plan that brings it to the desired state.
+
+    Raises ManifestValidationError (all problems at once), ProviderError, or PlanError.
+    """
+    targets = targets or Targets()
+    hooks = hooks or NullPlanHooks()
+    errors: list[Diagnostic] = []
+    warnings: list[Diagnostic] = list(desired.warnings)
+
+    # 1. Schema: live, diff, and the schema as it will be after the plan.
+    live_wire = provider.read_schema()
+    try:
+        live_schema = parse_wire_schema(live_wire)
+    except ValueError as exc:
+        raise ProviderResponseError(f"live metadata schema: {exc}") from exc
+    sd = diff_schema(desired.schema if targets.wants_schema() else None, live_schema)
+    errors.extend(sd.errors)
+    after_schema = sd.after
+    has_schema = desired.schema is not None or bool(live_schema.keys)
+    checker = _ValueChecker(after_schema, desired.workspace.settings.undeclared_keys, has_schema)
+    spec_map: dict[str, FieldSpec] = dict(after_schema.keys)
+
+    # 2. Files: select, layer values, collect claims.
+    sel = _Selection()
+    listings: dict[tuple[str, bool, bool], list[ListedItem]] = {}
+    manifests = [m for m in desired.files if targets.wants(m)]
+    for m in manifests:
+        for key, a in _assignments_to_check(m):
+            checker.check(key, a)
+        try:
+            folder = provider.resolve_folder(m.folder)
+        except ProviderConflictError as exc:
+            errors.append(Diagnostic(m.location, f"{m.name}: {exc}"))
+            continue
+        lkey = (folder.uuid, m.recursive, m.children)
+        if lkey not in listings:
+            hooks.on_progress(f"reading {folder.path}", 0, None)
+            listings[lkey] = list(provider.iter_items(folder, recursive=m.recursive, children=m.children))
+            hooks.on_progress(f"reading {folder.path}", len(listings[lkey]), len(listings[lkey]))
+        listed = listings[lkey]
+        layers = _select(m, folder.path, listed, Path(desired.root), spec_map, errors, warnings)
+        for uuid, (rel, item, values) in layers.items():
+            sel.items.setdefault(uuid, (folder.path, rel, item))
+            merged = dict(m.defaults)
+            merged.update(values)
+            sel.claims.setdefault(uuid, []).append(_Claim(m, merged))
+
+    errors.extend(checker.errors)
+    warnings.extend(checker.warnings)
+
+    # 3. Conflicts between manifests on the same file.
+    conflicts: dict[tuple[str, str, str], list[str]] = {}
+    for uuid, claims in sel.claims.items():
+        if len(claims) < 2:
+            continue
+        live_md = sel.items[uuid][2].metadata
+        owned = [owned_keys(c.manifest.mode, c.manifest.owns, c.given, live_md) for c in claims]
+        for i in range(len(claims)):
+            for j in range(i + 1, len(claims)):
+                a, b = claims[i].manifest, claims[j].manifest
+                oa, ob = owned[i], owned[j]
+                if oa is None or ob is None:
+                    what = "overwrites" if oa is None else "is overwritten by"
+                    k = (a.name, b.name, f"{a.name} {what} {b.name}")
+                    conflicts.setdefault(k, []).append(uuid)
+                else:
+                    for key in sorted(oa & ob):
+                        conflicts.setdefault((a.name, b.name, f"key {key!r}"), []).append(uuid)
+    by_manifest = {m.name: m for m in manifests}
+    for (a_name, b_name, what), uuids in sorted(conflicts.items()):
+        folder_path, rel, _ = sel.items[uuids[0]]
+        example = f"{folder_path}/{rel}"
+        more = f" and {len(uuids) - 1} more file(s)" if len(uuids) > 1 else ""
+        if what.startswith("key "):
+            msg = f"conflict: {a_name} and {b_name} both own {what} on {example}{more}"
+        else:
+            msg = (
+                f"conflict: {a_name} and {b_name} select the same file {example}{more}; "
+                "an overwrite manifest must be the only manifest on its files"
+            )
+        errors.append(Diagnostic(by_manifest[b_name].location, msg))
+
+    if errors:
+        raise ManifestValidationError(errors)
+
+    # 4. Diff each selected file.
+    files: list[FileChange] = []
+    unchanged = 0
+    total = len(sel.claims)
+    for n, (uuid, claims) in enumerate(sel.claims.items(), 1):
+        folder_path, rel, item = sel.items[uuid]
+        current: dict[str, JsonValue] = dict(item.metadata)
+        strategy = Strategy.MERGE
+        for c in claims:
+            owned = owned_keys(c.manifest.mode, c.manifest.owns, c.given, item.metadata)
+            current = desired_dict(c.manifest.mode, owned, c.given, current)
+            if c.manifest.mode is Mode.OVERWRITE:
+                strategy = Strategy.OVERWRITE
+        changes = diff_metadata(item.metadata, current)
+        if changes:
+            log.info("detected change to %s/%s", folder_path, rel)
+            files.append(
+                FileChange(
+                    uuid=uuid,
+                    folder=folder_path,
+                    name=rel,
+                    strategy=strategy,
+                    manifest=", ".join(c.manifest.name for c in claims),
+                    live_fingerprint=metadata_fingerprint(item.metadata),
+                    changes=changes,
+                )
+            )
+        else:
+            unchanged += 1
+        if n % 10000 == 0 or n == total:
+            hooks.on_progress("planning", n, total)
+    files.sort(key=lambda f: (f.folder, f.name, f.uuid))
+
+    created = (now or dt.datetime.now(dt.timezone.utc)).replace(microsecond=0)
+    return Plan(
+        tool_version=__version__,
+        created_at=created.isoformat().replace("+00:00", "Z"),
+        provider=provider.identity,
+        manifests_digest=desired.digest,
+        schema_fingerprint=schema_fingerprint(live_wire),
+        schema_changes=sd.changes,
+        files=tuple(files),
+        unchanged=unchanged,
+        reads=provider.stats.reads,
+        writes=provider.stats.writes,
+        warnings=tuple(sorted(set(warnings))),
+    )
+
+
+def _select(
+    m: FileManifest,
+    folder_path: str,
+    listed: Sequence[ListedItem],
+    root: Path,
+    spec_map: Mapping[str, FieldSpec],
+    errors: list[Diagnostic],
+    warnings: list[Diagnostic],
+) -> dict[str, tuple[str, LiveItem, dict[str, Assignment]]]:
+    """The files one manifest selects, each with its layered values (globs, then source rows, then exact)."""
+    from reconciler.manifest.source import iter_source_rows  # only needed when planning
+
+    by_name = {li.rel_name: li for li in listed}
+    by_uuid = {li.item.uuid: li for li in listed}
+    layers: dict[str, tuple[str, LiveItem, dict[str, Assignment]]] = {}
+    exact_seen: dict[str, SourceLocation] = {}
+
+    def take(li: ListedItem, values: Mapping[str, Assignment]) -> None:
+        entry = layers.get(li.item.uuid)
+        if entry is None:
+            entry = layers[li.item.uuid] = (li.rel_name, li.item, {})
+        entry[2].update(values)
+
+    def take_exact(li: ListedItem, values: Mapping[str, Assignment], loc: SourceLocation) -> None:
+        prev = exact_seen.get(li.item.uuid)
+        if prev is not None:
+            errors.append(
+                Diagnostic(loc, f"{li.rel_name!r} is already selected exactly at {prev} in this manifest")
+            )
+            return
+        exact_seen[li.item.uuid] = loc
+        take(li, values)
+
+    def missing(what: str, loc: SourceLocation) -> None:
+        msg = f"{what} matches no file in folder {folder_path!r}"
+        if m.on_missing is OnMissing.ERROR:
+            errors.append(Diagnostic(loc, msg + " (set on_missing: warn or ignore to allow)"))
+        elif m.on_missing is OnMissing.WARN:
+            warnings.append(Diagnostic(loc, msg, "warning"))
+
+    for s in m.files:
+        if s.kind is SelectorKind.GLOB:
+            rx = compile_glob(s.pattern)
+            hits = [li for li in listed if rx.match(li.rel_name)]
+            if not hits:
+                warnings.append(Diagnostic(s.location, f"glob {s.pattern!r} matches no file", "warning"))
+            for li in hits:
+                take(li, s.metadata)
+    if m.source is not None:
+        src_diags: list[Diagnostic] = []
+        for row in iter_source_rows(root, m.source, spec_map, src_diags):
+            hit = (by_name if row.kind is SelectorKind.NAME else by_uuid).get(row.key)
+            if hit is None:
+                missing(f"{row.kind.value} {row.key!r}", row.location)
+                continue
+            take_exact(hit, row.metadata, row.location)
+        errors.extend(src_diags)
+    for s in m.files:
+        if s.kind is SelectorKind.GLOB:
+            continue
+        hit = (by_name if s.kind is SelectorKind.NAME else by_uuid).get(s.pattern)
+        if hit is None:
+            missing(f"{s.kind.value} {s.pattern!r}", s.location)
+            continue
+        take_exact(hit, s.metadata, s.location)
+    return layers

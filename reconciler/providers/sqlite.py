@@ -1,0 +1,288 @@
+"""The embedded provider: live state in a local SQLite database (WAL, one transaction per write batch).
+
+Layout version 1::
+
+    meta(key PRIMARY KEY, value)              -- layout_version, created_by
+    schema_wire(id = 1, wire TEXT)            -- the whole wire schema as JSON, in order
+    folders(uuid PRIMARY KEY, parent, name, path UNIQUE)
+    items(uuid PRIMARY KEY, folder, name, item_type, parent_item, metadata TEXT)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from reconciler.errors import ProviderConflictError, ProviderError
+from reconciler.model import LiveFolder, LiveItem
+from reconciler.providers.base import CallStats, Capabilities, ListedItem, ProviderIdentity
+from reconciler.schema import WireSchema
+from reconciler.snapshot import Snapshot, read_snapshot
+from reconciler.types import JsonValue
+
+__all__ = ["LAYOUT_VERSION", "SqliteProvider"]
+
+log = logging.getLogger(__name__)
+
+LAYOUT_VERSION = "1"
+_CHUNK = 1000
+
+_DDL = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS schema_wire (id INTEGER PRIMARY KEY CHECK (id = 1), wire TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS folders (
+    uuid TEXT PRIMARY KEY, parent TEXT, name TEXT NOT NULL, path TEXT NOT NULL UNIQUE
+);
+CREATE TABLE IF NOT EXISTS items (
+    uuid TEXT PRIMARY KEY, folder TEXT NOT NULL, name TEXT NOT NULL, item_type TEXT NOT NULL,
+    parent_item TEXT, metadata TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS items_by_folder ON items (folder, parent_item, name);
+CREATE INDEX IF NOT EXISTS items_by_parent ON items (parent_item);
+"""
+
+_CHILD_PARENT_TYPES = ("group", "imageGroup", "imageSequence", "dicomSeries")
+
+
+def _translate(exc: sqlite3.Error, path: Path) -> ProviderError:
+    text = str(exc)
+    if "locked" in text or "busy" in text:
+        return ProviderConflictError(
+            f"{path}: the database is locked by another process (another apply running?); try again when it ends"
+        )
+    if "not a database" in text or "malformed" in text:
+        return ProviderError(f"{path}: not a reconciler SQLite database ({text})")
+    return ProviderError(f"{path}: SQLite error: {text}")
+
+
+class SqliteProvider:
+    """Live state in one SQLite file. Thread-safe (one connection behind a lock)."""
+
+    capabilities = Capabilities(max_batch=_CHUNK, supports_children=True, parallel_writes=False)
+
+    def __init__(self, path: str | Path, *, seed: str | Path | None = None, timeout: float = 5.0) -> None:
+        self.path = Path(path)
+        self.identity = ProviderIdentity("sqlite", str(self.path))
+        self.stats = CallStats()
+        self._lock = threading.RLock()
+        existed = self.path.exists()
+        if not existed:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = sqlite3.connect(
+                self.path, timeout=timeout, check_same_thread=False, isolation_level=None
+            )
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.path) from exc
+        try:
+            self._init(existed, seed)
+        except sqlite3.Error as exc:
+            self._db.close()
+            raise _translate(exc, self.path) from exc
+        except BaseException:
+            self._db.close()
+            if not existed:
+                self.path.unlink(missing_ok=True)
+            raise
+
+    # -- set-up -------------------------------------------------------------------------------------------
+    def _init(self, existed: bool, seed: str | Path | None) -> None:
+        db = self._db
+        if existed:
+            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if "meta" not in tables:
+                if tables:
+                    raise ProviderError(f"{self.path}: not a reconciler database (no layout version table)")
+                existed = False
+            else:
+                row = db.execute("SELECT value FROM meta WHERE key = 'layout_version'").fetchone()
+                version = row[0] if row else None
+                if version != LAYOUT_VERSION:
+                    raise ProviderError(
+                        f"{self.path}: unknown database layout version {version!r} "
+                        f"(this reconciler knows {LAYOUT_VERSION!r}); upgrade reconciler or recreate the database"
+                    )
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = NORMAL")
+        if not existed:
+            snapshot = read_snapshot(seed) if seed is not None else Snapshot()
+            with self._transaction():
+                for stmt in _DDL.strip().split(";"):
+                    if stmt.strip():
+                        db.execute(stmt)
+                db.execute("INSERT INTO meta (key, value) VALUES ('layout_version', ?)", (LAYOUT_VERSION,))
+                self._load(snapshot)
+            if seed is not None:
+                log.info("created %s from seed %s", self.path, seed)
+
+    def _load(self, snap: Snapshot) -> None:
+        db = self._db
+        db.execute("DELETE FROM schema_wire")
+        db.execute("DELETE FROM folders")
+        db.execute("DELETE FROM items")
+        db.execute("INSERT INTO schema_wire (id, wire) VALUES (1, ?)", (json.dumps(snap.schema),))
+        db.executemany(
+            "INSERT INTO folders (uuid, parent, name, path) VALUES (?, ?, ?, ?)",
+            [(f.uuid, f.parent, f.name, f.path) for f in snap.folders],
+        )
+        db.executemany(
+            "INSERT INTO items (uuid, folder, name, item_type, parent_item, metadata) VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                (
+                    i.uuid,
+                    i.folder,
+                    i.name,
+                    i.item_type,
+                    i.parent_item,
+                    json.dumps(i.metadata, ensure_ascii=False),
+                )
+                for i in snap.items
+            ),
+        )
+
+    class _Tx:
+        def __init__(self, provider: SqliteProvider) -> None:
+            self.p = provider
+
+        def __enter__(self) -> None:
+            self.p._lock.acquire()
+            try:
+                self.p._db.execute("BEGIN IMMEDIATE")
+            except BaseException:
+                self.p._lock.release()
+                raise
+
+        def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+            try:
+                self.p._db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+            finally:
+                self.p._lock.release()
+
+    def _transaction(self) -> SqliteProvider._Tx:
+        return SqliteProvider._Tx(self)
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        with self._lock:
+            try:
+                return self._db.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise _translate(exc, self.path) from exc
+
+    # -- StateProvider --------------------------------------------------------------------------------------
+    def read_schema(self) -> WireSchema:
+        self.stats.count("GET schema", write=False)
+        rows = self._query("SELECT wire FROM schema_wire WHERE id = 1")
+        data = json.loads(rows[0][0]) if rows else {}
+        return dict(data or {})
+
+    def write_schema(self, schema: Mapping[str, Mapping[str, Any]]) -> None:
+        self.stats.count("POST schema", write=True)
+        try:
+            with self._transaction():
+                self._db.execute(
+                    "INSERT OR REPLACE INTO schema_wire (id, wire) VALUES (1, ?)", (json.dumps(dict(schema)),)
+                )
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.path) from exc
+
+    def list_folders(self) -> list[LiveFolder]:
+        self.stats.count("GET folders", write=False)
+        rows = self._query("SELECT uuid, parent, name, path FROM folders ORDER BY path")
+        return [LiveFolder(*r) for r in rows]
+
+    def resolve_folder(self, ref: str) -> LiveFolder:
+        self.stats.count("GET folder", write=False)
+        ref = ref.strip("/")
+        rows = self._query(
+            "SELECT uuid, parent, name, path FROM folders WHERE uuid = ? OR path = ?", (ref, ref)
+        )
+        if not rows:
+            raise ProviderConflictError(f"folder {ref!r} not found")
+        return LiveFolder(*rows[0])
+
+    def iter_items(self, folder: LiveFolder, *, recursive: bool, children: bool) -> Iterator[ListedItem]:
+        self.stats.count("GET folder items", write=False)
+        if recursive:
+            folder_rows = self._query(
+                "SELECT uuid, path FROM folders WHERE uuid = ? OR path LIKE ? ESCAPE '\\'",
+                (folder.uuid, _like_prefix(folder.path) + "/%"),
+            )
+        else:
+            folder_rows = [(folder.uuid, folder.path)]
+        prefixes = {u: ("" if p == folder.path else p[len(folder.path) + 1 :] + "/") for u, p in folder_rows}
+        out: list[ListedItem] = []
+        for i in range(0, len(folder_rows), 500):
+            chunk = [u for u, _ in folder_rows[i : i + 500]]
+            marks = ",".join("?" * len(chunk))
+            rows = self._query(
+                f"SELECT uuid, folder, name, item_type, parent_item, metadata FROM items WHERE folder IN ({marks})"
+                + ("" if children else " AND parent_item IS NULL"),
+                chunk,
+            )
+            top: dict[str, str] = {}
+            kids: list[LiveItem] = []
+            for r in rows:
+                item = LiveItem(r[0], r[1], r[2], r[3], json.loads(r[5]), r[4])
+                if item.parent_item is None:
+                    rel = prefixes[item.folder] + item.name
+                    top[item.uuid] = rel
+                    out.append(ListedItem(rel, item))
+                else:
+                    kids.append(item)
+            for kid in kids:
+                parent_rel = top.get(kid.parent_item or "")
+                if parent_rel is not None:
+                    out.append(ListedItem(parent_rel + "/" + kid.name, kid))
+        out.sort(key=lambda li: li.rel_name)
+        return iter(out)
+
+    def get_items(self, uuids: Sequence[str]) -> dict[str, LiveItem]:
+        out: dict[str, LiveItem] = {}
+        for i in range(0, len(uuids), _CHUNK):
+            chunk = list(uuids[i : i + _CHUNK])
+            self.stats.count("POST items/get-bulk", write=False)
+            marks = ",".join("?" * len(chunk))
+            for r in self._query(
+                f"SELECT uuid, folder, name, item_type, parent_item, metadata FROM items WHERE uuid IN ({marks})",
+                chunk,
+            ):
+                out[r[0]] = LiveItem(r[0], r[1], r[2], r[3], json.loads(r[5]), r[4])
+        return out
+
+    def patch_items(self, patches: Mapping[str, Mapping[str, JsonValue]]) -> dict[str, str | None]:
+        if len(patches) > _CHUNK:
+            raise ProviderError(f"at most {_CHUNK} files per write batch, got {len(patches)}")
+        self.stats.count("PATCH items/patch-bulk", write=True)
+        result: dict[str, str | None] = {}
+        try:
+            with self._transaction():
+                for uuid, md in patches.items():
+                    cur = self._db.execute(
+                        "UPDATE items SET metadata = ? WHERE uuid = ?",
+                        (json.dumps(dict(md), ensure_ascii=False), uuid),
+                    )
+                    result[uuid] = None if cur.rowcount == 1 else "file no longer exists"
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.path) from exc
+        return result
+
+    def replace_state(self, snapshot: Snapshot) -> None:
+        """Replace the whole live state (used by tests and ``reconciler snapshot`` round trips)."""
+        try:
+            with self._transaction():
+                self._load(snapshot)
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.path) from exc
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+def _like_prefix(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -1,0 +1,186 @@
+"""The plan as JSON: the stable, versioned machine contract (``plan --format json`` and saved plan files).
+
+``plan_to_dict`` and ``plan_from_dict`` are inverses; the saved-plan checksum is added by ``plan.planfile``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from reconciler.errors import Diagnostic, PlanFormatError, SourceLocation
+from reconciler.plan.model import (
+    FileChange,
+    KeyAction,
+    KeyChange,
+    Plan,
+    SchemaAction,
+    SchemaChange,
+    Strategy,
+)
+from reconciler.providers.base import ProviderIdentity
+from reconciler.schema import FieldSpec
+
+__all__ = ["plan_from_dict", "plan_to_dict", "render_plan_json"]
+
+
+def _schema_change(c: SchemaChange) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "key": c.key,
+        "action": c.action.value,
+        "before": c.before.to_json() if c.before else None,
+        "after": c.after.to_json() if c.after else None,
+        "destructive": c.destructive,
+        "reason": c.reason,
+    }
+    if c.renamed_from:
+        out["renamed_from"] = c.renamed_from
+    return out
+
+
+def _file_change(f: FileChange) -> dict[str, Any]:
+    return {
+        "uuid": f.uuid,
+        "folder": f.folder,
+        "name": f.name,
+        "strategy": f.strategy.value,
+        "manifest": f.manifest,
+        "live_fingerprint": f.live_fingerprint,
+        "changes": [
+            {"key": k.key, "action": k.action.value, "before": k.before, "after": k.after} for k in f.changes
+        ],
+    }
+
+
+def _location(loc: SourceLocation) -> str:
+    return str(loc)
+
+
+def plan_to_dict(plan: Plan) -> dict[str, Any]:
+    """The plan in the JSON shape of the product contract (without ``checksum``)."""
+    s = plan.schema_counts()
+    f = plan.file_counts()
+    return {
+        "format_version": plan.format_version,
+        "tool_version": plan.tool_version,
+        "created_at": plan.created_at,
+        "provider": plan.provider.to_json(),
+        "manifests_digest": plan.manifests_digest,
+        "schema": {
+            "fingerprint": plan.schema_fingerprint,
+            "changes": [_schema_change(c) for c in plan.schema_changes],
+        },
+        "files": [_file_change(x) for x in plan.files],
+        "summary": {
+            "schema": s,
+            "files": f,
+            "api_calls": {"reads": plan.reads, "writes": plan.writes},
+            "destructive": plan.is_destructive,
+        },
+        "destructive_reasons": list(plan.destructive_reasons),
+        "warnings": [{"location": _location(w.location), "message": w.message} for w in plan.warnings],
+    }
+
+
+def render_plan_json(plan: Plan) -> str:
+    return json.dumps(plan_to_dict(plan), indent=2, ensure_ascii=False) + "\n"
+
+
+def _req(obj: Mapping[str, Any], key: str, where: str, kind: type | tuple[type, ...]) -> Any:
+    if key not in obj:
+        raise PlanFormatError(f"{where}: missing field {key!r}")
+    value = obj[key]
+    if not isinstance(value, kind):
+        raise PlanFormatError(f"{where}.{key}: wrong type {type(value).__name__}")
+    return value
+
+
+def _spec(data: Any, where: str) -> FieldSpec | None:
+    if data is None:
+        return None
+    try:
+        return FieldSpec.from_json(data)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise PlanFormatError(f"{where}: invalid type description ({exc})") from exc
+
+
+def plan_from_dict(data: Mapping[str, Any], *, origin: str = "plan") -> Plan:
+    """Rebuild a Plan from its JSON form. Raises PlanFormatError naming the bad field (``origin.files[3].uuid``)."""
+    try:
+        provider = _req(data, "provider", origin, dict)
+        ptype = _req(provider, "type", f"{origin}.provider", str)
+        ploc = provider.get("path", provider.get("domain"))
+        if not isinstance(ploc, str):
+            raise PlanFormatError(f"{origin}.provider: needs 'path' or 'domain'")
+        schema = _req(data, "schema", origin, dict)
+        schema_changes = []
+        for i, c in enumerate(_req(schema, "changes", f"{origin}.schema", list)):
+            w = f"{origin}.schema.changes[{i}]"
+            if not isinstance(c, dict):
+                raise PlanFormatError(f"{w}: must be an object")
+            schema_changes.append(
+                SchemaChange(
+                    key=_req(c, "key", w, str),
+                    action=SchemaAction(_req(c, "action", w, str)),
+                    before=_spec(c.get("before"), f"{w}.before"),
+                    after=_spec(c.get("after"), f"{w}.after"),
+                    destructive=_req(c, "destructive", w, bool),
+                    reason=str(c.get("reason", "")),
+                    renamed_from=c.get("renamed_from"),
+                )
+            )
+        files = []
+        for i, fc in enumerate(_req(data, "files", origin, list)):
+            w = f"{origin}.files[{i}]"
+            if not isinstance(fc, dict):
+                raise PlanFormatError(f"{w}: must be an object")
+            changes = []
+            for j, kc in enumerate(_req(fc, "changes", w, list)):
+                wk = f"{w}.changes[{j}]"
+                if not isinstance(kc, dict):
+                    raise PlanFormatError(f"{wk}: must be an object")
+                changes.append(
+                    KeyChange(
+                        _req(kc, "key", wk, str),
+                        KeyAction(_req(kc, "action", wk, str)),
+                        kc.get("before"),
+                        kc.get("after"),
+                    )
+                )
+            files.append(
+                FileChange(
+                    uuid=_req(fc, "uuid", w, str),
+                    folder=_req(fc, "folder", w, str),
+                    name=_req(fc, "name", w, str),
+                    strategy=Strategy(_req(fc, "strategy", w, str)),
+                    manifest=_req(fc, "manifest", w, str),
+                    live_fingerprint=_req(fc, "live_fingerprint", w, str),
+                    changes=tuple(changes),
+                )
+            )
+        summary = _req(data, "summary", origin, dict)
+        calls = summary.get("api_calls") or {}
+        fsum = _req(summary, "files", f"{origin}.summary", dict)
+        warnings = tuple(
+            Diagnostic(SourceLocation(str(w.get("location", ""))), str(w.get("message", "")), "warning")
+            for w in data.get("warnings") or []
+            if isinstance(w, dict)
+        )
+        return Plan(
+            tool_version=_req(data, "tool_version", origin, str),
+            created_at=_req(data, "created_at", origin, str),
+            provider=ProviderIdentity(ptype, ploc),
+            manifests_digest=_req(data, "manifests_digest", origin, str),
+            schema_fingerprint=_req(schema, "fingerprint", f"{origin}.schema", str),
+            schema_changes=tuple(schema_changes),
+            files=tuple(files),
+            unchanged=int(fsum.get("unchanged", 0)),
+            reads=int(calls.get("reads", 0)),
+            writes=int(calls.get("writes", 0)),
+            warnings=warnings,
+            format_version=_req(data, "format_version", origin, str),
+            destructive_reasons=tuple(str(r) for r in data.get("destructive_reasons") or []),
+        )
+    except ValueError as exc:  # an unknown enum value
+        raise PlanFormatError(f"{origin}: {exc}") from exc

@@ -1,0 +1,211 @@
+"""The human plan (Terraform-like): schema changes, then files per folder, then the summary line.
+
+When at least ``group_min`` files of a folder get one identical key change, that change is shown once
+(``set capture.site = "london" on 12,430 files``, with a few names) instead of under every file.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, ClassVar, Protocol
+
+from reconciler.plan.model import FileChange, KeyAction, KeyChange, Plan, SchemaAction, SchemaChange
+from reconciler.render.values import format_value
+from reconciler.schema import KeyType
+
+if TYPE_CHECKING:
+    from reconciler.apply import ApplyResult
+
+__all__ = ["AnsiStyler", "PlainStyler", "Styler", "render_apply_result", "render_plan_text", "summary_line"]
+
+GROUP_MIN = 10
+GROUP_EXAMPLES = 3
+
+
+class Styler(Protocol):
+    """Paints text by role (``add``, ``change``, ``remove``, ``warn``, ``bold``, ``dim``)."""
+
+    def __call__(self, text: str, role: str) -> str: ...
+
+
+class PlainStyler:
+    def __call__(self, text: str, role: str) -> str:
+        return text
+
+
+class AnsiStyler:
+    _CODES: ClassVar[dict[str, str]] = {
+        "add": "32",
+        "change": "33",
+        "remove": "31",
+        "warn": "1;31",
+        "bold": "1",
+        "dim": "2",
+    }
+
+    def __call__(self, text: str, role: str) -> str:
+        code = self._CODES.get(role)
+        return f"\x1b[{code}m{text}\x1b[0m" if code else text
+
+
+_ROLE: dict[str, str] = {"+": "add", "~": "change", "-": "remove"}
+
+
+def _sym(symbol: str, style: Styler) -> str:
+    return style(symbol, _ROLE[symbol])
+
+
+def _schema_detail(c: SchemaChange) -> str:
+    if c.action is SchemaAction.CREATE and c.after is not None:
+        return c.after.describe()
+    if c.action is SchemaAction.RENAME:
+        return f"renamed from {c.renamed_from} ({c.after.describe() if c.after else ''}; values move to this key)"
+    if c.action is SchemaAction.RESTORE and c.after is not None:
+        return f"restore ({c.after.describe()})"
+    if c.action is SchemaAction.DELETE and c.after is not None:
+        return "hard delete" if c.after.deleted and c.after.deleted.value == "hard" else "soft delete"
+    b, a = c.before, c.after
+    if b is not None and a is not None and b.type is KeyType.ENUM and a.type is KeyType.ENUM:
+        parts = [f"+ {v}" for v in sorted(set(a.values) - set(b.values))]
+        parts += [f"- {v}" for v in sorted(set(b.values) - set(a.values))]
+        return "enum: " + ", ".join(parts)
+    return f"{b.describe() if b else '?'} -> {a.describe() if a else '?'}"
+
+
+def _key_line(kc: KeyChange, width: int, style: Styler, indent: str = "      ") -> list[str]:
+    sym = kc.action.symbol
+    if kc.action is KeyAction.ADD:
+        detail = format_value(kc.after)
+    elif kc.action is KeyAction.REMOVE:
+        detail = format_value(kc.before)
+    else:
+        detail = f"{format_value(kc.before)} -> {format_value(kc.after)}"
+    lines = [f"{indent}{_sym(sym, style)} {kc.key:<{width}}  {detail}".rstrip()]
+    if kc.field_changes and len(kc.field_changes) <= 10 and len(format_value(kc.before, shorten=False)) > 40:
+        for fc in kc.field_changes:
+            if fc.before is None:
+                lines.append(f"{indent}    + {fc.path}  {format_value(fc.after)}")
+            elif fc.after is None:
+                lines.append(f"{indent}    - {fc.path}  {format_value(fc.before)}")
+            else:
+                lines.append(
+                    f"{indent}    ~ {fc.path}  {format_value(fc.before)} -> {format_value(fc.after)}"
+                )
+    return lines
+
+
+def _group_phrase(kc: KeyChange) -> str:
+    if kc.action is KeyAction.ADD:
+        return f"set {kc.key} = {format_value(kc.after)}"
+    if kc.action is KeyAction.REMOVE:
+        return f"remove {kc.key} (was {format_value(kc.before)})"
+    return f"change {kc.key} from {format_value(kc.before)} to {format_value(kc.after)}"
+
+
+def _sig(f: FileChange, kc: KeyChange) -> tuple[str, str, str, str, str]:
+    return (
+        f.strategy.value,
+        kc.key,
+        kc.action.value,
+        format_value(kc.before, shorten=False),
+        format_value(kc.after, shorten=False),
+    )
+
+
+def _render_folder(folder: str, files: Sequence[FileChange], style: Styler, group_min: int) -> list[str]:
+    lines = [style(f"Folder {folder}:", "bold")]
+    groups: dict[tuple[str, str, str, str, str], list[FileChange]] = defaultdict(list)
+    if len(files) >= group_min:
+        for f in files:
+            for kc in f.changes:
+                groups[_sig(f, kc)].append(f)
+    grouped = {sig for sig, fs in groups.items() if len(fs) >= group_min}
+    for sig in sorted(grouped):
+        fs = groups[sig]
+        kc = next(k for k in fs[0].changes if _sig(fs[0], k) == sig)
+        names = ", ".join(f.name for f in fs[:GROUP_EXAMPLES])
+        more = f", … and {len(fs) - GROUP_EXAMPLES:,} more" if len(fs) > GROUP_EXAMPLES else ""
+        lines.append(
+            f"  {_sym(kc.action.symbol, style)} {_group_phrase(kc)} on {len(fs):,} files ({sig[0]}): {names}{more}"
+        )
+    width_f = max([20] + [len(f.name) for f in files])
+    for f in files:
+        rest = [kc for kc in f.changes if _sig(f, kc) not in grouped]
+        if not rest:
+            continue
+        lines.append(f"  {_sym('~', style)} {f.name:<{width_f}}  {f.strategy.value}")
+        width_k = max([16] + [len(kc.key) for kc in rest])
+        for kc in rest:
+            lines.extend(_key_line(kc, width_k, style))
+    if grouped:
+        n = sum(len(groups[s]) for s in grouped)
+        lines.append(
+            style(
+                f"  ({len(grouped)} identical change(s) shown once for {n:,} file changes; "
+                "`plan --format json` lists every file)",
+                "dim",
+            )
+        )
+    return lines
+
+
+def summary_line(plan: Plan) -> str:
+    s = plan.schema_counts()
+    f = plan.file_counts()
+    return (
+        f"Plan: schema {s['create']} to add, {s['update']} to change, {s['delete']} to delete; "
+        f"files {f['update']:,} to update ({f['merge']:,} merge, {f['overwrite']:,} overwrite), "
+        f"{f['unchanged']:,} unchanged."
+    )
+
+
+def render_plan_text(plan: Plan, *, style: Styler | None = None, group_min: int = GROUP_MIN) -> str:
+    """The whole plan as text. Deterministic: sorted by key, folder and file name."""
+    style = style or PlainStyler()
+    out: list[str] = []
+    if not plan.has_changes:
+        out.append("No changes. Live state matches the manifests.")
+        out.append("")
+        out.append(summary_line(plan))
+        return "\n".join(out) + "\n"
+    if plan.schema_changes:
+        out.append(style("Schema:", "bold"))
+        width = max([20] + [len(c.key) for c in plan.schema_changes])
+        for c in plan.schema_changes:
+            tail = "   " + style("[destructive]", "warn") if c.destructive else ""
+            out.append(f"  {_sym(c.action.symbol, style)} {c.key:<{width}}  {_schema_detail(c)}{tail}")
+        out.append("")
+    by_folder: dict[str, list[FileChange]] = defaultdict(list)
+    for f in plan.files:
+        by_folder[f.folder].append(f)
+    for folder in sorted(by_folder):
+        out.extend(_render_folder(folder, by_folder[folder], style, group_min))
+        out.append("")
+    for reason in plan.destructive_reasons:
+        out.append(style(f"Destructive: {reason}", "warn"))
+    if plan.destructive_reasons:
+        out.append("")
+    out.append(summary_line(plan))
+    return "\n".join(out) + "\n"
+
+
+def render_apply_result(result: ApplyResult) -> str:
+    """The closing report of an apply: counts, then every file that was not written, with its reason."""
+    from reconciler.apply import FileStatus
+
+    lines: list[str] = []
+    for r in sorted(result.files, key=lambda r: (r.change.folder, r.change.name)):
+        if r.status in (FileStatus.FAILED, FileStatus.STALE, FileStatus.NOT_ATTEMPTED):
+            lines.append(f"  {r.status.value}: {r.change.address}: {r.reason}")
+    written = result.count(FileStatus.WRITTEN)
+    parts = [f"{written:,} file(s) written"]
+    for st in (FileStatus.UNCHANGED, FileStatus.STALE, FileStatus.FAILED, FileStatus.NOT_ATTEMPTED):
+        n = result.count(st)
+        if n:
+            parts.append(f"{n:,} {st.value}")
+    head = "Apply " + (
+        "interrupted" if result.interrupted else "complete" if result.ok else "finished with errors"
+    )
+    schema = "schema written; " if result.schema_written else ""
+    return "\n".join([*lines, f"{head}: {schema}{', '.join(parts)}."]) + "\n"
