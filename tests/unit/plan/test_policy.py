@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+import pytest
+
+from reconciler.errors import SourceLocation
+from reconciler.model import Assignment, Mode
+from reconciler.plan.policy import compile_glob, desired_dict, owned_keys
+
+L = SourceLocation("m.yaml", 1, 1)
+
+
+def given(**kv):
+    return {k.replace("__", "."): Assignment(v, L) for k, v in kv.items()}
+
+
+@pytest.mark.parametrize(
+    ("pattern", "name", "hit"),
+    [
+        ("cam*.mp4", "cam01.mp4", True),
+        ("cam*.mp4", "sub/cam01.mp4", False),
+        ("**/cam*.mp4", "sub/deep/cam01.mp4", True),
+        ("**/cam*.mp4", "cam01.mp4", True),
+        ("scan-07/*", "scan-07/a.png", True),
+        ("scan-07/*", "scan-07", False),
+        ("img-00[1-3].jpg", "img-002.jpg", True),
+        ("img-00[!1-3].jpg", "img-002.jpg", False),
+        ("a?c", "a/c", False),
+        ("weird(name).jpg", "weird(name).jpg", True),
+    ],
+)
+def test_glob(pattern, name, hit):
+    assert bool(compile_glob(pattern).match(name)) is hit
+
+
+def test_merge_without_owns_touches_only_given_keys():
+    live = {"a": 1, "foreign": "x", "b": 2}
+    g = given(a=5, b=None)
+    owned = owned_keys(Mode.MERGE, (), g, live)
+    assert owned == frozenset({"a", "b"})
+    assert desired_dict(Mode.MERGE, owned, g, live) == {"a": 5, "foreign": "x"}
+
+
+def test_merge_with_owns_prunes_owned_keys_without_values():
+    live = {"capture.site": "x", "capture.old": 1, "team.b": "keep"}
+    g = given(capture__site="london")
+    owned = owned_keys(Mode.MERGE, ("capture.*",), g, live)
+    assert owned == frozenset({"capture.site", "capture.old"})
+    assert desired_dict(Mode.MERGE, owned, g, live) == {"capture.site": "london", "team.b": "keep"}
+
+
+def test_overwrite_is_exactly_the_given_non_null_values():
+    g = given(a=1, b=None)
+    assert owned_keys(Mode.OVERWRITE, (), g, {"z": 1}) is None
+    assert desired_dict(Mode.OVERWRITE, None, g, {"z": 1, "a": 0}) == {"a": 1}
