@@ -318,7 +318,6 @@ def _select(
     warnings: list[Diagnostic],
 ) -> dict[str, tuple[str, LiveItem, dict[str, Assignment]]]:
     """The files one manifest selects, each with its layered values (globs, then source rows, then exact)."""
-    from reconciler.manifest.source import iter_source_rows  # only needed when planning
 
     by_name = {li.rel_name: li for li in listed}
     by_uuid = {li.item.uuid: li for li in listed}
@@ -357,6 +356,8 @@ def _select(
             for li in hits:
                 take(li, s.metadata)
     if m.source is not None:
+        from reconciler.manifest.source import iter_source_rows
+
         src_diags: list[Diagnostic] = []
         for row in iter_source_rows(root, m.source, spec_map, src_diags):
             hit = (by_name if row.kind is SelectorKind.NAME else by_uuid).get(row.key)
