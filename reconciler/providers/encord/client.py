@@ -274,8 +274,7 @@ class EncordClient:
             ProviderConnectionError: the retry budget ran out, or the server could not be reached.
         """
         pieces = route.split("{uuid}")
-        if len(pieces) != len(path_args) + 1:
-            raise ValueError(f"route {route!r} takes {len(pieces) - 1} path argument(s)")
+        assert len(pieces) == len(path_args) + 1, f"route {route!r} takes {len(pieces) - 1} path argument(s)"
         path = pieces[0] + "".join(_canonical_uuid(a) + p for a, p in zip(path_args, pieces[1:], strict=True))
         query = urllib.parse.urlencode([(k, _query_value(v)) for k, v in params])
         url = self.domain + _API_PREFIX + path + ("?" + query if query else "")
@@ -412,6 +411,8 @@ class EncordClient:
         suffix = f": {message}" if message else ""
         reason = f"{status} {response.reason_phrase}".strip()
         if status == 401:
+            # The server's reason (e.g. clock skew of the signature's ``created``) helps under --debug.
+            logger.info("Encord answered 401 for %s: %s", desc, message or "no message")
             raise ProviderAuthError(
                 f"Encord refused the credentials (401) at {self.domain}: wrong key, or wrong region? "
                 f"US-region organisations use {US_DOMAIN}"
