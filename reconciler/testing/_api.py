@@ -259,8 +259,8 @@ class Api:
             "description": "",
             "clientMetadata": None,
             "owner": OWNER,
-            "createdAt": f.created_at,
-            "lastEditedAt": f.last_edited_at,
+            "createdAt": self.state.created_at(f.seq),
+            "lastEditedAt": self.state.created_at(f.seq),
             "userRole": "admin",
             "syncedDatasetHash": None,
             "pathToRoot": [
@@ -275,6 +275,7 @@ class Api:
     def _item_json(
         self, rec: ItemRecord, *, include_metadata: bool = True, metadata_url: str | None = None
     ) -> dict[str, Any]:
+        created = self.state.created_at(rec.seq)
         out: dict[str, Any] = {
             "uuid": rec.uuid,
             "parent": rec.folder,
@@ -283,8 +284,8 @@ class Api:
             "description": rec.description,
             "clientMetadata": rec.metadata_json if include_metadata and metadata_url is None else "{}",
             "owner": OWNER,
-            "createdAt": rec.created_at,
-            "lastEditedAt": rec.last_edited_at,
+            "createdAt": created,
+            "lastEditedAt": rec.edited_at or created,
             "isTombstone": False,
             "isPlaceholder": False,
             "backedDataUnitsCount": 0,

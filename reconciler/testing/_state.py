@@ -9,6 +9,7 @@ image sequence or DICOM series keeps its children in snapshot order. Sorted list
 from __future__ import annotations
 
 import json
+import re
 import uuid as uuidlib
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
@@ -26,30 +27,36 @@ __all__ = ["ItemRecord", "ListingKey", "State", "canonical_uuid"]
 _LISTING_CACHE_SIZE = 64
 
 
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_ENCODER = json.JSONEncoder(allow_nan=False)
+
+
 def canonical_uuid(text: str) -> str:
     """``str(UUID(text))``: lowercase and hyphenated. Raises ``ValueError`` for anything else."""
     if not isinstance(text, str):
         raise ValueError(f"not a UUID: {text!r}")
+    if _CANONICAL_UUID.fullmatch(text):
+        return text
     return str(uuidlib.UUID(text))
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat()
 
 
 @dataclass
 class FolderRecord:
+    """One storage folder; ``seq`` is its position in the loaded snapshot (the createdAt order)."""
+
     uuid: str
     parent: str | None
     name: str
     seq: int
-    created_at: str
-    last_edited_at: str
 
 
 @dataclass
 class ItemRecord:
-    """One storage item. ``metadata_json`` is the wire string (``json.dumps`` of the metadata dict)."""
+    """One storage item. ``metadata_json`` is the wire string (``json.dumps`` of the metadata dict).
+
+    ``seq`` is its position in the loaded snapshot (the createdAt order); ``edited_at`` is the ISO time of
+    the last write, or None when never written (lastEditedAt is then createdAt).
+    """
 
     uuid: str
     folder: str
@@ -58,8 +65,7 @@ class ItemRecord:
     metadata_json: str
     parent_item: str | None
     seq: int
-    created_at: str
-    last_edited_at: str
+    edited_at: str | None = None
     description: str = ""
 
 
@@ -79,7 +85,7 @@ class ListingKey:
 def dumps_metadata(metadata: Mapping[str, Any]) -> str:
     """The wire string of a metadata dict. Raises ``ValueError`` for NaN/Infinity or non-JSON values."""
     try:
-        return json.dumps(metadata, allow_nan=False)
+        return _ENCODER.encode(metadata)
     except TypeError as exc:
         raise ValueError(f"metadata is not JSON: {exc}") from exc
 
@@ -87,7 +93,9 @@ def dumps_metadata(metadata: Mapping[str, Any]) -> str:
 class State:
     """The whole live state of one emulated organisation."""
 
-    def __init__(self) -> None:
+    def __init__(self, created_base: datetime | None = None) -> None:
+        #: createdAt of the first folder; each later folder or item is one millisecond later.
+        self.created_base = (created_base or datetime.now(timezone.utc)).replace(microsecond=0)
         #: The wire schema, or ``None`` when none was ever set (the GET answers ``null``).
         self.schema: WireSchema | None = None
         self.folders: dict[str, FolderRecord] = {}
@@ -111,8 +119,7 @@ class State:
             ValueError: duplicate or malformed UUIDs, unknown parents, cycles, unknown item types,
                 non-object or non-JSON metadata, an invalid schema.
         """
-        base = (now or datetime.now(timezone.utc)).replace(microsecond=0)
-        state = cls()
+        state = cls(now)
         if snapshot.schema:
             parse_wire_schema(snapshot.schema)
             state.schema = json.loads(json.dumps(snapshot.schema))
@@ -124,8 +131,7 @@ class State:
             parent = canonical_uuid(folder.parent) if folder.parent is not None else None
             if not isinstance(folder.name, str) or not folder.name:
                 raise ValueError(f"folder {fid}: name must be a non-empty string")
-            stamp = _iso(base + timedelta(milliseconds=seq))
-            state.folders[fid] = FolderRecord(fid, parent, folder.name, seq, stamp, stamp)
+            state.folders[fid] = FolderRecord(fid, parent, folder.name, seq)
             pending.append((fid, parent, folder.name))
         for fid, parent, _ in pending:
             if parent is not None and parent not in state.folders:
@@ -145,7 +151,7 @@ class State:
             iid = canonical_uuid(item.uuid)
             if iid in state.items:
                 raise ValueError(f"duplicate item uuid {iid}")
-            folder_id = canonical_uuid(item.folder)
+            folder_id = item.folder if item.folder in state.folders else canonical_uuid(item.folder)
             if folder_id not in state.folders:
                 raise ValueError(f"item {iid}: unknown folder {folder_id}")
             if item.item_type not in ITEM_TYPES:
@@ -157,11 +163,9 @@ class State:
             parent_item = canonical_uuid(item.parent_item) if item.parent_item else None
             if parent_item == iid:
                 raise ValueError(f"item {iid}: an item cannot be its own parent_item")
-            stamp = _iso(base + timedelta(milliseconds=seq))
             state.items[iid] = ItemRecord(
-                iid, folder_id, item.name, item.item_type, dumps_metadata(item.metadata), parent_item, seq,
-                stamp, stamp,
-            )  # fmt: skip
+                iid, folder_id, item.name, item.item_type, dumps_metadata(item.metadata), parent_item, seq
+            )
         for rec in state.items.values():
             if rec.parent_item is None:
                 state.top_items[rec.folder].append(rec.uuid)
@@ -203,6 +207,10 @@ class State:
             "folders": [{"uuid": f.uuid, "parent": f.parent, "name": f.name} for f in self.folders.values()],
             "items": items,
         }
+
+    def created_at(self, seq: int) -> str:
+        """The ISO 8601 createdAt of the folder or item at position ``seq``."""
+        return (self.created_base + timedelta(milliseconds=seq)).isoformat()
 
     # ---- folders -------------------------------------------------------------------------------------
 
@@ -302,7 +310,7 @@ class State:
         if name is not None and name != rec.name:
             rec.name = name
             self._listings.clear()
-        rec.last_edited_at = now
+        rec.edited_at = now
         return rec
 
     def set_schema(self, schema: WireSchema) -> None:

@@ -180,7 +180,7 @@ class Emulator:
         family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
         server = _Server((self._host, self._port), self, family)
         thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="encord-emulator", daemon=True
+            target=server.serve_forever, kwargs={"poll_interval": 0.02}, name="encord-emulator", daemon=True
         )
         thread.start()
         self._server, self._thread = server, thread
@@ -346,6 +346,10 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "reconciler-encord-emulator"
     sys_version = ""
     timeout = IDLE_TIMEOUT_S
+    # Headers and body leave in one write (flushed after each request), and without Nagle's delay: two
+    # small writes per answer would otherwise meet the client's delayed ACK and cost ~40 ms each.
+    wbufsize = 64 * 1024
+    disable_nagle_algorithm = True
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:

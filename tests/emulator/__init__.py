@@ -1,0 +1,1 @@
+"""Tests of the Encord API emulator (reconciler.testing)."""
