@@ -490,6 +490,20 @@ def schema_json(ctx: click.Context, manifest_dir: Path | None, debug: bool | Non
     click.echo(json.dumps(manifest_json_schema(), indent=2, sort_keys=True))
 
 
+# --------------------------------------------------------------------------------------------- show
+@cli.command()
+@_common
+@_format_option
+@click.argument("planfile", type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_context
+def show(ctx: click.Context, manifest_dir: Path | None, debug: bool | None, fmt: str, planfile: Path) -> None:
+    """Render a saved PLANFILE (no network and no manifests needed; an altered file is refused)."""
+    from reconciler.plan.planfile import read_planfile
+
+    settings = _settings(ctx, manifest_dir, debug)
+    click.echo(_render(read_planfile(planfile), fmt, settings), nl=False)
+
+
 # --------------------------------------------------------------------------------------------- entry point
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (the console script exits with it)."""
