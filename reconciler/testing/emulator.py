@@ -160,18 +160,16 @@ class Emulator:
         self._rng = random.Random()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self._url: str | None = None
 
     # ---- lifecycle -----------------------------------------------------------------------------------
 
     @property
     def url(self) -> str:
         """The base URL, ``http://127.0.0.1:PORT`` (the SDK's ``domain``). Valid after ``start()``."""
-        if self._server is None:
+        if self._url is None:
             raise RuntimeError("the emulator is not running; call start() first")
-        host, port = self._server.server_address[:2]
-        host_text = host.decode() if isinstance(host, bytes) else str(host)
-        shown = f"[{host_text}]" if ":" in host_text else host_text
-        return f"http://{shown}:{port}"
+        return self._url
 
     def start(self) -> Emulator:
         """Bind and serve in a background thread. Raises ``OSError`` if the address cannot be bound."""
@@ -182,8 +180,12 @@ class Emulator:
         thread = threading.Thread(
             target=server.serve_forever, kwargs={"poll_interval": 0.02}, name="encord-emulator", daemon=True
         )
-        thread.start()
+        host, port = server.server_address[:2]
+        host_text = host.decode() if isinstance(host, bytes) else str(host)
+        self._url = f"http://[{host_text}]:{port}" if ":" in host_text else f"http://{host_text}:{port}"
+        server.base_url = self._url
         self._server, self._thread = server, thread
+        thread.start()
         return self
 
     def stop(self) -> None:
@@ -197,6 +199,7 @@ class Emulator:
         if thread is not None:
             thread.join()
         self._server = self._thread = None
+        self._url = None
 
     def __enter__(self) -> Emulator:
         return self.start()
@@ -313,6 +316,7 @@ class _Server(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], emulator: Emulator, family: socket.AddressFamily) -> None:
         self.address_family = family
         self.emulator = emulator
+        self.base_url = ""
         self._conns: set[socket.socket] = set()
         self._conns_lock = threading.Lock()
         super().__init__(address, _Handler)
@@ -487,7 +491,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._error(401, str(exc))
                 return
             query = parse_query(self.path.partition("?")[2])
-            resp = handler(api, Request(method, sub_path, args, query, body, emu.url, auth_kind))
+            resp = handler(api, Request(method, sub_path, args, query, body, self.server.base_url, auth_kind))
         except ApiError as exc:
             resp = Response(exc.status, {"message": exc.message}, exc.headers)
         self._send(resp)
