@@ -92,7 +92,9 @@ class Faults:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise ValueError(f"{name} must be a number")
             if value < 0 or (upper is not None and value > upper):
-                raise ValueError(f"{name} must be between 0 and {upper}" if upper else f"{name} must be >= 0")
+                raise ValueError(
+                    f"{name} must be between 0 and {upper:g}" if upper else f"{name} must be >= 0"
+                )
             return float(value)
 
         def integer(name: str, default: int | None, *, nullable: bool) -> int | None:

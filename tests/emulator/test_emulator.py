@@ -674,7 +674,7 @@ def test_fault_settings(control, emu):
             {"rate_500": 1},
             "unknown fault field 'rate_500' (known: latency_ms, rate_429, rate_503, rate_drop, retry_after_s, seed)",
         ),
-        ({"rate_429": 2}, "rate_429 must be between 0 and 1.0"),
+        ({"rate_429": 2}, "rate_429 must be between 0 and 1"),
         ({"rate_429": 0.6, "rate_503": 0.6}, "rate_429 + rate_503 + rate_drop must not exceed 1"),
         ({"latency_ms": "slow"}, "latency_ms must be a number"),
         ({"retry_after_s": 1.5}, "retry_after_s must be an integer"),
