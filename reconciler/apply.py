@@ -119,7 +119,7 @@ def file_is_current(change: FileChange, live: MetadataView) -> tuple[bool, str]:
     if change.strategy is Strategy.OVERWRITE:
         if metadata_fingerprint(live) == change.live_fingerprint:
             return True, ""
-        if planned_dict(change, live) == dict(live):
+        if _is_planned_after(change, live):
             return True, ""
         return False, "the file's metadata changed since the plan (overwrite plans need the exact dict)"
     moved: list[str] = []
@@ -133,6 +133,26 @@ def file_is_current(change: FileChange, live: MetadataView) -> tuple[bool, str]:
     if moved:
         return False, "changed since the plan: " + ", ".join(moved)
     return True, ""
+
+
+def _is_planned_after(change: FileChange, live: MetadataView) -> bool:
+    """Whether ``live`` is exactly the dict an overwrite plan writes (a re-run after it was written).
+
+    The plan stores only the changed keys and the fingerprint of the whole ``before`` dict. ``live`` is the
+    planned result iff every changed key holds its ``after`` value and undoing the changes on ``live`` gives
+    back a dict with the planned ``before`` fingerprint; a key added by someone else since breaks the
+    second test, so such a file is stale rather than silently kept with the foreign key (SPEC §4).
+    """
+    undone = dict(live)
+    for kc in change.changes:
+        cur = live.get(kc.key, _ABSENT)
+        if not _same(cur, _ABSENT if kc.action is KeyAction.REMOVE else kc.after):
+            return False
+        if kc.action is KeyAction.ADD:
+            undone.pop(kc.key, None)
+        else:
+            undone[kc.key] = kc.before
+    return metadata_fingerprint(undone) == change.live_fingerprint
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -189,7 +189,9 @@ class _ProgressHooks:
         self.on_progress("applying", done, total)
 
 
-def _make_plan(settings: Settings, provider_url: str | None, targets: Sequence[str]) -> tuple[Any, Any, Any]:
+def _make_plan(
+    settings: Settings, provider_url: str | None, targets: Sequence[str], override_limits: bool = False
+) -> tuple[Any, Any, Any]:
     from reconciler.plan.planner import make_plan, parse_targets
 
     desired = _load(settings)
@@ -197,7 +199,7 @@ def _make_plan(settings: Settings, provider_url: str | None, targets: Sequence[s
     provider = provider_for(settings, desired, provider_url)
     try:
         with _ProgressHooks() as hooks:
-            plan = make_plan(desired, provider, targets=tg, hooks=hooks)
+            plan = make_plan(desired, provider, targets=tg, hooks=hooks, override_limits=override_limits)
     except BaseException:
         provider.close()
         raise
@@ -228,6 +230,11 @@ _provider_option = click.option(
 _format_option = click.option(
     "--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True
 )
+_override_limits_option = click.option(
+    "--override-limits",
+    is_flag=True,
+    help="Allow a plan beyond the Workspace's settings.limits max_files / max_removed_keys.",
+)
 
 
 @cli.command()
@@ -243,6 +250,7 @@ _format_option = click.option(
     metavar="SEL",
     help="Plan only this manifest path, folder:PATH or schema (repeatable).",
 )
+@_override_limits_option
 @click.pass_context
 def plan(
     ctx: click.Context,
@@ -253,10 +261,11 @@ def plan(
     out: Path | None,
     detailed_exitcode: bool,
     targets: tuple[str, ...],
+    override_limits: bool,
 ) -> None:
     """Read live state, diff it against the manifests, and print the plan."""
     settings = _settings(ctx, manifest_dir, debug)
-    _desired, provider, the_plan = _make_plan(settings, provider_url, targets)
+    _desired, provider, the_plan = _make_plan(settings, provider_url, targets, override_limits)
     provider.close()
     if out is not None:
         from reconciler.plan.planfile import write_planfile
@@ -309,12 +318,19 @@ def _run_apply(
     allow_destructive: bool,
     parallelism: int,
     precheck: bool,
+    rolls_back: Path | None = None,
+    echo_err: bool = False,
 ) -> None:
     from reconciler.apply import apply_plan
     from reconciler.journal import JournalWriter
     from reconciler.render.text import render_apply_result
 
-    journal = JournalWriter(journal_dir, the_plan) if the_plan.files else None
+    journal = None
+    if the_plan.files:
+        kind = "apply" if rolls_back is None else "rollback"
+        journal = JournalWriter(
+            journal_dir, the_plan, kind=kind, rolls_back=None if rolls_back is None else str(rolls_back)
+        )
     try:
         with _interruptible() as cancel, _ProgressHooks() as hooks:
             result = apply_plan(
@@ -330,10 +346,15 @@ def _run_apply(
     finally:
         if journal is not None:
             journal.close()
-    click.echo(render_apply_result(result), nl=False)
+    click.echo(render_apply_result(result), nl=False, err=echo_err)
     if journal is not None:
-        click.echo(f"Journal: {journal.path}")
+        click.echo(f"Journal: {journal.path}", err=echo_err)
     if result.interrupted:
+        again = "reconciler apply" if rolls_back is None else f"reconciler rollback {rolls_back}"
+        undo = ""
+        if journal is not None:
+            undo = f", or `reconciler rollback {journal.path}` to undo what was written"
+        _err(f"Interrupted: stopped after the batches in flight. Run `{again}` again to finish{undo}.")
         raise _Exit(EXIT_INTERRUPTED)
     if not result.ok:
         raise _Exit(EXIT_ERROR)
@@ -345,7 +366,9 @@ def _run_apply(
 @click.argument("planfile", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--auto-approve", is_flag=True, help="Apply without asking for 'yes'.")
 @click.option(
-    "--allow-destructive", is_flag=True, help="Allow destructive schema changes and blast-radius overrides."
+    "--allow-destructive",
+    is_flag=True,
+    help="Allow destructive changes: schema deletions and type changes, removals over max_removed_share.",
 )
 @click.option("--parallelism", type=click.IntRange(1, 64), default=None, help="Concurrent write batches.")
 @click.option(
@@ -355,6 +378,7 @@ def _run_apply(
     metavar="SEL",
     help="Apply only this manifest path, folder:PATH or schema (repeatable; not with PLANFILE).",
 )
+@_override_limits_option
 @click.pass_context
 def apply(
     ctx: click.Context,
@@ -366,6 +390,7 @@ def apply(
     allow_destructive: bool,
     parallelism: int | None,
     targets: tuple[str, ...],
+    override_limits: bool,
 ) -> None:
     """Apply a saved PLANFILE exactly, or plan, show, ask 'yes', and apply."""
     settings = _settings(ctx, manifest_dir, debug)
@@ -376,7 +401,7 @@ def apply(
             )
         _apply_saved(settings, planfile, provider_url, allow_destructive, parallelism)
         return
-    desired, provider, the_plan = _make_plan(settings, provider_url, targets)
+    desired, provider, the_plan = _make_plan(settings, provider_url, targets, override_limits)
     try:
         click.echo(_render(the_plan, "text", settings), nl=False)
         if not the_plan.has_changes:
@@ -502,6 +527,94 @@ def show(ctx: click.Context, manifest_dir: Path | None, debug: bool | None, fmt:
 
     settings = _settings(ctx, manifest_dir, debug)
     click.echo(_render(read_planfile(planfile), fmt, settings), nl=False)
+
+
+# --------------------------------------------------------------------------------------------- rollback
+@cli.command()
+@_common
+@_provider_option
+@_format_option
+@click.argument("journal_path", metavar="JOURNAL", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--auto-approve", is_flag=True, help="Roll back without asking for 'yes'.")
+@click.option(
+    "--allow-destructive",
+    is_flag=True,
+    help="Allow a rollback that removes keys from more than max_removed_share of the journaled files.",
+)
+@_override_limits_option
+@click.option("--parallelism", type=click.IntRange(1, 64), default=None, help="Concurrent write batches.")
+@click.pass_context
+def rollback(
+    ctx: click.Context,
+    manifest_dir: Path | None,
+    debug: bool | None,
+    provider_url: str | None,
+    fmt: str,
+    journal_path: Path,
+    auto_approve: bool,
+    allow_destructive: bool,
+    override_limits: bool,
+    parallelism: int | None,
+) -> None:
+    """Plan and (on 'yes') apply the restoration of the before-images in an apply JOURNAL.
+
+    Files whose metadata changed since that apply are reported as conflicts and left alone (exit 1).
+    """
+    from reconciler.journal import read_journal
+    from reconciler.rollback import open_journal_provider, plan_rollback
+
+    settings = _settings(ctx, manifest_dir, debug)
+    if fmt != "text" and not auto_approve:
+        raise UsageError(f"--format {fmt} needs --auto-approve (the prompt cannot be part of {fmt} output)")
+    journal = read_journal(journal_path)
+    if journal.torn:
+        _err(f"Warning: {journal_path}: its last line was incomplete (the apply was killed) and is left out.")
+    provider, workspace = open_journal_provider(journal, settings, provider_url)
+    try:
+        rb = plan_rollback(journal, provider, limits=workspace.limits, override_limits=override_limits)
+        the_plan = rb.plan
+        if fmt == "text":
+            _warn([w for w in the_plan.warnings if not str(w.location).startswith(str(journal.path))])
+        click.echo(_render(the_plan, fmt, settings), nl=False)
+        if fmt == "text":
+            if rb.conflicts:
+                click.echo(f"\nConflicts: {len(rb.conflicts):,} file(s) changed since the apply; left alone:")
+                for c in rb.conflicts[:50]:
+                    click.echo(f"  ! {c.entry.address}: {c.reason} ({journal.path}:{c.entry.line})")
+                if len(rb.conflicts) > 50:
+                    click.echo(f"  ... and {len(rb.conflicts) - 50:,} more (`--format json` lists every one)")
+            click.echo(
+                f"\nRollback of {journal.path}: {len(the_plan.files):,} to restore, {rb.already:,} already as "
+                f"before, {len(rb.conflicts):,} conflict(s)."
+            )
+        if the_plan.has_changes:
+            if the_plan.is_destructive and not allow_destructive:
+                raise ReconcilerError(
+                    "the rollback is destructive (marked above); re-run with --allow-destructive to apply it. "
+                    "Nothing was written."
+                )
+            if not auto_approve and not _confirm("\nDo you want to perform this rollback?"):
+                _err("Rollback cancelled. Nothing was written.")
+                raise _Exit(EXIT_ERROR)
+            _run_apply(
+                settings,
+                the_plan,
+                provider,
+                journal.path.parent,
+                allow_destructive=allow_destructive,
+                parallelism=parallelism or workspace.parallelism,
+                precheck=True,
+                rolls_back=journal.path,
+                echo_err=fmt != "text",
+            )
+    finally:
+        provider.close()
+    if rb.conflicts:
+        _err(
+            f"Error: {len(rb.conflicts):,} file(s) changed since the apply were left alone (conflicts); "
+            "their before-images are in the journal."
+        )
+        raise _Exit(EXIT_ERROR)
 
 
 # --------------------------------------------------------------------------------------------- entry point

@@ -15,7 +15,9 @@
     │   └── ProviderResponseError     the server answered something we cannot use
     ├── PlanError                     the plan cannot be made or used
     │   ├── StalePlanError            live state changed since the plan
-    │   └── PlanFormatError           a plan file that is unreadable, altered or foreign
+    │   ├── PlanFormatError           a plan file that is unreadable, altered or foreign
+    │   └── LimitExceededError        a plan beyond the Workspace's blast-radius limits
+    ├── JournalError                  an apply journal that is corrupt or for another provider
     └── ApplyError                    an apply that did not fully succeed (carries the result)
 """
 
@@ -30,6 +32,8 @@ if TYPE_CHECKING:
 __all__ = [
     "ApplyError",
     "Diagnostic",
+    "JournalError",
+    "LimitExceededError",
     "ManifestError",
     "ManifestParseError",
     "ManifestValidationError",
@@ -154,6 +158,14 @@ class StalePlanError(PlanError):
 
 class PlanFormatError(PlanError):
     """A saved plan file that is unreadable, altered, of an unknown version, or for another provider."""
+
+
+class LimitExceededError(PlanError):
+    """The plan exceeds a blast-radius limit (``settings.limits``) and ``--override-limits`` was not given."""
+
+
+class JournalError(ReconcilerError):
+    """An apply journal that cannot be read (corrupt, not a journal) or used (another provider)."""
 
 
 class ApplyError(ReconcilerError):

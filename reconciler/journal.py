@@ -1,39 +1,70 @@
 """The apply journal: before/after images of every written file, on disk before each batch is sent.
 
-``<journal_dir>/<UTC timestamp>-<plan id>.jsonl``::
+``<journal_dir>/<UTC timestamp>-<plan id>.jsonl`` (one JSON object per line, SPEC §7)::
 
-    {"record": "header", "plan_id": ..., "provider": {...}, "tool_version": ..., "started_at": ...}
-    {"record": "file", "uuid": ..., "folder": ..., "name": ..., "before": {...}, "after": {...}, "status": "pending"}
+    {"record": "header", "format_version": "1", "kind": "apply" | "rollback", "plan_id": ...,
+     "provider": {"type": ..., "path" | "domain": ...}, "tool_version": ..., "started_at": ...}
+    {"record": "file", "uuid": ..., "folder": ..., "name": ..., "before": {...}, "after": {...},
+     "status": "pending"}
     {"record": "result", "uuid": ..., "status": "written" | "failed", "reason": ...}
 
-A file's status is its last line; a ``pending`` with no result means the batch was in flight when the
-process stopped (it may or may not have been written). Metadata only: never credentials.
+The ``file`` lines of a batch are written and fsynced before the batch is sent; its ``result`` lines after
+the answer. A file's status is its last line: a ``pending`` with no result means the batch was in flight
+when the process stopped (it may or may not have been written). Only files that are actually sent are
+journaled (stale and already-as-planned files are not). Metadata only: never credentials.
+
+:func:`read_journal` reads a journal back, tolerating a torn last line (a process killed mid-write) and
+reporting real corruption as ``path:line: message``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import enum
+import hashlib
 import json
 import os
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
 
 from reconciler import __version__
+from reconciler.errors import JournalError
+from reconciler.providers.base import ProviderIdentity
 
 if TYPE_CHECKING:
     from reconciler.apply import FileResult
     from reconciler.plan.model import FileChange, Plan
-    from reconciler.types import MetadataView
+    from reconciler.types import MetadataDict, MetadataView
 
-__all__ = ["JournalWriter", "plan_id"]
+__all__ = [
+    "JOURNAL_FORMAT_VERSION",
+    "EntryStatus",
+    "JournalEntry",
+    "JournalFile",
+    "JournalHeader",
+    "JournalWriter",
+    "plan_id",
+    "read_journal",
+    "safe_identity",
+]
+
+JOURNAL_FORMAT_VERSION = "1"
+
+
+class EntryStatus(str, enum.Enum):
+    """Where a journaled file's write got to."""
+
+    PENDING = "pending"  # journaled, batch sent or about to be; no answer recorded
+    WRITTEN = "written"
+    FAILED = "failed"
 
 
 def plan_id(plan: Plan) -> str:
-    """A short stable id of a plan (from its content)."""
-    import hashlib
-
+    """A short stable id of a plan (from its content, without the creation time)."""
     from reconciler.render.json import plan_to_dict
 
     data = plan_to_dict(plan)
@@ -42,36 +73,74 @@ def plan_id(plan: Plan) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-class JournalWriter:
-    """Appends journal lines and fsyncs them before the batch they describe is sent."""
+def safe_identity(identity: ProviderIdentity) -> ProviderIdentity:
+    """The identity with any ``user:password@`` and query string removed from a domain (never journaled)."""
+    if identity.type == "sqlite" or "://" not in identity.location:
+        return identity
+    parts = urlsplit(identity.location)
+    host = parts.netloc.rpartition("@")[2]
+    return ProviderIdentity(identity.type, urlunsplit((parts.scheme, host, parts.path, "", "")))
 
-    def __init__(self, directory: Path, plan: Plan, *, now: dt.datetime | None = None) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
+
+class JournalWriter:
+    """Appends journal lines and fsyncs them before the batch they describe is sent (apply's ``Journal``).
+
+    ``kind`` is ``apply`` or ``rollback``; ``rolls_back`` names the journal a rollback restores.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        plan: Plan,
+        *,
+        now: dt.datetime | None = None,
+        kind: str = "apply",
+        rolls_back: str | None = None,
+    ) -> None:
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise JournalError(f"{directory}: cannot create the journal directory: {exc.strerror}") from exc
         stamp = (now or dt.datetime.now(dt.timezone.utc)).strftime("%Y%m%dT%H%M%SZ")
         pid = plan_id(plan)
-        self.path = directory / f"{stamp}-{pid}.jsonl"
-        self._fh: IO[str] = self.path.open("a", encoding="utf-8")
+        self.path, self._fh = self._create(directory, f"{stamp}-{pid}")
+        _fsync_dir(directory)
         self._lock = threading.Lock()
-        self._write(
-            [
-                {
-                    "record": "header",
-                    "plan_id": pid,
-                    "provider": plan.provider.to_json(),
-                    "tool_version": __version__,
-                    "started_at": stamp,
-                }
-            ]
-        )
+        header: dict[str, object] = {
+            "record": "header",
+            "format_version": JOURNAL_FORMAT_VERSION,
+            "kind": kind,
+            "plan_id": pid,
+            "provider": safe_identity(plan.provider).to_json(),
+            "tool_version": __version__,
+            "started_at": stamp,
+        }
+        if rolls_back is not None:
+            header["rolls_back"] = rolls_back
+        self._write([header])
+
+    @staticmethod
+    def _create(directory: Path, stem: str) -> tuple[Path, IO[str]]:
+        """A new file (never appended to another run's journal, even within the same second)."""
+        for n in range(1, 1000):
+            path = directory / (f"{stem}.jsonl" if n == 1 else f"{stem}-{n}.jsonl")
+            try:
+                return path, path.open("x", encoding="utf-8")
+            except FileExistsError:
+                continue
+            except OSError as exc:
+                raise JournalError(f"{path}: cannot create the journal: {exc.strerror}") from exc
+        raise JournalError(f"{directory}: too many journals named {stem}")
 
     def _write(self, records: Sequence[dict[str, object]]) -> None:
+        text = "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in records)
         with self._lock:
-            self._write_locked(records)
-
-    def _write_locked(self, records: Sequence[dict[str, object]]) -> None:
-        self._fh.write("".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in records))
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
+            try:
+                self._fh.write(text)
+                self._fh.flush()
+                os.fsync(self._fh.fileno())
+            except OSError as exc:
+                raise JournalError(f"{self.path}: cannot write the journal: {exc.strerror}") from exc
 
     def before_batch(self, entries: Sequence[tuple[FileChange, MetadataView, MetadataView]]) -> None:
         self._write(
@@ -83,7 +152,7 @@ class JournalWriter:
                     "name": c.name,
                     "before": dict(before),
                     "after": dict(after),
-                    "status": "pending",
+                    "status": EntryStatus.PENDING.value,
                 }
                 for c, before, after in entries
             ]
@@ -98,4 +167,219 @@ class JournalWriter:
         )
 
     def close(self) -> None:
-        self._fh.close()
+        with self._lock:
+            self._fh.close()
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make the new file's directory entry durable too (POSIX; a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+# --------------------------------------------------------------------------------------------- reading
+@dataclass(frozen=True)
+class JournalHeader:
+    """The first line of a journal."""
+
+    plan_id: str
+    provider: ProviderIdentity
+    tool_version: str
+    started_at: str
+    kind: str = "apply"
+    rolls_back: str | None = None
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    """One journaled file: the full dicts before and after the write, and how far the write got.
+
+    ``line`` is the line of its ``file`` record (1-based), for messages that point into the journal.
+    """
+
+    uuid: str
+    folder: str
+    name: str
+    before: MetadataDict
+    after: MetadataDict
+    status: EntryStatus
+    reason: str
+    line: int
+
+    @property
+    def address(self) -> str:
+        return f"{self.folder}/{self.name}"
+
+
+@dataclass(frozen=True)
+class JournalFile:
+    """A journal read back: its header and one entry per journaled file, in journal order.
+
+    ``torn`` says that an incomplete last line (a process killed while writing it) was left out.
+    """
+
+    path: Path
+    header: JournalHeader
+    entries: tuple[JournalEntry, ...]
+    torn: bool = False
+    digest: str = ""  # sha256 of the file's bytes (names the journal in a rollback plan)
+
+    def count(self, status: EntryStatus) -> int:
+        return sum(1 for e in self.entries if e.status is status)
+
+
+_RESULT_STATUSES = {"written": EntryStatus.WRITTEN, "failed": EntryStatus.FAILED}
+
+
+def read_journal(path: str | os.PathLike[str]) -> JournalFile:
+    """Read a journal written by :class:`JournalWriter`.
+
+    A last line without its newline that is not valid JSON is the mark of a process killed mid-write: it is
+    left out (``torn``). Anything else that is wrong is corruption and raises ``JournalError`` with
+    ``path:line: message``.
+    """
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise JournalError(f"{p}: cannot read the journal: {exc.strerror}") from exc
+    digest = "sha256:" + hashlib.sha256(raw).hexdigest()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # A kill can cut a multi-byte character only in the torn last line.
+        last_nl = raw.rfind(b"\n")
+        if exc.start <= last_nl:
+            bad_line = raw.count(b"\n", 0, exc.start) + 1
+            raise JournalError(f"{p}:{bad_line}: not a journal (not UTF-8 text)") from exc
+        text = raw[: last_nl + 1].decode("utf-8")
+        text += "\ufffd"  # keeps the torn tail visible as torn
+    lines = text.split("\n")
+    torn = False
+    if lines and lines[-1] == "":
+        lines.pop()
+    elif lines:
+        try:
+            json.loads(lines[-1])
+        except json.JSONDecodeError:
+            lines.pop()
+            torn = True
+    header: JournalHeader | None = None
+    entries: dict[str, _MutableEntry] = {}
+    for n, line in enumerate(lines, 1):
+        where = f"{p}:{n}"
+        if not line.strip():
+            raise JournalError(f"{where}: empty line in the journal")
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise JournalError(f"{where}: corrupt journal line (invalid JSON: {exc.msg})") from exc
+        if not isinstance(rec, dict):
+            raise JournalError(f"{where}: corrupt journal line (expected a JSON object)")
+        kind = rec.get("record")
+        if n == 1:
+            if kind != "header":
+                raise JournalError(f"{where}: not a reconciler journal (the first line is not a header)")
+            header = _header(rec, where)
+            continue
+        if kind == "file":
+            e = _file(rec, where, n)
+            entries[e.uuid] = e  # a uuid journaled twice: the later write is the one that counts
+        elif kind == "result":
+            uuid = _str(rec, "uuid", where)
+            status = rec.get("status")
+            if status not in _RESULT_STATUSES:
+                raise JournalError(f"{where}: unknown result status {status!r}")
+            if uuid not in entries:
+                raise JournalError(f"{where}: result for file {uuid} that the journal does not list")
+            entries[uuid].status = _RESULT_STATUSES[status]
+            entries[uuid].reason = str(rec.get("reason") or "")
+        elif kind == "header":
+            raise JournalError(f"{where}: a second header (two journals in one file?)")
+        else:
+            raise JournalError(f"{where}: unknown journal record {kind!r}")
+    if header is None:
+        what = "its first line is incomplete" if torn else "it is empty"
+        raise JournalError(f"{p}: not a usable journal ({what}: the apply stopped before writing anything)")
+    return JournalFile(
+        p, header, tuple(e.freeze() for e in sorted(entries.values(), key=lambda e: e.line)), torn, digest
+    )
+
+
+@dataclass
+class _MutableEntry:
+    uuid: str
+    folder: str
+    name: str
+    before: MetadataDict
+    after: MetadataDict
+    status: EntryStatus
+    reason: str
+    line: int
+
+    def freeze(self) -> JournalEntry:
+        return JournalEntry(
+            self.uuid, self.folder, self.name, self.before, self.after, self.status, self.reason, self.line
+        )
+
+
+def _str(rec: dict[str, Any], key: str, where: str) -> str:
+    value = rec.get(key)
+    if not isinstance(value, str):
+        raise JournalError(f"{where}: corrupt journal line ({key!r} must be a string)")
+    return value
+
+
+def _dict(rec: dict[str, Any], key: str, where: str) -> MetadataDict:
+    value = rec.get(key)
+    if not isinstance(value, dict):
+        raise JournalError(f"{where}: corrupt journal line ({key!r} must be an object)")
+    return value
+
+
+def _header(rec: dict[str, Any], where: str) -> JournalHeader:
+    version = rec.get("format_version", JOURNAL_FORMAT_VERSION)
+    if version != JOURNAL_FORMAT_VERSION:
+        raise JournalError(
+            f"{where}: journal format_version {version!r} is not one this reconciler reads "
+            f"({JOURNAL_FORMAT_VERSION!r})"
+        )
+    prov = rec.get("provider")
+    if not isinstance(prov, dict) or not isinstance(prov.get("type"), str):
+        raise JournalError(f"{where}: corrupt journal header ('provider' must name a type)")
+    loc = prov.get("path", prov.get("domain"))
+    if not isinstance(loc, str):
+        raise JournalError(f"{where}: corrupt journal header ('provider' needs 'path' or 'domain')")
+    rolls_back = rec.get("rolls_back")
+    return JournalHeader(
+        plan_id=_str(rec, "plan_id", where),
+        provider=ProviderIdentity(prov["type"], loc),
+        tool_version=_str(rec, "tool_version", where),
+        started_at=_str(rec, "started_at", where),
+        kind=str(rec.get("kind") or "apply"),
+        rolls_back=rolls_back if isinstance(rolls_back, str) else None,
+    )
+
+
+def _file(rec: dict[str, Any], where: str, line: int) -> _MutableEntry:
+    status = rec.get("status", "pending")
+    if status != EntryStatus.PENDING.value:
+        raise JournalError(f"{where}: corrupt journal line (a file record's status must be 'pending')")
+    return _MutableEntry(
+        uuid=_str(rec, "uuid", where),
+        folder=_str(rec, "folder", where),
+        name=_str(rec, "name", where),
+        before=_dict(rec, "before", where),
+        after=_dict(rec, "after", where),
+        status=EntryStatus.PENDING,
+        reason="",
+        line=line,
+    )

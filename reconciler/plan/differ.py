@@ -143,6 +143,19 @@ def diff_schema(desired: SchemaManifest | None, live: SchemaSpec) -> SchemaDiff:
         have = live.keys.get(key)
         loc = want.location
         change: SchemaChange | None = None
+        if want.renamed_from and have is not None:
+            prev = live.keys.get(want.renamed_from)
+            if prev is not None and prev.is_live:
+                errors.append(
+                    Diagnostic(
+                        loc,
+                        f"schema key {key!r} is renamed_from {want.renamed_from!r}, but {key!r} already exists "
+                        f"in the live schema while {want.renamed_from!r} is still live: a rename creates the new "
+                        "key, it cannot merge two existing ones. Rename to a new key name, or remove "
+                        f"renamed_from and move the values with a manifest",
+                    )
+                )
+                continue
         if have is None:
             if spec.deleted is None:
                 change = SchemaChange(key, SchemaAction.CREATE, None, spec, False, "new key")

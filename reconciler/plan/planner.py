@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -34,8 +34,17 @@ from reconciler.model import (
     metadata_fingerprint,
 )
 from reconciler.plan.differ import diff_metadata, diff_schema
-from reconciler.plan.model import FileChange, Plan, Strategy
+from reconciler.plan.limits import check_limits, limit_error
+from reconciler.plan.model import FileChange, Plan, SchemaAction, Strategy
 from reconciler.plan.policy import compile_glob, desired_dict, owned_keys
+from reconciler.plan.renames import (
+    RenameCheck,
+    RenameScan,
+    check_manifest_assignments,
+    collect_renames,
+    move_values,
+    scan_old_keys,
+)
 from reconciler.providers.base import ListedItem, StateProvider
 from reconciler.schema import FieldSpec, SchemaSpec, parse_wire_schema, schema_fingerprint
 from reconciler.values import check_keyframes, check_value
@@ -173,10 +182,13 @@ def make_plan(
     targets: Targets | None = None,
     hooks: PlanHooks | None = None,
     now: dt.datetime | None = None,
+    override_limits: bool = False,
 ) -> Plan:
     """Read live state and compute the plan that brings it to the desired state.
 
-    Raises ManifestValidationError (all problems at once), ProviderError, or PlanError.
+    ``override_limits`` lets the plan exceed ``settings.limits`` max_files / max_removed_keys (recorded as
+    warnings in the plan). Raises ManifestValidationError (all problems at once), ProviderError, or
+    PlanError (LimitExceededError for a plan over the limits).
     """
     targets = targets or Targets()
     hooks = hooks or NullPlanHooks()
@@ -192,6 +204,8 @@ def make_plan(
     sd = diff_schema(desired.schema if targets.wants_schema() else None, live_schema)
     errors.extend(sd.errors)
     after_schema = sd.after
+    renames, rename_errors = collect_renames(desired.schema if targets.wants_schema() else None)
+    errors.extend(rename_errors)
     has_schema = desired.schema is not None or bool(live_schema.keys)
     checker = _ValueChecker(after_schema, desired.workspace.settings.undeclared_keys, has_schema)
     spec_map: dict[str, FieldSpec] = dict(after_schema.keys)
@@ -221,7 +235,11 @@ def make_plan(
             merged.update(values)
             sel.claims.setdefault(uuid, []).append(_Claim(m, merged))
 
-    errors.extend(checker.errors)
+    # A manifest still setting a renamed key gets the rename's message instead of "key is deleted".
+    old_key_errors = check_manifest_assignments(manifests, renames)
+    old_key_locations = {d.location for d in old_key_errors}
+    errors.extend(old_key_errors)
+    errors.extend(e for e in checker.errors if e.location not in old_key_locations)
     warnings.extend(checker.warnings)
 
     # 3. Conflicts between manifests on the same file.
@@ -230,18 +248,18 @@ def make_plan(
         if len(claims) < 2:
             continue
         live_md = sel.items[uuid][2].metadata
-        owned = [owned_keys(c.manifest.mode, c.manifest.owns, c.given, live_md) for c in claims]
+        owned_by = [owned_keys(c.manifest.mode, c.manifest.owns, c.given, live_md) for c in claims]
         for i in range(len(claims)):
             for j in range(i + 1, len(claims)):
-                a, b = claims[i].manifest, claims[j].manifest
-                oa, ob = owned[i], owned[j]
+                ma, mb = claims[i].manifest, claims[j].manifest
+                oa, ob = owned_by[i], owned_by[j]
                 if oa is None or ob is None:
                     what = "overwrites" if oa is None else "is overwritten by"
-                    k = (a.name, b.name, f"{a.name} {what} {b.name}")
+                    k = (ma.name, mb.name, f"{ma.name} {what} {mb.name}")
                     conflicts.setdefault(k, []).append(uuid)
                 else:
                     for key in sorted(oa & ob):
-                        conflicts.setdefault((a.name, b.name, f"key {key!r}"), []).append(uuid)
+                        conflicts.setdefault((ma.name, mb.name, f"key {key!r}"), []).append(uuid)
     by_manifest = {m.name: m for m in manifests}
     for (a_name, b_name, what), uuids in sorted(conflicts.items()):
         folder_path, rel, _ = sel.items[uuids[0]]
@@ -259,13 +277,28 @@ def make_plan(
     if errors:
         raise ManifestValidationError(errors)
 
+    # 3b. Renames move values on every file of the organisation that holds an old key (plan/renames.py).
+    scan = RenameScan()
+    rename_check = RenameCheck(renames, spec_map)
+    if renames:
+        scan = scan_old_keys(provider, renames, listings, hooks.on_progress)
+        for uuid, (folder_path, rel, item) in scan.items.items():
+            if uuid not in sel.claims:
+                rename_check.check_file(f"{folder_path}/{rel}", item.metadata, ())
+        for uuid, claims in sel.claims.items():
+            folder_path, rel, item = sel.items[uuid]
+            rename_check.check_file(f"{folder_path}/{rel}", item.metadata, claims)
+        errors.extend(rename_check.errors(by_manifest))
+        if errors:
+            raise ManifestValidationError(errors)
+
     # 4. Diff each selected file.
     files: list[FileChange] = []
     unchanged = 0
     total = len(sel.claims)
     for n, (uuid, claims) in enumerate(sel.claims.items(), 1):
         folder_path, rel, item = sel.items[uuid]
-        current: dict[str, JsonValue] = dict(item.metadata)
+        current: dict[str, JsonValue] = move_values(item.metadata, renames) or dict(item.metadata)
         strategy = Strategy.MERGE
         for c in claims:
             owned = owned_keys(c.manifest.mode, c.manifest.owns, c.given, item.metadata)
@@ -290,7 +323,52 @@ def make_plan(
             unchanged += 1
         if n % 10000 == 0 or n == total:
             hooks.on_progress("planning", n, total)
+    schema_name = desired.schema.location.path if desired.schema is not None else "schema"
+    for uuid, (folder_path, rel, item) in scan.items.items():
+        moved = move_values(item.metadata, renames)
+        if uuid in sel.claims or moved is None:
+            continue
+        files.append(
+            FileChange(
+                uuid=uuid,
+                folder=folder_path,
+                name=rel,
+                strategy=Strategy.MERGE,
+                manifest=f"{schema_name} (renamed_from)",
+                live_fingerprint=metadata_fingerprint(item.metadata),
+                changes=diff_metadata(item.metadata, moved),
+            )
+        )
     files.sort(key=lambda f: (f.folder, f.name, f.uuid))
+    schema_changes = sd.changes
+    for r in renames.values():
+        moving = sum(1 for f in files if any(kc.key == r.old for kc in f.changes))
+        schema_changes = tuple(
+            replace(c, reason=f"renamed from {r.old}; values move to it on {moving:,} file(s)")
+            if c.action is SchemaAction.RENAME and c.key == r.new
+            else c
+            for c in schema_changes
+        )
+        warnings.append(
+            Diagnostic(
+                r.location,
+                f"renamed_from {r.old!r}: read every folder ({scan.folders:,} folders, {scan.files:,} files, "
+                f"{scan.reads:,} API reads) to find files holding {r.old!r}; {moving:,} to move. "
+                "Remove renamed_from once no file holds the old key.",
+                "warning",
+            )
+        )
+
+    # 5. Blast-radius limits (plan/limits.py).
+    limits = desired.workspace.settings.limits
+    report = check_limits(files, sel.claims, limits, moved_keys=renames.keys())
+    if report.violations:
+        if not override_limits:
+            raise limit_error(report)
+        for v in report.violations:
+            warnings.append(
+                Diagnostic(desired.workspace.location, f"{v} (allowed by --override-limits)", "warning")
+            )
 
     created = (now or dt.datetime.now(dt.timezone.utc)).replace(microsecond=0)
     return Plan(
@@ -299,12 +377,13 @@ def make_plan(
         provider=provider.identity,
         manifests_digest=desired.digest,
         schema_fingerprint=schema_fingerprint(live_wire),
-        schema_changes=sd.changes,
+        schema_changes=schema_changes,
         files=tuple(files),
         unchanged=unchanged,
         reads=provider.stats.reads,
         writes=provider.stats.writes,
         warnings=tuple(sorted(set(warnings))),
+        destructive_reasons=report.destructive_reasons,
     )
 
 

@@ -59,8 +59,8 @@ def _sym(symbol: str, style: Styler) -> str:
 def _schema_detail(c: SchemaChange) -> str:
     if c.action is SchemaAction.CREATE and c.after is not None:
         return c.after.describe()
-    if c.action is SchemaAction.RENAME:
-        return f"renamed from {c.renamed_from} ({c.after.describe() if c.after else ''}; values move to this key)"
+    if c.action is SchemaAction.RENAME:  # the reason says from where and how many files move
+        return f"{c.after.describe() if c.after else ''}, {c.reason or f'renamed from {c.renamed_from}'}"
     if c.action is SchemaAction.RESTORE and c.after is not None:
         return f"restore ({c.after.describe()})"
     if c.action is SchemaAction.DELETE and c.after is not None:
