@@ -1,0 +1,1 @@
+"""Hardening tests: fault injection, crash safety, fuzzing, secrets and safe defaults (see RELIABILITY.md)."""
