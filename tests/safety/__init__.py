@@ -1,0 +1,1 @@
+"""Safety under concurrency, interrupts and kills."""
