@@ -617,6 +617,106 @@ def rollback(
         raise _Exit(EXIT_ERROR)
 
 
+# --------------------------------------------------------------------------------------------- import
+@cli.command("import")
+@_common
+@_provider_option
+@click.option("--schema", "with_schema", is_flag=True, help="Import the metadata schema (schema.yaml).")
+@click.option(
+    "--folder",
+    "folders",
+    multiple=True,
+    metavar="PATH",
+    help="Import this folder and its subfolders (repeatable).",
+)
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="A new or empty directory to write the manifests to.",
+)
+@click.pass_context
+def import_command(
+    ctx: click.Context,
+    manifest_dir: Path | None,
+    debug: bool | None,
+    provider_url: str | None,
+    with_schema: bool,
+    folders: tuple[str, ...],
+    out: Path,
+) -> None:
+    """Write manifests that describe the live state exactly (default: the schema and every folder)."""
+    from reconciler.manifest.importer import import_live_state, prepare_out_dir
+    from reconciler.model import ProviderConfig
+    from reconciler.providers.registry import ProviderRequest, open_provider, parse_provider_url
+
+    settings = _settings(ctx, manifest_dir, debug)
+    if provider_url:  # no manifests needed
+        config, root, parallelism = parse_provider_url(provider_url), Path.cwd(), 4
+    elif settings.manifest_dir.is_dir():
+        desired = _load(settings)
+        config, root = desired.workspace.provider, Path(desired.root)
+        parallelism = desired.workspace.settings.parallelism
+    else:
+        raise UsageError(
+            "import needs to know where the live state is: pass --provider URL (sqlite:PATH, encord: or "
+            "encord:https://DOMAIN), or -C a manifest directory whose Workspace names one"
+        )
+    if config.type == "sqlite":
+        db = Path(config.path or ".reconciler/live.db")
+        db = db if db.is_absolute() else root / db
+        if not db.exists() and not config.seed:
+            raise UsageError(f"no SQLite database at {db}")
+        config = ProviderConfig(type="sqlite", path=str(db.absolute()))
+    prepare_out_dir(out)
+    provider = open_provider(
+        ProviderRequest(config=config, root=root, env=settings.env, parallelism=parallelism)
+    )
+    try:
+        result = import_live_state(provider, out, provider_config=config, schema=with_schema, folders=folders)
+    finally:
+        provider.close()
+    _warn(result.warnings)
+    click.echo(
+        f"Imported {result.schema_keys} schema key(s) and {result.folders} folder(s) with {result.items:,} "
+        f"file(s) from {provider.identity} into {out}:"
+    )
+    for rel in result.files_written:
+        click.echo(f"  {out / rel}")
+    if result.skipped_folders:
+        click.echo(
+            f"Skipped {len(result.skipped_folders)} folder(s) without files: {', '.join(result.skipped_folders)}"
+        )
+    click.echo(f"Check it with: reconciler plan -C {out}  (it shows no changes)")
+
+
+# --------------------------------------------------------------------------------------------- fmt
+@cli.command("fmt")
+@_common
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Change nothing: list the files not in canonical form; exit 1 if there are any.",
+)
+@click.pass_context
+def fmt_command(ctx: click.Context, manifest_dir: Path | None, debug: bool | None, check: bool) -> None:
+    """Rewrite every manifest in canonical form (key order, indentation), keeping comments."""
+    from reconciler.manifest.fmt import format_manifest_dir
+
+    settings = _settings(ctx, manifest_dir, debug)
+    root = settings.manifest_dir
+    if not root.is_dir():
+        raise UsageError(f"manifest directory {str(root)!r} does not exist (use -C/--dir to point at it)")
+    result = format_manifest_dir(root, check=check)
+    for rel in result.changed:
+        click.echo(str(root / rel))
+    if check and result.changed:
+        n = len(result.changed)
+        _err(f"{n} file{'s' if n != 1 else ''} not in canonical form; run `reconciler fmt` to rewrite them.")
+        raise _Exit(EXIT_ERROR)
+
+
 # --------------------------------------------------------------------------------------------- entry point
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (the console script exits with it)."""

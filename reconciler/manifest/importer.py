@@ -1,0 +1,367 @@
+"""``reconciler import``: write a manifest directory that describes the live state exactly.
+
+A ``plan`` right after an import shows no changes. What is written, and why:
+
+- ``workspace.yaml`` names the provider the state was read from (a SQLite path relative to the new directory
+  when the two share a parent; an Encord domain).
+- ``schema.yaml`` lists every live key, tombstones as ``deleted: soft|hard``, scalar types as shorthand, with
+  ``prune: true`` so that the file is the whole truth: deleting a line soft-deletes the key (a destructive,
+  reviewed change). Keys of Encord's ``user`` type cannot be declared; when there are any, they are named in
+  a comment and ``prune`` stays ``false`` (it would delete them).
+- ``files/<folder-slug>.yaml`` per folder with files: ``mode: merge`` with ``owns: ["*"]``. Every file of the
+  folder is listed with its whole dict, and the manifest owns every key on them, so it reads as the whole
+  truth, like a Terraform resource after ``terraform import``: a key deleted from the manifest is removed
+  from the file, a key added is set, and a key set outside reconciler shows up in the next plan (as a
+  removal) instead of being silently kept. Merge rather than overwrite keeps applies safe (merge writes
+  re-read each file and apply only the planned key changes) and lets a team later narrow ``owns`` to
+  share the files with other manifests, which an overwrite manifest never allows. A live ``null`` value
+  cannot be written (``null`` means "remove" in a manifest); such keys are left out of ``owns``.
+- Folders with more than ``source_threshold`` files get their rows in ``data/<folder-slug>.jsonl``
+  (``source:``); smaller ones list ``name:`` entries. Files of image groups, image sequences and DICOM series
+  are listed as ``GROUP/CHILD`` with ``children: true``. A name shared by several files is selected by ``uuid``.
+
+Values are written exactly (``emit``); every YAML file is read back and compared before the import ends.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from reconciler.errors import Diagnostic, ReconcilerError, SourceLocation, UsageError
+from reconciler.manifest.emit import yaml_key, yaml_value
+from reconciler.manifest.yamlio import load_documents
+from reconciler.model import LiveFolder, ProviderConfig, canonical_json
+from reconciler.providers.base import ListedItem, StateProvider
+from reconciler.schema import Deletion, FieldSpec, KeyType, parse_wire_schema
+from reconciler.types import JsonValue
+
+__all__ = [
+    "DEFAULT_SOURCE_THRESHOLD",
+    "ImportResult",
+    "import_live_state",
+    "prepare_out_dir",
+    "workspace_yaml",
+]
+
+#: Folders with more files than this get a JSONL ``source:`` instead of ``name:`` entries.
+DEFAULT_SOURCE_THRESHOLD = 50
+
+_SLUG = re.compile(r"[^A-Za-z0-9._-]+")
+_GLOB_SPECIAL = re.compile(r"([*?\[])")
+
+
+@dataclass
+class ImportResult:
+    """What an import wrote (paths relative to the output directory, posix) and what it could not."""
+
+    files_written: list[str] = field(default_factory=list)
+    schema_keys: int = 0
+    folders: int = 0
+    items: int = 0
+    skipped_folders: list[str] = field(default_factory=list)  # folders without files
+    warnings: list[Diagnostic] = field(default_factory=list)
+
+
+def prepare_out_dir(out: Path) -> None:
+    """Create ``out``; raise UsageError if it exists and is not an empty directory."""
+    if out.exists():
+        if not out.is_dir():
+            raise UsageError(f"--out {out}: exists and is not a directory")
+        if any(out.iterdir()):
+            raise UsageError(
+                f"--out {out}: the directory is not empty; import writes only into a new or empty one"
+            )
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def _header(lines: Iterable[str]) -> list[str]:
+    return [f"# {line}" if line else "#" for line in lines]
+
+
+def workspace_yaml(config: ProviderConfig, out: Path) -> str:
+    """The Workspace manifest naming ``config``'s store (a SQLite path relative to ``out`` when possible)."""
+    lines = _header(
+        [
+            "Written by `reconciler import`: the live state the manifests in this directory were read from.",
+        ]
+    )
+    lines += ["apiVersion: reconciler/v1", "kind: Workspace", "provider:", f"  type: {config.type}"]
+    if config.type == "sqlite":
+        lines.append(f"  path: {yaml_value(_relative_path(config.path or '.reconciler/live.db', out))}")
+    else:
+        if config.domain:
+            lines.append(f"  domain: {yaml_value(config.domain)}")
+        if config.allow_insecure_http:
+            lines.append("  allow_insecure_http: true")
+    return "\n".join(lines) + "\n"
+
+
+def _relative_path(path: str, out: Path) -> str:
+    p = Path(path)
+    if not p.is_absolute():
+        return p.as_posix()
+    target = out.resolve()
+    source = p.resolve()
+    common = os.path.commonpath([str(target), str(source)])
+    if Path(common) == Path(common).parent:  # only the filesystem root in common: keep it absolute
+        return source.as_posix()
+    return Path(os.path.relpath(source, target)).as_posix()
+
+
+def _type_entry(spec: FieldSpec) -> str:
+    """A schema key's value: shorthand (``datetime``) where possible, else a flow mapping."""
+    if spec.deleted is Deletion.HARD:
+        # Encord forgets the type of a hard-deleted key; the manifest format still wants one.
+        return "{type: " + (spec.type.value if spec.type else "varchar") + ", deleted: hard}"
+    assert spec.type is not None
+    parts = [f"type: {spec.type.value}"]
+    if spec.type is KeyType.ENUM:
+        values: list[JsonValue] = [str(v) for v in sorted(spec.values)]
+        parts.append(f"values: {yaml_value(values)}")
+    if spec.type is KeyType.EMBEDDING:
+        parts.append(f"size: {spec.size}")
+    if spec.deleted is Deletion.SOFT:
+        parts.append("deleted: soft")
+    if len(parts) == 1:
+        return spec.type.value
+    return "{" + ", ".join(parts) + "}"
+
+
+def _schema_yaml(wire: object) -> tuple[str, int, list[str]]:
+    schema = parse_wire_schema(wire)
+    keys = sorted(schema.keys)
+    user = [k for k in keys if schema.keys[k].type is KeyType.USER]
+    declared = [k for k in keys if k not in user]
+    lines = _header(
+        [
+            "Written by `reconciler import`: every key of the live metadata schema, tombstones included.",
+            "prune: true makes this file the whole truth: a key deleted from it is soft-deleted in Encord",
+            "(a destructive change that plan marks and apply refuses without --allow-destructive).",
+        ]
+    )
+    if user:
+        lines += _header(
+            [
+                "",
+                "Keys of Encord's 'user' type cannot be declared in a manifest, so prune stays false (it would",
+                "delete them): " + ", ".join(user),
+            ]
+        )
+    lines += ["apiVersion: reconciler/v1", "kind: MetadataSchema", f"prune: {'false' if user else 'true'}"]
+    if declared:
+        lines.append("keys:")
+        lines += [f"  {yaml_key(k)}: {_type_entry(schema.keys[k])}" for k in declared]
+    else:
+        lines.append("keys: {}")
+    return "\n".join(lines) + "\n", len(declared), user
+
+
+def _slug(path: str, taken: set[str]) -> str:
+    base = _SLUG.sub("-", path.replace("/", "--")).strip("-.") or "root"
+    slug = base
+    n = 2
+    while slug.lower() in taken:
+        slug = f"{base}-{n}"
+        n += 1
+    taken.add(slug.lower())
+    return slug
+
+
+def _escape_glob(key: str) -> str:
+    return _GLOB_SPECIAL.sub(r"[\1]", key)
+
+
+@dataclass(frozen=True)
+class _Row:
+    selector: str  # "name" | "uuid"
+    value: str
+    metadata: dict[str, JsonValue]
+
+
+def _rows(listed: Sequence[ListedItem]) -> list[_Row]:
+    counts = Counter(li.rel_name for li in listed)
+    rows = []
+    for li in sorted(listed, key=lambda x: (x.rel_name, x.item.uuid)):
+        md = {k: li.item.metadata[k] for k in sorted(li.item.metadata)}
+        if counts[li.rel_name] > 1:
+            rows.append(_Row("uuid", li.item.uuid, md))
+        else:
+            rows.append(_Row("name", li.rel_name, md))
+    return rows
+
+
+def _file_manifest(
+    folder: LiveFolder,
+    folder_ref: str,
+    rows: Sequence[_Row],
+    *,
+    children: bool,
+    source: str | None,
+) -> tuple[str, list[str]]:
+    """The FileMetadata document of one folder, and the keys left out of ``owns`` (live nulls)."""
+    null_keys = sorted({k for r in rows for k, v in r.metadata.items() if v is None})
+    lines = _header(
+        [
+            f"Written by `reconciler import`: the custom metadata of every file in folder {folder.path}.",
+            'mode: merge with owns: ["*"]: this manifest manages every key of these files, so it reads as',
+            "the whole truth: a key deleted here is removed from the file, a key added is set, and a key set",
+            'outside reconciler shows up in the next plan. Narrow `owns` (e.g. ["capture.*"]) to share these',
+            "files with other manifests. Files added to the folder later are not selected by this manifest.",
+        ]
+    )
+    if null_keys:
+        lines += _header(
+            [
+                "",
+                "These keys hold null on some files, which a manifest cannot write (null means remove), so they",
+                "are not owned here: " + ", ".join(null_keys),
+            ]
+        )
+    lines += ["apiVersion: reconciler/v1", "kind: FileMetadata", f"folder: {yaml_value(folder_ref)}"]
+    if children:
+        lines.append("children: true")
+    lines.append("mode: merge")
+    if null_keys:
+        owned = sorted({k for r in rows for k in r.metadata} - set(null_keys))
+        lines.append(f"owns: {yaml_value([_escape_glob(k) for k in owned])}")
+    else:
+        lines.append('owns: ["*"]')
+    if source is not None:
+        lines.append(f"source: {yaml_value(source)}")
+    else:
+        lines.append("files:")
+        for r in rows:
+            lines.append(f"  - {r.selector}: {yaml_value(r.value)}")
+            md = {k: v for k, v in r.metadata.items() if v is not None}
+            if md:
+                lines.append("    metadata:")
+                lines += [f"      {yaml_key(k)}: {yaml_value(v)}" for k, v in md.items()]
+            else:
+                lines.append("    metadata: {}")
+    return "\n".join(lines) + "\n", null_keys
+
+
+def _jsonl(rows: Sequence[_Row]) -> str:
+    out = []
+    for r in rows:
+        md = {k: v for k, v in r.metadata.items() if v is not None}
+        out.append(json.dumps({r.selector: r.value, "metadata": md}, ensure_ascii=False, allow_nan=False))
+    return "\n".join(out) + "\n"
+
+
+def _listed_metadata(path: Path) -> list[JsonValue] | None:
+    """The ``metadata`` of each ``files:`` entry of a written manifest, as the loader's YAML reader sees it."""
+    docs = load_documents(path.read_text(encoding="utf-8"), str(path))
+    data = docs[0].data if docs else None
+    entries = data.get("files") if isinstance(data, dict) else None
+    if not isinstance(entries, list):
+        return None
+    return [e.get("metadata") if isinstance(e, dict) else None for e in entries]
+
+
+def import_live_state(
+    provider: StateProvider,
+    out: Path,
+    *,
+    provider_config: ProviderConfig,
+    schema: bool,
+    folders: Sequence[str],
+    source_threshold: int = DEFAULT_SOURCE_THRESHOLD,
+) -> ImportResult:
+    """Write ``workspace.yaml``, ``schema.yaml`` (when ``schema``) and one manifest per folder into ``out``.
+
+    ``folders`` selects folders by path or UUID, each with its subfolders; with no folders and not
+    ``schema``, everything is imported. ``out`` must already be prepared (``prepare_out_dir``).
+    Raises ProviderError, UsageError, ReconcilerError.
+    """
+    result = ImportResult()
+    everything = not schema and not folders
+
+    created_dirs: list[Path] = []
+
+    def write(rel: str, text: str) -> Path:
+        path = out / rel
+        if not path.parent.exists():
+            path.parent.mkdir(parents=True)
+            created_dirs.append(path.parent)
+        path.write_text(text, encoding="utf-8")
+        result.files_written.append(rel)
+        return path
+
+    try:
+        write("workspace.yaml", workspace_yaml(provider_config, out))
+
+        if schema or everything:
+            text, n, user = _schema_yaml(provider.read_schema())
+            path = write("schema.yaml", text)
+            load_documents(path.read_text(encoding="utf-8"), str(path))
+            result.schema_keys = n
+            if user:
+                result.warnings.append(
+                    Diagnostic(
+                        SourceLocation(str(path)),
+                        "keys of Encord's 'user' type cannot be declared and were left out (prune stays false): "
+                        + ", ".join(user),
+                        "warning",
+                    )
+                )
+
+        if folders or everything:
+            all_folders = provider.list_folders()
+            if folders:
+                roots = [provider.resolve_folder(f) for f in folders]
+                chosen = [
+                    f
+                    for f in all_folders
+                    if any(f.path == r.path or f.path.startswith(r.path + "/") for r in roots)
+                ]
+            else:
+                chosen = list(all_folders)
+            path_counts = Counter(f.path for f in all_folders)
+            taken: set[str] = set()
+            for folder in sorted(chosen, key=lambda f: (f.path, f.uuid)):
+                listed = list(provider.iter_items(folder, recursive=False, children=True))
+                if not listed:
+                    result.skipped_folders.append(folder.path)
+                    continue
+                rows = _rows(listed)
+                has_children = any(li.item.parent_item is not None for li in listed)
+                ref = folder.path if path_counts[folder.path] == 1 else folder.uuid
+                slug = _slug(folder.path, taken)
+                source = f"data/{slug}.jsonl" if len(rows) > source_threshold else None
+                if source is not None:
+                    write(source, _jsonl(rows))
+                text, null_keys = _file_manifest(folder, ref, rows, children=has_children, source=source)
+                rel = f"files/{slug}.yaml"
+                path = write(rel, text)
+                if source is None:
+                    expected = [{k: v for k, v in r.metadata.items() if v is not None} for r in rows]
+                    if canonical_json(_listed_metadata(path)) != canonical_json(expected):
+                        raise ReconcilerError(
+                            f"{path}: the written manifest does not read back as written; please report this"
+                        )
+                if null_keys:
+                    result.warnings.append(
+                        Diagnostic(
+                            SourceLocation(str(path)),
+                            "live null values cannot be written in a manifest; these keys are not owned: "
+                            + ", ".join(null_keys),
+                            "warning",
+                        )
+                    )
+                result.folders += 1
+                result.items += len(rows)
+    except BaseException:
+        # Leave the directory as it was (empty): no half-imported state to plan against by mistake.
+        for rel in result.files_written:
+            (out / rel).unlink(missing_ok=True)
+        for d in reversed(created_dirs):
+            d.rmdir()
+        raise
+    return result
