@@ -1,0 +1,247 @@
+"""The on-disk manifest format (``apiVersion: reconciler/v1``) as pydantic models, and its JSON Schema.
+
+These models describe one YAML document each and are strict: unknown fields are errors, and no value is
+coerced (``"5"`` is not a number, ``yes`` is not a boolean). Checks that need positions or several
+documents (key names, enum sizes, selectors, sources, values) live in :mod:`reconciler.manifest.loader`,
+which also turns pydantic's errors into located diagnostics. The field descriptions become the JSON Schema
+printed by ``reconciler schema-json``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Final, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, JsonValue, Tag, TypeAdapter
+
+__all__ = [
+    "API_VERSION",
+    "KIND_MODELS",
+    "TYPE_NAMES",
+    "FileEntryDoc",
+    "FileMetadataDoc",
+    "KeyDoc",
+    "LimitsDoc",
+    "ManifestDoc",
+    "MetadataSchemaDoc",
+    "ProviderDoc",
+    "SettingsDoc",
+    "WorkspaceDoc",
+    "manifest_json_schema",
+]
+
+API_VERSION: Final = "reconciler/v1"
+
+#: Type names a manifest may declare (``string``/``long_string`` are deprecated aliases).
+TypeName = Literal[
+    "boolean",
+    "number",
+    "datetime",
+    "uuid",
+    "varchar",
+    "text",
+    "enum",
+    "embedding",
+    "geospatial",
+    "string",
+    "long_string",
+]
+TYPE_NAMES: Final = (
+    "boolean",
+    "number",
+    "datetime",
+    "uuid",
+    "varchar",
+    "text",
+    "enum",
+    "embedding",
+    "geospatial",
+    "string",
+    "long_string",
+)
+
+
+class _Doc(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class _Header(_Doc):
+    api_version: Literal["reconciler/v1"] = Field(
+        alias="apiVersion", description="Version of the manifest format; always `reconciler/v1`."
+    )
+
+
+# --------------------------------------------------------------------------------------------- Workspace
+
+
+class ProviderDoc(_Doc):
+    """Where the live state is read and written."""
+
+    type: Literal["sqlite", "encord"] = Field(
+        "sqlite", description="`sqlite` (embedded store, the default) or `encord` (Encord's public API)."
+    )
+    path: str | None = Field(
+        None,
+        description="sqlite: the database file, relative to the manifest directory "
+        "(default `.reconciler/live.db`).",
+    )
+    seed: str | None = Field(
+        None,
+        description="sqlite: a live-state snapshot file loaded when the database does not exist yet.",
+    )
+    domain: str | None = Field(None, description="encord: the API domain (default `https://api.encord.com`).")
+    allow_insecure_http: bool = Field(
+        False, description="encord: allow a plain `http://` domain that is not on this machine."
+    )
+
+
+class LimitsDoc(_Doc):
+    """Blast-radius limits: a plan beyond them is refused. Unset means no limit."""
+
+    max_files: int | None = Field(None, ge=1, description="Most files one plan may change.")
+    max_removed_keys: int | None = Field(
+        None, ge=0, description="Most metadata values one plan may remove, over all files."
+    )
+    max_removed_share: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="Largest share (0..1) of the selected files from which a plan may remove values.",
+    )
+
+
+class SettingsDoc(_Doc):
+    """How plans and applies run."""
+
+    parallelism: int = Field(4, ge=1, le=64, description="Concurrent requests during reads and applies.")
+    journal_dir: str = Field(
+        ".reconciler/journal",
+        description="Where apply journals are written, relative to the manifest directory.",
+    )
+    undeclared_keys: Literal["error", "warn", "allow"] = Field(
+        "warn", description="What to do with metadata keys the MetadataSchema does not declare."
+    )
+    limits: LimitsDoc = Field(default_factory=LimitsDoc, description="Blast-radius limits.")
+
+
+class WorkspaceDoc(_Header):
+    """`kind: Workspace`: the provider and settings (exactly one per manifest directory)."""
+
+    kind: Literal["Workspace"] = Field(description="`Workspace`.")
+    provider: ProviderDoc = Field(default_factory=ProviderDoc, description="Where the live state is.")
+    settings: SettingsDoc = Field(default_factory=SettingsDoc, description="How plans and applies run.")
+
+
+# --------------------------------------------------------------------------------------------- MetadataSchema
+
+
+class KeyDoc(_Doc):
+    """One schema key in full form."""
+
+    type: TypeName = Field(description="The key's type.")
+    values: list[str] | None = Field(None, description="enum: the allowed values (1 to 255, unique).")
+    size: int | None = Field(None, description="embedding: the number of dimensions (1 to 4096).")
+    deleted: Literal["soft", "hard"] | None = Field(
+        None, description="Delete the key: `soft` keeps a restorable tombstone, `hard` does not."
+    )
+    renamed_from: str | None = Field(
+        None, description="The key's previous name, when the key was renamed (for the plan to say so)."
+    )
+
+
+def _key_entry_form(value: Any) -> str:
+    return "shorthand" if isinstance(value, str) else "full"
+
+
+KeyEntry = Annotated[
+    Union[Annotated[TypeName, Tag("shorthand")], Annotated[KeyDoc, Tag("full")]],  # noqa: UP007 - tagged union
+    Discriminator(_key_entry_form),
+]
+
+
+class MetadataSchemaDoc(_Header):
+    """`kind: MetadataSchema`: the organisation's metadata schema (at most one)."""
+
+    kind: Literal["MetadataSchema"] = Field(description="`MetadataSchema`.")
+    prune: bool = Field(False, description="Soft-delete (tombstone) live keys that are not listed here.")
+    keys: dict[str, KeyEntry] | None = Field(
+        None, description="Key name -> a type name (shorthand) or a full key definition."
+    )
+
+
+# --------------------------------------------------------------------------------------------- FileMetadata
+
+
+class FileEntryDoc(_Doc):
+    """One `files:` entry: exactly one selector (`glob`, `name` or `uuid`) and the metadata it sets."""
+
+    glob: str | None = Field(
+        None, description="Select every file whose name matches this pattern (`*`, `?`, `[...]`)."
+    )
+    name: str | None = Field(
+        None, description="Select the file with exactly this name (relative to the folder)."
+    )
+    uuid: str | None = Field(None, description="Select the file with this UUID.")
+    metadata: dict[str, JsonValue] | None = Field(
+        None, description="Key -> value to set on the selected files; `null` removes the key."
+    )
+
+
+class FileMetadataDoc(_Header):
+    """`kind: FileMetadata`: the custom metadata of files in one folder."""
+
+    kind: Literal["FileMetadata"] = Field(description="`FileMetadata`.")
+    folder: str = Field(description="Folder path from the root (names joined by `/`) or a folder UUID.")
+    recursive: bool = Field(
+        False, description="Selectors also match files in subfolders (name = path relative to the folder)."
+    )
+    children: bool = Field(
+        False,
+        description="Selectors also match files inside image groups, image sequences and DICOM series "
+        "(named `GROUP/CHILD`).",
+    )
+    mode: Literal["merge", "overwrite"] = Field(
+        "merge",
+        description="`merge`: write only the owned keys; `overwrite`: each selected file's metadata becomes "
+        "exactly the desired dict.",
+    )
+    owns: list[str] | None = Field(
+        None,
+        description="merge mode: key patterns (fnmatch) this manifest manages on every file it selects; an "
+        "owned key with no desired value is removed.",
+    )
+    on_missing: Literal["error", "warn", "ignore"] = Field(
+        "error", description="What a `name`/`uuid` selector or source row that matches no live file does."
+    )
+    defaults: dict[str, JsonValue] | None = Field(
+        None, description="Key -> value applied to every file this manifest selects."
+    )
+    files: list[FileEntryDoc] | None = Field(None, description="Selectors and the metadata they set.")
+    source: str | None = Field(
+        None,
+        description="Bulk rows: a `.jsonl` or `.csv` file inside the manifest directory (path relative to it).",
+    )
+
+
+#: The model of each ``kind``.
+KIND_MODELS: Final[dict[str, type[_Header]]] = {
+    "Workspace": WorkspaceDoc,
+    "MetadataSchema": MetadataSchemaDoc,
+    "FileMetadata": FileMetadataDoc,
+}
+
+ManifestDoc = Annotated[
+    Union[WorkspaceDoc, MetadataSchemaDoc, FileMetadataDoc],  # noqa: UP007 - discriminated union
+    Field(discriminator="kind"),
+]
+
+
+def manifest_json_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of one manifest document: a ``oneOf`` over the three kinds."""
+    schema: dict[str, Any] = TypeAdapter(ManifestDoc).json_schema(by_alias=True)
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "reconciler manifest (apiVersion reconciler/v1)",
+        "description": "One YAML document of a reconciler manifest file: a Workspace, a MetadataSchema "
+        "or a FileMetadata.",
+        **schema,
+    }

@@ -1,0 +1,294 @@
+"""Metadata values against their schema type (SPEC §3.2), the reserved ``keyframes`` key, and CSV cells.
+
+Every message names the key: ``capture.weather: 'fog' is not one of the enum values [rain, snow, sunny]``.
+``null`` is never checked here: it always means "remove the key".
+
+Datetimes: an ISO 8601 / RFC 3339 string, either a date (``2024-05-01``) or a date and time with
+``T`` (or one space) between them, optional seconds and fraction, and an optional ``Z`` or ``±HH:MM``
+offset (``2024-05-01T10:00:00Z``). A YAML timestamp in a manifest is already turned into such a string.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import re
+from collections.abc import Callable
+from typing import TypeAlias
+
+from reconciler.schema import VARCHAR_MAX, FieldSpec, KeyType
+from reconciler.types import JsonValue
+
+__all__ = [
+    "ValueChecker",
+    "check_keyframes",
+    "check_value",
+    "convert_cell",
+    "describe_value",
+    "is_iso_datetime",
+    "value_checker",
+]
+
+#: Checks one value of a fixed key and type: the error message, or ``None`` when the value is fine.
+ValueChecker: TypeAlias = Callable[[JsonValue], "str | None"]
+
+_DATETIME = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})"
+    r"(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-]\d{2}:?\d{2})?)?$"
+)
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_INT = re.compile(r"^[+-]?\d+$")
+_YAML11_BOOLS = frozenset({"yes", "no", "on", "off", "y", "n", "true", "false"})
+
+
+def describe_value(value: object) -> str:
+    """How messages show a value of the wrong kind: ``the string '5'``, ``the number 3``, ``a list``."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"the boolean {'true' if value else 'false'}"
+    if isinstance(value, int | float):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return f"the string {_short(value)}"
+    if isinstance(value, list):
+        return f"a list of {len(value)} item(s)"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
+
+
+def _short(text: str, limit: int = 60) -> str:
+    return repr(text if len(text) <= limit else text[: limit - 3] + "...")
+
+
+def _is_number(v: object) -> bool:
+    """A finite int or float, not a bool (ints are always finite; huge ones do not fit a float)."""
+    t = type(v)
+    if t is int:
+        return True
+    if t is float:
+        return math.isfinite(v)  # type: ignore[arg-type]  # type(v) is float was just checked
+    if isinstance(v, bool):
+        return False
+    if isinstance(v, int):
+        return True
+    return isinstance(v, float) and math.isfinite(v)
+
+
+def is_iso_datetime(text: str) -> bool:
+    """Whether ``text`` is an ISO 8601 date or date-time as described in the module docstring."""
+    m = _DATETIME.match(text)
+    if m is None:
+        return False
+    year, month, day, hour, minute, second, _fraction, tz = m.groups()
+    try:
+        dt.date(int(year), int(month), int(day))
+        if hour is not None:
+            dt.time(int(hour), int(minute), int(second or 0))
+        if tz and tz != "Z":
+            hh, mm = int(tz[1:3]), int(tz[-2:])
+            if hh > 23 or mm > 59:
+                return False
+    except ValueError:
+        return False
+    return True
+
+
+def check_value(key: str, value: JsonValue, spec: FieldSpec) -> str | None:
+    """Check one value against its key's schema type; the error message (naming the key) or ``None``."""
+    return value_checker(key, spec)(value)
+
+
+def value_checker(key: str, spec: FieldSpec) -> ValueChecker:
+    """A checker for many values of one key (what bulk sources use: the type is looked at once)."""
+    if spec.deleted is not None or spec.type is None:
+
+        def deleted(value: JsonValue) -> str | None:
+            return None if value is None else f"key {key!r} is deleted in the schema"
+
+        return deleted
+    t = spec.type
+    if t is KeyType.BOOLEAN:
+
+        def boolean(value: JsonValue) -> str | None:
+            if value is None or value is True or value is False:
+                return None
+            hint = ""
+            if isinstance(value, str) and value.lower() in _YAML11_BOOLS:
+                hint = " (YAML 1.2: write true or false)"
+            return f"{key}: expected a boolean, got {describe_value(value)}{hint}"
+
+        return boolean
+    if t is KeyType.NUMBER:
+
+        def number(value: JsonValue) -> str | None:
+            if value is None or _is_number(value):
+                return None
+            if isinstance(value, float):
+                return f"{key}: a number must be finite, got {value}"
+            return f"{key}: expected a number, got {describe_value(value)}"
+
+        return number
+    if t is KeyType.DATETIME:
+
+        def datetime(value: JsonValue) -> str | None:
+            if value is None:
+                return None
+            if not isinstance(value, str):
+                return f"{key}: expected an ISO 8601 datetime string, got {describe_value(value)}"
+            if not is_iso_datetime(value):
+                return f"{key}: {_short(value)} is not an ISO 8601 datetime"
+            return None
+
+        return datetime
+    if t is KeyType.UUID:
+
+        def uuid(value: JsonValue) -> str | None:
+            if value is None:
+                return None
+            if not isinstance(value, str):
+                return f"{key}: expected a UUID string, got {describe_value(value)}"
+            if _UUID.match(value) is None:
+                return f"{key}: {_short(value)} is not a UUID"
+            return None
+
+        return uuid
+    if t is KeyType.VARCHAR:
+
+        def varchar(value: JsonValue) -> str | None:
+            if value is None:
+                return None
+            if not isinstance(value, str):
+                return f"{key}: expected a string, got {describe_value(value)}"
+            if len(value) > VARCHAR_MAX:
+                return (
+                    f"{key}: string of {len(value):,} characters is longer than varchar allows "
+                    f"({VARCHAR_MAX:,}); declare the key as text for longer values"
+                )
+            return None
+
+        return varchar
+    if t in (KeyType.TEXT, KeyType.USER):
+
+        def text(value: JsonValue) -> str | None:
+            if value is None or isinstance(value, str):
+                return None
+            return f"{key}: expected a string, got {describe_value(value)}"
+
+        return text
+    if t is KeyType.ENUM:
+        allowed = frozenset(spec.values)
+        shown = "[" + ", ".join(sorted(spec.values)) + "]"
+
+        def enum(value: JsonValue) -> str | None:
+            if value is None:
+                return None
+            if isinstance(value, str):
+                if value in allowed:
+                    return None
+                return f"{key}: {_short(value)} is not one of the enum values {shown}"
+            return f"{key}: expected one of the enum values {shown}, got {describe_value(value)}"
+
+        return enum
+    if t is KeyType.EMBEDDING:
+        size = spec.size
+
+        def embedding(value: JsonValue) -> str | None:
+            if value is None:
+                return None
+            if not isinstance(value, list):
+                return f"{key}: expected a list of {size} numbers, got {describe_value(value)}"
+            if len(value) != size:
+                return f"{key}: embedding needs {size} numbers, got {len(value)}"
+            for i, x in enumerate(value):
+                if not _is_number(x):
+                    return f"{key}: embedding item {i} is not a finite number (got {describe_value(x)})"
+            return None
+
+        return embedding
+    if t is KeyType.GEOSPATIAL:
+        return _geospatial_checker(key)
+    raise AssertionError(f"unhandled key type {t!r}")  # pragma: no cover - every KeyType is handled above
+
+
+def _geospatial_checker(key: str) -> ValueChecker:
+    ranges = {"latitude": 90.0, "longitude": 180.0}
+
+    def geospatial(value: JsonValue) -> str | None:
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            return f"{key}: expected {{latitude, longitude}}, got {describe_value(value)}"
+        extra = sorted(set(value) - set(ranges))
+        if extra:
+            return (
+                f"{key}: unexpected field {extra[0]!r} (a geospatial value has only latitude and longitude)"
+            )
+        for name, bound in ranges.items():
+            if name not in value:
+                return f"{key}: missing {name}"
+            x = value[name]
+            if not _is_number(x):
+                return f"{key}: {name} must be a number, got {describe_value(x)}"
+            assert isinstance(x, int | float)
+            if not -bound <= x <= bound:
+                return f"{key}: {name} {x} is out of range -{bound:g}..{bound:g}"
+        return None
+
+    return geospatial
+
+
+def check_keyframes(value: JsonValue) -> str | None:
+    """The reserved ``keyframes`` key: a list of sorted, unique, non-negative frame numbers (or ``null``)."""
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        return f"keyframes: expected a list of frame numbers, got {describe_value(value)}"
+    previous = -1
+    for i, x in enumerate(value):
+        if type(x) is not int or x < 0:
+            return f"keyframes: item {i} must be a non-negative integer frame number, got {describe_value(x)}"
+        if x <= previous:
+            return f"keyframes: frame numbers must be sorted and unique ({x} comes after {previous})"
+        previous = x
+    return None
+
+
+def convert_cell(text: str, spec: FieldSpec | None) -> JsonValue:
+    """Turn one CSV cell into a value of its key's type (the caller skips empty cells: "not set").
+
+    ``number`` -> int or float; ``boolean`` -> true/false (any case); ``embedding``/``geospatial`` -> JSON;
+    everything else (and keys the schema does not declare) -> the string as it is.
+    Raises ValueError with a message (without the key; the caller adds it).
+    """
+    if spec is None or spec.type is None:
+        return text
+    t = spec.type
+    if t is KeyType.NUMBER:
+        stripped = text.strip()
+        if _INT.match(stripped):
+            return int(stripped)
+        try:
+            number = float(stripped)
+        except ValueError:
+            raise ValueError(f"{_short(text)} is not a number") from None
+        if not math.isfinite(number):
+            raise ValueError(f"{_short(text)} is not a finite number")
+        return number
+    if t is KeyType.BOOLEAN:
+        lowered = text.strip().lower()
+        if lowered == "true":
+            return True
+        if lowered == "false":
+            return False
+        raise ValueError(f"{_short(text)} is not a boolean (write true or false)")
+    if t in (KeyType.EMBEDDING, KeyType.GEOSPATIAL):
+        try:
+            parsed: JsonValue = json.loads(text)
+        except ValueError:
+            what = "[x, y, ...]" if t is KeyType.EMBEDDING else '{"latitude": ..., "longitude": ...}'
+            raise ValueError(f"{_short(text)} is not valid JSON (write {t.value} cells as {what})") from None
+        return parsed
+    return text
