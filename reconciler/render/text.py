@@ -195,8 +195,9 @@ def render_apply_result(result: ApplyResult) -> str:
     from reconciler.apply import FileStatus
 
     lines: list[str] = []
+    # Not-attempted files (an interrupted or stopped apply) are counted, not listed: there may be millions.
     for r in sorted(result.files, key=lambda r: (r.change.folder, r.change.name)):
-        if r.status in (FileStatus.FAILED, FileStatus.STALE, FileStatus.NOT_ATTEMPTED):
+        if r.status in (FileStatus.FAILED, FileStatus.STALE):
             lines.append(f"  {r.status.value}: {r.change.address}: {r.reason}")
     written = result.count(FileStatus.WRITTEN)
     parts = [f"{written:,} file(s) written"]
