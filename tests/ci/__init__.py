@@ -1,0 +1,1 @@
+"""Tests of the CI integration files (GitHub Action, workflows, pre-commit hooks)."""

@@ -1,0 +1,229 @@
+"""The GitHub Action, the workflows, the examples and the pre-commit hooks: they parse, have what they must, and
+their scripts are sound. ``actionlint`` checks the workflows too when it is installed (it is not on PyPI as a
+wheel, nor in Debian, so the test skips without it)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import stat
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reconciler.manifest.yamlio import load_documents
+from tests.helpers.cli import REPO
+
+WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.yml"))
+EXAMPLES = sorted((REPO / "examples" / "github").glob("*.yml"))
+ALL_FILES = [REPO / "action.yml", REPO / ".pre-commit-hooks.yaml", *WORKFLOWS, *EXAMPLES]
+MARKER = "<!-- reconciler-plan -->"
+
+
+def load(path: Path) -> Any:
+    docs = load_documents(path.read_text(encoding="utf-8"), str(path.relative_to(REPO)))
+    assert len(docs) == 1
+    return docs[0].data
+
+
+def steps_of(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    if "runs" in doc:
+        return list(doc["runs"]["steps"])
+    return [s for job in doc["jobs"].values() for s in job["steps"]]
+
+
+def scripts_of(doc: dict[str, Any]) -> list[str]:
+    return [s["run"] for s in steps_of(doc) if "run" in s]
+
+
+def test_the_files_exist():
+    assert [p.name for p in WORKFLOWS] == ["ci.yml"]
+    assert [p.name for p in EXAMPLES] == ["apply.yml", "drift.yml", "plan.yml"]
+
+
+@pytest.mark.parametrize("path", ALL_FILES, ids=lambda p: str(p.relative_to(REPO)))
+def test_every_file_parses_as_yaml_1_2(path: Path):
+    data = load(path)
+    assert isinstance(data, (dict, list))
+    if path.parent.name in ("workflows", "github"):
+        # YAML 1.2: `on` is a string key (YAML 1.1 readers would make it `true`).
+        assert {"name", "on", "jobs", "permissions"} <= set(data)
+
+
+@pytest.mark.parametrize("path", [REPO / "action.yml", *WORKFLOWS, *EXAMPLES], ids=lambda p: p.name)
+def test_scripts_are_valid_bash_without_inline_expressions(path: Path):
+    """Inputs reach scripts through env only: a `${{ }}` pasted into a script is a script-injection risk."""
+    for script in scripts_of(load(path)):
+        assert "${{" not in script, script
+        subprocess.run(["bash", "-n"], input=script, text=True, check=True)
+
+
+def test_action_inputs_and_steps():
+    action = load(REPO / "action.yml")
+    assert action["runs"]["using"] == "composite"
+    assert set(action["inputs"]) == {
+        "command", "manifests", "plan-file", "python-version", "args", "comment", "comment-marker", "github-token",
+    }  # fmt: skip
+    assert action["inputs"]["command"]["default"] == "plan"
+    assert action["inputs"]["comment-marker"]["default"] == MARKER
+    assert {"exitcode", "has-changes", "plan-file", "markdown-file"} <= set(action["outputs"])
+    steps = steps_of(action)
+    assert steps[0]["uses"] == "actions/setup-python@v5"
+    text = "\n".join(scripts_of(action))
+    assert 'python -m pip install --disable-pip-version-check --quiet "$ACTION_PATH"' in text
+    assert 'reconciler validate -C "$MANIFESTS"' in text
+    assert (
+        'reconciler plan -C "$MANIFESTS" --out "$PLAN_FILE" --format markdown --detailed-exitcode $ARGS'
+        in text
+    )
+    assert 'cat "$markdown" >> "$GITHUB_STEP_SUMMARY"' in text
+    assert 'bash "$ACTION_PATH/scripts/github/upsert-comment.sh" "$MARKDOWN"' in text
+    assert 'reconciler apply -C "$MANIFESTS" "$PLAN_FILE" $ARGS' in text
+    for step in steps:
+        if "run" in step:
+            assert step["shell"] == "bash"
+
+
+def test_ci_workflow_runs_the_test_script_on_every_python():
+    ci = load(REPO / ".github" / "workflows" / "ci.yml")
+    test = ci["jobs"]["test"]
+    assert test["strategy"]["matrix"]["python-version"] == ["3.10", "3.11", "3.12", "3.13"]
+    assert "bash scripts/test.sh" in scripts_of(ci)
+    assert "reconciler fmt --check -C manifests" in scripts_of(ci)
+    assert ci["permissions"] == {"contents": "read"}
+
+
+def test_plan_example_comments_and_keeps_the_plan():
+    plan = load(REPO / "examples" / "github" / "plan.yml")
+    assert plan["on"] == {"pull_request": {"paths": ["manifests/**"]}}
+    assert plan["permissions"] == {"contents": "read", "pull-requests": "write"}
+    steps = steps_of(plan)
+    action = next(s for s in steps if s.get("uses", "").startswith("reconciler-dev/reconciler@"))
+    assert action["with"] == {"command": "plan", "manifests": "manifests", "plan-file": "plan.json"}
+    upload = next(s for s in steps if s.get("uses") == "actions/upload-artifact@v4")
+    assert upload["with"]["name"] == "reconciler-plan-${{ github.event.pull_request.head.sha }}"
+    assert upload["with"]["path"] == "plan.json"
+
+
+def test_apply_example_applies_the_reviewed_plan_one_at_a_time():
+    apply = load(REPO / "examples" / "github" / "apply.yml")
+    assert apply["on"] == {"push": {"branches": ["main"], "paths": ["manifests/**"]}}
+    assert apply["concurrency"] == {"group": "reconciler-apply", "cancel-in-progress": False}
+    text = "\n".join(scripts_of(apply))
+    assert "reconciler apply -C manifests reviewed/plan.json $ALLOW_DESTRUCTIVE" in text
+    assert "manifests_digest" in text
+    assert "reconciler plan -C manifests --detailed-exitcode" in text
+    # Never re-plans and applies unreviewed changes.
+    assert "--auto-approve" not in text
+    download = next(s for s in steps_of(apply) if s.get("uses") == "actions/download-artifact@v4")
+    assert download["with"]["name"] == "reconciler-plan-${{ steps.find.outputs.head }}"
+
+
+def test_drift_example_runs_on_a_schedule_and_handles_exit_2():
+    drift = load(REPO / "examples" / "github" / "drift.yml")
+    assert "schedule" in drift["on"] and "workflow_dispatch" in drift["on"]
+    assert drift["permissions"] == {"contents": "read", "issues": "write"}
+    text = "\n".join(scripts_of(drift))
+    assert "reconciler plan -C manifests --detailed-exitcode --format markdown > drift.md" in text
+    ifs = [s.get("if") for s in steps_of(drift)]
+    assert "steps.plan.outputs.exitcode == '2'" in ifs
+    assert "gh issue create" in text and "gh issue edit" in text and "gh issue close" in text
+
+
+def test_pre_commit_hooks():
+    hooks = load(REPO / ".pre-commit-hooks.yaml")
+    by_id = {h["id"]: h for h in hooks}
+    assert set(by_id) == {"reconciler-validate", "reconciler-fmt"}
+    assert by_id["reconciler-validate"]["entry"] == "reconciler validate"
+    assert by_id["reconciler-fmt"]["entry"] == "reconciler fmt --check"
+    for h in hooks:
+        assert h["language"] == "python"
+        assert h["pass_filenames"] is False
+        re.compile(h["files"])
+
+
+@pytest.mark.skipif(shutil.which("actionlint") is None, reason="actionlint is not installed")
+def test_actionlint():
+    paths = [str(p) for p in [*WORKFLOWS, *EXAMPLES]]
+    r = subprocess.run(["actionlint", "-no-color", *paths], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+# --------------------------------------------------------------------------------------------- comment upsert
+
+FAKE_GH = """#!/usr/bin/env bash
+# A stand-in for the GitHub CLI: logs its arguments, answers the comment listing from $FAKE_LISTING.
+printf '%s\\n' "$*" >> "$FAKE_LOG"
+for arg in "$@"; do
+  case "$arg" in
+    body=@*) cp "${arg#body=@}" "$FAKE_LOG.body" ;;
+  esac
+done
+if [ "$2" = "--paginate" ]; then cat "$FAKE_LISTING"; fi
+"""
+
+
+def run_upsert(tmp_path: Path, listing: str) -> tuple[subprocess.CompletedProcess[str], list[str], str]:
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    gh = bindir / "gh"
+    gh.write_text(FAKE_GH)
+    gh.chmod(gh.stat().st_mode | stat.S_IEXEC)
+    (tmp_path / "listing").write_text(listing)
+    body = tmp_path / "plan.md"
+    body.write_text("### reconciler plan: 1 file to update\n")
+    env = {
+        "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}",
+        "FAKE_LOG": str(tmp_path / "log"),
+        "FAKE_LISTING": str(tmp_path / "listing"),
+        "GITHUB_REPOSITORY": "acme/data",
+        "PR_NUMBER": "42",
+        "GH_TOKEN": "t",
+    }
+    r = subprocess.run(
+        ["bash", str(REPO / "scripts" / "github" / "upsert-comment.sh"), str(body)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    log = (tmp_path / "log").read_text().splitlines()
+    posted = (tmp_path / "log.body").read_text() if (tmp_path / "log.body").exists() else ""
+    return r, log, posted
+
+
+def test_upsert_posts_a_new_comment_when_there_is_none(tmp_path: Path):
+    r, log, posted = run_upsert(tmp_path, "")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "Posted the plan comment on pull request #42.\n"
+    assert log[0] == (
+        'api --paginate repos/acme/data/issues/42/comments --jq .[] | select(.body | startswith("'
+        + MARKER
+        + '")) | .id'
+    )
+    assert log[1].startswith("api --method POST repos/acme/data/issues/42/comments -F body=@")
+    assert posted == MARKER + "\n### reconciler plan: 1 file to update\n"
+
+
+def test_upsert_updates_the_existing_comment_in_place(tmp_path: Path):
+    r, log, posted = run_upsert(tmp_path, "1001\n1005\n")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "Updated the plan comment 1001 on pull request #42.\n"
+    assert len(log) == 2
+    assert log[1].startswith("api --method PATCH repos/acme/data/issues/comments/1001 -F body=@")
+    assert posted.startswith(MARKER + "\n")
+
+
+def test_upsert_needs_a_pull_request(tmp_path: Path):
+    body = tmp_path / "b.md"
+    body.write_text("x")
+    r = subprocess.run(
+        ["bash", str(REPO / "scripts" / "github" / "upsert-comment.sh"), str(body)],
+        env={"PATH": os.environ["PATH"], "GITHUB_REPOSITORY": "acme/data"},
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 1
+    assert "PR_NUMBER is not set (not a pull_request event?)" in r.stderr
