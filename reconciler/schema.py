@@ -195,9 +195,13 @@ def spec_from_wire(obj: Mapping[str, Any]) -> FieldSpec:
     if not isinstance(obj, Mapping):
         raise ValueError(f"expected a type object, got {type(obj).__name__}")
     ty = obj.get("ty")
+    if not isinstance(ty, str):
+        raise ValueError(f"'ty' must be a string, got {type(ty).__name__}")
     wire = dict(obj)
     if ty == "variant":
         hint = obj.get("hint", "text")
+        if not isinstance(hint, str):
+            raise ValueError(f"variant 'hint' must be a string, got {type(hint).__name__}")
         hint = {"string": "varchar", "long_string": "text"}.get(hint, hint)
         if hint not in _LEGACY_SCALARS:
             raise ValueError(f"unknown variant hint {hint!r}")

@@ -173,7 +173,7 @@ def read_snapshot(path: str | os.PathLike[str]) -> Snapshot:
                         folder = _str(rec, "folder", where)
                         name = _str(rec, "name", where)
                         item_type = rec.get("item_type", "image")
-                        if item_type not in ITEM_TYPES:
+                        if not isinstance(item_type, str) or item_type not in ITEM_TYPES:
                             raise ValueError(f"{where}: unknown item_type {item_type!r}")
                         md = rec.get("client_metadata") or {}
                         if not isinstance(md, dict):

@@ -20,7 +20,7 @@ from reconciler.plan.model import (
     Strategy,
 )
 from reconciler.providers.base import ProviderIdentity
-from reconciler.schema import FieldSpec
+from reconciler.schema import Deletion, FieldSpec
 
 __all__ = ["plan_from_dict", "plan_to_dict", "render_plan_json"]
 
@@ -96,9 +96,29 @@ def _req(obj: Mapping[str, Any], key: str, where: str, kind: type | tuple[type, 
     return value
 
 
+def _opt(obj: Mapping[str, Any], key: str, where: str, kind: type | tuple[type, ...], default: Any) -> Any:
+    """An optional field: ``default`` when absent or null, else it must be of ``kind`` (bools are not ints)."""
+    value = obj.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, kind) or (isinstance(value, bool) and bool not in _kinds(kind)):
+        raise PlanFormatError(f"{where}.{key}: wrong type {type(value).__name__}")
+    return value
+
+
+def _kinds(kind: type | tuple[type, ...]) -> tuple[type, ...]:
+    return kind if isinstance(kind, tuple) else (kind,)
+
+
 def _spec(data: Any, where: str) -> FieldSpec | None:
     if data is None:
         return None
+    if not isinstance(data, dict):
+        raise PlanFormatError(f"{where}: wrong type {type(data).__name__}")
+    values = _opt(data, "values", where, list, [])
+    if not all(isinstance(v, str) for v in values):
+        raise PlanFormatError(f"{where}.values: every enum value must be a string")
+    _opt(data, "size", where, int, None)
     try:
         return FieldSpec.from_json(data)
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -119,15 +139,19 @@ def plan_from_dict(data: Mapping[str, Any], *, origin: str = "plan") -> Plan:
             w = f"{origin}.schema.changes[{i}]"
             if not isinstance(c, dict):
                 raise PlanFormatError(f"{w}: must be an object")
+            after = _spec(c.get("after"), f"{w}.after")
+            if after is None or (after.type is None and after.deleted is not Deletion.HARD):
+                # Every planned schema change says what the key becomes; only a hard delete forgets the type.
+                raise PlanFormatError(f"{w}.after: missing the key's type")
             schema_changes.append(
                 SchemaChange(
                     key=_req(c, "key", w, str),
                     action=SchemaAction(_req(c, "action", w, str)),
                     before=_spec(c.get("before"), f"{w}.before"),
-                    after=_spec(c.get("after"), f"{w}.after"),
+                    after=after,
                     destructive=_req(c, "destructive", w, bool),
                     reason=str(c.get("reason", "")),
-                    renamed_from=c.get("renamed_from"),
+                    renamed_from=_opt(c, "renamed_from", w, str, None),
                 )
             )
         files = []
@@ -160,11 +184,11 @@ def plan_from_dict(data: Mapping[str, Any], *, origin: str = "plan") -> Plan:
                 )
             )
         summary = _req(data, "summary", origin, dict)
-        calls = summary.get("api_calls") or {}
+        calls = _opt(summary, "api_calls", f"{origin}.summary", dict, {})
         fsum = _req(summary, "files", f"{origin}.summary", dict)
         warnings = tuple(
             Diagnostic(SourceLocation(str(w.get("location", ""))), str(w.get("message", "")), "warning")
-            for w in data.get("warnings") or []
+            for w in _opt(data, "warnings", origin, list, [])
             if isinstance(w, dict)
         )
         return Plan(
@@ -175,12 +199,12 @@ def plan_from_dict(data: Mapping[str, Any], *, origin: str = "plan") -> Plan:
             schema_fingerprint=_req(schema, "fingerprint", f"{origin}.schema", str),
             schema_changes=tuple(schema_changes),
             files=tuple(files),
-            unchanged=int(fsum.get("unchanged", 0)),
-            reads=int(calls.get("reads", 0)),
-            writes=int(calls.get("writes", 0)),
+            unchanged=_opt(fsum, "unchanged", f"{origin}.summary.files", int, 0),
+            reads=_opt(calls, "reads", f"{origin}.summary.api_calls", int, 0),
+            writes=_opt(calls, "writes", f"{origin}.summary.api_calls", int, 0),
             warnings=warnings,
             format_version=_req(data, "format_version", origin, str),
-            destructive_reasons=tuple(str(r) for r in data.get("destructive_reasons") or []),
+            destructive_reasons=tuple(str(r) for r in _opt(data, "destructive_reasons", origin, list, [])),
         )
     except ValueError as exc:  # an unknown enum value
         raise PlanFormatError(f"{origin}: {exc}") from exc

@@ -51,6 +51,7 @@ def test_apply_of_2000_files_converges_under_10_percent_faults(seed, batch, tmp_
     assert sc.wrong_files(final) == []
     assert sc.lost_foreign_keys(final) == 0
     assert not make_plan(desired, provider).has_changes
+    assert journal.path is not None
     back = read_journal(journal.path)
     assert back.count(EntryStatus.WRITTEN) == result.count(FileStatus.WRITTEN) == sc.changed_files()
     assert chaos.faults() > 0
@@ -105,6 +106,7 @@ def test_faults_beyond_the_retry_budget_are_reported_and_a_rerun_converges(tmp_p
         assert "still failing after 3 attempt(s)" in r.reason
         assert "503" in r.reason
     assert report.endswith(f"Apply finished with errors: 1,000 file(s) written, {changed - 1000:,} failed.\n")
+    assert journal.path is not None
     back = read_journal(journal.path)
     assert back.count(EntryStatus.WRITTEN) == 1000
     assert back.count(EntryStatus.FAILED) == changed - 1000
