@@ -9,6 +9,7 @@ import re
 import shutil
 import stat
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -227,3 +228,72 @@ def test_upsert_needs_a_pull_request(tmp_path: Path):
     )
     assert r.returncode == 1
     assert "PR_NUMBER is not set (not a pull_request event?)" in r.stderr
+
+
+# --------------------------------------------------------------------------------------------- the action's steps
+
+
+def _step(step_id: str) -> dict[str, Any]:
+    return next(s for s in steps_of(load(REPO / "action.yml")) if s.get("id") == step_id)
+
+
+def _run_step(step_id: str, tmp_path: Path, env: dict[str, str]) -> tuple[int, dict[str, str]]:
+    """Run one of the action's bash steps as GitHub does (``bash -eo pipefail``), with ``reconciler`` on PATH."""
+    bindir = tmp_path / "bin"
+    if not bindir.exists():
+        bindir.mkdir()
+        shim = bindir / "reconciler"
+        shim.write_text(f'#!/usr/bin/env bash\nexec "{sys.executable}" -m reconciler "$@"\n')
+        shim.chmod(shim.stat().st_mode | stat.S_IEXEC)
+    output = tmp_path / "github_output"
+    output.write_text("")
+    full_env = {
+        "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}",
+        "PYTHONPATH": str(REPO),
+        "RUNNER_TEMP": str(tmp_path),
+        "GITHUB_OUTPUT": str(output),
+        "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md"),
+        **env,
+    }
+    r = subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", _step(step_id)["run"]],
+        cwd=tmp_path,
+        env=full_env,
+        capture_output=True,
+        text=True,
+    )
+    outputs = dict(line.split("=", 1) for line in output.read_text().splitlines())
+    return r.returncode, outputs
+
+
+def test_the_action_plans_saves_summarises_and_applies(tmp_path: Path):
+    from tests.helpers.cli import copy_demo
+
+    manifests = copy_demo(tmp_path)
+    env = {"MANIFESTS": str(manifests), "PLAN_FILE": "plan.json", "ARGS": ""}
+    code, outputs = _run_step("plan", tmp_path, env)
+    assert code == 0
+    markdown = tmp_path / "reconciler-plan.md"
+    assert outputs == {"exitcode": "2", "markdown-file": str(markdown), "has-changes": "true"}
+    assert markdown.read_text().startswith("### reconciler plan: ")
+    assert (tmp_path / "summary.md").read_text() == markdown.read_text()
+    assert (tmp_path / "plan.json").exists()
+
+    code, outputs = _run_step("apply", tmp_path, env)
+    assert (code, outputs) == (0, {"exitcode": "0"})
+
+    code, outputs = _run_step("plan", tmp_path, env)
+    assert code == 0
+    assert (outputs["exitcode"], outputs["has-changes"]) == ("0", "false")
+    assert "### reconciler plan: no changes" in markdown.read_text()
+
+
+def test_the_action_fails_on_invalid_manifests_and_passes_the_exit_code_on(tmp_path: Path):
+    from tests.helpers.cli import copy_demo
+
+    manifests = copy_demo(tmp_path)
+    env = {"MANIFESTS": str(manifests), "PLAN_FILE": "plan.json", "ARGS": "--target nope.yaml"}
+    code, outputs = _run_step("plan", tmp_path, env)
+    assert code == 1
+    assert outputs["exitcode"] == "1"
+    assert not (tmp_path / "summary.md").exists()
