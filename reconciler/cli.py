@@ -347,12 +347,12 @@ def _run_apply(
         if journal is not None:
             journal.close()
     click.echo(render_apply_result(result), nl=False, err=echo_err)
-    if journal is not None:
+    if journal is not None and journal.path is not None:
         click.echo(f"Journal: {journal.path}", err=echo_err)
     if result.interrupted:
         again = "reconciler apply" if rolls_back is None else f"reconciler rollback {rolls_back}"
         undo = ""
-        if journal is not None:
+        if journal is not None and journal.path is not None:
             undo = f", or `reconciler rollback {journal.path}` to undo what was written"
         _err(f"Interrupted: stopped after the batches in flight. Run `{again}` again to finish{undo}.")
         raise _Exit(EXIT_INTERRUPTED)

@@ -85,7 +85,9 @@ def safe_identity(identity: ProviderIdentity) -> ProviderIdentity:
 class JournalWriter:
     """Appends journal lines and fsyncs them before the batch they describe is sent (apply's ``Journal``).
 
-    ``kind`` is ``apply`` or ``rollback``; ``rolls_back`` names the journal a rollback restores.
+    The file is created with the first batch, so an apply that writes nothing (a stale plan, nothing to do)
+    leaves no journal; ``path`` is ``None`` until then. ``kind`` is ``apply`` or ``rollback``;
+    ``rolls_back`` names the journal a rollback restores.
     """
 
     def __init__(
@@ -97,16 +99,14 @@ class JournalWriter:
         kind: str = "apply",
         rolls_back: str | None = None,
     ) -> None:
-        try:
-            directory.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise JournalError(f"{directory}: cannot create the journal directory: {exc.strerror}") from exc
         stamp = (now or dt.datetime.now(dt.timezone.utc)).strftime("%Y%m%dT%H%M%SZ")
         pid = plan_id(plan)
-        self.path, self._fh = self._create(directory, f"{stamp}-{pid}")
-        _fsync_dir(directory)
+        self.directory = directory
+        self.path: Path | None = None
+        self._stem = f"{stamp}-{pid}"
+        self._fh: IO[str] | None = None
         self._lock = threading.Lock()
-        header: dict[str, object] = {
+        self._header: dict[str, object] = {
             "record": "header",
             "format_version": JOURNAL_FORMAT_VERSION,
             "kind": kind,
@@ -116,8 +116,19 @@ class JournalWriter:
             "started_at": stamp,
         }
         if rolls_back is not None:
-            header["rolls_back"] = rolls_back
-        self._write([header])
+            self._header["rolls_back"] = rolls_back
+
+    def _open(self) -> IO[str]:
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise JournalError(
+                f"{self.directory}: cannot create the journal directory: {exc.strerror}"
+            ) from exc
+        self.path, fh = self._create(self.directory, self._stem)
+        _fsync_dir(self.directory)
+        fh.write(json.dumps(self._header, ensure_ascii=False, sort_keys=True) + "\n")
+        return fh
 
     @staticmethod
     def _create(directory: Path, stem: str) -> tuple[Path, IO[str]]:
@@ -136,6 +147,8 @@ class JournalWriter:
         text = "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in records)
         with self._lock:
             try:
+                if self._fh is None:
+                    self._fh = self._open()
                 self._fh.write(text)
                 self._fh.flush()
                 os.fsync(self._fh.fileno())
@@ -168,7 +181,8 @@ class JournalWriter:
 
     def close(self) -> None:
         with self._lock:
-            self._fh.close()
+            if self._fh is not None:
+                self._fh.close()
 
 
 def _fsync_dir(directory: Path) -> None:

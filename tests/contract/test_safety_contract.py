@@ -382,6 +382,7 @@ def test_rollback_refuses_a_journal_from_another_provider(make_provider, tmp_pat
         provider=ProviderIdentity("sqlite", str(tmp_path / "other.db")),
     )
     journal = JournalWriter(tmp_path, plan)
+    journal.before_batch([(plan.files[0], {"k": 1}, {"k": 2})])
     journal.close()
     with pytest.raises(JournalError) as exc:
         plan_rollback(read_journal(journal.path), p)

@@ -78,12 +78,21 @@ def test_writer_lines_and_reader_round_trip(tmp_path):
 
 
 def test_two_journals_in_one_second_get_two_files(tmp_path):
-    a = JournalWriter(tmp_path, make_plan(), now=NOW)
-    b = JournalWriter(tmp_path, make_plan(), now=NOW)
-    a.close()
-    b.close()
-    assert a.path != b.path and b.path.name.endswith("-2.jsonl")
-    assert read_journal(b.path).entries == ()
+    plan = make_plan()
+    a = JournalWriter(tmp_path, plan, now=NOW)
+    b = JournalWriter(tmp_path, plan, now=NOW)
+    for w in (a, b):
+        w.before_batch([(plan.files[0], {}, {"k": 1})])
+        w.close()
+    assert a.path is not None and b.path is not None
+    assert a.path != b.path and b.path.name == a.path.name.replace(".jsonl", "-2.jsonl")
+    assert len(read_journal(b.path).entries) == 1
+
+
+def test_no_journal_file_until_something_is_sent(tmp_path):
+    w = JournalWriter(tmp_path / "j", make_plan(), now=NOW)
+    w.close()
+    assert w.path is None and not (tmp_path / "j").exists()
 
 
 def test_pending_entries_without_results(tmp_path):
@@ -196,6 +205,7 @@ def test_unreadable_and_non_utf8(tmp_path):
 def test_no_credentials_in_the_header(tmp_path):
     plan = make_plan(ProviderIdentity("encord", "https://user:s3cret@api.example.com/?token=abc"))
     w = JournalWriter(tmp_path, plan, now=NOW)
+    w.before_batch([(plan.files[0], {}, {"k": 1})])
     w.close()
     text = w.path.read_text()
     assert "s3cret" not in text and "token" not in text and "user" not in text
