@@ -67,7 +67,7 @@ class UndeclaredKeys(str, enum.Enum):
     ALLOW = "allow"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: bulk sources make millions of these
 class Assignment:
     """A value a manifest gives a key. ``value is None`` means an explicit ``null``: remove the key."""
 

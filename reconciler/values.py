@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 import re
 from collections.abc import Callable
 from typing import TypeAlias
@@ -21,7 +20,9 @@ from reconciler.schema import VARCHAR_MAX, FieldSpec, KeyType
 from reconciler.types import JsonValue
 
 __all__ = [
+    "CellConverter",
     "ValueChecker",
+    "cell_converter",
     "check_keyframes",
     "check_value",
     "convert_cell",
@@ -32,10 +33,13 @@ __all__ = [
 
 #: Checks one value of a fixed key and type: the error message, or ``None`` when the value is fine.
 ValueChecker: TypeAlias = Callable[[JsonValue], "str | None"]
+#: Turns one CSV cell into a value; raises ValueError with a message.
+CellConverter: TypeAlias = Callable[[str], JsonValue]
 
+# ISO 8601 extended format, ranges checked by the pattern (day 29..31 is checked against the month after).
 _DATETIME = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})"
-    r"(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-]\d{2}:?\d{2})?)?$"
+    r"(\d{4})-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])"
+    r"(?:[T ](?:[01]\d|2[0-3]):[0-5]\d(?::[0-5]\d(?:\.\d{1,9})?)?(?:Z|[+-](?:[01]\d|2[0-3]):?[0-5]\d)?)?"
 )
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _INT = re.compile(r"^[+-]?\d+$")
@@ -65,34 +69,24 @@ def _short(text: str, limit: int = 60) -> str:
 
 def _is_number(v: object) -> bool:
     """A finite int or float, not a bool (ints are always finite; huge ones do not fit a float)."""
-    t = type(v)
-    if t is int:
+    if type(v) is int:
         return True
-    if t is float:
-        return math.isfinite(v)  # type: ignore[arg-type]  # type(v) is float was just checked
-    if isinstance(v, bool):
-        return False
-    if isinstance(v, int):
-        return True
-    return isinstance(v, float) and math.isfinite(v)
+    if isinstance(v, float):
+        return v - v == 0  # false for inf and nan
+    return isinstance(v, int) and not isinstance(v, bool)
 
 
 def is_iso_datetime(text: str) -> bool:
     """Whether ``text`` is an ISO 8601 date or date-time as described in the module docstring."""
-    m = _DATETIME.match(text)
+    m = _DATETIME.fullmatch(text)
     if m is None:
         return False
-    year, month, day, hour, minute, second, _fraction, tz = m.groups()
-    try:
-        dt.date(int(year), int(month), int(day))
-        if hour is not None:
-            dt.time(int(hour), int(minute), int(second or 0))
-        if tz and tz != "Z":
-            hh, mm = int(tz[1:3]), int(tz[-2:])
-            if hh > 23 or mm > 59:
-                return False
-    except ValueError:
-        return False
+    year, month, day = m.group(1, 2, 3)
+    if day > "28" or year == "0000":
+        try:
+            dt.date(int(year), int(month), int(day))
+        except ValueError:
+            return False
     return True
 
 
@@ -217,6 +211,15 @@ def _geospatial_checker(key: str) -> ValueChecker:
     ranges = {"latitude": 90.0, "longitude": 180.0}
 
     def geospatial(value: JsonValue) -> str | None:
+        if type(value) is dict and len(value) == 2:  # fast path for bulk rows
+            lat, lon = value.get("latitude"), value.get("longitude")
+            if (
+                (type(lat) is float or type(lat) is int)
+                and (type(lon) is float or type(lon) is int)
+                and -90 <= lat <= 90
+                and -180 <= lon <= 180
+            ):
+                return None
         if value is None:
             return None
         if not isinstance(value, dict):
@@ -263,32 +266,66 @@ def convert_cell(text: str, spec: FieldSpec | None) -> JsonValue:
     everything else (and keys the schema does not declare) -> the string as it is.
     Raises ValueError with a message (without the key; the caller adds it).
     """
-    if spec is None or spec.type is None:
-        return text
-    t = spec.type
-    if t is KeyType.NUMBER:
-        stripped = text.strip()
-        if _INT.match(stripped):
-            return int(stripped)
+    return cell_converter(spec)(text)
+
+
+def _as_text(text: str) -> JsonValue:
+    return text
+
+
+def _as_number(text: str) -> JsonValue:
+    body = text[1:] if text[:1] in ("+", "-") else text
+    if body.isdecimal():
+        return int(text)
+    text = text.strip()
+    body = text[1:] if text[:1] in ("+", "-") else text
+    if body.isdecimal():
+        return int(text)
+    if "_" not in text:  # float() accepts 1_000.5; a CSV cell should not
         try:
-            number = float(stripped)
+            number = float(text)
         except ValueError:
-            raise ValueError(f"{_short(text)} is not a number") from None
-        if not math.isfinite(number):
+            pass
+        else:
+            if number - number == 0:
+                return number
             raise ValueError(f"{_short(text)} is not a finite number")
-        return number
-    if t is KeyType.BOOLEAN:
-        lowered = text.strip().lower()
-        if lowered == "true":
-            return True
-        if lowered == "false":
-            return False
-        raise ValueError(f"{_short(text)} is not a boolean (write true or false)")
-    if t in (KeyType.EMBEDDING, KeyType.GEOSPATIAL):
+    raise ValueError(f"{_short(text)} is not a number")
+
+
+def _as_boolean(text: str) -> JsonValue:
+    lowered = text.strip().lower()
+    if lowered == "true":
+        return True
+    if lowered == "false":
+        return False
+    raise ValueError(f"{_short(text)} is not a boolean (write true or false)")
+
+
+def _json_cell(what: str, example: str) -> CellConverter:
+    def convert(text: str) -> JsonValue:
         try:
             parsed: JsonValue = json.loads(text)
         except ValueError:
-            what = "[x, y, ...]" if t is KeyType.EMBEDDING else '{"latitude": ..., "longitude": ...}'
-            raise ValueError(f"{_short(text)} is not valid JSON (write {t.value} cells as {what})") from None
+            raise ValueError(f"{_short(text)} is not valid JSON (write {what} cells as {example})") from None
         return parsed
-    return text
+
+    return convert
+
+
+_EMBEDDING_CELL = _json_cell("embedding", "[x, y, ...]")
+_GEOSPATIAL_CELL = _json_cell("geospatial", '{"latitude": ..., "longitude": ...}')
+
+
+def cell_converter(spec: FieldSpec | None) -> CellConverter:
+    """The converter :func:`convert_cell` uses for a key's type, chosen once (for many cells of one column)."""
+    t = spec.type if spec is not None else None
+    if t is KeyType.NUMBER:
+        return _as_number
+    if t is KeyType.BOOLEAN:
+        return _as_boolean
+    if t is KeyType.EMBEDDING:
+        return _EMBEDDING_CELL
+    if t is KeyType.GEOSPATIAL:
+        return _GEOSPATIAL_CELL
+    return _as_text

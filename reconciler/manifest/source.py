@@ -20,7 +20,14 @@ from typing import TYPE_CHECKING
 from reconciler.errors import Diagnostic, SourceLocation
 from reconciler.model import Assignment, SelectorKind
 from reconciler.schema import check_key_name
-from reconciler.values import ValueChecker, check_keyframes, convert_cell, describe_value, value_checker
+from reconciler.values import (
+    CellConverter,
+    ValueChecker,
+    cell_converter,
+    check_keyframes,
+    describe_value,
+    value_checker,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -32,6 +39,7 @@ if TYPE_CHECKING:
 __all__ = ["SourceRow", "iter_source_rows"]
 
 _UUID_CHARS = frozenset("0123456789abcdefABCDEF")
+_MISSING: object = object()
 _ROW_FIELDS = frozenset({"name", "uuid", "metadata"})
 
 
@@ -91,11 +99,9 @@ class _Checkers:
         self._cache: dict[str, ValueChecker | None] = {}
 
     def get(self, key: str) -> ValueChecker | None:
-        try:
-            return self._cache[key]
-        except KeyError:
-            pass
-        checker: ValueChecker | None
+        checker = self._cache.get(key, _MISSING)
+        if checker is not _MISSING:
+            return checker  # type: ignore[return-value]  # not the sentinel
         if key == "keyframes":
             checker = check_keyframes
         else:
@@ -134,14 +140,21 @@ def iter_source_rows(
 
 
 def _jsonl_rows(file: Path, path: str, checkers: _Checkers, report: _Reporter) -> Iterator[SourceRow]:
-    loads = json.loads
+    decode = json.JSONDecoder().decode
     with file.open("rb") as fh:
         for lineno, raw in enumerate(fh, 1):
-            if not raw.strip():
+            try:
+                text = raw.decode()
+            except UnicodeDecodeError:
+                report(lineno, "line is not valid UTF-8")
+                continue
+            if lineno == 1 and text.startswith("\ufeff"):
+                text = text[1:]  # a byte order mark
+            if not text or text.isspace():
                 continue
             try:
-                obj = loads(raw)
-            except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+                obj = decode(text)
+            except ValueError as exc:
                 report(lineno, _json_problem(exc))
                 continue
             row = _jsonl_row(obj, lineno, path, checkers, report)
@@ -152,8 +165,6 @@ def _jsonl_rows(file: Path, path: str, checkers: _Checkers, report: _Reporter) -
 def _json_problem(exc: ValueError) -> str:
     if isinstance(exc, json.JSONDecodeError):
         return f"invalid JSON: {exc.msg} (column {exc.colno})"
-    if isinstance(exc, UnicodeDecodeError):
-        return "line is not valid UTF-8"
     return f"invalid JSON: {exc}"
 
 
@@ -228,9 +239,7 @@ def _csv_rows(
             return
         kind, id_index, keys = columns
         width = len(header)
-        specs = [schema.get(key) for _, key in keys]
-        key_checkers = [checkers.get(key) for _, key in keys]
-        is_keyframes = [key == "keyframes" for _, key in keys]
+        compiled = [(index, key, _cell_converter(key, schema), checkers.get(key)) for index, key in keys]
         line_end = reader.line_num
         while True:
             start = line_end + 1
@@ -259,28 +268,35 @@ def _csv_rows(
                 selector = canonical
             location = SourceLocation(path, start)
             values: dict[str, Assignment] = {}
-            bad = False
-            for n, (index, key) in enumerate(keys):
+            for index, key, convert, check in compiled:
                 text = cells[index]
-                if text == "":
+                if not text:
                     continue
                 try:
-                    value: JsonValue = json.loads(text) if is_keyframes[n] else convert_cell(text, specs[n])
+                    value = convert(text)
                 except ValueError as exc:
-                    message = str(exc) if not is_keyframes[n] else f"{text!r} is not a JSON list"
-                    report(start, f"{key}: {message}")
-                    bad = True
+                    report(start, f"{key}: {exc}")
                     break
-                checker = key_checkers[n]
-                if checker is not None:
-                    problem = checker(value)
+                if check is not None:
+                    problem = check(value)
                     if problem is not None:
                         report(start, problem)
-                        bad = True
                         break
                 values[key] = Assignment(value, location)
-            if not bad:
+            else:
                 yield SourceRow(kind, selector, values, location)
+
+
+def _keyframes_cell(text: str) -> JsonValue:
+    try:
+        value: JsonValue = json.loads(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a JSON list of frame numbers") from None
+    return value
+
+
+def _cell_converter(key: str, schema: Mapping[str, FieldSpec]) -> CellConverter:
+    return _keyframes_cell if key == "keyframes" else cell_converter(schema.get(key))
 
 
 def _csv_problem(exc: Exception) -> str:
