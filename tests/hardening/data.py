@@ -54,7 +54,8 @@ class Scenario:
         if i % 3 == 0:
             return {}
         if i % 3 == 1:
-            return {"team.score": -1, "team.label": "old", "team.stale": True}
+            # A stale owned key to prune on some of them (few enough to stay under the blast-radius limits).
+            return {"team.score": -1, "team.label": "old", **({"team.stale": True} if i % 9 == 1 else {})}
         return self.desired_team(i)  # already as desired: must not be written
 
     def desired_team(self, i: int) -> dict[str, JsonValue]:
