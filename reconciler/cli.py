@@ -740,7 +740,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for issue in exc.issues:
             _err(f"Error: {issue}")
         n = len(exc.issues)
-        _err(f"{n} problem{'s' if n != 1 else ''} found; nothing was read from or written to live state.")
+        _err(f"{n} problem{'s' if n != 1 else ''} found; nothing was written.")
         return EXIT_ERROR
     except ReconcilerError as exc:
         _err(f"Error: {exc}")
