@@ -9,6 +9,7 @@ from pathlib import Path
 from reconciler.errors import UsageError
 from reconciler.model import ProviderConfig
 from reconciler.providers.base import StateProvider
+from reconciler.redact import redact_url
 
 __all__ = ["DEFAULT_ENCORD_DOMAIN", "PROVIDERS", "ProviderRequest", "open_provider", "parse_provider_url"]
 
@@ -59,7 +60,7 @@ def parse_provider_url(url: str, base: ProviderConfig | None = None) -> Provider
     kind, sep, rest = url.partition(":")
     if not sep or kind not in PROVIDERS:
         raise UsageError(
-            f"--provider {url!r}: expected sqlite:PATH, encord: or encord:https://DOMAIN "
+            f"--provider {redact_url(url)!r}: expected sqlite:PATH, encord: or encord:https://DOMAIN "
             f"(known providers: {', '.join(sorted(PROVIDERS))})"
         )
     if kind == "sqlite":
@@ -68,7 +69,7 @@ def parse_provider_url(url: str, base: ProviderConfig | None = None) -> Provider
         return ProviderConfig(type="sqlite", path=str(Path(rest).absolute()))
     domain = rest.rstrip("/") or DEFAULT_ENCORD_DOMAIN
     if not domain.startswith(("https://", "http://")):
-        raise UsageError(f"--provider {url!r}: the Encord domain must start with https://")
+        raise UsageError(f"--provider {redact_url(url)!r}: the Encord domain must start with https://")
     insecure = bool(base and base.type == "encord" and base.allow_insecure_http)
     return ProviderConfig(type="encord", domain=domain, allow_insecure_http=insecure)
 

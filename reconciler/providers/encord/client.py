@@ -32,6 +32,7 @@ from reconciler.errors import (
     UsageError,
 )
 from reconciler.providers.base import CallStats
+from reconciler.redact import redact_url
 
 __all__ = [
     "DEFAULT_DOMAIN",
@@ -130,12 +131,13 @@ def normalize_domain(domain: str | None, *, allow_insecure_http: bool = False) -
             host that is not loopback (127.0.0.0/8, ``localhost``, ``::1``) without ``allow_insecure_http``.
     """
     raw = (domain or DEFAULT_DOMAIN).strip().rstrip("/")
+    shown = redact_url(raw)  # messages never repeat a password or token typed into the URL
     try:
         parts = urllib.parse.urlsplit(raw)
         host = parts.hostname
         port = parts.port
     except ValueError as exc:
-        raise UsageError(f"Encord domain {raw!r} is not a valid URL") from exc
+        raise UsageError(f"Encord domain {shown!r} is not a valid URL") from exc
     if parts.username is not None or parts.password is not None:
         raise UsageError(
             "the Encord domain must not contain credentials (user:password@); "
@@ -143,15 +145,15 @@ def normalize_domain(domain: str | None, *, allow_insecure_http: bool = False) -
         )
     scheme = parts.scheme.lower()
     if scheme not in ("https", "http") or not host:
-        raise UsageError(f"Encord domain {raw!r} must be an https:// URL, such as {DEFAULT_DOMAIN}")
+        raise UsageError(f"Encord domain {shown!r} must be an https:// URL, such as {DEFAULT_DOMAIN}")
     if parts.path or parts.query or parts.fragment:
         raise UsageError(
-            f"Encord domain {raw!r} must be an origin without a path, such as {DEFAULT_DOMAIN} "
+            f"Encord domain {shown!r} must be an origin without a path, such as {DEFAULT_DOMAIN} "
             "(the API is always served under /v2/public/)"
         )
     if scheme == "http" and not allow_insecure_http and not _is_loopback(host):
         raise UsageError(
-            f"refusing plain http:// for Encord domain {raw!r}: credentials and metadata would travel "
+            f"refusing plain http:// for Encord domain {shown!r}: credentials and metadata would travel "
             "unencrypted; use https:// (http:// is allowed only for loopback hosts such as 127.0.0.1)"
         )
     netloc = f"[{host}]" if ":" in host else host
