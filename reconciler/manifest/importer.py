@@ -265,6 +265,97 @@ def _listed_metadata(path: Path) -> list[JsonValue] | None:
     return [e.get("metadata") if isinstance(e, dict) else None for e in entries]
 
 
+class _Writer:
+    """Writes files under ``out``, remembering them so that a failed import can take them back."""
+
+    def __init__(self, out: Path, result: ImportResult) -> None:
+        self.out = out
+        self.result = result
+        self.created_dirs: list[Path] = []
+
+    def write(self, rel: str, text: str) -> Path:
+        path = self.out / rel
+        if not path.parent.exists():
+            path.parent.mkdir(parents=True)
+            self.created_dirs.append(path.parent)
+        path.write_text(text, encoding="utf-8")
+        self.result.files_written.append(rel)
+        return path
+
+    def take_back(self) -> None:
+        for rel in self.result.files_written:
+            (self.out / rel).unlink(missing_ok=True)
+        for d in reversed(self.created_dirs):
+            d.rmdir()
+
+
+def _import_schema(provider: StateProvider, w: _Writer) -> None:
+    text, n, user = _schema_yaml(provider.read_schema())
+    path = w.write("schema.yaml", text)
+    load_documents(path.read_text(encoding="utf-8"), str(path))  # reads back (raises if it does not)
+    w.result.schema_keys = n
+    if user:
+        w.result.warnings.append(
+            Diagnostic(
+                SourceLocation(str(path)),
+                "keys of Encord's 'user' type cannot be declared and were left out (prune stays false): "
+                + ", ".join(user),
+                "warning",
+            )
+        )
+
+
+def _chosen_folders(provider: StateProvider, refs: Sequence[str]) -> tuple[list[LiveFolder], Counter[str]]:
+    """The folders named (each with its subfolders), or all; and how many folders share each path."""
+    all_folders = provider.list_folders()
+    chosen = list(all_folders)
+    if refs:
+        roots = [provider.resolve_folder(f) for f in refs]
+        chosen = [
+            f for f in all_folders if any(f.path == r.path or f.path.startswith(r.path + "/") for r in roots)
+        ]
+    return sorted(chosen, key=lambda f: (f.path, f.uuid)), Counter(f.path for f in all_folders)
+
+
+def _import_folder(
+    provider: StateProvider,
+    w: _Writer,
+    folder: LiveFolder,
+    *,
+    ref: str,
+    slug: str,
+    source_threshold: int,
+) -> None:
+    listed = list(provider.iter_items(folder, recursive=False, children=True))
+    if not listed:
+        w.result.skipped_folders.append(folder.path)
+        return
+    rows = _rows(listed)
+    has_children = any(li.item.parent_item is not None for li in listed)
+    source = f"data/{slug}.jsonl" if len(rows) > source_threshold else None
+    if source is not None:
+        w.write(source, _jsonl(rows))
+    text, null_keys = _file_manifest(folder, ref, rows, children=has_children, source=source)
+    path = w.write(f"files/{slug}.yaml", text)
+    if source is None:
+        expected = [{k: v for k, v in r.metadata.items() if v is not None} for r in rows]
+        if canonical_json(_listed_metadata(path)) != canonical_json(expected):
+            raise ReconcilerError(
+                f"{path}: the written manifest does not read back as written; please report this"
+            )
+    if null_keys:
+        w.result.warnings.append(
+            Diagnostic(
+                SourceLocation(str(path)),
+                "live null values cannot be written in a manifest; these keys are not owned: "
+                + ", ".join(null_keys),
+                "warning",
+            )
+        )
+    w.result.folders += 1
+    w.result.items += len(rows)
+
+
 def import_live_state(
     provider: StateProvider,
     out: Path,
@@ -277,91 +368,32 @@ def import_live_state(
     """Write ``workspace.yaml``, ``schema.yaml`` (when ``schema``) and one manifest per folder into ``out``.
 
     ``folders`` selects folders by path or UUID, each with its subfolders; with no folders and not
-    ``schema``, everything is imported. ``out`` must already be prepared (``prepare_out_dir``).
-    Raises ProviderError, UsageError, ReconcilerError.
+    ``schema``, everything is imported. ``out`` must already be prepared (``prepare_out_dir``). On any
+    failure the files written so far are removed again. Raises ProviderError, UsageError, ReconcilerError.
     """
     result = ImportResult()
+    w = _Writer(out, result)
     everything = not schema and not folders
-
-    created_dirs: list[Path] = []
-
-    def write(rel: str, text: str) -> Path:
-        path = out / rel
-        if not path.parent.exists():
-            path.parent.mkdir(parents=True)
-            created_dirs.append(path.parent)
-        path.write_text(text, encoding="utf-8")
-        result.files_written.append(rel)
-        return path
-
     try:
-        write("workspace.yaml", workspace_yaml(provider_config, out))
-
+        w.write("workspace.yaml", workspace_yaml(provider_config, out))
         if schema or everything:
-            text, n, user = _schema_yaml(provider.read_schema())
-            path = write("schema.yaml", text)
-            load_documents(path.read_text(encoding="utf-8"), str(path))
-            result.schema_keys = n
-            if user:
-                result.warnings.append(
-                    Diagnostic(
-                        SourceLocation(str(path)),
-                        "keys of Encord's 'user' type cannot be declared and were left out (prune stays false): "
-                        + ", ".join(user),
-                        "warning",
-                    )
-                )
-
+            _import_schema(provider, w)
         if folders or everything:
-            all_folders = provider.list_folders()
-            if folders:
-                roots = [provider.resolve_folder(f) for f in folders]
-                chosen = [
-                    f
-                    for f in all_folders
-                    if any(f.path == r.path or f.path.startswith(r.path + "/") for r in roots)
-                ]
-            else:
-                chosen = list(all_folders)
-            path_counts = Counter(f.path for f in all_folders)
+            chosen, path_counts = _chosen_folders(provider, folders)
             taken: set[str] = set()
-            for folder in sorted(chosen, key=lambda f: (f.path, f.uuid)):
-                listed = list(provider.iter_items(folder, recursive=False, children=True))
-                if not listed:
-                    result.skipped_folders.append(folder.path)
-                    continue
-                rows = _rows(listed)
-                has_children = any(li.item.parent_item is not None for li in listed)
+            for folder in chosen:
+                # A path two folders share cannot name one of them: use the UUID then.
                 ref = folder.path if path_counts[folder.path] == 1 else folder.uuid
-                slug = _slug(folder.path, taken)
-                source = f"data/{slug}.jsonl" if len(rows) > source_threshold else None
-                if source is not None:
-                    write(source, _jsonl(rows))
-                text, null_keys = _file_manifest(folder, ref, rows, children=has_children, source=source)
-                rel = f"files/{slug}.yaml"
-                path = write(rel, text)
-                if source is None:
-                    expected = [{k: v for k, v in r.metadata.items() if v is not None} for r in rows]
-                    if canonical_json(_listed_metadata(path)) != canonical_json(expected):
-                        raise ReconcilerError(
-                            f"{path}: the written manifest does not read back as written; please report this"
-                        )
-                if null_keys:
-                    result.warnings.append(
-                        Diagnostic(
-                            SourceLocation(str(path)),
-                            "live null values cannot be written in a manifest; these keys are not owned: "
-                            + ", ".join(null_keys),
-                            "warning",
-                        )
-                    )
-                result.folders += 1
-                result.items += len(rows)
+                _import_folder(
+                    provider,
+                    w,
+                    folder,
+                    ref=ref,
+                    slug=_slug(folder.path, taken),
+                    source_threshold=source_threshold,
+                )
     except BaseException:
         # Leave the directory as it was (empty): no half-imported state to plan against by mistake.
-        for rel in result.files_written:
-            (out / rel).unlink(missing_ok=True)
-        for d in reversed(created_dirs):
-            d.rmdir()
+        w.take_back()
         raise
     return result
