@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -22,6 +23,7 @@ from reconciler.plan.planner import make_plan
 from reconciler.providers.base import ProviderIdentity
 from reconciler.rollback import plan_rollback
 from reconciler.schema import FieldSpec, KeyType
+from reconciler.snapshot import Snapshot
 from tests.helpers.desired import desired, manifest, sel
 from tests.helpers.states import make_snapshot, uid
 
@@ -41,12 +43,12 @@ def with_limits(d: DesiredState, limits: Limits) -> DesiredState:
     return dataclasses.replace(d, workspace=dataclasses.replace(d.workspace, settings=settings))
 
 
-def file_md(p, path: str) -> dict:
+def file_md(p, path: str):
     u = uid(f"item:{path}")
     return p.get_items([u])[u].metadata
 
 
-def rename_state():
+def rename_state() -> Snapshot:
     snap = make_snapshot(
         {
             "a": [("a1.jpg", {"capture.time": "2024-01-01T00:00:00Z", "x": 1}), ("a2.jpg", {"x": 2})],
@@ -301,6 +303,11 @@ class _StopAfterFirstBatch:
         self.cancel.set()
 
 
+def journal_path(w: JournalWriter) -> Path:
+    assert w.path is not None, "nothing was journaled"
+    return w.path
+
+
 def test_rollback_of_an_interrupted_apply(make_provider, tmp_path):
     p = make_provider(make_snapshot({"f": [(f"f{i:04d}.jpg", {"n": i, "site": "old"}) for i in range(2500)]}))
     d = desired(manifest("m.yaml", "f", sel("glob", "*.jpg", site="new", tag="t")))
@@ -311,7 +318,7 @@ def test_rollback_of_an_interrupted_apply(make_provider, tmp_path):
     journal.close()
     assert result.interrupted
     assert (result.count(FileStatus.WRITTEN), result.count(FileStatus.NOT_ATTEMPTED)) == (1000, 1500)
-    j = read_journal(journal.path)
+    j = read_journal(journal_path(journal))
     assert len(j.entries) == 1000 and j.count(EntryStatus.WRITTEN) == 1000
     assert j.entries[0].before == {"n": 0, "site": "old"}
     assert j.entries[0].after == {"n": 0, "site": "new", "tag": "t"}
@@ -327,8 +334,8 @@ def test_rollback_of_an_interrupted_apply(make_provider, tmp_path):
         ("f0001.jpg", "changed since the apply (z); left alone"),
     ]
     assert [str(w) for w in rb.plan.warnings] == [
-        f"{journal.path}:2: f/f0000.jpg: changed since the apply (site); left alone",
-        f"{journal.path}:3: f/f0001.jpg: changed since the apply (z); left alone",
+        f"{journal_path(journal)}:2: f/f0000.jpg: changed since the apply (site); left alone",
+        f"{journal_path(journal)}:3: f/f0001.jpg: changed since the apply (z); left alone",
     ]
     assert len(rb.plan.files) == 998 and rb.already == 0
     assert {f.strategy for f in rb.plan.files} == {Strategy.OVERWRITE}
@@ -338,7 +345,7 @@ def test_rollback_of_an_interrupted_apply(make_provider, tmp_path):
     )
     # Removing 'tag' from 998 of the 1000 journaled files is flagged like an emptied manifest.
     assert rb.plan.destructive_reasons == (
-        f"rolling back {journal.path.name} removes keys from more than settings.limits.max_removed_share = 0.5 "
+        f"rolling back {journal_path(journal).name} removes keys from more than settings.limits.max_removed_share = 0.5 "
         "of the 1,000 files it journals: tag from 998",
     )
     assert apply_plan(rb.plan, p, allow_destructive=True).ok
@@ -360,7 +367,7 @@ def test_rollback_of_pending_entries_and_limits(make_provider, tmp_path):
     journal.close()
     a = uid("item:f/a.jpg")
     p.patch_items({a: {"k": 2}})  # only a.jpg's write had landed
-    j = read_journal(journal.path)
+    j = read_journal(journal_path(journal))
     assert [e.status for e in j.entries] == [EntryStatus.PENDING] * 3
     rb = plan_rollback(j, p)
     assert [(f.name, f.changes) for f in rb.plan.files] == [
@@ -385,8 +392,8 @@ def test_rollback_refuses_a_journal_from_another_provider(make_provider, tmp_pat
     journal.before_batch([(plan.files[0], {"k": 1}, {"k": 2})])
     journal.close()
     with pytest.raises(JournalError) as exc:
-        plan_rollback(read_journal(journal.path), p)
+        plan_rollback(read_journal(journal_path(journal)), p)
     assert str(exc.value) == (
-        f"{journal.path}: the journal was written against sqlite:{tmp_path / 'other.db'}, not {p.identity}; "
+        f"{journal_path(journal)}: the journal was written against sqlite:{tmp_path / 'other.db'}, not {p.identity}; "
         "a journal rolls back only on the provider it was written against"
     )

@@ -36,6 +36,11 @@ def make_plan(provider: ProviderIdentity | None = None) -> Plan:
     )
 
 
+def written(w: JournalWriter) -> Path:
+    assert w.path is not None, "nothing was journaled"
+    return w.path
+
+
 def write_journal(tmp_path: Path, *, results: bool = True) -> Path:
     plan = make_plan()
     w = JournalWriter(tmp_path / "j", plan, now=NOW)
@@ -48,7 +53,7 @@ def write_journal(tmp_path: Path, *, results: bool = True) -> Path:
             ]
         )
     w.close()
-    return w.path
+    return written(w)
 
 
 def test_writer_lines_and_reader_round_trip(tmp_path):
@@ -125,10 +130,11 @@ def test_torn_multibyte_character_at_the_end(tmp_path):
     w = JournalWriter(tmp_path, plan, now=NOW)
     w.before_batch([(plan.files[0], {}, {"k": "ünïcødé"})])
     w.close()
-    data = w.path.read_bytes()
+    path = written(w)
+    data = path.read_bytes()
     cut = data.index("ï".encode()) + 1
-    w.path.write_bytes(data[:cut])
-    j = read_journal(w.path)
+    path.write_bytes(data[:cut])
+    j = read_journal(path)
     assert j.torn and j.entries == ()
 
 
@@ -207,9 +213,9 @@ def test_no_credentials_in_the_header(tmp_path):
     w = JournalWriter(tmp_path, plan, now=NOW)
     w.before_batch([(plan.files[0], {}, {"k": 1})])
     w.close()
-    text = w.path.read_text()
+    text = written(w).read_text()
     assert "s3cret" not in text and "token" not in text and "user" not in text
-    assert read_journal(w.path).header.provider == ProviderIdentity("encord", "https://api.example.com/")
+    assert read_journal(written(w)).header.provider == ProviderIdentity("encord", "https://api.example.com/")
     assert safe_identity(ProviderIdentity("sqlite", "/a@b/live.db")) == ProviderIdentity(
         "sqlite", "/a@b/live.db"
     )
