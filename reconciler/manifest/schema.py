@@ -128,7 +128,10 @@ class WorkspaceDoc(_Header):
 
     kind: Literal["Workspace"] = Field(description="`Workspace`.")
     provider: ProviderDoc = Field(default_factory=ProviderDoc, description="Where the live state is.")
-    settings: SettingsDoc = Field(default_factory=SettingsDoc, description="How plans and applies run.")
+    settings: SettingsDoc = Field(
+        default_factory=SettingsDoc,
+        description="How plans and applies run: parallelism, journal, undeclared keys, limits.",
+    )
 
 
 # --------------------------------------------------------------------------------------------- MetadataSchema

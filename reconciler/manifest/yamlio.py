@@ -185,6 +185,10 @@ def _parse_error(exc: MarkedYAMLError, text: str, display_path: str) -> Manifest
                     "tab characters are not allowed for indentation (indent with spaces)",
                     SourceLocation(display_path, line, indent.index("\t") + 1),
                 )
+    if "'\\t'" in (exc.problem or ""):
+        return ManifestParseError(
+            "tab characters are not allowed here (use spaces)", SourceLocation(display_path, line, column)
+        )
     problem = _friendly(exc.problem or "malformed YAML")
     message = f"invalid YAML: {problem}"
     if exc.context:
