@@ -832,17 +832,17 @@ class _Loader:
             for row in iter_source_rows(self.root, src, spec_map, self.out.errors):
                 if schema is None:
                     continue
-                for key, assignment in row.metadata.items():
+                for key, value in row.values.items():
                     if key in seen_keys and undeclared is not UndeclaredKeys.ERROR:
                         continue
                     seen_keys.add(key)
                     if (
-                        assignment.value is not None
+                        value is not None
                         and key != "keyframes"
                         and key not in spec_map
                         and key not in self.broken_keys
                     ):
-                        self._undeclared(key, assignment.location, undeclared, warned)
+                        self._undeclared(key, row.location, undeclared, warned)
 
 
 # --------------------------------------------------------------------------------------------- small pieces

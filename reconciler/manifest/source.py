@@ -12,14 +12,16 @@ converted by its key's schema type (:func:`reconciler.values.convert_cell`); an 
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import json
+import math
+import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from reconciler.errors import Diagnostic, SourceLocation
 from reconciler.model import Assignment, SelectorKind
-from reconciler.schema import check_key_name
+from reconciler.schema import KeyType, check_key_name
 from reconciler.values import (
     CellConverter,
     ValueChecker,
@@ -43,14 +45,29 @@ _MISSING: object = object()
 _ROW_FIELDS = frozenset({"name", "uuid", "metadata"})
 
 
-@dataclass(frozen=True, slots=True)
-class SourceRow:
-    """One row of a source file: which file it selects and the values it gives (each located at the row)."""
+class SourceRow(NamedTuple):
+    """One row of a source file: which file it selects and the values it gives.
+
+    ``values`` are the plain values (``None``: remove the key); :attr:`metadata` gives them as
+    ``Assignment`` records located at the row. Rows are tuples and locations are made on demand, because
+    a bulk source yields millions of rows and the planner needs neither for a file that does not change.
+    """
 
     kind: SelectorKind  # NAME or UUID
     key: str  # the file name (relative to the folder) or the canonical lower-case UUID
-    metadata: dict[str, Assignment]
-    location: SourceLocation
+    values: dict[str, JsonValue]
+    path: str  # the source file, relative to the manifest directory
+    line: int
+
+    @property
+    def location(self) -> SourceLocation:
+        return SourceLocation(self.path, self.line)
+
+    @property
+    def metadata(self) -> dict[str, Assignment]:
+        """The values as Assignments, each located at this row."""
+        location = SourceLocation(self.path, self.line)
+        return {k: Assignment(v, location) for k, v in self.values.items()}
 
 
 def _canonical_uuid(text: str) -> str | None:
@@ -92,23 +109,113 @@ class _Reporter:
 
 
 class _Checkers:
-    """One value checker per key, made on first use (the schema's type is looked at once per key)."""
+    """One value checker per key, made on first use (the schema's type is looked at once per key).
+
+    The checkers accept the common valid values on a fast path and ask :func:`value_checker` (which words
+    the message) about everything else, so a rejected value reads exactly as it does in a manifest.
+    """
 
     def __init__(self, schema: Mapping[str, FieldSpec]) -> None:
         self.schema = schema
-        self._cache: dict[str, ValueChecker | None] = {}
+        self.cache: dict[str, ValueChecker | None] = {}
 
     def get(self, key: str) -> ValueChecker | None:
-        checker = self._cache.get(key, _MISSING)
+        checker = self.cache.get(key, _MISSING)
         if checker is not _MISSING:
             return checker  # type: ignore[return-value]  # not the sentinel
         if key == "keyframes":
             checker = check_keyframes
         else:
             spec = self.schema.get(key)
-            checker = value_checker(key, spec) if spec is not None else None
-        self._cache[key] = checker
+            if spec is not None:
+                checker = _fast_checker(value_checker(key, spec), spec)
+            else:
+                checker = _bad_name_checker(check_key_name(key))
+        self.cache[key] = checker
         return checker
+
+
+def _bad_name_checker(problem: str | None) -> ValueChecker | None:
+    """For a key the schema does not declare: nothing to check, unless its name breaks Encord's rule."""
+    if problem is None:
+        return None
+
+    def bad_name(value: JsonValue) -> str | None:
+        return problem
+
+    return bad_name
+
+
+_NUMBERS = frozenset({int, float})
+#: The ISO 8601 shapes ``values.is_iso_datetime`` accepts; with ``fromisoformat`` succeeding (it checks the
+#: ranges) a value is certainly valid. Anything else goes to the full check.
+_DATETIME_SHAPE = re.compile(
+    r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)?)?"
+)
+#: Valid strings remembered per key (values repeat: enums, dates, ids), up to this many.
+_MEMO_MAX = 65_536
+
+
+def _fast_checker(full: ValueChecker, spec: FieldSpec) -> ValueChecker:
+    """``full`` behind a fast path for the values it would certainly accept."""
+    t = spec.type
+    if spec.deleted is not None or t is None:
+        return full
+    if t is KeyType.EMBEDDING:
+        size = spec.size
+        isfinite = math.isfinite
+
+        def embedding(value: JsonValue) -> str | None:
+            if type(value) is list and len(value) == size and _NUMBERS.issuperset(map(type, value)):
+                try:
+                    if isfinite(sum(value)):  # type: ignore[arg-type]  # numbers, checked above
+                        return None  # a finite sum means every item is finite
+                except OverflowError:
+                    pass
+            return full(value)
+
+        return embedding
+    if t is KeyType.GEOSPATIAL:
+
+        def geospatial(value: JsonValue) -> str | None:
+            if type(value) is dict and len(value) == 2:
+                lat = value.get("latitude")
+                lon = value.get("longitude")
+                if (
+                    (type(lat) is float or type(lat) is int)
+                    and (type(lon) is float or type(lon) is int)
+                    and -90 <= lat <= 90
+                    and -180 <= lon <= 180
+                ):
+                    return None
+            return full(value)
+
+        return geospatial
+    if t in (KeyType.DATETIME, KeyType.UUID):
+        memo: set[str] = set()
+        shape = _DATETIME_SHAPE.fullmatch if t is KeyType.DATETIME else None
+        from_iso = dt.datetime.fromisoformat
+
+        def memoised(value: JsonValue) -> str | None:
+            if type(value) is str:
+                if value in memo:
+                    return None
+                if shape is not None and shape(value) is not None:
+                    try:
+                        from_iso(value)
+                    except ValueError:
+                        pass
+                    else:
+                        if len(memo) < _MEMO_MAX:
+                            memo.add(value)
+                        return None
+            problem = full(value)
+            if problem is None and type(value) is str and len(memo) < _MEMO_MAX:
+                memo.add(value)
+            return problem
+
+        return memoised
+    return full
 
 
 def iter_source_rows(
@@ -204,18 +311,18 @@ def _jsonl_row(
     if type(metadata) is not dict:
         report(lineno, f"metadata must be a JSON object, got {describe_value(metadata)}")
         return None
-    location = SourceLocation(path, lineno)
-    values: dict[str, Assignment] = {}
+    cache = checkers.cache
     for key, value in metadata.items():
         if value is not None:
-            checker = checkers.get(key)
+            checker = cache.get(key, _MISSING)
+            if checker is _MISSING:
+                checker = checkers.get(key)
             if checker is not None:
-                problem = checker(value)
+                problem = checker(value)  # type: ignore[operator]  # a ValueChecker, not the sentinel
                 if problem is not None:
                     report(lineno, problem)
                     return None
-        values[key] = Assignment(value, location)
-    return SourceRow(kind, selector, values, location)
+    return SourceRow(kind, selector, metadata, path, lineno)
 
 
 # --------------------------------------------------------------------------------------------- CSV
@@ -266,8 +373,7 @@ def _csv_rows(
                     report(start, f"uuid {selector!r} is not a UUID")
                     continue
                 selector = canonical
-            location = SourceLocation(path, start)
-            values: dict[str, Assignment] = {}
+            values: dict[str, JsonValue] = {}
             for index, key, convert, check in compiled:
                 text = cells[index]
                 if not text:
@@ -282,9 +388,9 @@ def _csv_rows(
                     if problem is not None:
                         report(start, problem)
                         break
-                values[key] = Assignment(value, location)
+                values[key] = value
             else:
-                yield SourceRow(kind, selector, values, location)
+                yield SourceRow(kind, selector, values, path, start)
 
 
 def _keyframes_cell(text: str) -> JsonValue:

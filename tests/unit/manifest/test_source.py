@@ -43,18 +43,18 @@ def test_jsonl_rows(tmp_path: Path) -> None:
         '{"name": "b.jpg"}\n',
     )
     assert problems == []
-    loc1 = SourceLocation("data/r.jsonl", 1)
-    loc3 = SourceLocation("data/r.jsonl", 3)
     assert got == [
-        SourceRow(
-            SelectorKind.NAME,
-            "a.jpg",
-            {"count": Assignment(1, loc1), "note": Assignment(None, loc1), "other": Assignment("x", loc1)},
-            loc1,
-        ),
-        SourceRow(SelectorKind.UUID, UUID, {"keyframes": Assignment([1, 2], loc3)}, loc3),
-        SourceRow(SelectorKind.NAME, "b.jpg", {}, SourceLocation("data/r.jsonl", 4)),
+        SourceRow(SelectorKind.NAME, "a.jpg", {"count": 1, "note": None, "other": "x"}, "data/r.jsonl", 1),
+        SourceRow(SelectorKind.UUID, UUID, {"keyframes": [1, 2]}, "data/r.jsonl", 3),
+        SourceRow(SelectorKind.NAME, "b.jpg", {}, "data/r.jsonl", 4),
     ]
+    first = got[0]
+    assert first.location == SourceLocation("data/r.jsonl", 1)
+    assert first.metadata == {
+        "count": Assignment(1, first.location),
+        "note": Assignment(None, first.location),
+        "other": Assignment("x", first.location),
+    }
 
 
 def test_jsonl_bad_rows_are_reported_and_skipped(tmp_path: Path) -> None:
@@ -119,29 +119,28 @@ def test_csv_rows_converted_by_schema_type(tmp_path: Path) -> None:
         '"c\nd.jpg",1.5,false,snow,,,,\n',
     )
     assert problems == []
-    loc2 = SourceLocation("data/r.csv", 2)
-    assert got[0] == SourceRow(
-        SelectorKind.NAME,
-        "a.jpg",
-        {
-            "count": Assignment(5, loc2),
-            "ok": Assignment(True, loc2),
-            "weather": Assignment("rain", loc2),
-            "clip": Assignment([1, 2.5], loc2),
-            "loc": Assignment({"latitude": 1, "longitude": 2}, loc2),
-            "note": Assignment("007", loc2),
-            "other": Assignment("8", loc2),
-        },
-        loc2,
-    )
-    assert got[1] == SourceRow(SelectorKind.NAME, "b.jpg", {}, SourceLocation("data/r.csv", 3))
-    loc4 = SourceLocation("data/r.csv", 4)
-    assert got[2] == SourceRow(
-        SelectorKind.NAME,
-        "c\nd.jpg",
-        {"count": Assignment(1.5, loc4), "ok": Assignment(False, loc4), "weather": Assignment("snow", loc4)},
-        loc4,
-    )
+    assert got == [
+        SourceRow(
+            SelectorKind.NAME,
+            "a.jpg",
+            {
+                "count": 5,
+                "ok": True,
+                "weather": "rain",
+                "clip": [1, 2.5],
+                "loc": {"latitude": 1, "longitude": 2},
+                "note": "007",
+                "other": "8",
+            },
+            "data/r.csv",
+            2,
+        ),
+        SourceRow(SelectorKind.NAME, "b.jpg", {}, "data/r.csv", 3),
+        SourceRow(
+            SelectorKind.NAME, "c\nd.jpg", {"count": 1.5, "ok": False, "weather": "snow"}, "data/r.csv", 4
+        ),
+    ]
+    assert [type(v) for v in got[0].values.values()][:2] == [int, bool]
 
 
 def test_csv_uuid_column(tmp_path: Path) -> None:
