@@ -32,7 +32,13 @@ def main() -> None:
 
     def add(folder: str, name: str, item_type: str, md: dict, parent_item: str | None = None) -> str:
         key = f"{folder}/{name}" if parent_item is None else f"{folder}/{parent_item}/{name}"
-        rec = {"uuid": uid(key), "folder": uid(folder), "name": name, "item_type": item_type, "client_metadata": md}
+        rec = {
+            "uuid": uid(key),
+            "folder": uid(folder),
+            "name": name,
+            "item_type": item_type,
+            "client_metadata": md,
+        }
         if parent_item:
             rec["parent_item"] = uid(f"{folder}/{parent_item}")
         items.append(rec)
@@ -47,7 +53,12 @@ def main() -> None:
             md["capture.site"] = "paris"
         add("traffic/cams-2024", f"cam{i:02d}.mp4", "video", md)
     for i in range(1, 7):
-        add("traffic/cams-2023", f"cam{i:02d}.mp4", "video", {"capture.weather": "sunny", "capture.site": "london"})
+        add(
+            "traffic/cams-2023",
+            f"cam{i:02d}.mp4",
+            "video",
+            {"capture.weather": "sunny", "capture.site": "london"},
+        )
     add("medical/scans", "scan-07", "imageGroup", {"study": "S-7"})
     for j in range(1, 5):
         add("medical/scans", f"slice-{j:02d}.png", "image", {}, parent_item="scan-07")
@@ -55,7 +66,12 @@ def main() -> None:
     for j in range(1, 4):
         add("medical/scans", f"slice-{j:02d}.png", "image", {"reviewed": True}, parent_item="scan-08")
     for i in range(1, 7):
-        add("audio/interviews", f"interview-{i:02d}.wav", "audio", {"legacy.owner": "ops", "transcript": f"draft {i}"})
+        add(
+            "audio/interviews",
+            f"interview-{i:02d}.wav",
+            "audio",
+            {"legacy.owner": "ops", "transcript": f"draft {i}"},
+        )
     for i in range(1, 18):
         md: dict = {"team.b.label": "street"} if i % 2 else {}
         add("images", f"img-{i:03d}.jpg", "image", md)

@@ -326,7 +326,10 @@ def test_target_limits_the_plan(tmp_path):
     assert "Folder f:" not in res.out and "Plan: schema 6 to add" in res.out
     # Without the schema in the plan, 'n' is checked against the live schema, which does not declare it yet.
     res = run(["-C", str(root), "plan", "--target", "folder:f"])
-    assert (res.code, res.err) == (0, "Warning: a.yaml:6:19: key 'n' is not declared in the metadata schema\n")
+    assert (res.code, res.err) == (
+        0,
+        "Warning: a.yaml:6:19: key 'n' is not declared in the metadata schema\n",
+    )
     assert res.out == (
         "Folder f:\n  ~ a.jpg                 merge\n      ~ n                 1 -> 2\n\n"
         "Plan: schema 0 to add, 0 to change, 0 to delete; files 1 to update (1 merge, 0 overwrite), 0 unchanged.\n"

@@ -5,6 +5,7 @@ from reconciler.model import DesiredKey, SchemaManifest
 from reconciler.plan.differ import diff_metadata, diff_schema, values_equal
 from reconciler.plan.model import FieldChange, KeyAction, KeyChange, SchemaAction
 from reconciler.schema import Deletion, FieldSpec, KeyType, SchemaSpec, parse_wire_schema
+from reconciler.types import JsonValue
 
 LOC = SourceLocation("schema.yaml", 3, 3)
 
@@ -27,8 +28,8 @@ def test_values_equal_keeps_booleans_apart_from_numbers():
 
 
 def test_diff_metadata_sorted_add_update_remove_with_nested_changes():
-    before = {"b": 1, "a": "x", "kf": [13, 17], "gone": True}
-    after = {"b": 2, "a": "x", "kf": [13, 17, 19], "new": None}
+    before: dict[str, JsonValue] = {"b": 1, "a": "x", "kf": [13, 17], "gone": True}
+    after: dict[str, JsonValue] = {"b": 2, "a": "x", "kf": [13, 17, 19], "new": None}
     assert diff_metadata(before, after) == (
         KeyChange("b", KeyAction.UPDATE, 1, 2),
         KeyChange("gone", KeyAction.REMOVE, True, None),

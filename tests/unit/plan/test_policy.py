@@ -5,6 +5,7 @@ import pytest
 from reconciler.errors import SourceLocation
 from reconciler.model import Assignment, Mode
 from reconciler.plan.policy import compile_glob, desired_dict, owned_keys
+from reconciler.types import JsonValue
 
 L = SourceLocation("m.yaml", 1, 1)
 
@@ -33,7 +34,7 @@ def test_glob(pattern, name, hit):
 
 
 def test_merge_without_owns_touches_only_given_keys():
-    live = {"a": 1, "foreign": "x", "b": 2}
+    live: dict[str, JsonValue] = {"a": 1, "foreign": "x", "b": 2}
     g = given(a=5, b=None)
     owned = owned_keys(Mode.MERGE, (), g, live)
     assert owned == frozenset({"a", "b"})
@@ -41,7 +42,7 @@ def test_merge_without_owns_touches_only_given_keys():
 
 
 def test_merge_with_owns_prunes_owned_keys_without_values():
-    live = {"capture.site": "x", "capture.old": 1, "team.b": "keep"}
+    live: dict[str, JsonValue] = {"capture.site": "x", "capture.old": 1, "team.b": "keep"}
     g = given(capture__site="london")
     owned = owned_keys(Mode.MERGE, ("capture.*",), g, live)
     assert owned == frozenset({"capture.site", "capture.old"})
