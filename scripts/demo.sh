@@ -12,6 +12,6 @@ fi
 export PATH="$PWD/.venv/bin:$PATH"
 set -x
 reconciler validate
-reconciler plan || true
+reconciler plan
 reconciler apply "$@"
 reconciler plan --detailed-exitcode
