@@ -14,54 +14,7 @@ from reconciler.manifest.fmt import find_manifest_files, format_manifest_dir, fo
 from reconciler.manifest.yamlio import load_documents
 from reconciler.model import canonical_json
 from tests.helpers.cli import REPO
-
-MESSY = """\
-# The traffic cameras: a header comment that stays on top.
-kind: FileMetadata   # the kind
-folder:   traffic/cams-2024
-
-# Selectors, in the order they apply.
-files:
-    # the first one
-    - glob: "cam0*.mp4"     # every cam0x
-      metadata: {capture.weather:   rain,   tags: [a,b]}
-    -   name: 'cam01.mp4'
-        metadata:
-            capture.weather: fog
-            caption: null
-            note: |
-              # not a comment: text
-              second line
-apiVersion: reconciler/v1
-owns: ["capture.*"]
-# the mode comes before owns
-mode: merge
-# trailing comment
-"""
-
-CANONICAL = """\
-# The traffic cameras: a header comment that stays on top.
-apiVersion: reconciler/v1
-kind: FileMetadata   # the kind
-folder: traffic/cams-2024
-# the mode comes before owns
-mode: merge
-owns: ["capture.*"]
-
-# Selectors, in the order they apply.
-files:
-  # the first one
-  - glob: "cam0*.mp4"       # every cam0x
-    metadata: {capture.weather: rain, tags: [a, b]}
-  - name: 'cam01.mp4'
-    metadata:
-      capture.weather: fog
-      caption: null
-      note: |
-        # not a comment: text
-        second line
-# trailing comment
-"""
+from tests.helpers.fmt_samples import CANONICAL, MESSY
 
 
 def test_canonical_form():
