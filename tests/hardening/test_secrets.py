@@ -47,7 +47,7 @@ class Canaries:
 def canaries() -> Canaries:
     pem, pub = make_ed25519_key(CANARY_PASSWORD.encode())
     key = load_ssh_private_key(pem.encode(), CANARY_PASSWORD.encode())
-    raw = key.private_bytes(  # type: ignore[union-attr]
+    raw = key.private_bytes(
         serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
     )
     pem_lines = [line for line in pem.splitlines() if len(line) >= 16 and "PRIVATE KEY" not in line]

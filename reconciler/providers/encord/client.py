@@ -36,6 +36,7 @@ from reconciler.redact import redact_url
 
 __all__ = [
     "DEFAULT_DOMAIN",
+    "MAX_RESPONSE_BYTES",
     "PAGE_TOKEN",
     "US_DOMAIN",
     "EncordClient",
@@ -58,6 +59,10 @@ PAGE_TOKEN: Final = "\x00pageToken"
 QueryParams = Sequence[tuple[str, "str | int | bool"]]
 
 _MAX_MESSAGE = 300
+
+#: Largest answer read from the server (a page of 1000 items with 4096-d embeddings is ~80 MiB); a larger
+#: one is refused while it streams in, so a broken or hostile server cannot exhaust memory.
+MAX_RESPONSE_BYTES: Final = 256 * 1024 * 1024
 
 
 def _full_jitter(cap: float) -> float:
@@ -224,8 +229,10 @@ class EncordClient:
         transport: httpx.BaseTransport | None = None,
         stats: CallStats | None = None,
         timeout: httpx.Timeout | None = None,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
     ) -> None:
         self.domain = normalize_domain(domain, allow_insecure_http=allow_insecure_http)
+        self.max_response_bytes = max_response_bytes
         self.retry = retry or RetryPolicy()
         self.stats = stats if stats is not None else CallStats()
         self._stats_lock = threading.Lock()
@@ -340,6 +347,45 @@ class EncordClient:
         with self._stats_lock:
             self.stats.count(name, write=write)
 
+    def _request_capped(
+        self, method: str, url: str, content: bytes | None, headers: dict[str, str], desc: str
+    ) -> httpx.Response:
+        """Send one request and read its answer, refusing (while it streams in) one over the size cap."""
+        cap = self.max_response_bytes
+        request = self._http.build_request(method, url, content=content, headers=headers)
+        streamed = self._http.send(request, stream=True)
+        try:
+            declared = streamed.headers.get("Content-Length", "")
+            too_big = declared.isdigit() and int(declared) > cap
+            body = bytearray()
+            if not too_big:
+                for chunk in streamed.iter_bytes():
+                    body += chunk
+                    if len(body) > cap:
+                        too_big = True
+                        break
+        finally:
+            streamed.close()
+        if too_big:
+            raise ProviderResponseError(
+                f"{desc}: Encord's answer is larger than {cap:,} bytes; refusing to read it "
+                f"(is {self.domain} the Encord API?)"
+            )
+        # A complete, decoded copy (so the content-encoding no longer applies).
+        headers_out = [
+            (k, v)
+            for k, v in streamed.headers.multi_items()
+            if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")
+        ]
+        extensions = {k: v for k, v in streamed.extensions.items() if k in ("http_version", "reason_phrase")}
+        return httpx.Response(
+            streamed.status_code,
+            headers=headers_out,
+            content=bytes(body),
+            request=request,
+            extensions=extensions,
+        )
+
     def _send_with_retries(
         self,
         method: str,
@@ -359,7 +405,7 @@ class EncordClient:
             self._count(name, write=write)
             retry_after: float | None = None
             try:
-                response = self._http.request(method, url, content=content, headers=request_headers)
+                response = self._request_capped(method, url, content, request_headers, desc)
             except _RETRYABLE_TRANSPORT as exc:
                 if "CERTIFICATE_VERIFY_FAILED" in str(exc):
                     raise ProviderConnectionError(
