@@ -302,10 +302,13 @@ def _as_boolean(text: str) -> JsonValue:
     raise ValueError(f"{_short(text)} is not a boolean (write true or false)")
 
 
+_decode_json = json.JSONDecoder().decode
+
+
 def _json_cell(what: str, example: str) -> CellConverter:
     def convert(text: str) -> JsonValue:
         try:
-            parsed: JsonValue = json.loads(text)
+            parsed: JsonValue = _decode_json(text)
         except ValueError:
             raise ValueError(f"{_short(text)} is not valid JSON (write {what} cells as {example})") from None
         return parsed

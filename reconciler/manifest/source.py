@@ -346,7 +346,10 @@ def _csv_rows(
             return
         kind, id_index, keys = columns
         width = len(header)
-        compiled = [(index, key, _cell_converter(key, schema), checkers.get(key)) for index, key in keys]
+        compiled = [
+            (index, key, _cell_converter(key, schema), _cell_checker(key, schema, checkers))
+            for index, key in keys
+        ]
         line_end = reader.line_num
         while True:
             start = line_end + 1
@@ -399,6 +402,18 @@ def _keyframes_cell(text: str) -> JsonValue:
     except ValueError:
         raise ValueError(f"{text!r} is not a JSON list of frame numbers") from None
     return value
+
+
+#: Types whose cell converter only ever returns valid values (a number, a boolean, a string).
+_VALID_BY_CONVERSION = frozenset({KeyType.NUMBER, KeyType.BOOLEAN, KeyType.TEXT})
+
+
+def _cell_checker(key: str, schema: Mapping[str, FieldSpec], checkers: _Checkers) -> ValueChecker | None:
+    """The check a converted cell still needs (none when conversion already guarantees the type)."""
+    spec = schema.get(key)
+    if spec is not None and spec.deleted is None and spec.type in _VALID_BY_CONVERSION:
+        return None
+    return checkers.get(key)
 
 
 def _cell_converter(key: str, schema: Mapping[str, FieldSpec]) -> CellConverter:

@@ -10,7 +10,7 @@ import pytest
 from reconciler.errors import Diagnostic, SourceLocation
 from reconciler.manifest.source import SourceRow, iter_source_rows
 from reconciler.model import Assignment, SelectorKind, SourceSpec
-from reconciler.schema import FieldSpec, KeyType
+from reconciler.schema import Deletion, FieldSpec, KeyType
 
 SCHEMA = {
     "count": FieldSpec(KeyType.NUMBER),
@@ -19,6 +19,7 @@ SCHEMA = {
     "clip": FieldSpec(KeyType.EMBEDDING, size=2),
     "loc": FieldSpec(KeyType.GEOSPATIAL),
     "note": FieldSpec(KeyType.VARCHAR),
+    "old": FieldSpec(KeyType.NUMBER, deleted=Deletion.SOFT),
 }
 UUID = "5e0b6a0e-2f1c-4b7e-9c51-0c2f6d1c9a10"
 
@@ -141,6 +142,12 @@ def test_csv_rows_converted_by_schema_type(tmp_path: Path) -> None:
         ),
     ]
     assert [type(v) for v in got[0].values.values()][:2] == [int, bool]
+
+
+def test_csv_deleted_key(tmp_path: Path) -> None:
+    got, problems = rows(tmp_path, "r.csv", "name,old\na,1\nb,\n")
+    assert [r.key for r in got] == ["b"]
+    assert problems == ["data/r.csv:2: key 'old' is deleted in the schema"]
 
 
 def test_csv_uuid_column(tmp_path: Path) -> None:
