@@ -49,7 +49,7 @@ Position: TypeAlias = tuple[int, int]
 RoundTripDocument: TypeAlias = Any
 
 #: Largest manifest file read (bulk rows belong in a ``source:`` file).
-MAX_MANIFEST_BYTES: Final = 10 * 1024 * 1024
+MAX_MANIFEST_BYTES = 10 * 1024 * 1024
 #: Most nodes one file may produce through aliases (refuses "billion laughs" documents).
 MAX_ALIAS_NODES: Final = 10_000
 
@@ -102,14 +102,14 @@ class YamlDocument:
 # --------------------------------------------------------------------------------------------- reading
 
 
-def read_documents(
-    file: Path, display_path: str, *, max_bytes: int = MAX_MANIFEST_BYTES
-) -> list[YamlDocument]:
-    """Read every document of a YAML file.
+def read_documents(file: Path, display_path: str, *, max_bytes: int | None = None) -> list[YamlDocument]:
+    """Read every document of a YAML file (at most ``max_bytes``, default :data:`MAX_MANIFEST_BYTES`).
 
     Raises ManifestParseError (unreadable, too big, not UTF-8, malformed YAML) or ManifestValidationError
     (every construction problem of the file: duplicate keys, forbidden tags, non-string keys, aliases).
     """
+    if max_bytes is None:
+        max_bytes = MAX_MANIFEST_BYTES
     try:
         size = file.stat().st_size
         if size > max_bytes:

@@ -627,7 +627,7 @@ def test_file_too_large(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
 
     workspace(tmp_path, schema=False)
     write(tmp_path, "big.yaml", "# " + "x" * 100 + "\n")
-    monkeypatch.setattr(yamlio.read_documents, "__kwdefaults__", {"max_bytes": 50})
+    monkeypatch.setattr(yamlio, "MAX_MANIFEST_BYTES", 50)
     assert problems(tmp_path) == [
         "big.yaml: file is 103 bytes; a manifest may be at most 50 bytes (put bulk rows in a source: file)"
     ]
