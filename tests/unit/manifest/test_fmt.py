@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -94,16 +95,15 @@ def test_a_layout_that_would_change_values_is_refused(monkeypatch):
 
 
 # Import writes with the emitter; what it writes must already be formatted, and read back exactly.
+def _containers(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """Lists and mappings of ``children`` (mapping keys: printable text on one line, like real names)."""
+    keys = st.text(st.characters(codec="utf-8", exclude_categories=("Cc", "Cs", "Zl", "Zp")), max_size=8)
+    return st.lists(children, max_size=4) | st.dictionaries(keys, children, max_size=4)
+
+
 _values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
-    lambda children: (
-        st.lists(children, max_size=4)
-        | st.dictionaries(
-            st.text(st.characters(codec="utf-8", exclude_categories=("Cc", "Cs", "Zl", "Zp")), max_size=8),
-            children,
-            max_size=4,
-        )
-    ),
+    _containers,
     max_leaves=10,
 )
 
