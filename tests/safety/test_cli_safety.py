@@ -62,6 +62,14 @@ SHARE = (
 )
 
 
+def converges(ws: Path) -> None:
+    """``apply`` brings live state to the manifests and a final ``plan`` shows no changes."""
+    r = run(["-C", str(ws), "apply", "--auto-approve", "--override-limits", "--allow-destructive"])
+    assert r.code == 0, r.err
+    final = run(["-C", str(ws), "plan", "--detailed-exitcode"])
+    assert final.code == 0 and "No changes." in final.out
+
+
 def apply_all(ws: Path) -> Path:
     r = run(["-C", str(ws), "apply", "--auto-approve", "--override-limits", "--allow-destructive"])
     assert r.code == 0, r.err
@@ -187,6 +195,7 @@ def test_rollback_restores_leaves_conflicts_and_is_itself_journaled(ws):
     final = run(["-C", str(ws), "plan", "--override-limits"])
     assert final.code == 0
     assert "files 1 to update" in final.out  # only the hand-edited conflict differs from the manifests
+    converges(ws)
 
 
 def test_rollback_json_needs_auto_approve_and_prints_only_json(ws):
@@ -200,6 +209,7 @@ def test_rollback_json_needs_auto_approve_and_prints_only_json(ws):
     data = json.loads(r.out)
     assert data["summary"]["files"] == {"update": 13, "merge": 0, "overwrite": 13, "unchanged": 0}
     assert "Apply complete: 13 file(s) written." in r.err
+    converges(ws)
 
 
 def test_rollback_refuses_other_providers_and_corrupt_journals(ws, tmp_path):
@@ -225,3 +235,4 @@ def test_rollback_refuses_other_providers_and_corrupt_journals(ws, tmp_path):
     assert r.err.startswith(
         f"Warning: {torn}: its last line was incomplete (the apply was killed) and is left out.\n"
     )
+    converges(ws)
