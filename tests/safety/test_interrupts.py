@@ -13,7 +13,14 @@ import time
 
 from reconciler.journal import EntryStatus, read_journal
 from tests.helpers.cli import run
-from tests.helpers.workspace import EMULATOR_FILES, SQLITE_FILES, interrupt, start_cli, wait_for_journal
+from tests.helpers.workspace import (
+    EMULATOR_FILES,
+    SQLITE_FILES,
+    TOKEN,
+    interrupt,
+    start_cli,
+    wait_for_journal,
+)
 
 WRITTEN = re.compile(r"Apply interrupted: ([\d,]+) file\(s\) written, ([\d,]+) not-attempted\.")
 
@@ -62,6 +69,8 @@ def test_ctrl_c_on_the_emulator_then_rollback_of_the_partial_apply(tmp_path, emu
     assert code == 130, (out, err)
     written = int(WRITTEN.search(out).group(1).replace(",", ""))  # type: ignore[union-attr]
     assert 0 < written < EMULATOR_FILES
+    text = journal.read_text()
+    assert TOKEN not in text and "Bearer" not in text  # metadata only, never credentials
     emulator.set_faults()
     rb = run(
         ["-C", str(case.dir), "rollback", str(journal), "--auto-approve", "--allow-destructive"], env=case.env
