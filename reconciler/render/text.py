@@ -10,12 +10,13 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
-from reconciler.plan.model import FileChange, KeyAction, KeyChange, Plan, SchemaAction, SchemaChange
+from reconciler.plan.model import FileChange, KeyAction, KeyChange, Plan, SchemaAction, SchemaChange, Strategy
 from reconciler.render.values import format_value
 from reconciler.schema import KeyType
 
 if TYPE_CHECKING:
     from reconciler.apply import ApplyResult
+    from reconciler.types import JsonValue
 
 __all__ = ["AnsiStyler", "PlainStyler", "Styler", "render_apply_result", "render_plan_text", "summary_line"]
 
@@ -103,35 +104,47 @@ def _group_phrase(kc: KeyChange) -> str:
     return f"change {kc.key} from {format_value(kc.before)} to {format_value(kc.after)}"
 
 
-def _sig(f: FileChange, kc: KeyChange) -> tuple[str, str, str, str, str]:
-    return (
-        f.strategy.value,
-        kc.key,
-        kc.action.value,
-        format_value(kc.before, shorten=False),
-        format_value(kc.after, shorten=False),
-    )
+def _value_key(value: JsonValue) -> object:
+    """A hashable identity of a value for grouping (scalars as themselves, containers as JSON)."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return (type(value).__name__, value)
+    return format_value(value, shorten=False)
+
+
+_Sig = tuple[Strategy, str, KeyAction, object, object]
+
+
+def _sig(f: FileChange, kc: KeyChange) -> _Sig:
+    return (f.strategy, kc.key, kc.action, _value_key(kc.before), _value_key(kc.after))
 
 
 def _render_folder(folder: str, files: Sequence[FileChange], style: Styler, group_min: int) -> list[str]:
     lines = [style(f"Folder {folder}:", "bold")]
-    groups: dict[tuple[str, str, str, str, str], list[FileChange]] = defaultdict(list)
+    groups: dict[_Sig, list[FileChange]] = defaultdict(list)
+    first: dict[_Sig, KeyChange] = {}
+    sigs: list[list[_Sig]] = []  # per file, per change: computed once
     if len(files) >= group_min:
         for f in files:
-            for kc in f.changes:
-                groups[_sig(f, kc)].append(f)
+            row = [_sig(f, kc) for kc in f.changes]
+            sigs.append(row)
+            for kc, sig in zip(f.changes, row, strict=True):
+                groups[sig].append(f)
+                first.setdefault(sig, kc)
     grouped = {sig for sig, fs in groups.items() if len(fs) >= group_min}
-    for sig in sorted(grouped):
+    for sig in sorted(grouped, key=lambda g: (g[0].value, g[1], g[2].value, repr(g[3]), repr(g[4]))):
         fs = groups[sig]
-        kc = next(k for k in fs[0].changes if _sig(fs[0], k) == sig)
+        kc = first[sig]
         names = ", ".join(f.name for f in fs[:GROUP_EXAMPLES])
         more = f", … and {len(fs) - GROUP_EXAMPLES:,} more" if len(fs) > GROUP_EXAMPLES else ""
         lines.append(
-            f"  {_sym(kc.action.symbol, style)} {_group_phrase(kc)} on {len(fs):,} files ({sig[0]}): {names}{more}"
+            f"  {_sym(kc.action.symbol, style)} {_group_phrase(kc)} on {len(fs):,} files ({sig[0].value}): {names}{more}"
         )
     width_f = max([20] + [len(f.name) for f in files])
-    for f in files:
-        rest = [kc for kc in f.changes if _sig(f, kc) not in grouped]
+    for i, f in enumerate(files):
+        if grouped:
+            rest = [kc for kc, sig in zip(f.changes, sigs[i], strict=True) if sig not in grouped]
+        else:
+            rest = list(f.changes)
         if not rest:
             continue
         lines.append(f"  {_sym('~', style)} {f.name:<{width_f}}  {f.strategy.value}")
