@@ -119,28 +119,49 @@ class JournalWriter:
             self._header["rolls_back"] = rolls_back
 
     def _open(self) -> IO[str]:
+        """Create the journal with its header in place, atomically: a process killed at any moment leaves
+        either no journal or one whose first line is a complete header (a hidden temporary file at worst)."""
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise JournalError(
                 f"{self.directory}: cannot create the journal directory: {exc.strerror}"
             ) from exc
-        self.path, fh = self._create(self.directory, self._stem)
+        tmp = self.directory / f".{self._stem}.{os.getpid()}.tmp"
+        try:
+            with tmp.open("w", encoding="utf-8") as fh:
+                fh.write(json.dumps(self._header, ensure_ascii=False, sort_keys=True) + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            self.path = self._link(tmp, self.directory, self._stem)
+        except OSError as exc:
+            raise JournalError(f"{self.directory}: cannot create the journal: {exc.strerror}") from exc
+        finally:
+            tmp.unlink(missing_ok=True)
         _fsync_dir(self.directory)
-        fh.write(json.dumps(self._header, ensure_ascii=False, sort_keys=True) + "\n")
-        return fh
+        try:
+            return self.path.open("a", encoding="utf-8")
+        except OSError as exc:
+            raise JournalError(f"{self.path}: cannot open the journal: {exc.strerror}") from exc
 
     @staticmethod
-    def _create(directory: Path, stem: str) -> tuple[Path, IO[str]]:
-        """A new file (never appended to another run's journal, even within the same second)."""
+    def _link(tmp: Path, directory: Path, stem: str) -> Path:
+        """Give ``tmp`` a new journal name (never another run's journal, even within the same second)."""
         for n in range(1, 1000):
             path = directory / (f"{stem}.jsonl" if n == 1 else f"{stem}-{n}.jsonl")
             try:
-                return path, path.open("x", encoding="utf-8")
+                os.link(tmp, path)
             except FileExistsError:
                 continue
-            except OSError as exc:
-                raise JournalError(f"{path}: cannot create the journal: {exc.strerror}") from exc
+            except OSError:  # no hard links here (some network filesystems): exclusive create + copy
+                try:
+                    with path.open("x", encoding="utf-8") as fh:
+                        fh.write(tmp.read_text(encoding="utf-8"))
+                        fh.flush()
+                        os.fsync(fh.fileno())
+                except FileExistsError:
+                    continue
+            return path
         raise JournalError(f"{directory}: too many journals named {stem}")
 
     def _write(self, records: Sequence[dict[str, object]]) -> None:

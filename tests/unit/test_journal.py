@@ -219,3 +219,28 @@ def test_no_credentials_in_the_header(tmp_path):
     assert safe_identity(ProviderIdentity("sqlite", "/a@b/live.db")) == ProviderIdentity(
         "sqlite", "/a@b/live.db"
     )
+
+
+def test_the_journal_appears_with_its_header_complete(tmp_path):
+    plan = make_plan()
+    w = JournalWriter(tmp_path, plan, now=NOW)
+    w.before_batch([(plan.files[0], {}, {"k": 1})])
+    w.close()
+    assert [p.name for p in tmp_path.iterdir()] == [written(w).name]  # no temporary file left behind
+    assert json.loads(written(w).read_text().splitlines()[0])["record"] == "header"
+
+
+def test_without_hard_links_the_journal_is_created_exclusively(tmp_path, monkeypatch):
+    def no_links(src, dst):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr("os.link", no_links)
+    plan = make_plan()
+    a = JournalWriter(tmp_path, plan, now=NOW)
+    b = JournalWriter(tmp_path, plan, now=NOW)
+    for w in (a, b):
+        w.before_batch([(plan.files[0], {}, {"k": 1})])
+        w.close()
+    assert written(b).name == written(a).name.replace(".jsonl", "-2.jsonl")
+    assert [len(read_journal(written(w)).entries) for w in (a, b)] == [1, 1]
+    assert sorted(p.suffix for p in tmp_path.iterdir()) == [".jsonl", ".jsonl"]
