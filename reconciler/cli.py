@@ -119,14 +119,14 @@ def cli(ctx: click.Context, manifest_dir: Path | None, debug: bool | None) -> No
         _enable_debug_logging()
 
 
-def _load(settings: Settings) -> Any:
+def _load(settings: Settings, *, check_sources: bool = False) -> Any:
     from reconciler.manifest.loader import load_manifests
 
     if not settings.manifest_dir.is_dir():
         raise UsageError(
             f"manifest directory {str(settings.manifest_dir)!r} does not exist (use -C/--dir to point at it)"
         )
-    desired = load_manifests(settings.manifest_dir)
+    desired = load_manifests(settings.manifest_dir, check_sources=check_sources)
     _warn(desired.warnings)
     return desired
 
@@ -136,9 +136,9 @@ def _load(settings: Settings) -> Any:
 @_common
 @click.pass_context
 def validate(ctx: click.Context, manifest_dir: Path | None, debug: bool | None) -> None:
-    """Check every manifest offline and report all problems at once."""
+    """Check every manifest and source file offline and report all problems at once."""
     settings = _settings(ctx, manifest_dir, debug)
-    desired = _load(settings)
+    desired = _load(settings, check_sources=True)
     n_schema = 1 if desired.schema is not None else 0
     click.echo(
         f"Success: the manifests are valid (1 Workspace, {n_schema} MetadataSchema, "

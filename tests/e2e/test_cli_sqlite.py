@@ -351,3 +351,17 @@ def test_demo_workspace_plan_apply_plan(tmp_path):
     assert run(["-C", str(root), "apply", "--auto-approve"]).code == 0
     again = run(["-C", str(root), "plan", "--detailed-exitcode"])
     assert (again.code, again.out.splitlines()[0]) == (0, "No changes. Live state matches the manifests.")
+
+
+def test_validate_reads_source_rows(tmp_path):
+    root = workspace(
+        tmp_path,
+        a__yaml=FM + "source: rows.csv\n",
+        rows__csv="name,n,ok\na.jpg,1,true\nb.jpg,many,true\n",
+    )
+    res = run(["-C", str(root), "validate"])
+    assert (res.code, res.out, res.err) == (
+        1,
+        "",
+        "Error: rows.csv:3: n: 'many' is not a number\n1 problem found; nothing was written.\n",
+    )
