@@ -28,6 +28,8 @@ from reconciler.model import LiveFolder, LiveItem
 from reconciler.schema import WireSchema, parse_wire_schema
 
 __all__ = [
+    "MAX_JSONL_LINE_BYTES",
+    "MAX_JSON_SNAPSHOT_BYTES",
     "SNAPSHOT_FORMAT_VERSION",
     "Snapshot",
     "SnapshotError",
@@ -37,6 +39,11 @@ __all__ = [
 ]
 
 SNAPSHOT_FORMAT_VERSION = "1"
+
+#: Largest ``.json`` snapshot read (it is parsed whole); larger states belong in the streamed ``.jsonl`` form.
+MAX_JSON_SNAPSHOT_BYTES = 512 * 1024 * 1024
+#: Longest line of a ``.jsonl`` snapshot (one record).
+MAX_JSONL_LINE_BYTES = 64 * 1024 * 1024
 
 ITEM_TYPES = frozenset(
     {
@@ -95,7 +102,12 @@ def _str(obj: dict[str, Any], key: str, where: str, *, optional: bool = False) -
 def _records(path: Path, fh: IO[str]) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield (line, record) for both forms."""
     if path.suffix == ".jsonl":
-        for lineno, line in enumerate(fh, 1):
+        for lineno, line in enumerate(iter(lambda: fh.readline(MAX_JSONL_LINE_BYTES + 1), ""), 1):
+            if len(line) > MAX_JSONL_LINE_BYTES:
+                raise SnapshotError(
+                    f"line is longer than {MAX_JSONL_LINE_BYTES:,} characters (one record per line)",
+                    SourceLocation(str(path), lineno),
+                )
             if not line.strip():
                 continue
             try:
@@ -110,7 +122,18 @@ def _records(path: Path, fh: IO[str]) -> Iterator[tuple[int, dict[str, Any]]]:
                 )
             yield lineno, obj
         return
-    text = fh.read()
+    size = os.fstat(fh.fileno()).st_size
+    if size > MAX_JSON_SNAPSHOT_BYTES:
+        raise SnapshotError(
+            f"snapshot is {size:,} bytes; a .json snapshot may be at most {MAX_JSON_SNAPSHOT_BYTES:,} "
+            "(write large states in the streamed .jsonl form)",
+            SourceLocation(str(path)),
+        )
+    text = fh.read(MAX_JSON_SNAPSHOT_BYTES + 1)
+    if len(text) > MAX_JSON_SNAPSHOT_BYTES:  # not a regular file (a pipe, a device): its size was unknown
+        raise SnapshotError(
+            f"snapshot is larger than {MAX_JSON_SNAPSHOT_BYTES:,} characters", SourceLocation(str(path))
+        )
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:

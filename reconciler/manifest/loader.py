@@ -233,6 +233,11 @@ class _Loader:
         return sorted(found, key=lambda p: p.relative_to(self.root).as_posix())
 
     def _load_file(self, file: Path, rel: str) -> None:
+        if not file.is_file():  # a device, pipe or broken link named *.yaml would be read forever or fail
+            self.out.error(
+                SourceLocation(rel), "not a regular file (a link to a device, a pipe, or a broken link)"
+            )
+            return
         try:
             docs = read_documents(file, rel)
         except ManifestParseError as exc:

@@ -118,11 +118,17 @@ def read_documents(file: Path, display_path: str, *, max_bytes: int | None = Non
                 "(put bulk rows in a source: file)",
                 SourceLocation(display_path),
             )
-        raw = file.read_bytes()
+        with file.open("rb") as fh:
+            raw = fh.read(max_bytes + 1)  # bounded even where stat() knows no size (a device, a pipe)
     except OSError as exc:
         raise ManifestParseError(
             f"cannot read file: {exc.strerror or exc}", SourceLocation(display_path)
         ) from exc
+    if len(raw) > max_bytes:
+        raise ManifestParseError(
+            f"file is larger than {_size(max_bytes)}, the most a manifest may be",
+            SourceLocation(display_path),
+        )
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
