@@ -74,10 +74,11 @@ def make_ca_and_server_cert(directory: Path) -> tuple[Path, Path, Path]:
 
 
 class _Listener:
-    def __init__(self) -> None:
+    def __init__(self, scheme: str) -> None:
         self._sock = socket.create_server(("127.0.0.1", 0))
         self._sock.settimeout(0.1)
-        self.port = self._sock.getsockname()[1]
+        self.port: int = self._sock.getsockname()[1]
+        self.url = f"{scheme}://127.0.0.1:{self.port}"
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
 
@@ -116,8 +117,7 @@ class TlsFront(_Listener):
     """``https://127.0.0.1:PORT`` in front of a plain-HTTP upstream on 127.0.0.1."""
 
     def __init__(self, upstream_port: int, cert: Path, key: Path) -> None:
-        super().__init__()
-        self.url = f"https://127.0.0.1:{self.port}"
+        super().__init__("https")
         self._upstream = upstream_port
         self._ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self._ctx.load_cert_chain(cert, key)
@@ -147,8 +147,7 @@ class CannedServer(_Listener):
     """``http://127.0.0.1:PORT`` answering every request with ``reply`` (raw HTTP bytes), then closing."""
 
     def __init__(self, reply: bytes) -> None:
-        super().__init__()
-        self.url = f"http://127.0.0.1:{self.port}"
+        super().__init__("http")
         self._reply = reply
 
     def handle(self, conn: socket.socket) -> None:
