@@ -1,19 +1,26 @@
-"""Small network fixtures on 127.0.0.1: a TLS front for the emulator, and a server that answers one canned reply.
+"""Small network fixtures on 127.0.0.1: a TLS front, a canned-reply server and a rule-driven proxy.
 
 ``TlsFront`` terminates TLS with a certificate from a throwaway CA and pipes the bytes to a plain-HTTP
 upstream (the emulator), so the Encord provider can be tested over ``https://127.0.0.1:PORT`` with real
 certificate verification. ``CannedServer`` answers every connection with the same raw bytes.
+``RuleProxy`` forwards to the emulator but answers the requests a rule picks (faults by route).
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import http.client
 import ipaddress
+import json
 import socket
 import ssl
 import threading
+from collections import Counter
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -154,3 +161,86 @@ class CannedServer(_Listener):
         conn.settimeout(10)
         conn.recv(65536)
         conn.sendall(self._reply)
+
+
+#: A proxy rule: ``(method, path, how many requests of this method and path so far) -> (status, headers)``
+#: to answer instead of the upstream, or ``None`` to forward.
+ProxyRule = Callable[[str, str, int], "tuple[int, dict[str, str]] | None"]
+
+
+class RuleProxy:
+    """``http://127.0.0.1:PORT`` forwarding to a plain-HTTP upstream, answering some requests itself.
+
+    Lets a test drive the real CLI (which builds its own HTTP client) into faults a server decides per
+    route, e.g. "every write after the first is answered 429".
+    """
+
+    def __init__(self, upstream: str, rule: ProxyRule) -> None:
+        self.rule = rule
+        self.enabled = True
+        self.refused = 0
+        proxy = self
+        counts: Counter[tuple[str, str]] = Counter()
+        lock = threading.Lock()
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return None
+
+            def _any(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                path = self.path.partition("?")[0]
+                with lock:
+                    counts[(self.command, path)] += 1
+                    nth = counts[(self.command, path)]
+                verdict = proxy.rule(self.command, path, nth) if proxy.enabled else None
+                if verdict is not None:
+                    status, headers = verdict
+                    with lock:
+                        proxy.refused += 1
+                    data = json.dumps({"message": "refused by the test proxy"}).encode()
+                    self.send_response(status)
+                    for k, v in {**headers, "Content-Type": "application/json"}.items():
+                        self.send_header(k, v)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return
+                forward = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+                conn = http.client.HTTPConnection("127.0.0.1", _port_of(upstream), timeout=60)
+                try:
+                    conn.request(self.command, self.path, body=body, headers=forward)
+                    resp = conn.getresponse()
+                    data = resp.read()
+                    self.send_response(resp.status)
+                    for k, v in resp.getheaders():
+                        if k.lower() not in ("connection", "transfer-encoding", "content-length"):
+                            self.send_header(k, v)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                finally:
+                    conn.close()
+
+            do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _any
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05})
+
+    def __enter__(self) -> RuleProxy:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+
+
+def _port_of(url: str) -> int:
+    return int(url.rsplit(":", 1)[1])

@@ -132,3 +132,74 @@ def test_faults_beyond_the_retry_budget_are_reported_and_a_rerun_converges(tmp_p
             "rerun_converged": True,
         },
     )
+
+
+# --------------------------------------------------------------------------------------------- the real CLI
+
+
+def test_cli_apply_beyond_the_retry_budget_exits_1_naming_written_and_failed_files(tmp_path, serve):
+    """The real command line with its default retry policy: writes refused past the budget are reported."""
+    from reconciler.journal import read_journal
+    from tests.hardening.conftest import TOKEN
+    from tests.hardening.netutil import RuleProxy
+    from tests.helpers.cli import run
+
+    sc = Scenario(N_FILES, n_folders=4, seed=21)
+    emu = serve(sc.snapshot())
+
+    def refuse_later_writes(method: str, path: str, nth: int) -> tuple[int, dict[str, str]] | None:
+        # 429 with Retry-After: 0 keeps the default policy's six attempts instant.
+        return (429, {"Retry-After": "0"}) if method == "PATCH" and nth > 1 else None
+
+    with RuleProxy(emu.url, refuse_later_writes) as proxy:
+        root = sc.write_manifests(tmp_path / "m", {"type": "encord", "domain": proxy.url})
+        env = {"ENCORD_API_TOKEN": TOKEN}
+        r = run(["apply", "--auto-approve", "--parallelism", "1", "-C", str(root)], env=env)
+        changed = sc.changed_files()
+        assert r.code == 1, r.err
+        failed_lines = [line for line in r.out.splitlines() if line.startswith("  failed: ")]
+        assert len(failed_lines) == changed - 1000
+        reason = (
+            f"PATCH storage/items/patch-bulk at {proxy.url} still failing after 6 attempt(s) and 0.0 s of backoff "
+            "(last: 429 Too Many Requests); try again later or lower parallelism"
+        )
+        assert all(line.endswith(reason) and "data/batch-" in line for line in failed_lines)
+        assert f"Apply finished with errors: 1,000 file(s) written, {changed - 1000:,} failed.\n" in r.out
+        journal_line = [line for line in r.out.splitlines() if line.startswith("Journal: ")]
+        assert len(journal_line) == 1
+        journal = read_journal(journal_line[0].removeprefix("Journal: "))
+        written = {e.address for e in journal.entries if e.status is EntryStatus.WRITTEN}
+        failed = {e.address for e in journal.entries if e.status is EntryStatus.FAILED}
+        assert len(written) == 1000 and len(failed) == changed - 1000
+        assert {line.split(": ")[1] for line in failed_lines} == failed  # the report names exactly these
+        mid = emu.snapshot()
+        assert len(sc.wrong_files(mid)) == changed - 1000
+        assert sc.lost_foreign_keys(mid) == 0
+
+        proxy.enabled = False  # the outage ends
+        r = run(["apply", "--auto-approve", "-C", str(root)], env=env)
+        assert r.code == 0, r.err
+        assert f"Apply complete: {changed - 1000:,} file(s) written.\n" in r.out
+        final = emu.snapshot()
+        assert sc.wrong_files(final) == [] and sc.lost_foreign_keys(final) == 0
+        refused = proxy.refused
+    record("budget-cli", {"files": N_FILES, "written": 1000, "failed": changed - 1000, "refused_429": refused,
+                          "exit_code": 1, "rerun_converged": True})  # fmt: skip
+
+
+def test_cli_fault_storm_while_reading_exits_1_with_a_clear_error(tmp_path, serve):
+    from tests.hardening.conftest import TOKEN
+    from tests.helpers.cli import run
+
+    sc = Scenario(200, n_folders=2, seed=22)
+    emu = serve(sc.snapshot())
+    emu.set_faults(rate_429=1.0, retry_after_s=0)
+    root = sc.write_manifests(tmp_path / "m", {"type": "encord", "domain": emu.url})
+    r = run(["apply", "--auto-approve", "-C", str(root)], env={"ENCORD_API_TOKEN": TOKEN})
+    assert (r.code, r.out) == (1, "")
+    assert r.err == (
+        f"Error: GET organisation/client-metadata-schema-v2 at {emu.url} still failing after 6 attempt(s) and "
+        "0.0 s of backoff (last: 429 Too Many Requests); try again later or lower parallelism\n"
+    )
+    emu.set_faults()
+    assert sc.wrong_files(emu.snapshot()) == [f for f in sc.wrong_files(sc.snapshot())]  # nothing written

@@ -476,3 +476,66 @@ def test_resealed_plans_with_bad_summaries_are_refused(
     with pytest.raises(PlanFormatError) as info:
         read_planfile(path)
     assert str(info.value) == f"{path}.{message}"
+
+
+# --------------------------------------------------------------------------------------------- journals
+
+
+def _journal_bytes() -> bytes:
+    """A real journal: two batches, the second one still in flight (pending), with non-ASCII metadata."""
+    import tempfile
+
+    from reconciler.apply import FileResult, FileStatus
+    from reconciler.journal import JournalWriter
+
+    files = [file_change("cams", f"é{i}.mp4", add("k", i), n=i) for i in range(6)]
+    plan = plan_of(*files)
+    with tempfile.TemporaryDirectory() as tmp:
+        writer = JournalWriter(Path(tmp), plan)
+        writer.before_batch([(c, {"old": "ü"}, {"old": "ü", "k": i}) for i, c in enumerate(files[:3])])
+        writer.after_batch(
+            [FileResult(c, FileStatus.WRITTEN) for c in files[:2]]
+            + [FileResult(files[2], FileStatus.FAILED, "x")]
+        )
+        writer.before_batch([(c, {}, {"k": [1, {"a": None}]}) for c in files[3:]])
+        writer.close()
+        assert writer.path is not None
+        return writer.path.read_bytes()
+
+
+_JOURNAL = _journal_bytes()
+
+
+@FUZZ
+@given(cut=st.integers(0, len(_JOURNAL)))
+def test_a_journal_cut_anywhere_reads_back(cut: int, work: Path) -> None:
+    """A process killed mid-write leaves a prefix of the journal: it always reads (a torn tail is left out)."""
+    from reconciler.errors import JournalError
+    from reconciler.journal import read_journal
+
+    path = work / "cut.jsonl"
+    path.write_bytes(_JOURNAL[:cut])
+    header_end = _JOURNAL.index(b"\n") + 1
+    try:
+        journal = read_journal(path)
+    except JournalError as exc:
+        assert cut < header_end, str(exc)  # only a journal without its whole header is unusable
+        assert str(exc).startswith(f"{path}: not a usable journal"), str(exc)
+        return
+    if _JOURNAL[:cut].endswith(b"\n"):
+        assert not journal.torn  # whole lines only (a cut just before a newline may leave a whole JSON line)
+    assert len(journal.entries) <= 6
+
+
+@FUZZ
+@given(text=text_mutations(_JOURNAL.decode(), max_edits=3))
+def test_an_altered_journal_is_refused_with_its_line(text: str, work: Path) -> None:
+    from reconciler.errors import JournalError
+    from reconciler.journal import read_journal
+
+    path = work / "altered.jsonl"
+    path.write_bytes(text.encode("utf-8", "surrogatepass"))
+    try:
+        read_journal(path)
+    except JournalError as exc:
+        assert str(exc).startswith(f"{path}"), str(exc)
