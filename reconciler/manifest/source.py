@@ -58,6 +58,9 @@ class SourceRow(NamedTuple):
     values: dict[str, JsonValue]
     path: str  # the source file, relative to the manifest directory
     line: int
+    #: JSONL: the row's ``metadata`` object exactly as written in the file, when it is the row's last member
+    #: (the planner compares it with the live JSON text before decoding that); ``None`` otherwise.
+    text: str | None = None
 
     @property
     def location(self) -> SourceLocation:
@@ -264,7 +267,7 @@ def _jsonl_rows(file: Path, path: str, checkers: _Checkers, report: _Reporter) -
             except ValueError as exc:
                 report(lineno, _json_problem(exc))
                 continue
-            row = _jsonl_row(obj, lineno, path, checkers, report)
+            row = _jsonl_row(obj, lineno, path, checkers, report, text)
             if row is not None:
                 yield row
 
@@ -276,7 +279,7 @@ def _json_problem(exc: ValueError) -> str:
 
 
 def _jsonl_row(
-    obj: object, lineno: int, path: str, checkers: _Checkers, report: _Reporter
+    obj: object, lineno: int, path: str, checkers: _Checkers, report: _Reporter, line: str = ""
 ) -> SourceRow | None:
     if type(obj) is not dict:
         report(
@@ -322,7 +325,36 @@ def _jsonl_row(
                 if problem is not None:
                     report(lineno, problem)
                     return None
-    return SourceRow(kind, selector, metadata, path, lineno)
+    return SourceRow(kind, selector, metadata, path, lineno, _metadata_text(line))
+
+
+_AFTER_KEY = re.compile(r"\s*:\s*")
+
+
+def _metadata_text(line: str) -> str | None:
+    """The text of a decoded row's ``metadata`` object when it is the row's last member, else ``None``.
+
+    The first ``"metadata"`` in the line is the row's own key: inside a JSON string every quote is escaped,
+    so ``"metadata"`` followed by a colon cannot occur there, and the row's key comes before its value. If
+    ``metadata`` is not the last member the slice ends inside another member and never looks like an object.
+    """
+    at = line.find('"metadata"') + 10
+    if at < 10:
+        return None
+    if line.startswith(": ", at):  # json.dumps' spacing, and the compact form: no regular expression needed
+        start = at + 2
+    elif line.startswith(":", at):
+        start = at + 1
+    else:
+        sep = _AFTER_KEY.match(line, at)
+        if sep is None:
+            return None
+        start = sep.end()
+    if line.endswith("}}\n"):
+        return line[start:-2]
+    body = line.rstrip()
+    text = body[start : len(body) - 1].rstrip()
+    return text if text.endswith("}") else None
 
 
 # --------------------------------------------------------------------------------------------- CSV

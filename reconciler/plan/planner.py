@@ -8,35 +8,28 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from reconciler import __version__
 from reconciler.errors import (
     Diagnostic,
     ManifestValidationError,
-    ProviderConflictError,
     ProviderResponseError,
-    SourceLocation,
     UsageError,
 )
 from reconciler.model import (
     Assignment,
     DesiredState,
     FileManifest,
-    LiveItem,
-    Mode,
-    OnMissing,
-    SelectorKind,
     UndeclaredKeys,
     metadata_fingerprint,
 )
 from reconciler.plan.differ import diff_metadata, diff_schema
 from reconciler.plan.limits import check_limits, limit_error
 from reconciler.plan.model import FileChange, Plan, SchemaAction, Strategy
-from reconciler.plan.policy import compile_glob, desired_dict, owned_keys
 from reconciler.plan.renames import (
     RenameCheck,
     RenameScan,
@@ -45,12 +38,10 @@ from reconciler.plan.renames import (
     move_values,
     scan_old_keys,
 )
-from reconciler.providers.base import ListedItem, StateProvider
+from reconciler.plan.stream import plan_files
+from reconciler.providers.base import StateProvider
 from reconciler.schema import FieldSpec, SchemaSpec, parse_wire_schema, schema_fingerprint
 from reconciler.values import check_keyframes, check_value
-
-if TYPE_CHECKING:
-    from reconciler.types import JsonValue
 
 __all__ = ["NullPlanHooks", "PlanHooks", "Targets", "make_plan", "parse_targets"]
 
@@ -112,20 +103,6 @@ def parse_targets(values: Sequence[str], desired: DesiredState) -> Targets:
                 raise UsageError(f"--target {raw}: not a FileMetadata manifest (known: {choices})")
             manifests.add(p)
     return Targets(frozenset(manifests), frozenset(folders), schema)
-
-
-@dataclass
-class _Claim:
-    manifest: FileManifest
-    given: dict[str, Assignment]
-
-
-@dataclass
-class _Selection:
-    """Everything the manifests want, file by file (uuid -> claims in manifest order)."""
-
-    items: dict[str, tuple[str, str, LiveItem]] = field(default_factory=dict)  # uuid -> (folder, rel, item)
-    claims: dict[str, list[_Claim]] = field(default_factory=dict)
 
 
 def _assignments_to_check(m: FileManifest) -> Iterable[tuple[str, Assignment]]:
@@ -210,30 +187,26 @@ def make_plan(
     checker = _ValueChecker(after_schema, desired.workspace.settings.undeclared_keys, has_schema)
     spec_map: dict[str, FieldSpec] = dict(after_schema.keys)
 
-    # 2. Files: select, layer values, collect claims.
-    sel = _Selection()
-    listings: dict[tuple[str, bool, bool], list[ListedItem]] = {}
+    # 2. Files: select, layer, check and diff, streaming (plan/stream.py). Only changes are kept.
     manifests = [m for m in desired.files if targets.wants(m)]
     for m in manifests:
         for key, a in _assignments_to_check(m):
             checker.check(key, a)
-        try:
-            folder = provider.resolve_folder(m.folder)
-        except ProviderConflictError as exc:
-            errors.append(Diagnostic(m.location, f"{m.name}: {exc}"))
-            continue
-        lkey = (folder.uuid, m.recursive, m.children)
-        if lkey not in listings:
-            hooks.on_progress(f"reading {folder.path}", 0, None)
-            listings[lkey] = list(provider.iter_items(folder, recursive=m.recursive, children=m.children))
-            hooks.on_progress(f"reading {folder.path}", len(listings[lkey]), len(listings[lkey]))
-        listed = listings[lkey]
-        layers = _select(m, folder.path, listed, Path(desired.root), spec_map, errors, warnings)
-        for uuid, (rel, item, values) in layers.items():
-            sel.items.setdefault(uuid, (folder.path, rel, item))
-            merged = dict(m.defaults)
-            merged.update(values)
-            sel.claims.setdefault(uuid, []).append(_Claim(m, merged))
+    rename_check = RenameCheck(renames, spec_map)
+    fp = plan_files(
+        manifests,
+        provider,
+        root=Path(desired.root),
+        spec_map=spec_map,
+        undeclared_keys=desired.workspace.settings.undeclared_keys,
+        has_schema=has_schema,
+        renames=renames,
+        rename_check=rename_check,
+        on_progress=hooks.on_progress,
+    )
+    errors.extend(fp.errors)
+    warnings.extend(fp.warnings)
+    by_manifest = {m.name: m for m in manifests}
 
     # A manifest still setting a renamed key gets the rename's message instead of "key is deleted".
     old_key_errors = check_manifest_assignments(manifests, renames)
@@ -242,91 +215,28 @@ def make_plan(
     errors.extend(e for e in checker.errors if e.location not in old_key_locations)
     warnings.extend(checker.warnings)
 
-    # 3. Conflicts between manifests on the same file.
-    conflicts: dict[tuple[str, str, str], list[str]] = {}
-    for uuid, claims in sel.claims.items():
-        if len(claims) < 2:
-            continue
-        live_md = sel.items[uuid][2].metadata
-        owned_by = [owned_keys(c.manifest.mode, c.manifest.owns, c.given, live_md) for c in claims]
-        for i in range(len(claims)):
-            for j in range(i + 1, len(claims)):
-                ma, mb = claims[i].manifest, claims[j].manifest
-                oa, ob = owned_by[i], owned_by[j]
-                if oa is None or ob is None:
-                    what = "overwrites" if oa is None else "is overwritten by"
-                    k = (ma.name, mb.name, f"{ma.name} {what} {mb.name}")
-                    conflicts.setdefault(k, []).append(uuid)
-                else:
-                    for key in sorted(oa & ob):
-                        conflicts.setdefault((ma.name, mb.name, f"key {key!r}"), []).append(uuid)
-    by_manifest = {m.name: m for m in manifests}
-    for (a_name, b_name, what), uuids in sorted(conflicts.items()):
-        folder_path, rel, _ = sel.items[uuids[0]]
-        example = f"{folder_path}/{rel}"
-        more = f" and {len(uuids) - 1} more file(s)" if len(uuids) > 1 else ""
-        if what.startswith("key "):
-            msg = f"conflict: {a_name} and {b_name} both own {what} on {example}{more}"
-        else:
-            msg = (
-                f"conflict: {a_name} and {b_name} select the same file {example}{more}; "
-                "an overwrite manifest must be the only manifest on its files"
-            )
-        errors.append(Diagnostic(by_manifest[b_name].location, msg))
-
     if errors:
         raise ManifestValidationError(errors)
 
-    # 3b. Renames move values on every file of the organisation that holds an old key (plan/renames.py).
+    # 3. Renames move values on every file of the organisation that holds an old key (plan/renames.py);
+    # the selected files were checked while they were diffed.
     scan = RenameScan()
-    rename_check = RenameCheck(renames, spec_map)
     if renames:
-        scan = scan_old_keys(provider, renames, listings, hooks.on_progress)
+        scan = scan_old_keys(provider, renames, {}, hooks.on_progress)
         for uuid, (folder_path, rel, item) in scan.items.items():
-            if uuid not in sel.claims:
+            if uuid not in fp.claims:
                 rename_check.check_file(f"{folder_path}/{rel}", item.metadata, ())
-        for uuid, claims in sel.claims.items():
-            folder_path, rel, item = sel.items[uuid]
-            rename_check.check_file(f"{folder_path}/{rel}", item.metadata, claims)
         errors.extend(rename_check.errors(by_manifest))
         if errors:
             raise ManifestValidationError(errors)
 
-    # 4. Diff each selected file.
-    files: list[FileChange] = []
-    unchanged = 0
-    total = len(sel.claims)
-    for n, (uuid, claims) in enumerate(sel.claims.items(), 1):
-        folder_path, rel, item = sel.items[uuid]
-        current: dict[str, JsonValue] = move_values(item.metadata, renames) or dict(item.metadata)
-        strategy = Strategy.MERGE
-        for c in claims:
-            owned = owned_keys(c.manifest.mode, c.manifest.owns, c.given, item.metadata)
-            current = desired_dict(c.manifest.mode, owned, c.given, current)
-            if c.manifest.mode is Mode.OVERWRITE:
-                strategy = Strategy.OVERWRITE
-        changes = diff_metadata(item.metadata, current)
-        if changes:
-            log.info("detected change to %s/%s", folder_path, rel)
-            files.append(
-                FileChange(
-                    uuid=uuid,
-                    folder=folder_path,
-                    name=rel,
-                    strategy=strategy,
-                    manifest=", ".join(c.manifest.name for c in claims),
-                    live_fingerprint=metadata_fingerprint(item.metadata),
-                    changes=changes,
-                )
-            )
-        else:
-            unchanged += 1
-        if n % 10000 == 0 or n == total:
-            hooks.on_progress("planning", n, total)
+    # 4. The changes found.
+    files: list[FileChange] = fp.files
+    unchanged = fp.unchanged
     schema_name = desired.schema.location.path if desired.schema is not None else "schema"
     for uuid, (folder_path, rel, item) in scan.items.items():
         moved = move_values(item.metadata, renames)
-        if uuid in sel.claims or moved is None:
+        if uuid in fp.claims or moved is None:
             continue
         files.append(
             FileChange(
@@ -361,7 +271,7 @@ def make_plan(
 
     # 5. Blast-radius limits (plan/limits.py).
     limits = desired.workspace.settings.limits
-    report = check_limits(files, sel.claims, limits, moved_keys=renames.keys())
+    report = check_limits(files, fp.claims, limits, moved_keys=renames.keys())
     if report.violations:
         if not override_limits:
             raise limit_error(report)
@@ -385,72 +295,3 @@ def make_plan(
         warnings=tuple(sorted(set(warnings))),
         destructive_reasons=report.destructive_reasons,
     )
-
-
-def _select(
-    m: FileManifest,
-    folder_path: str,
-    listed: Sequence[ListedItem],
-    root: Path,
-    spec_map: Mapping[str, FieldSpec],
-    errors: list[Diagnostic],
-    warnings: list[Diagnostic],
-) -> dict[str, tuple[str, LiveItem, dict[str, Assignment]]]:
-    """The files one manifest selects, each with its layered values (globs, then source rows, then exact)."""
-
-    by_name = {li.rel_name: li for li in listed}
-    by_uuid = {li.item.uuid: li for li in listed}
-    layers: dict[str, tuple[str, LiveItem, dict[str, Assignment]]] = {}
-    exact_seen: dict[str, SourceLocation] = {}
-
-    def take(li: ListedItem, values: Mapping[str, Assignment]) -> None:
-        entry = layers.get(li.item.uuid)
-        if entry is None:
-            entry = layers[li.item.uuid] = (li.rel_name, li.item, {})
-        entry[2].update(values)
-
-    def take_exact(li: ListedItem, values: Mapping[str, Assignment], loc: SourceLocation) -> None:
-        prev = exact_seen.get(li.item.uuid)
-        if prev is not None:
-            errors.append(
-                Diagnostic(loc, f"{li.rel_name!r} is already selected exactly at {prev} in this manifest")
-            )
-            return
-        exact_seen[li.item.uuid] = loc
-        take(li, values)
-
-    def missing(what: str, loc: SourceLocation) -> None:
-        msg = f"{what} matches no file in folder {folder_path!r}"
-        if m.on_missing is OnMissing.ERROR:
-            errors.append(Diagnostic(loc, msg + " (set on_missing: warn or ignore to allow)"))
-        elif m.on_missing is OnMissing.WARN:
-            warnings.append(Diagnostic(loc, msg, "warning"))
-
-    for s in m.files:
-        if s.kind is SelectorKind.GLOB:
-            rx = compile_glob(s.pattern)
-            hits = [li for li in listed if rx.match(li.rel_name)]
-            if not hits:
-                warnings.append(Diagnostic(s.location, f"glob {s.pattern!r} matches no file", "warning"))
-            for li in hits:
-                take(li, s.metadata)
-    if m.source is not None:
-        from reconciler.manifest.source import iter_source_rows
-
-        src_diags: list[Diagnostic] = []
-        for row in iter_source_rows(root, m.source, spec_map, src_diags):
-            hit = (by_name if row.kind is SelectorKind.NAME else by_uuid).get(row.key)
-            if hit is None:
-                missing(f"{row.kind.value} {row.key!r}", row.location)
-                continue
-            take_exact(hit, row.metadata, row.location)
-        errors.extend(src_diags)
-    for s in m.files:
-        if s.kind is SelectorKind.GLOB:
-            continue
-        hit = (by_name if s.kind is SelectorKind.NAME else by_uuid).get(s.pattern)
-        if hit is None:
-            missing(f"{s.kind.value} {s.pattern!r}", s.location)
-            continue
-        take_exact(hit, s.metadata, s.location)
-    return layers

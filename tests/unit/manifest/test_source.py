@@ -45,8 +45,15 @@ def test_jsonl_rows(tmp_path: Path) -> None:
     )
     assert problems == []
     assert got == [
-        SourceRow(SelectorKind.NAME, "a.jpg", {"count": 1, "note": None, "other": "x"}, "data/r.jsonl", 1),
-        SourceRow(SelectorKind.UUID, UUID, {"keyframes": [1, 2]}, "data/r.jsonl", 3),
+        SourceRow(
+            SelectorKind.NAME,
+            "a.jpg",
+            {"count": 1, "note": None, "other": "x"},
+            "data/r.jsonl",
+            1,
+            '{"count": 1, "note": null, "other": "x"}',  # the metadata text, for the planner's fast path
+        ),
+        SourceRow(SelectorKind.UUID, UUID, {"keyframes": [1, 2]}, "data/r.jsonl", 3, '{"keyframes": [1, 2]}'),
         SourceRow(SelectorKind.NAME, "b.jpg", {}, "data/r.jsonl", 4),
     ]
     first = got[0]
