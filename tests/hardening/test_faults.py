@@ -22,7 +22,7 @@ from tests.hardening.figures import record
 N_FILES = 2000
 #: (seed, files per write batch). Encord's batch is 1000 (two write batches for 2,000 files); batches of 100
 #: put 20 bulk reads and 20 bulk writes in the line of fire in each run, like an apply of 20,000 files.
-FAULT_RUNS = [(11, 1000), (12, 1000), (13, 100), (14, 100), (15, 100), (16, 100), (17, 100), (18, 100)]
+FAULT_RUNS = [(11, 1000), (12, 1000), (13, 100), (14, 100), (15, 100), (16, 100)]
 
 
 @pytest.mark.parametrize(("seed", "batch"), FAULT_RUNS)
