@@ -519,3 +519,29 @@ def test_an_altered_journal_is_refused_with_its_line(text: str, work: Path) -> N
         read_journal(path)
     except JournalError as exc:
         assert str(exc).startswith(f"{path}"), str(exc)
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("empty", b""),
+        ("not-json", b"plan: yes\n"),
+        ("not-utf8", b'{"format_version": "1", "x": "\xff"}'),
+        ("a-list", b"[1, 2]"),
+        ("unknown-version", b'{"format_version": "9", "checksum": "sha256:0"}'),
+        ("altered", json.dumps({**_PLAN, "created_at": "2030-01-01T00:00:00Z"}).encode()),
+        ("resealed-bad-field", json.dumps({**_PLAN, "files": [7], "checksum": plan_checksum({**_PLAN, "files": [7]})}).encode()),
+    ],
+)  # fmt: skip
+@pytest.mark.parametrize("command", ["show", "apply"])
+def test_cli_refuses_bad_plan_files_with_exit_1_naming_the_file(
+    name: str, data: bytes, command: str, work: Path
+) -> None:
+    from tests.helpers.cli import run
+
+    path = work / f"{name}.json"
+    path.write_bytes(data)
+    r = run([command, str(path), "-C", str(work / "no-manifests")], cwd=work)
+    assert (r.code, r.out) == (1, ""), r.err
+    assert r.err.startswith(f"Error: {path}"), r.err
+    assert r.err.count("\n") == 1  # one line, no traceback
