@@ -114,12 +114,19 @@ def _assignments_to_check(m: FileManifest) -> Iterable[tuple[str, Assignment]]:
 
 
 class _ValueChecker:
-    """Checks values against the schema as it will be after the plan; each Assignment once."""
+    """Checks values against the schema as it will be after the plan; each Assignment once.
 
-    def __init__(self, schema: SchemaSpec, policy: UndeclaredKeys, has_schema: bool) -> None:
+    ``declared`` is the set of keys the MetadataSchema manifest declares (``None`` without one: then the
+    live schema's keys count as declared). ``undeclared_keys`` judges against it, as ``validate`` does.
+    """
+
+    def __init__(
+        self, schema: SchemaSpec, policy: UndeclaredKeys, has_schema: bool, declared: frozenset[str] | None
+    ) -> None:
         self.schema = schema
         self.policy = policy
         self.has_schema = has_schema
+        self.declared = declared
         self.errors: list[Diagnostic] = []
         self.warnings: list[Diagnostic] = []
         self._seen: set[int] = set()
@@ -137,15 +144,25 @@ class _ValueChecker:
                 self.errors.append(Diagnostic(a.location, msg))
             return
         spec: FieldSpec | None = self.schema.keys.get(key)
-        if spec is None:
-            if not self.has_schema or self.policy is UndeclaredKeys.ALLOW:
-                return
+        undeclared = spec is None if self.declared is None else key not in self.declared
+        if undeclared and self.has_schema and self.policy is not UndeclaredKeys.ALLOW:
             msg = f"key {key!r} is not declared in the metadata schema"
             if self.policy is UndeclaredKeys.ERROR:
                 self.errors.append(Diagnostic(a.location, msg + " (settings.undeclared_keys: error)"))
             elif key not in self._undeclared_warned:
                 self._undeclared_warned.add(key)
                 self.warnings.append(Diagnostic(a.location, msg, "warning"))
+        if spec is None:
+            if not undeclared and key not in self._undeclared_warned:
+                self._undeclared_warned.add(key)
+                self.warnings.append(
+                    Diagnostic(
+                        a.location,
+                        f"key {key!r} is declared in the manifests but not in the live schema, and this plan "
+                        "does not change the schema (add --target schema)",
+                        "warning",
+                    )
+                )
             return
         err = check_value(key, a.value, spec)
         if err:
@@ -184,7 +201,8 @@ def make_plan(
     renames, rename_errors = collect_renames(desired.schema if targets.wants_schema() else None)
     errors.extend(rename_errors)
     has_schema = desired.schema is not None or bool(live_schema.keys)
-    checker = _ValueChecker(after_schema, desired.workspace.settings.undeclared_keys, has_schema)
+    declared = frozenset(desired.schema.keys) if desired.schema is not None else None
+    checker = _ValueChecker(after_schema, desired.workspace.settings.undeclared_keys, has_schema, declared)
     spec_map: dict[str, FieldSpec] = dict(after_schema.keys)
 
     # 2. Files: select, layer, check and diff, streaming (plan/stream.py). Only changes are kept.
