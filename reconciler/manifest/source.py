@@ -17,7 +17,7 @@ import json
 import math
 import re
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, NamedTuple
+from typing import IO, TYPE_CHECKING, AnyStr, NamedTuple
 
 from reconciler.errors import Diagnostic, SourceLocation
 from reconciler.model import Assignment, SelectorKind
@@ -252,7 +252,13 @@ def iter_source_rows(
 def _jsonl_rows(file: Path, path: str, checkers: _Checkers, report: _Reporter) -> Iterator[SourceRow]:
     decode = json.JSONDecoder().decode
     with file.open("rb") as fh:
-        for lineno, raw in enumerate(fh, 1):
+        for lineno, raw in enumerate(_lines(fh), 1):
+            if len(raw) > MAX_ROW_BYTES:
+                report(
+                    lineno,
+                    f"line is longer than {MAX_ROW_BYTES:,} bytes (one row per line); not read further",
+                )
+                return
             try:
                 text = raw.decode()
             except UnicodeDecodeError:
@@ -270,6 +276,29 @@ def _jsonl_rows(file: Path, path: str, checkers: _Checkers, report: _Reporter) -
             row = _jsonl_row(obj, lineno, path, checkers, report, text)
             if row is not None:
                 yield row
+
+
+#: Longest line read from a source file: a longer one (a file with no newlines?) is refused, not held in memory.
+MAX_ROW_BYTES = 64 * 1024 * 1024
+
+
+def _lines(fh: IO[AnyStr]) -> Iterator[AnyStr]:
+    """The lines of ``fh``, each read at most ``MAX_ROW_BYTES + 1`` long (so memory stays bounded)."""
+    readline = fh.readline
+    limit = MAX_ROW_BYTES + 1
+    while line := readline(limit):
+        yield line
+
+
+class _LineTooLong(csv.Error):
+    pass
+
+
+def _csv_lines(fh: IO[str]) -> Iterator[str]:
+    for line in _lines(fh):
+        if len(line) > MAX_ROW_BYTES:
+            raise _LineTooLong(f"line is longer than {MAX_ROW_BYTES:,} characters; not read further")
+        yield line
 
 
 def _json_problem(exc: ValueError) -> str:
@@ -364,7 +393,7 @@ def _csv_rows(
     file: Path, path: str, schema: Mapping[str, FieldSpec], checkers: _Checkers, report: _Reporter
 ) -> Iterator[SourceRow]:
     with file.open("r", encoding="utf-8-sig", newline="") as fh:
-        reader = csv.reader(fh, strict=True)
+        reader = csv.reader(_csv_lines(fh), strict=True)
         try:
             header = next(reader, None)
         except (csv.Error, UnicodeDecodeError) as exc:
