@@ -6,6 +6,7 @@ allows (pages of 1000, bulk reads and writes of 1000). Safe to call from several
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import uuid as uuid_mod
@@ -143,6 +144,17 @@ def _folder_record(raw: object) -> tuple[str, str | None, str]:
     return uuid, _field(raw, "parent", f"folder {uuid}", nullable=True), _field(raw, "name", f"folder {uuid}")
 
 
+@contextlib.contextmanager
+def _answer_of(request: str) -> Iterator[None]:
+    """Name the request whose answer had an unusable part (errors from parsing it do not say which)."""
+    try:
+        yield
+    except ProviderResponseError as exc:
+        if str(exc).startswith(("GET ", "POST ", "PATCH ")):
+            raise
+        raise ProviderResponseError(f"{request}: {exc}") from exc
+
+
 def _relative_paths(records: Sequence[tuple[str, str | None, str]], root: str | None) -> dict[str, str]:
     """uuid -> path relative to ``root`` (``None``: from the top level) for folders below it.
 
@@ -237,7 +249,8 @@ class EncordProvider:
 
     def list_folders(self) -> list[LiveFolder]:
         """Every folder: the top level, then each top folder's subfolders (recursive listings, in parallel)."""
-        tops = [_folder_record(raw) for raw in self._list(_TOP_FOLDERS, params=_folder_params())]
+        with _answer_of(f"GET {_TOP_FOLDERS}"):
+            tops = [_folder_record(raw) for raw in self._list(_TOP_FOLDERS, params=_folder_params())]
         records: list[tuple[str, str | None, str]] = [(u, None, n) for u, _, n in tops]
         with ThreadPoolExecutor(max_workers=self._parallelism) as pool:
             listings = pool.map(
@@ -245,7 +258,8 @@ class EncordProvider:
                 [u for u, _, _ in tops],
             )
             for listing in listings:
-                records.extend(_folder_record(raw) for raw in listing)
+                with _answer_of(f"GET {_SUBFOLDERS}"):
+                    records.extend(_folder_record(raw) for raw in listing)
         paths = _relative_paths(records, None)
         folders = [LiveFolder(u, p, n, paths[u]) for u, p, n in records]
         return sorted(folders, key=lambda f: (f.path, f.uuid))
@@ -271,7 +285,8 @@ class EncordProvider:
             else:
                 listing = self._list(_SUBFOLDERS, parent, params=_folder_params(search=name))
             # The server's search is a loose match: keep exact names only.
-            found = [rec for rec in map(_folder_record, listing) if rec[2] == name]
+            with _answer_of(f"GET {_TOP_FOLDERS if parent is None else _SUBFOLDERS}"):
+                found = [rec for rec in map(_folder_record, listing) if rec[2] == name]
             if not found:
                 raise ProviderConflictError(f"no folder {ref!r}: there is no folder named {name!r} {where}")
             if len(found) > 1:
@@ -294,7 +309,8 @@ class EncordProvider:
             raw = self._client.call("GET", _FOLDER, uuid)
         except ProviderConflictError as exc:
             raise ProviderConflictError(f"no folder with UUID {uuid} (or no access to it)") from exc
-        u, parent, name = _folder_record(raw)
+        with _answer_of(f"GET {_FOLDER}"):
+            u, parent, name = _folder_record(raw)
         path_to_root = raw.get("pathToRoot") if isinstance(raw, Mapping) else None
         return u, parent, name, path_to_root if isinstance(path_to_root, list) else []
 
@@ -334,10 +350,11 @@ class EncordProvider:
         """
         sub_paths: dict[str, str] = {folder.uuid: ""}
         if recursive:
-            records = [
-                _folder_record(raw)
-                for raw in self._list(_SUBFOLDERS, folder.uuid, params=_folder_params(recursive=True))
-            ]
+            with _answer_of(f"GET {_SUBFOLDERS}"):
+                records = [
+                    _folder_record(raw)
+                    for raw in self._list(_SUBFOLDERS, folder.uuid, params=_folder_params(recursive=True))
+                ]
             sub_paths.update(_relative_paths(records, folder.uuid))
         pool = ThreadPoolExecutor(max_workers=self._parallelism) if children else None
         try:
@@ -345,7 +362,8 @@ class EncordProvider:
                 listed: list[tuple[str, LiveItem]] = []
                 pending: dict[str, Future[list[LiveItem]]] = {}
                 for raw in page:
-                    item = _live_item(raw)
+                    with _answer_of(f"GET {_ITEMS}"):
+                        item = _live_item(raw)
                     prefix = sub_paths.get(item.folder)
                     if prefix is None:
                         prefix = self._relative_folder_path(folder, item.folder)
@@ -375,7 +393,8 @@ class EncordProvider:
         listing = self._list(
             _CHILD_ITEMS, group.folder, group.uuid, params=[("signUrls", False), (PAGE_TOKEN, "")]
         )
-        return [_live_item(raw, parent_item=group.uuid, folder=group.folder) for raw in listing]
+        with _answer_of(f"GET {_CHILD_ITEMS}"):
+            return [_live_item(raw, parent_item=group.uuid, folder=group.folder) for raw in listing]
 
     def get_items(self, uuids: Sequence[str]) -> dict[str, LiveItem]:
         """Fresh copies by uuid (``POST storage/items/get-bulk``, 1000 per request, chunks in parallel).
@@ -412,7 +431,8 @@ class EncordProvider:
         if not isinstance(results, list):
             raise ProviderResponseError(f"POST {_GET_BULK}: Encord answered without a 'results' list")
         requested = set(chunk)
-        items = (_live_item(raw) for raw in results)
+        with _answer_of(f"POST {_GET_BULK}"):
+            items = [_live_item(raw) for raw in results]
         return {item.uuid: item for item in items if item.uuid in requested}
 
     def patch_items(self, patches: Mapping[str, Mapping[str, JsonValue]]) -> dict[str, str | None]:

@@ -275,11 +275,17 @@ def test_bad_client_metadata(api: FakeApi, provider: EncordProvider) -> None:
     folder = LiveFolder(U(1), None, "f", "f")
     with pytest.raises(ProviderResponseError) as info:
         list(provider.iter_items(folder, recursive=False, children=False))
-    assert str(info.value) == f"item {U(10)}: clientMetadata is not valid JSON"
+    assert (
+        str(info.value)
+        == f"GET storage/folders/{{uuid}}/items: item {U(10)}: clientMetadata is not valid JSON"
+    )
     del api.items[U(10)]
     with pytest.raises(ProviderResponseError) as info:
         list(provider.iter_items(folder, recursive=False, children=False))
-    assert str(info.value) == f"item {U(11)}: clientMetadata is not a JSON object"
+    assert (
+        str(info.value)
+        == f"GET storage/folders/{{uuid}}/items: item {U(11)}: clientMetadata is not a JSON object"
+    )
 
 
 # -- bulk reads and writes --------------------------------------------------------------------------------------
