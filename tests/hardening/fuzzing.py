@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 #: Bounded, deterministic: CI runs the same examples every time, in seconds.
 FUZZ = settings(
-    max_examples=150,
+    max_examples=100,
     deadline=None,
     derandomize=True,
     database=None,

@@ -94,7 +94,7 @@ def _load_and_plan(root: Path, db: Path) -> None:
 
 _TEXTS = {rel: (DEMO / rel).read_text() for rel in MANIFESTS + SOURCES}
 _DOCS = {rel: [d.data for d in load_documents(_TEXTS[rel], rel)] for rel in MANIFESTS}
-FEW = settings(FUZZ, max_examples=120)
+FEW = settings(FUZZ, max_examples=80)
 
 
 @st.composite
@@ -130,7 +130,7 @@ def test_structurally_mutated_manifests_load_or_fail_with_locations(
         _load_and_plan(root, workdir.db)
 
 
-@settings(FUZZ, max_examples=60)
+@settings(FUZZ, max_examples=40)
 @given(case=_text_case(SOURCES, 6))
 def test_mutated_sources_load_or_fail_with_locations(case: tuple[str, str], workdir: Workdir) -> None:
     rel, mutated = case
