@@ -8,13 +8,15 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from reconciler.errors import Diagnostic
 from reconciler.plan.model import FieldChange, KeyAction, KeyChange, SchemaAction, SchemaChange
 from reconciler.schema import Deletion, FieldSpec, KeyType, SchemaSpec
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from reconciler.model import SchemaManifest
     from reconciler.types import JsonValue, MetadataView
 
@@ -23,8 +25,32 @@ __all__ = ["SchemaDiff", "diff_metadata", "diff_schema", "values_equal"]
 log = logging.getLogger(__name__)
 
 
+_PLAIN_TYPES = frozenset({str, int, float})
+
+
 def values_equal(a: JsonValue, b: JsonValue) -> bool:
     """JSON equality that keeps booleans apart from numbers (Python says ``True == 1``) but lets ``1 == 1.0``."""
+    ta = type(a)
+    if ta is type(b):  # fast paths for what JSON decodes to (a large plan compares millions of values)
+        if ta is str or ta is int or ta is bool:
+            return a == b
+        # CPython's == on lists and dicts of strings and numbers is this function's equality.
+        plain = _PLAIN_TYPES.issuperset
+        if isinstance(a, list) and isinstance(b, list):
+            if a == b and plain(map(type, a)) and plain(map(type, b)):
+                return True
+        elif (
+            isinstance(a, dict)
+            and isinstance(b, dict)
+            and a == b
+            and plain(map(type, a.values()))
+            and plain(map(type, b.values()))
+        ):
+            return True
+    return _values_equal(a, b)
+
+
+def _values_equal(a: JsonValue, b: JsonValue) -> bool:
     if isinstance(a, bool) or isinstance(b, bool):
         return isinstance(a, bool) and isinstance(b, bool) and a == b
     if isinstance(a, (int, float)) and isinstance(b, (int, float)):
@@ -34,7 +60,7 @@ def values_equal(a: JsonValue, b: JsonValue) -> bool:
     if isinstance(a, str) or isinstance(b, str):
         return type(a) is type(b) and a == b
     if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(values_equal(x, y) for x, y in zip(a, b, strict=True))
+        return len(a) == len(b) and all(map(values_equal, a, b))
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(values_equal(a[k], b[k]) for k in a)
     return a is None and b is None
@@ -113,9 +139,29 @@ def _field_changes(before: JsonValue, after: JsonValue) -> tuple[FieldChange, ..
     return tuple(out)
 
 
-def diff_metadata(before: MetadataView, after: MetadataView) -> tuple[KeyChange, ...]:
-    """The key changes that turn ``before`` into ``after``, sorted by key (alembic's set arithmetic)."""
+_ABSENT: Any = object()
+
+
+def diff_metadata(
+    before: MetadataView, after: MetadataView, *, keys: Iterable[str] | None = None
+) -> tuple[KeyChange, ...]:
+    """The key changes that turn ``before`` into ``after``, sorted by key (alembic's set arithmetic).
+
+    ``keys``: the only keys that can differ, when the caller knows it (a merge touches only the keys it
+    owns); the rest are not compared.
+    """
     changes: list[KeyChange] = []
+    if keys is not None:
+        for key in sorted(keys):
+            b, a = before.get(key, _ABSENT), after.get(key, _ABSENT)
+            if b is _ABSENT:
+                if a is not _ABSENT:
+                    changes.append(KeyChange(key, KeyAction.ADD, None, a))
+            elif a is _ABSENT:
+                changes.append(KeyChange(key, KeyAction.REMOVE, b, None))
+            elif not values_equal(b, a):
+                changes.append(KeyChange(key, KeyAction.UPDATE, b, a, _field_changes(b, a)))
+        return tuple(changes)
     for key in sorted(after.keys() - before.keys()):
         changes.append(KeyChange(key, KeyAction.ADD, None, after[key]))
     for key in sorted(before.keys() - after.keys()):

@@ -14,12 +14,14 @@ on folders no other manifest touches are read once.
 from __future__ import annotations
 
 import fnmatch
+import itertools
 import json
 import json.scanner
 import logging
 import re
+import threading
 from array import array
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -54,7 +56,6 @@ __all__ = [
     "RawListingProvider",
     "plan_files",
     "read_index",
-    "same_value",
 ]
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,6 @@ PROGRESS_EVERY = 10_000
 MAX_MISSING_REPORTED = 100
 
 _ABSENT: Any = object()
-_PLAIN = frozenset({str, int, float})
 _decode = json.JSONDecoder().raw_decode
 #: The C scanner behind ``raw_decode`` (one Python frame less per file): ``(value, end)``.
 _scan_json: Callable[[str, int], tuple[Any, int]] = json.scanner.make_scanner(
@@ -181,25 +181,6 @@ def read_index(
     return index
 
 
-def same_value(a: JsonValue, b: JsonValue) -> bool:
-    """:func:`values_equal`, with fast paths for the common cases (same scalar type; lists and flat dicts of
-    strings and numbers, compared by CPython's ``==``)."""
-    ta = type(a)
-    if ta is type(b):
-        if ta is str or ta is int or ta is bool:
-            return a == b
-        if ta is list:
-            if a == b and _PLAIN.issuperset(map(type, a)) and _PLAIN.issuperset(map(type, b)):  # type: ignore[arg-type]
-                return True
-        elif ta is dict and (
-            a == b
-            and _PLAIN.issuperset(map(type, a.values()))  # type: ignore[union-attr]
-            and _PLAIN.issuperset(map(type, b.values()))  # type: ignore[union-attr]
-        ):
-            return True
-    return values_equal(a, b)
-
-
 def _merge_unchanged(
     given: Mapping[str, JsonValue], live: MetadataView, owns: Callable[[str], bool] | None
 ) -> bool:
@@ -218,7 +199,7 @@ def _merge_unchanged(
         if v is None:
             if cur is not _ABSENT:
                 return False
-        elif cur is _ABSENT or not same_value(cur, v):
+        elif cur is _ABSENT or not values_equal(cur, v):
             return False
     if owns is not None:
         for key in live:
@@ -234,7 +215,7 @@ def _overwrite_unchanged(given: Mapping[str, JsonValue], live: MetadataView) -> 
         if v is None:
             continue
         cur = get(key, _ABSENT)
-        if cur is _ABSENT or not same_value(cur, v):
+        if cur is _ABSENT or not values_equal(cur, v):
             return False
         kept += 1
     return kept == len(live)
@@ -372,6 +353,27 @@ class _Manifest:
         return FileClaim(self.m, out)
 
 
+class _RowAssignments(Mapping[str, Assignment]):
+    """A source row's values as Assignments located at the row, made only when one is looked up."""
+
+    __slots__ = ("_row",)
+
+    def __init__(self, row: SourceRow) -> None:
+        self._row = row
+
+    def __getitem__(self, key: str) -> Assignment:
+        return Assignment(self._row.values[key], self._row.location)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._row.values)
+
+    def __len__(self) -> int:
+        return len(self._row.values)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._row.values
+
+
 class _Undeclared:
     """The undeclared-keys policy for keys that only source rows set (each key judged once)."""
 
@@ -407,10 +409,12 @@ def _selected(
     spec_map: Mapping[str, FieldSpec],
     errors: list[Diagnostic],
     undeclared: _Undeclared | None,
+    rows: Iterable[SourceRow] | None = None,
 ) -> Iterator[tuple[int, SourceRow | None, FileSelector | None]]:
     """Every file a manifest selects, once: ``(ordinal, source row or None, exact entry or None)``.
 
-    Source rows first (as they stream), then exact entries no row selected, then glob-only files.
+    Source rows first (as they stream; ``rows`` if the caller already started reading them), then exact
+    entries no row selected, then glob-only files.
     """
     m, index = c.m, c.index
     done = bytearray(len(index))
@@ -420,7 +424,9 @@ def _selected(
         by_name = index.by_name
         row_line = array("q", bytes(8 * len(index)))
         src_path = m.source.path
-        for row in iter_source_rows(root, m.source, spec_map, errors):
+        if rows is None:
+            rows = iter_source_rows(root, m.source, spec_map, errors)
+        for row in rows:
             if undeclared is not None:
                 undeclared.check(row)
             i = by_name.get(row.key) if row.kind is SelectorKind.NAME else index.ordinal_of_uuid(row.key)
@@ -466,6 +472,70 @@ def _selected(
                     break
 
 
+#: Source rows read ahead while a folder is being listed (about 1.5 kB each in memory).
+READ_AHEAD_ROWS = 50_000
+
+
+def _read_index_and_source(
+    provider: StateProvider,
+    folder: LiveFolder,
+    m: FileManifest,
+    root: Path,
+    spec_map: Mapping[str, FieldSpec],
+    errors: list[Diagnostic],
+    on_progress: Progress,
+) -> tuple[LiveIndex, Iterable[SourceRow]]:
+    """List ``folder`` on a helper thread while this thread reads the first rows of ``m``'s source.
+
+    Listing waits on the network (or on SQLite, which runs without the GIL) for much of its time; reading
+    and checking source rows is pure Python. Doing both at once hides most of the shorter one. Returns the
+    index and the source rows: the ones read ahead, then the rest as they stream. Progress is reported
+    from this thread only.
+    """
+    from reconciler.manifest.source import iter_source_rows
+
+    assert m.source is not None
+    done: list[LiveIndex] = []
+    failed: list[BaseException] = []
+    seen = [0]
+
+    def count(stage: str, n: int, total: int | None) -> None:
+        seen[0] = n
+
+    def listing() -> None:
+        try:
+            done.append(
+                read_index(provider, folder, recursive=m.recursive, children=m.children, on_progress=count)
+            )
+        except BaseException as exc:  # handed to the planning thread, which raises it
+            failed.append(exc)
+
+    stage = f"reading {folder.path}"
+    on_progress(stage, 0, None)
+    worker = threading.Thread(target=listing, name="reconciler-listing", daemon=True)
+    worker.start()
+    rows = iter_source_rows(root, m.source, spec_map, errors)
+    ahead: list[SourceRow] = []
+    reported = 0
+    for row in rows:
+        ahead.append(row)
+        if not worker.is_alive() or len(ahead) >= READ_AHEAD_ROWS:
+            break
+        if seen[0] - reported >= PROGRESS_EVERY:
+            reported = seen[0]
+            on_progress(stage, reported, None)
+    while worker.is_alive():
+        worker.join(0.2)
+        if seen[0] != reported:
+            reported = seen[0]
+            on_progress(stage, reported, None)
+    if failed:
+        raise failed[0]
+    index = done[0]
+    on_progress(stage, len(index), len(index))
+    return index, itertools.chain(ahead, rows)
+
+
 def _overlap_groups(compiled: Sequence[_Manifest]) -> list[bool]:
     """For each manifest, whether another manifest's folders overlap its own (files may be shared)."""
     shared = [False] * len(compiled)
@@ -500,6 +570,7 @@ def plan_files(
     undeclared = _Undeclared(spec_map, undeclared_keys, has_schema, result)
     indexes: dict[tuple[str, bool, bool], LiveIndex] = {}
     compiled: list[_Manifest] = []
+    early_rows: dict[int, Iterable[SourceRow]] = {}  # manifest position -> its source, already being read
     for m in manifests:
         try:
             folder = provider.resolve_folder(m.folder)
@@ -509,9 +580,15 @@ def plan_files(
         key = (folder.uuid, m.recursive, m.children)
         index = indexes.get(key)
         if index is None:
-            index = indexes[key] = read_index(
-                provider, folder, recursive=m.recursive, children=m.children, on_progress=on_progress
-            )
+            if m.source is not None:
+                index, early_rows[len(compiled)] = _read_index_and_source(
+                    provider, folder, m, root, spec_map, result.errors, on_progress
+                )
+            else:
+                index = read_index(
+                    provider, folder, recursive=m.recursive, children=m.children, on_progress=on_progress
+                )
+            indexes[key] = index
         compiled.append(_Manifest(m, index, result.errors))
 
     shared = _overlap_groups(compiled)
@@ -527,14 +604,15 @@ def plan_files(
 
     planner = _FilePlanner(result, renames, rename_check)
     pending: dict[str, list[tuple[_Manifest, int, FileClaim]]] = {}
-    for c, is_shared in zip(compiled, shared, strict=True):
+    for position, (c, is_shared) in enumerate(zip(compiled, shared, strict=True)):
         index = c.index
         stage = f"planning {c.m.name}"
         total = len(index)
         on_progress(stage, 0, total)
         n = 0
         next_report = PROGRESS_EVERY
-        for i, row, exact in _selected(c, root, spec_map, result.errors, undeclared):
+        rows = early_rows.get(position)
+        for i, row, exact in _selected(c, root, spec_map, result.errors, undeclared, rows):
             if is_shared and counts.get(index.uuids[i], 0) > 1:
                 pending.setdefault(index.uuids[i], []).append((c, i, c.claim(i, row, exact)))
             else:
@@ -602,22 +680,27 @@ class _FilePlanner:
         ):
             self._unchanged(m, uuid)
             return
-        claim = c.claim(i, row, exact)
-        given = claim.given
+        claim = FileClaim(m, _RowAssignments(simple)) if simple is not None else c.claim(i, row, exact)
         self.result.claims[uuid] = (claim,)
         if moved is not None and self.rename_check is not None:
             self.rename_check.check_file(f"{index.folder.path}/{index.rels[i]}", live, (claim,))
-        current = moved if moved is not None else live
-        owned = owned_keys(m.mode, m.owns, given, live)
-        desired = desired_dict(m.mode, owned, given, current)
-        self._record(
-            index,
-            i,
-            live,
-            desired,
-            Strategy.OVERWRITE if m.mode is Mode.OVERWRITE else Strategy.MERGE,
-            m.name,
-        )
+        # policy.owned_keys / desired_dict, on the plain values (no Assignment per value).
+        if m.mode is Mode.OVERWRITE:
+            whole = {k: v for k, v in values.items() if v is not None}
+            self._record(index, i, live, whole, Strategy.OVERWRITE, m.name)
+            return
+        owned = set(values)
+        if c.owns is not None:
+            owned.update(k for k in live if c.owns(k))
+        desired: dict[str, JsonValue] = dict(moved if moved is not None else live)
+        for key in owned:
+            v = values.get(key)
+            if v is None:
+                desired.pop(key, None)
+            else:
+                desired[key] = v
+        # Without a rename only the owned keys can differ.
+        self._record(index, i, live, desired, Strategy.MERGE, m.name, owned if moved is None else None)
 
     def _record(
         self,
@@ -627,8 +710,9 @@ class _FilePlanner:
         desired: MetadataView,
         strategy: Strategy,
         manifest: str,
+        keys: Iterable[str] | None = None,
     ) -> None:
-        changes = diff_metadata(live, desired)
+        changes = diff_metadata(live, desired, keys=keys)
         if not changes:
             self.result.unchanged += 1
             return
