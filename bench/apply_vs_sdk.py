@@ -19,12 +19,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -40,6 +38,7 @@ from bench.generate import (
     generate,
     key_names,
 )
+from bench.timing import bench_env, run_timed
 
 __all__ = ["Measurement", "main", "run_benchmark"]
 
@@ -133,21 +132,8 @@ class _Emulator:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-
-
-def _run_timed(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float, float, str]:
-    """Run ``cmd`` as its own process: (wall s, user+sys CPU s, peak RSS MB, stdout)."""
-    with tempfile.TemporaryFile() as out:
-        start = time.perf_counter()
-        proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        text = out.read().decode("utf-8", "replace")
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd[:4])} ... exited {proc.returncode}:\n{text[-3000:]}")
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, text
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
 
 
 def run_benchmark(
@@ -163,11 +149,8 @@ def run_benchmark(
     sample = [(file_uuid(spec, i), file_name(i)) for i in range(0, files, step)][:loop_sample]
     uuids_file = work / "loop-sample.json"
     uuids_file.write_text(json.dumps(sample))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ENCORD_")}
+    env = bench_env(ENCORD_SSH_KEY_FILE=str(key_file))
     root = Path(__file__).resolve().parent.parent
-    env["PYTHONPATH"] = str(root) + os.pathsep + env.get("PYTHONPATH", "")
-    env["PYTHONWARNINGS"] = "ignore::DeprecationWarning"
-    env["ENCORD_SSH_KEY_FILE"] = str(key_file)
     emu = _Emulator(g.snapshot, pubhex, latency_ms)
     results: list[Measurement] = []
     try:
@@ -182,16 +165,9 @@ def run_benchmark(
             ),
             "SDK bundle script": (
                 [
-                    PYTHON,
-                    "-m",
-                    "bench.sdk_scripts",
-                    "bundle",
-                    "--domain",
-                    emu.url,
-                    "--key-file",
-                    str(key_file),
-                ]
-                + ["--folder", folder_uuid(spec), "--source", str(g.source)],
+                    *(PYTHON, "-m", "bench.sdk_scripts", "bundle", "--domain", emu.url),
+                    *("--key-file", str(key_file), "--folder", folder_uuid(spec), "--source", str(g.source)),
+                ],
                 files,
                 list(want),
             ),
@@ -207,12 +183,22 @@ def run_benchmark(
         for run in range(1, runs + 1):
             for method, (cmd, n, check) in commands.items():
                 emu.reset()
-                wall, cpu, rss, _ = _run_timed(cmd, env, root)
+                t = run_timed(cmd, env=env, cwd=root)
                 counts = emu.requests()
                 live = emu.items()
                 ok = all(live.get(u) == want[u] for u in check)
                 results.append(
-                    Measurement(method, run, n, wall, counts["total"], counts["by_route"], cpu, rss, ok)
+                    Measurement(
+                        method,
+                        run,
+                        n,
+                        t.wall_s,
+                        counts["total"],
+                        counts["by_route"],
+                        t.cpu_s,
+                        t.max_rss_mb,
+                        ok,
+                    )
                 )
     finally:
         emu.stop()

@@ -1,0 +1,49 @@
+"""The benchmark scripts still run end to end, at a size CI can afford (the figures are not asserted)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.apply_vs_sdk import report as apply_report
+from bench.apply_vs_sdk import run_benchmark
+from bench.generate import BenchSpec, generate, key_names
+from bench.plan_scale import report as plan_report
+from bench.plan_scale import run_sizes
+from reconciler.manifest.loader import load_manifests
+
+
+def test_generate_writes_a_loadable_workload(tmp_path: Path) -> None:
+    spec = BenchSpec(files=50, keys=9, changed=0.2, source_format="csv", snapshot_format="json")
+    g = generate(tmp_path, spec)
+    desired = load_manifests(g.manifests)
+    assert desired.schema is not None
+    assert sorted(desired.schema.keys) == sorted(name for name, _ in key_names(9))
+    assert g.source.read_text().splitlines()[0].startswith("name,bench.00.varchar")
+    assert 0 < g.changed_files < 50
+
+
+def test_plan_scale_at_2000_files(tmp_path: Path) -> None:
+    results = run_sizes(
+        tmp_path,
+        [2000],
+        keys=10,
+        changed=0.01,
+        runs=1,
+        source_format="jsonl",
+        source_style="python",
+        log=False,
+    )
+    assert [(r.files, r.verified) for r in results] == [(2000, True)]
+    assert results[0].changed > 0 and results[0].max_rss_mb > 0
+    assert "2,000" in plan_report(results, "smoke")
+
+
+def test_apply_vs_sdk_tiny_without_latency(tmp_path: Path) -> None:
+    results = run_benchmark(tmp_path, files=200, keys=4, latency_ms=0, loop_sample=5, runs=1)
+    by = {m.method: m for m in results}
+    assert set(by) == {"reconciler apply", "SDK bundle script", "SDK get+update loop"}
+    assert all(m.verified for m in results), apply_report(results, 0)
+    # schema, folder, one page, one get-bulk, one patch-bulk
+    assert by["reconciler apply"].requests == 5, by["reconciler apply"].by_route
+    assert by["SDK get+update loop"].requests == 10  # 2 per file
+    assert "SDK bundle / reconciler" in apply_report(results, 0)
