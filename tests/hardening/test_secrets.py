@@ -199,3 +199,21 @@ def test_debug_output_of_a_real_process_leaks_nothing(
     assert "DEBUG" in proc.stderr or "INFO" in proc.stderr  # logging really was on
     assert not canaries.leaks(proc.stdout + proc.stderr)
     assert not _scan_files(tmp_path, canaries)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://me:s3cret@api.encord.com/v2?token=abc", "https://***@api.encord.com/v2?***"),
+        ("http://u:p@ss@[::1", "http://***@[::1"),
+        ("encord:http://u:pw@h/x#frag", "encord:http://***@h/x?***"),
+        ("http://127.0.0.1:80/?token=x", "http://127.0.0.1:80/?***"),
+        ("https://api.encord.com", "https://api.encord.com"),
+        ("sqlite:/tmp/a@b/live.db", "sqlite:/tmp/a@b/live.db"),
+        ("u:pw@host", "***@host"),
+    ],
+)
+def test_urls_in_messages_are_redacted(url: str, shown: str) -> None:
+    from reconciler.redact import redact_url
+
+    assert redact_url(url) == shown
