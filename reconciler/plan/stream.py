@@ -472,8 +472,8 @@ def _selected(
                     break
 
 
-#: Source rows read ahead while a folder is being listed (about 1.5 kB each in memory).
-READ_AHEAD_ROWS = 50_000
+#: Source rows read ahead while a folder is listed over the network (about 3 kB each in memory).
+READ_AHEAD_ROWS = 20_000
 
 
 def _read_index_and_source(
@@ -487,10 +487,11 @@ def _read_index_and_source(
 ) -> tuple[LiveIndex, Iterable[SourceRow]]:
     """List ``folder`` on a helper thread while this thread reads the first rows of ``m``'s source.
 
-    Listing waits on the network (or on SQLite, which runs without the GIL) for much of its time; reading
-    and checking source rows is pure Python. Doing both at once hides most of the shorter one. Returns the
-    index and the source rows: the ones read ahead, then the rest as they stream. Progress is reported
-    from this thread only.
+    A listing over the network mostly waits (for pages of 1000 to be built and sent); reading and checking
+    source rows is pure Python. Doing both at once hides much of the shorter one. (A local raw listing
+    has nothing to wait for: the two would only contend for the GIL, so it is not used there.) Returns
+    the index and the source rows: the ones read ahead, then the rest as they stream. Progress is
+    reported from this thread only.
     """
     from reconciler.manifest.source import iter_source_rows
 
@@ -580,7 +581,7 @@ def plan_files(
         key = (folder.uuid, m.recursive, m.children)
         index = indexes.get(key)
         if index is None:
-            if m.source is not None:
+            if m.source is not None and not isinstance(provider, RawListingProvider):
                 index, early_rows[len(compiled)] = _read_index_and_source(
                     provider, folder, m, root, spec_map, result.errors, on_progress
                 )
