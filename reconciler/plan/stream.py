@@ -2,8 +2,10 @@
 
 Memory holds the live listings (compact: uuid, relative name, and the metadata as the provider gave it, JSON
 text when the provider can) plus the changes found. Desired values are read row by row from manifests and
-``source:`` files, and dropped once their file is diffed; an unchanged file is recognised with a cheap
-value-by-value comparison, and only changed files reach :func:`reconciler.plan.differ.diff_metadata`.
+``source:`` files, and dropped once their file is diffed. An unchanged file is recognised cheaply: by one
+string comparison when a source row's metadata is the live JSON text character for character (the usual
+case for rows written by ``json.dumps`` against the embedded store), else value by value without building
+a desired dict. Only changed files reach :func:`reconciler.plan.differ.diff_metadata`.
 
 Files selected by more than one manifest are the exception: their claims are kept until every manifest has
 been read, then checked for conflicts and diffed together. Which files those are is found first, by a
@@ -117,7 +119,7 @@ class LiveIndex:
 
     def ordinal_of_uuid(self, uuid: str) -> int | None:
         if self._by_uuid is None:
-            self._by_uuid = {u: i for i, u in enumerate(self.uuids)}
+            self._by_uuid = {u.lower(): i for i, u in enumerate(self.uuids)}
         return self._by_uuid.get(uuid.lower())
 
     def metadata(self, i: int) -> dict[str, JsonValue]:
@@ -157,7 +159,7 @@ def read_index(
             uuids.append(uuid)
             rels.append(rel)
             raws.append(raw)
-            if item_folder is not last_folder:
+            if item_folder != last_folder:
                 folders.add(item_folder)
                 last_folder = item_folder
             n += 1
