@@ -64,13 +64,19 @@ class EntryStatus(str, enum.Enum):
 
 
 def plan_id(plan: Plan) -> str:
-    """A short stable id of a plan (from its content, without the creation time)."""
-    from reconciler.render.json import plan_to_dict
+    """A short stable id of a plan, from what it was made from and what it writes (not its creation time).
 
-    data = plan_to_dict(plan)
-    data.pop("created_at", None)
-    text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
+    Each planned file contributes its uuid and live fingerprint, and every change is a function of those and
+    of the manifests (``manifests_digest``), so this identifies the plan without serialising it again.
+    """
+    h = hashlib.sha256()
+    for part in (plan.provider.type, plan.provider.location, plan.manifests_digest, plan.schema_fingerprint):
+        h.update(part.encode() + b"\0")
+    for c in plan.schema_changes:
+        h.update(f"{c.key}\0{c.action.value}\0".encode())
+    for f in plan.files:
+        h.update(f"{f.uuid}\0{f.live_fingerprint}\0{len(f.changes)}\n".encode())
+    return h.hexdigest()[:12]
 
 
 def safe_identity(identity: ProviderIdentity) -> ProviderIdentity:

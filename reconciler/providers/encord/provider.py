@@ -454,7 +454,7 @@ class EncordProvider:
         for chunk in _chunks(valid, BULK_LIMIT):
             body = {"itemPatches": {canon: {"clientMetadata": dict(md)} for _, canon, md in chunk}}
             try:
-                self._client.call("PATCH", _PATCH_BULK, body=body, write=True)
+                self._client.call("PATCH", _PATCH_BULK, body=body, write=True, parse=False)
             except ProviderAuthError:
                 raise
             except ProviderError as exc:
