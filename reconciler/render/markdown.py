@@ -14,10 +14,9 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from reconciler.plan.model import FileChange, KeyAction, KeyChange, Plan, SchemaAction, SchemaChange
+from reconciler.plan.model import FileChange, KeyAction, KeyChange, Plan, SchemaChange
 from reconciler.render.text import GROUP_EXAMPLES, GROUP_MIN
-from reconciler.render.values import format_value
-from reconciler.schema import KeyType
+from reconciler.render.values import describe_schema_change, format_value
 
 __all__ = ["DEFAULT_MAX_CHARS", "render_plan_markdown"]
 
@@ -71,29 +70,12 @@ def _fence(lines: Sequence[str]) -> str:
 # ------------------------------------------------------------------------------------------ pieces
 
 
-def _schema_detail(c: SchemaChange) -> str:
-    if c.action is SchemaAction.CREATE and c.after is not None:
-        return c.after.describe()
-    if c.action is SchemaAction.RENAME:
-        return f"renamed from {c.renamed_from} ({c.after.describe() if c.after else ''})"
-    if c.action is SchemaAction.RESTORE and c.after is not None:
-        return f"restore ({c.after.describe()})"
-    if c.action is SchemaAction.DELETE and c.after is not None:
-        return "hard delete" if c.after.deleted and c.after.deleted.value == "hard" else "soft delete"
-    b, a = c.before, c.after
-    if b is not None and a is not None and b.type is KeyType.ENUM and a.type is KeyType.ENUM:
-        parts = [f"+ {v}" for v in sorted(set(a.values) - set(b.values))]
-        parts += [f"- {v}" for v in sorted(set(b.values) - set(a.values))]
-        return "enum: " + ", ".join(parts)
-    return f"{b.describe() if b else '?'} -> {a.describe() if a else '?'}"
-
-
 def _schema_row(c: SchemaChange) -> str:
     flag = "⚠️ destructive" if c.destructive else ""
     reason = _text(c.reason)
     return (
         f"| {_code(c.action.symbol, table=True)} | {_code(c.key, table=True)} | "
-        f"{_code(_schema_detail(c), table=True)} | {reason} | {flag} |"
+        f"{_code(describe_schema_change(c), table=True)} | {reason} | {flag} |"
     )
 
 
@@ -248,7 +230,7 @@ def _destructive(plan: Plan) -> list[str]:
         "> **Destructive changes.** `reconciler apply` refuses this plan without `--allow-destructive`:",
     ]
     items = [
-        f"> - schema key {_code(c.key)}: {_text(c.reason or _schema_detail(c))}"
+        f"> - schema key {_code(c.key)}: {_text(c.reason or describe_schema_change(c))}"
         for c in plan.schema_changes
         if c.destructive
     ]

@@ -10,9 +10,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
-from reconciler.plan.model import FileChange, KeyAction, KeyChange, Plan, SchemaAction, SchemaChange, Strategy
-from reconciler.render.values import format_value
-from reconciler.schema import KeyType
+from reconciler.plan.model import FileChange, KeyAction, KeyChange, Plan, Strategy
+from reconciler.render.values import describe_schema_change, format_value
 
 if TYPE_CHECKING:
     from reconciler.apply import ApplyResult
@@ -55,23 +54,6 @@ _ROLE: dict[str, str] = {"+": "add", "~": "change", "-": "remove"}
 
 def _sym(symbol: str, style: Styler) -> str:
     return style(symbol, _ROLE[symbol])
-
-
-def _schema_detail(c: SchemaChange) -> str:
-    if c.action is SchemaAction.CREATE and c.after is not None:
-        return c.after.describe()
-    if c.action is SchemaAction.RENAME:  # the reason says from where and how many files move
-        return f"{c.after.describe() if c.after else ''}, {c.reason or f'renamed from {c.renamed_from}'}"
-    if c.action is SchemaAction.RESTORE and c.after is not None:
-        return f"restore ({c.after.describe()})"
-    if c.action is SchemaAction.DELETE and c.after is not None:
-        return "hard delete" if c.after.deleted and c.after.deleted.value == "hard" else "soft delete"
-    b, a = c.before, c.after
-    if b is not None and a is not None and b.type is KeyType.ENUM and a.type is KeyType.ENUM:
-        parts = [f"+ {v}" for v in sorted(set(a.values) - set(b.values))]
-        parts += [f"- {v}" for v in sorted(set(b.values) - set(a.values))]
-        return "enum: " + ", ".join(parts)
-    return f"{b.describe() if b else '?'} -> {a.describe() if a else '?'}"
 
 
 def _key_line(kc: KeyChange, width: int, style: Styler, indent: str = "      ") -> list[str]:
@@ -187,7 +169,9 @@ def render_plan_text(plan: Plan, *, style: Styler | None = None, group_min: int 
         width = max([20] + [len(c.key) for c in plan.schema_changes])
         for c in plan.schema_changes:
             tail = "   " + style("[destructive]", "warn") if c.destructive else ""
-            out.append(f"  {_sym(c.action.symbol, style)} {c.key:<{width}}  {_schema_detail(c)}{tail}")
+            out.append(
+                f"  {_sym(c.action.symbol, style)} {c.key:<{width}}  {describe_schema_change(c)}{tail}"
+            )
         out.append("")
     by_folder: dict[str, list[FileChange]] = defaultdict(list)
     for f in plan.files:
