@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from reconciler import __version__
+from reconciler.config import same_provider
 from reconciler.errors import Diagnostic, JournalError, SourceLocation
-from reconciler.journal import JournalEntry, JournalFile, safe_identity
+from reconciler.journal import JournalEntry, JournalFile
 from reconciler.model import Limits, metadata_fingerprint
 from reconciler.plan.differ import diff_metadata, values_equal
 from reconciler.plan.limits import check_limits, limit_error, removed_share_reason
@@ -35,7 +36,7 @@ from reconciler.schema import schema_fingerprint
 
 if TYPE_CHECKING:
     from reconciler.config import Settings
-    from reconciler.providers.base import ProviderIdentity, StateProvider
+    from reconciler.providers.base import StateProvider
     from reconciler.types import JsonValue, MetadataView
 
 __all__ = ["RollbackConflict", "RollbackPlan", "RollbackWorkspace", "open_journal_provider", "plan_rollback"]
@@ -62,15 +63,6 @@ def _dicts_equal(a: MetadataView, b: MetadataView) -> bool:
     return a.keys() == b.keys() and all(values_equal(a[k], b[k]) for k in a)
 
 
-def _same_provider(a: ProviderIdentity, b: ProviderIdentity) -> bool:
-    a, b = safe_identity(a), safe_identity(b)
-    if a.type != b.type:
-        return False
-    if a.type == "sqlite":
-        return Path(a.location).resolve() == Path(b.location).resolve()
-    return a.location.rstrip("/") == b.location.rstrip("/")
-
-
 def plan_rollback(
     journal: JournalFile,
     provider: StateProvider,
@@ -84,7 +76,7 @@ def plan_rollback(
     Raises JournalError (a journal from another provider), LimitExceededError (over ``max_files`` /
     ``max_removed_keys`` without ``override_limits``), or ProviderError.
     """
-    if not _same_provider(journal.header.provider, provider.identity):
+    if not same_provider(journal.header.provider, provider.identity):
         raise JournalError(
             f"{journal.path}: the journal was written against {journal.header.provider}, not "
             f"{provider.identity}; a journal rolls back only on the provider it was written against"
@@ -186,38 +178,21 @@ def open_journal_provider(
     Manifests are not needed; when the manifest directory holds a Workspace, its limits, parallelism and
     ``allow_insecure_http`` are used. Credentials come from the environment, as for every command.
     """
-    from reconciler.manifest.loader import load_manifests
-    from reconciler.model import ProviderConfig
-    from reconciler.providers.base import ProviderIdentity
-    from reconciler.providers.registry import ProviderRequest, open_provider, parse_provider_url
+    from reconciler.config import other_provider, recorded_target
 
     ident = journal.header.provider
-    root = Path.cwd()
-    limits = Limits()
-    parallelism = 4
-    base: ProviderConfig | None = None
-    if settings.manifest_dir.is_dir():
-        desired = load_manifests(settings.manifest_dir)
-        root = Path(desired.root)
-        limits = desired.workspace.settings.limits
-        parallelism = desired.workspace.settings.parallelism
-        base = desired.workspace.provider
-    if ident.type == "sqlite":
-        config = ProviderConfig(type="sqlite", path=ident.location)
-    else:
-        insecure = bool(base and base.type == "encord" and base.allow_insecure_http)
-        config = ProviderConfig(type=ident.type, domain=ident.location, allow_insecure_http=insecure)
-    if provider_url:
-        other = parse_provider_url(provider_url, base)
+    target = recorded_target(ident, settings)
+    other = other_provider(ident, provider_url, target)
+    if other is not None:
         loc = (other.path if other.type == "sqlite" else other.domain) or ""
-        if not _same_provider(ident, ProviderIdentity(other.type, loc)):
-            raise JournalError(
-                f"{journal.path}: the journal was written against {ident} but --provider names "
-                f"{other.type}:{loc}; a journal rolls back only on the provider it was written against"
-            )
-    if config.type == "sqlite" and not Path(config.path or "").exists():
-        raise JournalError(f"{journal.path}: the journal's SQLite database {config.path} does not exist")
-    provider = open_provider(
-        ProviderRequest(config=config, root=root, env=settings.env, parallelism=parallelism)
-    )
+        raise JournalError(
+            f"{journal.path}: the journal was written against {ident} but --provider names "
+            f"{other.type}:{loc}; a journal rolls back only on the provider it was written against"
+        )
+    if target.config.type == "sqlite" and not Path(target.config.path or "").exists():
+        raise JournalError(
+            f"{journal.path}: the journal's SQLite database {target.config.path} does not exist"
+        )
+    provider = target.open(settings.env)
+    limits, parallelism = target.settings.limits, target.settings.parallelism
     return provider, RollbackWorkspace(limits, parallelism)

@@ -99,41 +99,19 @@ def open_saved_plan(
     Manifests are not needed; when the manifest directory holds a Workspace its settings (journal_dir,
     parallelism) are used.
     """
-    from reconciler.manifest.loader import load_manifests
-    from reconciler.model import ProviderConfig
-    from reconciler.providers.registry import ProviderRequest, open_provider, parse_provider_url
+    from reconciler.config import other_provider, recorded_target
 
     plan = read_planfile(path)
     ident = plan.provider
-    root = Path.cwd()
-    journal_dir = Path(".reconciler/journal")
-    parallelism = 4
-    base: ProviderConfig | None = None
-    if settings.manifest_dir.is_dir():
-        desired = load_manifests(settings.manifest_dir)
-        root = Path(desired.root)
-        journal_dir = Path(desired.workspace.settings.journal_dir)
-        parallelism = desired.workspace.settings.parallelism
-        base = desired.workspace.provider
-    if ident.type == "sqlite":
-        config = ProviderConfig(type="sqlite", path=ident.location)
-    else:
-        insecure = bool(base and base.type == "encord" and base.allow_insecure_http)
-        config = ProviderConfig(type=ident.type, domain=ident.location, allow_insecure_http=insecure)
-    if provider_url:
-        other = parse_provider_url(provider_url, base)
-        other_loc = other.path if other.type == "sqlite" else other.domain
-        if other.type == "sqlite" and other_loc:
-            other_loc = str(Path(other_loc).resolve())
-        plan_loc = str(Path(ident.location).resolve()) if ident.type == "sqlite" else ident.location
-        if (other.type, other_loc) != (ident.type, plan_loc):
-            raise PlanFormatError(
-                f"{path}: the plan was made against {ident} but --provider names {other.type}:{other_loc}; "
-                "a plan applies only to the provider it was made against"
-            )
-    provider = open_provider(
-        ProviderRequest(config=config, root=root, env=settings.env, parallelism=parallelism)
-    )
-    if not journal_dir.is_absolute():
-        journal_dir = root / journal_dir
+    target = recorded_target(ident, settings)
+    other = other_provider(ident, provider_url, target)
+    if other is not None:
+        other_loc = str(Path(other.path or "").resolve()) if other.type == "sqlite" else other.domain
+        raise PlanFormatError(
+            f"{path}: the plan was made against {ident} but --provider names {other.type}:{other_loc}; "
+            "a plan applies only to the provider it was made against"
+        )
+    provider = target.open(settings.env)
+    journal_dir = target.resolve(target.settings.journal_dir)
+    parallelism = target.settings.parallelism
     return plan, provider, SavedWorkspace(journal_dir, parallelism)
