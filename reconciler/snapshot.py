@@ -12,6 +12,17 @@ JSONL form (for large states), one object per line, each with a ``record`` field
     {"record": "item", "uuid": ..., "folder": ..., "name": ..., "item_type": ..., "client_metadata": {...}}
 
 An item may carry ``"parent_item": "<uuid>"``: it is a child of that image group, image sequence or DICOM series.
+
+Datasets (optional; Encord's legacy data units, SPEC §5)::
+
+    "datasets": [{"hash": ..., "title": ..., "rows": [{"data_hash": ..., "title": ..., "data_type": "IMAGE",
+                                                      "backing_item": "<item uuid>" | null,
+                                                      "client_metadata": {...}}]}]
+
+A row's custom metadata is its backing item's ``client_metadata`` (one value, read and written through either
+API), so only a row with ``"backing_item": null`` carries ``client_metadata`` of its own. In the JSONL form a
+dataset is a ``{"record": "dataset", "hash": ..., "title": ...}`` line followed by its
+``{"record": "data_row", "dataset": <hash>, ...}`` lines.
 """
 
 from __future__ import annotations
@@ -28,10 +39,13 @@ from reconciler.model import LiveFolder, LiveItem
 from reconciler.schema import WireSchema, parse_wire_schema
 
 __all__ = [
+    "DATA_TYPES",
     "MAX_JSONL_LINE_BYTES",
     "MAX_JSON_SNAPSHOT_BYTES",
     "SNAPSHOT_FORMAT_VERSION",
     "Snapshot",
+    "SnapshotDataRow",
+    "SnapshotDataset",
     "SnapshotError",
     "folder_paths",
     "read_snapshot",
@@ -53,6 +67,15 @@ ITEM_TYPES = frozenset(
 )  # fmt: skip
 
 
+#: The v1 ``data_type`` of a data row (upper case, as the v1 API answers it).
+DATA_TYPES = frozenset(
+    {
+        "VIDEO", "IMG_GROUP", "DICOM", "IMAGE", "DICOM_STUDY", "NIFTI", "AUDIO", "TIME_SERIES",
+        "PLAIN_TEXT", "PDF", "GROUP", "SCENE",
+    }
+)  # fmt: skip
+
+
 class SnapshotError(ReconcilerError):
     """A snapshot file that cannot be read; the message starts with ``path:line``."""
 
@@ -62,12 +85,33 @@ class SnapshotError(ReconcilerError):
 
 
 @dataclass
+class SnapshotDataRow:
+    """One data unit of a dataset. ``metadata`` is its own only when ``backing_item`` is ``None``."""
+
+    data_hash: str
+    title: str
+    data_type: str = "IMAGE"
+    backing_item: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SnapshotDataset:
+    """A dataset (Encord's legacy v1 grouping of data units) and its rows in order."""
+
+    hash: str
+    title: str
+    rows: list[SnapshotDataRow] = field(default_factory=list)
+
+
+@dataclass
 class Snapshot:
-    """A whole live state in memory (schema in wire shape, folders, items)."""
+    """A whole live state in memory (schema in wire shape, folders, items, datasets)."""
 
     schema: WireSchema = field(default_factory=dict)
     folders: list[LiveFolder] = field(default_factory=list)
     items: list[LiveItem] = field(default_factory=list)
+    datasets: list[SnapshotDataset] = field(default_factory=list)
 
 
 def folder_paths(folders: Iterable[tuple[str, str | None, str]]) -> dict[str, str]:
@@ -142,7 +186,7 @@ def _records(path: Path, fh: IO[str]) -> Iterator[tuple[int, dict[str, Any]]]:
         ) from exc
     if not isinstance(doc, dict):
         raise SnapshotError("a snapshot must be a JSON object", SourceLocation(str(path), 1, 1))
-    unknown = sorted(set(doc) - {"format_version", "schema", "folders", "items"})
+    unknown = sorted(set(doc) - {"format_version", "schema", "folders", "items", "datasets"})
     if unknown:
         raise SnapshotError(f"unknown field {unknown[0]!r}", SourceLocation(str(path), 1, 1))
     yield 1, {"record": "header", "format_version": doc.get("format_version")}
@@ -154,6 +198,25 @@ def _records(path: Path, fh: IO[str]) -> Iterator[tuple[int, dict[str, Any]]]:
         )
     for i, it in enumerate(doc.get("items") or []):
         yield 1, {"record": "item", "_index": f"items[{i}]", **(it if isinstance(it, dict) else {"_bad": it})}
+    datasets = doc.get("datasets")
+    if datasets is None:
+        return
+    if not isinstance(datasets, list):
+        raise SnapshotError("'datasets' must be a list", SourceLocation(str(path), 1, 1))
+    for i, ds in enumerate(datasets):
+        if not isinstance(ds, dict):
+            yield 1, {"record": "dataset", "_index": f"datasets[{i}]", "_bad": ds}
+            continue
+        rows = ds.get("rows", [])
+        head = {k: v for k, v in ds.items() if k != "rows"}
+        yield 1, {"record": "dataset", "_index": f"datasets[{i}]", **head}
+        if not isinstance(rows, list):
+            yield 1, {"record": "data_row", "_index": f"datasets[{i}].rows", "_bad": rows}
+            continue
+        for j, row in enumerate(rows):
+            where = f"datasets[{i}].rows[{j}]"
+            body = row if isinstance(row, dict) else {"_bad": row}
+            yield 1, {"record": "data_row", "_index": where, "dataset": ds.get("hash"), **body}
 
 
 def read_snapshot(path: str | os.PathLike[str]) -> Snapshot:
@@ -161,6 +224,9 @@ def read_snapshot(path: str | os.PathLike[str]) -> Snapshot:
     p = Path(path)
     snap = Snapshot()
     raw_folders: list[tuple[str, str | None, str]] = []
+    datasets: dict[str, SnapshotDataset] = {}
+    row_hashes: set[str] = set()
+    backed: list[tuple[str, int, str]] = []
     seen_header = False
     try:
         fh = p.open(encoding="utf-8")
@@ -204,6 +270,27 @@ def read_snapshot(path: str | os.PathLike[str]) -> Snapshot:
                         parent_item = _str(rec, "parent_item", where, optional=True)
                         assert uuid is not None and folder is not None and name is not None
                         snap.items.append(LiveItem(uuid, folder, name, item_type, md, parent_item))
+                    elif kind == "dataset":
+                        _unknown_fields(rec, {"record", "hash", "title", "rows"}, where)
+                        ds_hash = _str(rec, "hash", where)
+                        title = _str(rec, "title", where)
+                        assert ds_hash is not None and title is not None
+                        if ds_hash in datasets:
+                            raise ValueError(f"{where}: duplicate dataset hash {ds_hash!r}")
+                        datasets[ds_hash] = SnapshotDataset(ds_hash, title)
+                        snap.datasets.append(datasets[ds_hash])
+                    elif kind == "data_row":
+                        row, ds_hash = _data_row(rec, where)
+                        if ds_hash not in datasets:
+                            raise ValueError(
+                                f"{where}: unknown dataset {ds_hash!r} (its dataset record comes first)"
+                            )
+                        if row.data_hash in row_hashes:
+                            raise ValueError(f"{where}: duplicate data_hash {row.data_hash!r}")
+                        row_hashes.add(row.data_hash)
+                        datasets[ds_hash].rows.append(row)
+                        if row.backing_item is not None:
+                            backed.append((where, lineno, row.backing_item))
                     else:
                         raise ValueError(f"unknown record {kind!r}")
                 except ValueError as exc:
@@ -221,7 +308,57 @@ def read_snapshot(path: str | os.PathLike[str]) -> Snapshot:
     for item in snap.items:
         if item.folder not in known:
             raise SnapshotError(f"item {item.uuid}: unknown folder {item.folder}", SourceLocation(str(p)))
+    item_uuids = {item.uuid.lower() for item in snap.items}
+    for where, lineno, backing in backed:
+        if backing.lower() not in item_uuids:
+            raise SnapshotError(
+                f"{where}: backing_item {backing} is not an item of this snapshot",
+                SourceLocation(str(p), lineno),
+            )
     return snap
+
+
+def _unknown_fields(rec: dict[str, Any], known: set[str], where: str) -> None:
+    unknown = sorted(set(rec) - known)
+    if unknown:
+        raise ValueError(
+            f"{where}: unknown field {unknown[0]!r} (known: {', '.join(sorted(known - {'record'}))})"
+        )
+
+
+def _data_row(rec: dict[str, Any], where: str) -> tuple[SnapshotDataRow, str]:
+    """A validated data row and the hash of its dataset. Raises ValueError naming ``where``."""
+    known = {"record", "dataset", "data_hash", "title", "data_type", "backing_item", "client_metadata"}
+    _unknown_fields(rec, known, where)
+    ds_hash = _str(rec, "dataset", where)
+    data_hash = _str(rec, "data_hash", where)
+    title = _str(rec, "title", where)
+    assert ds_hash is not None and data_hash is not None and title is not None
+    data_type = rec.get("data_type", "IMAGE")
+    if not isinstance(data_type, str) or data_type not in DATA_TYPES:
+        raise ValueError(f"{where}: unknown data_type {data_type!r} (one of {', '.join(sorted(DATA_TYPES))})")
+    backing = _str(rec, "backing_item", where, optional=True)
+    md = rec.get("client_metadata")
+    if backing is not None and md is not None:
+        raise ValueError(
+            f"{where}: a row with a backing_item has no client_metadata of its own "
+            "(its metadata is the backing item's client_metadata)"
+        )
+    if md is not None and not isinstance(md, dict):
+        raise ValueError(f"{where}: 'client_metadata' must be an object")
+    return SnapshotDataRow(data_hash, title, data_type, backing, dict(md or {})), ds_hash
+
+
+def _row_record(row: SnapshotDataRow) -> dict[str, Any]:
+    rec: dict[str, Any] = {
+        "data_hash": row.data_hash,
+        "title": row.title,
+        "data_type": row.data_type,
+        "backing_item": row.backing_item,
+    }
+    if row.backing_item is None:
+        rec["client_metadata"] = row.metadata
+    return rec
 
 
 def _item_record(item: LiveItem) -> dict[str, Any]:
@@ -242,8 +379,13 @@ def write_snapshot(
     schema: WireSchema,
     folders: Iterable[LiveFolder],
     items: Iterable[LiveItem],
+    datasets: Iterable[SnapshotDataset] = (),
 ) -> None:
-    """Write a snapshot; ``.jsonl`` paths get the JSONL form. Written to a temporary file, then renamed."""
+    """Write a snapshot; ``.jsonl`` paths get the JSONL form. Written to a temporary file, then renamed.
+
+    The ``datasets`` section is written only when there are datasets.
+    """
+    dataset_list = list(datasets)
     p = Path(path)
     tmp = p.with_name(p.name + ".tmp")
     folder_recs = [{"uuid": f.uuid, "parent": f.parent, "name": f.name} for f in folders]
@@ -255,6 +397,14 @@ def write_snapshot(
                 fh.write(json.dumps({"record": "folder", **f}, ensure_ascii=False) + "\n")
             for item in items:
                 fh.write(json.dumps({"record": "item", **_item_record(item)}, ensure_ascii=False) + "\n")
+            for ds in dataset_list:
+                fh.write(
+                    json.dumps({"record": "dataset", "hash": ds.hash, "title": ds.title}, ensure_ascii=False)
+                )
+                fh.write("\n")
+                for row in ds.rows:
+                    line = {"record": "data_row", "dataset": ds.hash, **_row_record(row)}
+                    fh.write(json.dumps(line, ensure_ascii=False) + "\n")
         else:
             doc = {
                 "format_version": SNAPSHOT_FORMAT_VERSION,
@@ -262,6 +412,11 @@ def write_snapshot(
                 "folders": folder_recs,
                 "items": [_item_record(i) for i in items],
             }
+            if dataset_list:
+                doc["datasets"] = [
+                    {"hash": d.hash, "title": d.title, "rows": [_row_record(r) for r in d.rows]}
+                    for d in dataset_list
+                ]
             json.dump(doc, fh, indent=1, ensure_ascii=False)
             fh.write("\n")
     os.replace(tmp, p)

@@ -14,7 +14,7 @@ import json
 import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import astuple, dataclass, field
+from dataclasses import asdict, astuple, dataclass, field, fields
 from datetime import datetime, timezone
 from typing import Any, Final
 from urllib.parse import parse_qs
@@ -30,6 +30,7 @@ __all__ = [
     "OWNER",
     "Api",
     "ApiError",
+    "Modes",
     "Request",
     "Response",
     "parse_query",
@@ -64,6 +65,56 @@ class ApiError(Exception):
         self.status = status
         self.message = message
         self.headers = dict(headers or {})
+
+
+@dataclass(frozen=True)
+class Modes:
+    """Server behaviours that Encord may have but that are unconfirmed (reconciler/testing/README.md).
+
+    The defaults are the emulator's best guess; each switch turns on the other answer, so tests can show that
+    a client is correct under either.
+    """
+
+    #: patch-bulk merges the sent ``clientMetadata`` into the stored dict instead of replacing it.
+    patch_merges: bool = False
+    #: patch-bulk leaves the last N patches of a request unwritten and out of its ``results``.
+    patch_drop_results: int = 0
+    #: get-bulk answers 200 without the last N requested items (instead of 403 for the whole request).
+    get_bulk_drop_results: int = 0
+    #: item listings with ``isRecursive=True`` need ``search`` or ``itemTypes`` (400 otherwise), as the SDK
+    #: demands on the client side.
+    refuse_recursive: bool = False
+    #: child items of image groups, sequences and DICOM series are listed in their folder as well.
+    children_in_listings: bool = False
+    #: request bodies larger than this many bytes are answered 413 (``None``: only the 256 MiB cap).
+    max_body_bytes: int | None = None
+    #: listings and get-bulk serve metadata only through ``clientMetadataSignedUrl`` (``clientMetadata``
+    #: is ``"{}"``), whatever ``clientMetadataAsSignedUrl`` asks.
+    metadata_as_signed_url: bool = False
+
+    @classmethod
+    def parse(cls, data: Mapping[str, Any]) -> Modes:
+        """Validate a ``PUT /_emulator/modes`` body. Raises ``ValueError`` naming the bad field."""
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise ValueError(f"unknown mode {unknown[0]!r} (known: {', '.join(sorted(known))})")
+        out: dict[str, Any] = {}
+        for name, value in data.items():
+            default = known[name].default
+            if isinstance(default, bool):
+                if not isinstance(value, bool):
+                    raise ValueError(f"{name} must be true or false")
+            elif name == "max_body_bytes":
+                if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                    raise ValueError(f"{name} must be a positive integer or null")
+            elif isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be a non-negative integer")
+            out[name] = value
+        return cls(**out)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @dataclass
@@ -215,6 +266,8 @@ class Api:
         self.epoch = 0
         #: Called to mint a bearer token for ``GET user/bearer-token`` (set by the emulator).
         self.mint_token: Callable[[], str] | None = None
+        #: The unconfirmed behaviours in force (replaced whole by the emulator's ``set_modes``).
+        self.modes = Modes()
 
     # -- state in and out --
 
@@ -288,7 +341,7 @@ class Api:
             "lastEditedAt": rec.edited_at or created,
             "isTombstone": False,
             "isPlaceholder": False,
-            "backedDataUnitsCount": 0,
+            "backedDataUnitsCount": self.state.backed.get(rec.uuid, 0),
             "storageLocation": "encord",
             "integrationHash": None,
             "url": None,
@@ -390,8 +443,11 @@ class Api:
             order=_order(q),
             desc=_flag(q, "desc", False),
         )
+        modes = self.modes
+        if modes.refuse_recursive and key.recursive and not key.search and not key.item_types:
+            raise ApiError(400, "isRecursive=True requires 'search' or 'itemTypes'")
         include = _flag(q, "includeClientMetadata", True)
-        as_url = include and _flag(q, "clientMetadataAsSignedUrl", False)
+        as_url = include and (modes.metadata_as_signed_url or _flag(q, "clientMetadataAsSignedUrl", False))
         _flag(q, "signUrls", False)
         _page_size(q)
         base = req.base_url
@@ -399,7 +455,9 @@ class Api:
             if folder is not None and folder not in self.state.folders:
                 raise ApiError(403, f"folder {folder} does not exist or you have no access to it")
             ids = self.state.list_items(key)
-            fp = _fingerprint([req.path, self.epoch, *astuple(key)])
+            if modes.children_in_listings:
+                ids = self.state.with_children(ids)
+            fp = _fingerprint([req.path, self.epoch, modes.children_in_listings, *astuple(key)])
             items = self.state.items
 
             def render(i: str) -> dict[str, Any]:
@@ -435,7 +493,22 @@ class Api:
             missing = self.state.unknown_items(ids)
             if missing:
                 raise ApiError(403, f"item {missing[0]} does not exist or you have no access to it")
-            return Response(200, {"results": [self._item_json(self.state.items[i]) for i in ids]})
+            drop = self.modes.get_bulk_drop_results
+            answered = ids[: max(0, len(ids) - drop)] if drop else ids
+            as_url = self.modes.metadata_as_signed_url
+            base = req.base_url
+            return Response(
+                200,
+                {
+                    "results": [
+                        self._item_json(
+                            self.state.items[i],
+                            metadata_url=f"{base}/_emulator/client-metadata/{i}" if as_url else None,
+                        )
+                        for i in answered
+                    ]
+                },
+            )
 
     def _parse_patch(self, item_id: str, patch: object) -> tuple[str | None, str | None, str | None]:
         if not isinstance(patch, dict):
@@ -473,6 +546,15 @@ class Api:
             missing = self.state.unknown_items(parsed)
             if missing:  # refuse the whole request: nothing is written
                 raise ApiError(403, f"item {missing[0]} does not exist or you have no access to it")
+            modes = self.modes
+            if modes.patch_drop_results:
+                kept = list(parsed)[: max(0, len(parsed) - modes.patch_drop_results)]
+                parsed = {i: parsed[i] for i in kept}
+            if modes.patch_merges:
+                parsed = {
+                    i: (self.state.merged_metadata(i, md) if md is not None else None, name, desc)
+                    for i, (md, name, desc) in parsed.items()
+                }
             results = [
                 self._item_json(
                     self.state.update_item(i, metadata_json=md, name=name, description=desc, now=now)

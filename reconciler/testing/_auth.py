@@ -191,3 +191,29 @@ def check_bearer(authorization: str, tokens: Collection[str]) -> None:
     token = token.strip()
     if not any(hmac.compare_digest(token.encode(), t.encode()) for t in tokens):
         raise AuthError("unknown bearer token")
+
+
+def verify_v1_signature(authorization: str, body: bytes, authorized_keys: Collection[str] | None) -> str:
+    """Verify a legacy v1 ``Authorization: <public key hex>:<signature hex>`` and return the key id.
+
+    The signature is Ed25519 over the SHA-256 digest of the raw body (encord-api.md §2.3); v1 signatures carry
+    no timestamp. ``authorized_keys=None`` accepts any key whose signature verifies.
+
+    Raises:
+        AuthError: naming the first check that failed.
+    """
+    keyid, sep, sig_hex = authorization.strip().partition(":")
+    if not sep or not _HEX64.fullmatch(keyid):
+        raise AuthError("v1 Authorization must be '<public key hex>:<signature hex>' or 'Bearer <token>'")
+    keyid = keyid.lower()
+    if authorized_keys is not None and keyid not in authorized_keys:
+        raise AuthError("unknown public key")
+    try:
+        sig = bytes.fromhex(sig_hex)
+    except ValueError as exc:
+        raise AuthError("v1 signature is not hex") from exc
+    try:
+        Ed25519PublicKey.from_public_bytes(bytes.fromhex(keyid)).verify(sig, hashlib.sha256(body).digest())
+    except (InvalidSignature, ValueError) as exc:
+        raise AuthError("signature does not verify") from exc
+    return keyid

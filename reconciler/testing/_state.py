@@ -19,9 +19,9 @@ from typing import Any
 
 from reconciler.model import LiveFolder, LiveItem
 from reconciler.schema import WireSchema, parse_wire_schema
-from reconciler.snapshot import ITEM_TYPES, Snapshot, folder_paths
+from reconciler.snapshot import ITEM_TYPES, Snapshot, SnapshotDataRow, SnapshotDataset, folder_paths
 
-__all__ = ["ItemRecord", "ListingKey", "State", "canonical_uuid"]
+__all__ = ["DataRowRecord", "DatasetRecord", "ItemRecord", "ListingKey", "State", "canonical_uuid"]
 
 #: How many distinct sorted listings are kept (least recently used are dropped first).
 _LISTING_CACHE_SIZE = 64
@@ -69,6 +69,27 @@ class ItemRecord:
     description: str = ""
 
 
+@dataclass
+class DataRowRecord:
+    """One data unit of a dataset. With a ``backing_item`` its metadata IS that item's (one shared value);
+    ``metadata_json`` is used only for rows without one. ``seq`` orders ``created_at``."""
+
+    data_hash: str
+    title: str
+    data_type: str
+    backing_item: str | None
+    metadata_json: str
+    seq: int
+    edited_at: str | None = None
+
+
+@dataclass
+class DatasetRecord:
+    hash: str
+    title: str
+    rows: list[DataRowRecord]
+
+
 @dataclass(frozen=True)
 class ListingKey:
     """What identifies a sorted, filtered listing of items (everything but the page)."""
@@ -103,6 +124,11 @@ class State:
         self.items: dict[str, ItemRecord] = {}
         self.top_items: dict[str, list[str]] = {}
         self.children: dict[str, list[str]] = {}
+        self.datasets: dict[str, DatasetRecord] = {}
+        #: data hash -> (dataset hash, row)
+        self.rows: dict[str, tuple[str, DataRowRecord]] = {}
+        #: item uuid -> how many data rows it backs (``backedDataUnitsCount``)
+        self.backed: dict[str, int] = {}
         self._listings: OrderedDict[ListingKey, list[str]] = OrderedDict()
         self._folder_listings: OrderedDict[tuple[Any, ...], list[str]] = OrderedDict()
 
@@ -173,7 +199,61 @@ class State:
                 raise ValueError(f"item {rec.uuid}: unknown parent_item {rec.parent_item}")
             else:
                 state.children.setdefault(rec.parent_item, []).append(rec.uuid)
+        seq = offset + len(snapshot.items)
+        for ds in snapshot.datasets:
+            if not isinstance(ds.hash, str) or not ds.hash or ds.hash in state.datasets:
+                raise ValueError(f"dataset {ds.hash!r}: missing or duplicate hash")
+            record = DatasetRecord(ds.hash, ds.title, [])
+            state.datasets[ds.hash] = record
+            for row in ds.rows:
+                if row.data_hash in state.rows:
+                    raise ValueError(f"dataset {ds.hash}: duplicate data_hash {row.data_hash!r}")
+                backing = canonical_uuid(row.backing_item) if row.backing_item else None
+                if backing is not None and backing not in state.items:
+                    raise ValueError(f"data row {row.data_hash}: unknown backing_item {backing}")
+                if backing is not None:
+                    state.backed[backing] = state.backed.get(backing, 0) + 1
+                own = dumps_metadata(row.metadata) if backing is None else "{}"
+                rec_row = DataRowRecord(row.data_hash, row.title, row.data_type, backing, own, seq)
+                seq += 1
+                record.rows.append(rec_row)
+                state.rows[row.data_hash] = (ds.hash, rec_row)
         return state
+
+    def _snapshot_datasets(self) -> list[SnapshotDataset]:
+        return [
+            SnapshotDataset(
+                d.hash,
+                d.title,
+                [
+                    SnapshotDataRow(
+                        r.data_hash,
+                        r.title,
+                        r.data_type,
+                        r.backing_item,
+                        json.loads(r.metadata_json) if r.backing_item is None else {},
+                    )
+                    for r in d.rows
+                ],
+            )
+            for d in self.datasets.values()
+        ]
+
+    def row_metadata_json(self, row: DataRowRecord) -> str:
+        """The one metadata value of a row: its backing item's, or its own."""
+        if row.backing_item is not None:
+            return self.items[row.backing_item].metadata_json
+        return row.metadata_json
+
+    def update_row_metadata(self, row: DataRowRecord, metadata_json: str, now: str) -> None:
+        """Replace a row's metadata wholesale; with a backing item, that item's metadata is written."""
+        if row.backing_item is not None:
+            self.update_item(
+                row.backing_item, metadata_json=metadata_json, name=None, description=None, now=now
+            )
+        else:
+            row.metadata_json = metadata_json
+        row.edited_at = now
 
     def to_snapshot(self) -> Snapshot:
         """A deep copy of the state as a Snapshot (folders and items in insertion order)."""
@@ -185,6 +265,7 @@ class State:
                 LiveItem(i.uuid, i.folder, i.name, i.item_type, json.loads(i.metadata_json), i.parent_item)
                 for i in self.items.values()
             ],
+            datasets=self._snapshot_datasets(),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -201,12 +282,35 @@ class State:
             if i.parent_item:
                 rec["parent_item"] = i.parent_item
             items.append(rec)
-        return {
+        doc: dict[str, Any] = {
             "format_version": "1",
             "schema": self.schema or {},
             "folders": [{"uuid": f.uuid, "parent": f.parent, "name": f.name} for f in self.folders.values()],
             "items": items,
         }
+        if self.datasets:
+            doc["datasets"] = [
+                {
+                    "hash": d.hash,
+                    "title": d.title,
+                    "rows": [
+                        {
+                            "data_hash": r.data_hash,
+                            "title": r.title,
+                            "data_type": r.data_type,
+                            "backing_item": r.backing_item,
+                            **(
+                                {"client_metadata": json.loads(r.metadata_json)}
+                                if r.backing_item is None
+                                else {}
+                            ),
+                        }
+                        for r in d.rows
+                    ],
+                }
+                for d in self.datasets.values()
+            ]
+        return doc
 
     def created_at(self, seq: int) -> str:
         """The ISO 8601 createdAt of the folder or item at position ``seq``."""
@@ -283,8 +387,8 @@ class State:
         if key.item_types:
             wanted = frozenset(key.item_types)
             ids = [i for i in ids if items[i].item_type in wanted]
-        if key.in_dataset:  # no emulated item is linked to a dataset
-            ids = []
+        if key.in_dataset is not None:  # items that back a data row are "in a dataset"
+            ids = [i for i in ids if (self.backed.get(i, 0) > 0) == key.in_dataset]
         if key.order == "createdAt":
             ids.sort(key=lambda i: (items[i].seq, i), reverse=key.desc)
         else:
@@ -293,6 +397,19 @@ class State:
         if len(self._listings) > _LISTING_CACHE_SIZE:
             self._listings.popitem(last=False)
         return ids
+
+    def with_children(self, ids: Sequence[str]) -> list[str]:
+        """A listing with each group's child items right after the group (the ``children_in_listings`` mode)."""
+        out: list[str] = []
+        for i in ids:
+            out.append(i)
+            out.extend(self.children.get(i, ()))
+        return out
+
+    def merged_metadata(self, item_id: str, metadata_json: str) -> str:
+        """The stored metadata with ``metadata_json``'s keys merged in (the ``patch_merges`` mode)."""
+        merged = {**json.loads(self.items[item_id].metadata_json), **json.loads(metadata_json)}
+        return dumps_metadata(merged)
 
     def unknown_items(self, uuids: Iterable[str]) -> list[str]:
         return [u for u in uuids if u not in self.items]

@@ -32,6 +32,7 @@ import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
+from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
@@ -43,15 +44,23 @@ from reconciler.testing._api import (
     NO_BODY,
     Api,
     ApiError,
+    Modes,
     Request,
     Response,
     parse_query,
     route_name,
 )
-from reconciler.testing._auth import AuthError, check_bearer, normalise_public_key, verify_signature
+from reconciler.testing._auth import (
+    AuthError,
+    check_bearer,
+    normalise_public_key,
+    verify_signature,
+    verify_v1_signature,
+)
 from reconciler.testing._state import canonical_uuid
+from reconciler.testing._v1 import V1_PATH, V1Error, handle_v1, v1_route_name
 
-__all__ = ["Emulator", "Faults", "main"]
+__all__ = ["Emulator", "Faults", "Modes", "main"]
 
 logger = logging.getLogger(__name__)
 
@@ -250,6 +259,21 @@ class Emulator:
         with self._meta_lock:
             return self._faults
 
+    def set_modes(self, **modes: Any) -> None:
+        """Replace the unconfirmed-behaviour switches (fields of :class:`Modes`; omitted ones go back to the
+        default guess).
+
+        Raises:
+            ValueError: an unknown field or a value of the wrong kind.
+        """
+        parsed = Modes.parse(modes)
+        with self._api.lock:
+            self._api.modes = parsed
+
+    def modes(self) -> Modes:
+        with self._api.lock:
+            return self._api.modes
+
     # ---- used by the request handler -----------------------------------------------------------------
 
     def _count(self, route: str) -> None:
@@ -271,6 +295,18 @@ class Emulator:
         elif u < f.rate_drop + f.rate_429 + f.rate_503:
             fault = "503"
         return f.latency_ms / 1000.0, fault
+
+    def _authenticate_v1(self, handler: _Handler, body: bytes) -> None:
+        """Check a v1 call's ``Authorization`` (bearer, or ``<key hex>:<signature hex>``); raise AuthError."""
+        authorization = handler.headers.get("Authorization")
+        if not authorization:
+            raise AuthError("missing credentials: the v1 API needs an Authorization header")
+        if authorization.strip().lower().startswith("bearer "):
+            with self._meta_lock:
+                tokens = frozenset(self._tokens)
+            check_bearer(authorization, tokens)
+            return
+        verify_v1_signature(authorization, body, None if self._accept_any_key else self._authorized)
 
     def _mint_token(self) -> str:
         token = secrets.token_urlsafe(32)
@@ -454,6 +490,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._control(path[len(_CONTROL_PREFIX) :], body)
             elif path.startswith(API_PREFIX):
                 self._api_request(path, body)
+            elif path == V1_PATH:
+                self._v1_request(body)
             else:
                 self._error(404, f"not found: {path} (the API is served under {API_PREFIX})")
         except (BrokenPipeError, ConnectionResetError):
@@ -466,23 +504,59 @@ class _Handler(BaseHTTPRequestHandler):
 
     # ---- the API -------------------------------------------------------------------------------------
 
-    def _api_request(self, path: str, body: bytes) -> None:
+    def _faulted(self, body: bytes) -> bool:
+        """Wait the latency, then answer an injected fault or a body over ``max_body_bytes``; True if done."""
         emu = self.server.emulator
-        method = self.command
-        sub_path = unquote(path[len(API_PREFIX) :])
-        emu._count(route_name(method, sub_path))
         latency, fault = emu._draw_fault()
         if latency > 0:
             time.sleep(latency)
         if fault == "drop":
             self.close_connection = True  # no answer at all: the client sees the connection close
-            return
+            return True
         if fault == "429":
             retry_after = str(emu.faults().retry_after_s)
             self._error(429, "rate limit exceeded (emulated fault)", {"Retry-After": retry_after})
-            return
+            return True
         if fault == "503":
             self._error(503, "service unavailable (emulated fault)")
+            return True
+        cap = emu.modes().max_body_bytes
+        if cap is not None and len(body) > cap:
+            self._error(413, f"request body of {len(body)} bytes is over the limit of {cap} bytes")
+            return True
+        return False
+
+    def _v1_request(self, body: bytes) -> None:
+        """``POST /public``: the legacy dataset querier, answered in its ``{"status", "response"}`` envelope."""
+        emu = self.server.emulator
+        emu._count(v1_route_name(body))
+        if self._faulted(body):
+            return
+        if self.command != "POST":
+            self._error(405, f"method {self.command} not allowed here", {"Allow": "POST"})
+            return
+        try:
+            emu._authenticate_v1(self, body)
+        except AuthError as exc:
+            self._send(Response(200, V1Error(401, "AUTHENTICATION_ERROR", str(exc)).envelope()))
+            return
+        resource_type = self.headers.get("ResourceType") or ""
+        resource_id = self.headers.get("ResourceID") or ""
+        now = datetime.now(timezone.utc).isoformat()
+        try:
+            with emu._api.lock:
+                answer = handle_v1(emu._api.state, resource_type, resource_id, body, now)
+        except V1Error as exc:
+            self._send(Response(200, exc.envelope()))
+            return
+        self._send(Response(200, {"status": 200, "response": answer}))
+
+    def _api_request(self, path: str, body: bytes) -> None:
+        emu = self.server.emulator
+        method = self.command
+        sub_path = unquote(path[len(API_PREFIX) :])
+        emu._count(route_name(method, sub_path))
+        if self._faulted(body):
             return
         api = emu._api
         try:
@@ -507,6 +581,7 @@ class _Handler(BaseHTTPRequestHandler):
             "state": ("GET", "PUT"),
             "requests": ("GET", "DELETE"),
             "faults": ("GET", "PUT"),
+            "modes": ("GET", "PUT"),
         }
         if name.startswith("client-metadata/"):
             allowed[name] = ("GET",)
@@ -529,6 +604,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(Response(200, emu.faults().to_json()))
         elif name == "faults":
             self._put_faults(body)
+        elif name == "modes" and method == "GET":
+            self._send(Response(200, emu.modes().to_json()))
+        elif name == "modes":
+            self._put_modes(body)
         else:
             self._metadata_blob(name.partition("/")[2])
 
@@ -548,6 +627,23 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(400, str(exc))
             return
         self._send(Response(200, emu.faults().to_json()))
+
+    def _put_modes(self, body: bytes) -> None:
+        emu = self.server.emulator
+        try:
+            data = json.loads(body.decode("utf-8")) if body else {}
+        except (UnicodeDecodeError, ValueError):
+            self._error(400, "malformed JSON body")
+            return
+        if not isinstance(data, dict):
+            self._error(400, "modes must be a JSON object")
+            return
+        try:
+            emu.set_modes(**data)
+        except ValueError as exc:
+            self._error(400, str(exc))
+            return
+        self._send(Response(200, emu.modes().to_json()))
 
     def _put_state(self, body: bytes) -> None:
         content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
@@ -572,7 +668,16 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(Response(204))
 
     def _metadata_blob(self, raw_id: str) -> None:
-        """What a ``clientMetadataSignedUrl`` points at: the item's metadata as a JSON document."""
+        """What a ``clientMetadataSignedUrl`` points at: the item's metadata as a JSON document.
+
+        Like a cloud bucket's signed URL, it refuses requests that carry credentials (400): a client must not
+        send its Encord key or token to the storage host.
+        """
+        if any(
+            self.headers.get(h) for h in ("Authorization", "Signature", "Signature-Input", "Content-Digest")
+        ):
+            self._error(400, "a signed URL must be fetched without credentials (Authorization or Signature)")
+            return
         try:
             item_id = canonical_uuid(raw_id)
         except ValueError:
