@@ -40,6 +40,7 @@ __all__ = [
     "PAGE_TOKEN",
     "US_DOMAIN",
     "EncordClient",
+    "PayloadTooLargeError",
     "QueryParams",
     "RetryPolicy",
     "normalize_domain",
@@ -63,6 +64,10 @@ _MAX_MESSAGE = 300
 #: Largest answer read from the server (a page of 1000 items with 4096-d embeddings is ~80 MiB); a larger
 #: one is refused while it streams in, so a broken or hostile server cannot exhaust memory.
 MAX_RESPONSE_BYTES: Final = 256 * 1024 * 1024
+
+
+class PayloadTooLargeError(ProviderResponseError):
+    """Encord answered 413: the request body was larger than it accepts (the caller may split it)."""
 
 
 def _full_jitter(cap: float) -> float:
@@ -248,9 +253,17 @@ class EncordClient:
             follow_redirects=False,
             trust_env=True,  # proxies and SSL_CERT_FILE from the environment; verification stays on
         )
+        #: For signed URLs (no credentials at all); made on first use.
+        self._blob_http: httpx.Client | None = None
+        self._timeout = timeout or httpx.Timeout(connect=30.0, read=120.0, write=120.0, pool=None)
+        self._parallelism = size
 
     def close(self) -> None:
         self._http.close()
+        with self._stats_lock:
+            blob, self._blob_http = self._blob_http, None
+        if blob is not None:
+            blob.close()
 
     def __enter__(self) -> EncordClient:
         return self
@@ -482,7 +495,7 @@ class EncordClient:
             raise ProviderConflictError(f"{desc}: not found (Encord answered 404){suffix}")
         if status == 413:
             size = len(response.request.content) if response.request.content else 0
-            raise ProviderResponseError(
+            raise PayloadTooLargeError(
                 f"{desc}: request too large ({size} bytes; Encord answered 413){suffix}"
             )
         if status in (400, 422):
@@ -493,3 +506,76 @@ class EncordClient:
                 "configure the API domain itself"
             )
         raise ProviderResponseError(f"{desc}: Encord answered {reason}{suffix}")
+
+    # -- signed URLs ------------------------------------------------------------------------------------------
+
+    def fetch_signed_json(self, url: str, what: str) -> Any:
+        """GET a signed URL Encord handed out (e.g. ``clientMetadataSignedUrl``) and return its parsed JSON.
+
+        The request carries **no** credentials (a separate connection pool without auth): a signed URL is its
+        own authorisation, and the Encord key or token must never travel to the storage host. ``https://``
+        only, or ``http://`` to a loopback host (the emulator). Retried like API calls; counted as
+        ``GET clientMetadataSignedUrl``.
+
+        Raises:
+            ProviderResponseError: an unusable URL, a refusal, or a body that is not JSON.
+            ProviderConnectionError: the retry budget ran out.
+        """
+        try:
+            parts = urllib.parse.urlsplit(url)
+            host = parts.hostname or ""
+        except ValueError:
+            host, parts = "", urllib.parse.urlsplit("")
+        scheme = parts.scheme.lower()
+        if not host or scheme not in ("https", "http") or (scheme == "http" and not _is_loopback(host)):
+            raise ProviderResponseError(
+                f"{what}: Encord answered a signed URL that is not https:// ({redact_url(url)[:80]!r})"
+            )
+        with self._stats_lock:
+            if self._blob_http is None:
+                self._blob_http = httpx.Client(
+                    timeout=self._timeout,
+                    limits=httpx.Limits(max_connections=self._parallelism),
+                    headers={"User-Agent": f"reconciler/{__version__} python-httpx/{httpx.__version__}"},
+                    follow_redirects=False,
+                    trust_env=scheme == "https",
+                )
+            blob = self._blob_http
+        policy = self.retry
+        slept = 0.0
+        last = "no attempt"
+        for attempt in range(1, policy.max_attempts + 1):
+            self._count("GET clientMetadataSignedUrl", write=False)
+            retry_after: float | None = None
+            try:
+                with blob.stream("GET", url) as streamed:
+                    status = streamed.status_code
+                    body = bytearray()
+                    for chunk in streamed.iter_bytes():
+                        body += chunk
+                        if len(body) > self.max_response_bytes:
+                            raise ProviderResponseError(
+                                f"{what}: the signed URL's content is larger than {self.max_response_bytes:,} bytes"
+                            )
+                    retry_after = parse_retry_after(streamed.headers.get("Retry-After"), policy.clock())
+            except _RETRYABLE_TRANSPORT as exc:
+                last = f"{type(exc).__name__}"
+            except httpx.HTTPError as exc:
+                raise ProviderConnectionError(
+                    f"{what}: fetching the signed URL failed: {type(exc).__name__}"
+                ) from exc
+            else:
+                if status == 200:
+                    try:
+                        return json.loads(bytes(body))
+                    except ValueError as exc:
+                        raise ProviderResponseError(f"{what}: the signed URL's content is not JSON") from exc
+                if status not in policy.retry_statuses:
+                    raise ProviderResponseError(f"{what}: the signed URL answered {status}")
+                last = str(status)
+            wait = policy.delay(attempt, retry_after)
+            if attempt >= policy.max_attempts or slept + wait > policy.max_total_sleep:
+                break
+            policy.sleep(wait)
+            slept += wait
+        raise ProviderConnectionError(f"{what}: the signed URL still failing after retries (last: {last})")

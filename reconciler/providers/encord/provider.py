@@ -11,7 +11,8 @@ import json
 import logging
 import uuid as uuid_mod
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from reconciler.errors import (
@@ -27,9 +28,19 @@ from reconciler.providers.encord.client import (
     DEFAULT_DOMAIN,
     PAGE_TOKEN,
     EncordClient,
+    PayloadTooLargeError,
     QueryParams,
     RetryPolicy,
     normalize_domain,
+)
+from reconciler.providers.encord.wire import (
+    WireItem,
+    parse_metadata,
+    read_folder,
+    read_item,
+    read_path_to_root,
+    read_results,
+    read_schema,
 )
 
 if TYPE_CHECKING:
@@ -38,7 +49,7 @@ if TYPE_CHECKING:
     from reconciler.schema import WireSchema
     from reconciler.types import JsonValue
 
-__all__ = ["GROUP_ITEM_TYPES", "EncordProvider", "encord_provider_from_config"]
+__all__ = ["GROUP_ITEM_TYPES", "PATCH_MAX_BYTES", "EncordProvider", "encord_provider_from_config"]
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +58,12 @@ GROUP_ITEM_TYPES: Final = frozenset({"imageGroup", "imageSequence", "dicomSeries
 
 PAGE_SIZE: Final = 1000
 BULK_LIMIT: Final = 1000  # STORAGE_BUNDLE_CREATE_LIMIT in the SDK
+#: Largest patch-bulk body sent (bytes of JSON): a request is split by size as well as by count. 1000 files
+#: with a 4096-d embedding each are ~83 MB; Encord's own limit is unconfirmed, so stay well under common
+#: proxy limits (32 MiB). A 413 answer halves the request again, down to single files.
+PATCH_MAX_BYTES: Final = 16 * 1024 * 1024
+#: JSON bytes of one ``"<uuid>": {"clientMetadata": ...}, `` entry beyond the metadata itself.
+_PATCH_ENTRY_OVERHEAD: Final = 64
 
 _SCHEMA_ROUTE: Final = "organisation/client-metadata-schema-v2"
 _TOP_FOLDERS: Final = "storage/folders"
@@ -95,53 +112,6 @@ def _is_uuid(ref: str) -> bool:
 
 def _chunks(seq: Sequence[Any], size: int) -> list[Sequence[Any]]:
     return [seq[i : i + size] for i in range(0, len(seq), size)]
-
-
-def _field(raw: Mapping[str, Any], key: str, what: str, *, nullable: bool = False) -> Any:
-    value = raw.get(key)
-    if value is None and nullable:
-        return None
-    if not isinstance(value, str) or not value:
-        raise ProviderResponseError(f"Encord answered {what} without a usable {key!r}")
-    return value
-
-
-def _metadata(raw: Mapping[str, Any], uuid: str) -> dict[str, JsonValue]:
-    """``clientMetadata`` (a JSON-encoded string on the wire; null or ``""`` mean none) as a dict."""
-    value = raw.get("clientMetadata", raw.get("client_metadata"))
-    if value is None or value == "":
-        return {}
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError as exc:
-            raise ProviderResponseError(f"item {uuid}: clientMetadata is not valid JSON") from exc
-    if not isinstance(value, dict):
-        raise ProviderResponseError(f"item {uuid}: clientMetadata is not a JSON object")
-    return value
-
-
-def _live_item(raw: object, *, parent_item: str | None = None, folder: str | None = None) -> LiveItem:
-    if not isinstance(raw, Mapping):
-        raise ProviderResponseError("Encord answered an item that is not a JSON object")
-    uuid = _field(raw, "uuid", "an item")
-    item_folder = _field(raw, "parent", f"item {uuid}", nullable=folder is not None) or folder
-    assert isinstance(item_folder, str)
-    return LiveItem(
-        uuid=uuid,
-        folder=item_folder,
-        name=_field(raw, "name", f"item {uuid}"),
-        item_type=_field(raw, "itemType", f"item {uuid}"),
-        metadata=_metadata(raw, uuid),
-        parent_item=parent_item,
-    )
-
-
-def _folder_record(raw: object) -> tuple[str, str | None, str]:
-    if not isinstance(raw, Mapping):
-        raise ProviderResponseError("Encord answered a folder that is not a JSON object")
-    uuid = _field(raw, "uuid", "a folder")
-    return uuid, _field(raw, "parent", f"folder {uuid}", nullable=True), _field(raw, "name", f"folder {uuid}")
 
 
 @contextlib.contextmanager
@@ -229,14 +199,7 @@ class EncordProvider:
 
     def read_schema(self) -> WireSchema:
         """``GET organisation/client-metadata-schema-v2``; null or 204 mean no schema (``{}``)."""
-        data = self._client.call("GET", _SCHEMA_ROUTE)
-        if data is None:
-            return {}
-        if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
-            raise ProviderResponseError(
-                f"GET {_SCHEMA_ROUTE}: Encord answered a schema that is not a map of key -> type object"
-            )
-        return data
+        return read_schema(self._client.call("GET", _SCHEMA_ROUTE), f"GET {_SCHEMA_ROUTE}")
 
     def write_schema(self, schema: Mapping[str, Mapping[str, Any]]) -> None:
         """``POST organisation/client-metadata-schema-v2`` with the complete map (Encord takes no diffs)."""
@@ -250,7 +213,7 @@ class EncordProvider:
     def list_folders(self) -> list[LiveFolder]:
         """Every folder: the top level, then each top folder's subfolders (recursive listings, in parallel)."""
         with _answer_of(f"GET {_TOP_FOLDERS}"):
-            tops = [_folder_record(raw) for raw in self._list(_TOP_FOLDERS, params=_folder_params())]
+            tops = [read_folder(raw) for raw in self._list(_TOP_FOLDERS, params=_folder_params())]
         records: list[tuple[str, str | None, str]] = [(u, None, n) for u, _, n in tops]
         with ThreadPoolExecutor(max_workers=self._parallelism) as pool:
             listings = pool.map(
@@ -259,7 +222,7 @@ class EncordProvider:
             )
             for listing in listings:
                 with _answer_of(f"GET {_SUBFOLDERS}"):
-                    records.extend(_folder_record(raw) for raw in listing)
+                    records.extend(read_folder(raw) for raw in listing)
         paths = _relative_paths(records, None)
         folders = [LiveFolder(u, p, n, paths[u]) for u, p, n in records]
         return sorted(folders, key=lambda f: (f.path, f.uuid))
@@ -286,7 +249,7 @@ class EncordProvider:
                 listing = self._list(_SUBFOLDERS, parent, params=_folder_params(search=name))
             # The server's search is a loose match: keep exact names only.
             with _answer_of(f"GET {_TOP_FOLDERS if parent is None else _SUBFOLDERS}"):
-                found = [rec for rec in map(_folder_record, listing) if rec[2] == name]
+                found = [rec for rec in map(read_folder, listing) if rec[2] == name]
             if not found:
                 raise ProviderConflictError(f"no folder {ref!r}: there is no folder named {name!r} {where}")
             if len(found) > 1:
@@ -304,27 +267,17 @@ class EncordProvider:
         assert parent is not None
         return LiveFolder(parent, grandparent, names[-1], "/".join(names))
 
-    def _folder_raw(self, uuid: str) -> tuple[str, str | None, str, list[Any]]:
+    def _folder_raw(self, uuid: str) -> tuple[str, str | None, str, dict[str, tuple[str | None, str]]]:
         try:
             raw = self._client.call("GET", _FOLDER, uuid)
         except ProviderConflictError as exc:
             raise ProviderConflictError(f"no folder with UUID {uuid} (or no access to it)") from exc
         with _answer_of(f"GET {_FOLDER}"):
-            u, parent, name = _folder_record(raw)
-        path_to_root = raw.get("pathToRoot") if isinstance(raw, Mapping) else None
-        return u, parent, name, path_to_root if isinstance(path_to_root, list) else []
+            u, parent, name = read_folder(raw)
+        return u, parent, name, read_path_to_root(raw)
 
     def _folder_by_uuid(self, ref: str) -> LiveFolder:
-        uuid, parent, name, path_to_root = self._folder_raw(ref)
-        known: dict[str, tuple[str | None, str]] = {}
-        for entry in path_to_root:
-            if (
-                isinstance(entry, Mapping)
-                and isinstance(entry.get("uuid"), str)
-                and isinstance(entry.get("name"), str)
-            ):
-                up = entry.get("parentUuid", entry.get("parent_uuid"))
-                known[entry["uuid"]] = (up if isinstance(up, str) else None, entry["name"])
+        uuid, parent, name, known = self._folder_raw(ref)
         names = [name]
         cur = parent
         while cur is not None:
@@ -344,41 +297,83 @@ class EncordProvider:
     def iter_items(self, folder: LiveFolder, *, recursive: bool, children: bool) -> Iterator[ListedItem]:
         """Items of ``folder`` (pages of 1000), named relative to it; child items follow their group.
 
-        Recursive listings first list the subfolders (to name items ``sub/dir/name``). With ``children``,
-        the child items of image groups, image sequences, DICOM series and groups are fetched in parallel,
-        a page at a time, and yielded right after their group as ``GROUP/CHILD``.
+        Recursive listings list the subfolders (one recursive folder listing, to name items ``sub/dir/name``)
+        and then each folder's own items with the plain listing ``StorageFolder.list_items`` makes (in
+        parallel): the SDK refuses ``isRecursive=True`` item listings without ``search`` or ``itemTypes``, so a
+        server may as well. With ``children``, the child items of image groups, image sequences, DICOM series
+        and groups are fetched in parallel and yielded right after their group as ``GROUP/CHILD``; an item that
+        the folder listing shows as well as a child of a group is yielded once, as the child.
         """
         sub_paths: dict[str, str] = {folder.uuid: ""}
         if recursive:
             with _answer_of(f"GET {_SUBFOLDERS}"):
                 records = [
-                    _folder_record(raw)
+                    read_folder(raw)
                     for raw in self._list(_SUBFOLDERS, folder.uuid, params=_folder_params(recursive=True))
                 ]
             sub_paths.update(_relative_paths(records, folder.uuid))
-        pool = ThreadPoolExecutor(max_workers=self._parallelism) if children else None
-        try:
-            for page in self._client.pages(_ITEMS, folder.uuid, params=_item_params(recursive=recursive)):
-                listed: list[tuple[str, LiveItem]] = []
-                pending: dict[str, Future[list[LiveItem]]] = {}
-                for raw in page:
-                    with _answer_of(f"GET {_ITEMS}"):
-                        item = _live_item(raw)
-                    prefix = sub_paths.get(item.folder)
-                    if prefix is None:
-                        prefix = self._relative_folder_path(folder, item.folder)
-                        sub_paths[item.folder] = prefix
-                    listed.append((f"{prefix}/{item.name}" if prefix else item.name, item))
-                    if pool is not None and item.item_type in GROUP_ITEM_TYPES:
-                        pending[item.uuid] = pool.submit(self._child_items, item)
-                for rel_name, item in listed:
-                    yield ListedItem(rel_name, item)
-                    if item.uuid in pending:
-                        for child in pending[item.uuid].result():
-                            yield ListedItem(f"{rel_name}/{child.name}", child)
-        finally:
-            if pool is not None:
+        listed = self._listed(folder, sub_paths)
+        if not children:
+            for rel_name, item in listed:
+                yield ListedItem(rel_name, item)
+            return
+        # A child that the folder listing shows as well must be known before anything is yielded.
+        everything = list(listed)
+        groups = [item for _, item in everything if item.item_type in GROUP_ITEM_TYPES]
+        kids: dict[str, list[LiveItem]] = {}
+        if groups:
+            with ThreadPoolExecutor(max_workers=self._parallelism) as pool:
+                kids = dict(zip((g.uuid for g in groups), pool.map(self._child_items, groups), strict=True))
+        child_ids = {c.uuid for cs in kids.values() for c in cs}
+        for rel_name, item in everything:
+            if item.uuid in child_ids:
+                continue
+            yield ListedItem(rel_name, item)
+            for child in kids.get(item.uuid, ()):
+                yield ListedItem(f"{rel_name}/{child.name}", child)
+
+    def _listed(self, root: LiveFolder, sub_paths: dict[str, str]) -> Iterator[tuple[str, LiveItem]]:
+        """(relative name, item) for the top-level items of every folder in ``sub_paths``, in path order."""
+        order = sorted(sub_paths, key=lambda u: (sub_paths[u], u))
+        if len(order) == 1:
+            pages: Iterator[list[LiveItem]] = self._item_pages(order[0])
+        else:
+            pool = ThreadPoolExecutor(max_workers=self._parallelism)
+            try:
+                listings = pool.map(lambda u: [i for page in self._item_pages(u) for i in page], order)
+                pages = iter(list(listings))
+            finally:
                 pool.shutdown(wait=True, cancel_futures=True)
+        for page in pages:
+            for item in page:
+                prefix = sub_paths.get(item.folder)
+                if prefix is None:
+                    prefix = self._relative_folder_path(root, item.folder)
+                    sub_paths[item.folder] = prefix
+                yield (f"{prefix}/{item.name}" if prefix else item.name), item
+
+    def _item_pages(self, folder_uuid: str) -> Iterator[list[LiveItem]]:
+        for page in self._client.pages(_ITEMS, folder_uuid, params=_item_params(recursive=False)):
+            with _answer_of(f"GET {_ITEMS}"):
+                wires = [read_item(raw) for raw in page]
+                yield self._resolved(wires)
+
+    def _resolved(self, wires: Sequence[WireItem]) -> list[LiveItem]:
+        """The items, with metadata the server sent as ``clientMetadataSignedUrl`` fetched (in parallel)."""
+        pending = [w for w in wires if w.metadata_url is not None]
+        if len(pending) == 1:
+            pending[0].item.metadata = self._signed_metadata(pending[0])
+        elif pending:
+            with ThreadPoolExecutor(max_workers=self._parallelism) as pool:
+                for w, md in zip(pending, pool.map(self._signed_metadata, pending), strict=True):
+                    w.item.metadata = md
+        return [w.item for w in wires]
+
+    def _signed_metadata(self, wire: WireItem) -> dict[str, JsonValue]:
+        assert wire.metadata_url is not None
+        uuid = wire.item.uuid
+        data = self._client.fetch_signed_json(wire.metadata_url, f"item {uuid}: clientMetadataSignedUrl")
+        return parse_metadata(data, uuid)
 
     def _relative_folder_path(self, root: LiveFolder, uuid: str) -> str:
         """The path of folder ``uuid`` relative to ``root`` (for an item in a folder the listing missed)."""
@@ -394,14 +389,21 @@ class EncordProvider:
             _CHILD_ITEMS, group.folder, group.uuid, params=[("signUrls", False), (PAGE_TOKEN, "")]
         )
         with _answer_of(f"GET {_CHILD_ITEMS}"):
-            return [_live_item(raw, parent_item=group.uuid, folder=group.folder) for raw in listing]
+            return self._resolved(
+                [read_item(raw, parent_item=group.uuid, folder=group.folder) for raw in listing]
+            )
 
     def get_items(self, uuids: Sequence[str]) -> dict[str, LiveItem]:
         """Fresh copies by uuid (``POST storage/items/get-bulk``, 1000 per request, chunks in parallel).
 
         A 403 on a chunk means some item is gone or inaccessible: the chunk is split in halves until the
-        missing items are isolated, and they are left out of the result. ``parent_item`` is not known here
-        (the API does not say) and is ``None``; keys are the uuids as given.
+        missing items are isolated, and they are left out of the result. A 200 answer that leaves requested
+        items out is asked again for those; left out twice, it is an error naming them (a missing item would
+        have been a 403, so the answer is incomplete, not a sign the files are gone). ``parent_item`` is not
+        known here (the API does not say) and is ``None``; keys are the uuids as given.
+
+        Raises:
+            ProviderResponseError: an answer without some requested items, twice in a row.
         """
         given: dict[str, str] = {}
         for u in uuids:
@@ -418,7 +420,7 @@ class EncordProvider:
             found.update(self._get_bulk(chunks[0]))
         return {given[u]: found[u] for u in wanted if u in found}
 
-    def _get_bulk(self, chunk: Sequence[str]) -> dict[str, LiveItem]:
+    def _get_bulk(self, chunk: Sequence[str], *, again: bool = True) -> dict[str, LiveItem]:
         try:
             data = self._client.call("POST", _GET_BULK, body={"itemUuids": list(chunk), "signUrls": False})
         except ProviderConflictError:
@@ -427,17 +429,29 @@ class EncordProvider:
                 return {}
             mid = len(chunk) // 2
             return {**self._get_bulk(chunk[:mid]), **self._get_bulk(chunk[mid:])}
-        results = data.get("results") if isinstance(data, dict) else None
-        if not isinstance(results, list):
-            raise ProviderResponseError(f"POST {_GET_BULK}: Encord answered without a 'results' list")
+        request = f"POST {_GET_BULK}"
+        with _answer_of(request):
+            items = self._resolved([read_item(raw) for raw in read_results(data, request)])
         requested = set(chunk)
-        with _answer_of(f"POST {_GET_BULK}"):
-            items = [_live_item(raw) for raw in results]
-        return {item.uuid: item for item in items if item.uuid in requested}
+        found = {item.uuid: item for item in items if item.uuid in requested}
+        missing = [u for u in chunk if u not in found]
+        if missing and again:
+            found.update(self._get_bulk(missing, again=False))
+        elif missing:
+            shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+            raise ProviderResponseError(
+                f"{request}: Encord answered 200 without {len(missing)} of the {len(chunk)} requested file(s), "
+                f"twice ({shown}); an incomplete answer, so nothing was concluded about them"
+            )
+        return found
 
     def patch_items(self, patches: Mapping[str, Mapping[str, JsonValue]]) -> dict[str, str | None]:
-        """Replace each item's whole metadata (``PATCH storage/items/patch-bulk``, 1000 items per request).
+        """Replace each item's whole metadata (``PATCH storage/items/patch-bulk``).
 
+        Requests hold at most 1000 items and about ``PATCH_MAX_BYTES`` of JSON; one answered 413 is halved
+        and sent again, down to single files. Each answer is checked against what was sent: a file the answer
+        leaves out, or answers with other metadata, is failed with the reason (a server that merges patches
+        into the stored dict instead of replacing it is named as such: removing keys would never converge).
         Returns uuid -> ``None`` (written) or the reason it was not; a failed request marks every item in it.
         Whole-dict writes make retried requests idempotent.
 
@@ -445,25 +459,130 @@ class EncordProvider:
             ProviderAuthError: the credentials were refused (nothing further would succeed).
         """
         out: dict[str, str | None] = {}
-        valid: list[tuple[str, str, Mapping[str, JsonValue]]] = []
+        entries: list[_Patch] = []
         for u, md in patches.items():
-            if _is_uuid(u):
-                valid.append((u, str(uuid_mod.UUID(u)), md))
-            else:
+            if not _is_uuid(u):
                 out[u] = f"{u!r} is not a UUID"
-        for chunk in _chunks(valid, BULK_LIMIT):
-            body = {"itemPatches": {canon: {"clientMetadata": dict(md)} for _, canon, md in chunk}}
+                continue
+            sent = dict(md)
             try:
-                self._client.call("PATCH", _PATCH_BULK, body=body, write=True, parse=False)
-            except ProviderAuthError:
-                raise
-            except ProviderError as exc:
-                for u, _, _ in chunk:
-                    out[u] = str(exc)
-            else:
-                for u, _, _ in chunk:
-                    out[u] = None
+                text = json.dumps(sent, allow_nan=False)
+            except (TypeError, ValueError) as exc:
+                out[u] = f"the metadata is not valid JSON: {exc}"
+                continue
+            entries.append(_Patch(u, str(uuid_mod.UUID(u)), sent, text))
+        for chunk in _patch_chunks(entries):
+            out.update(self._patch_chunk(chunk))
         return out
+
+    def _patch_chunk(self, chunk: Sequence[_Patch]) -> dict[str, str | None]:
+        body = {"itemPatches": {p.canon: {"clientMetadata": p.sent} for p in chunk}}
+        try:
+            data = self._client.call("PATCH", _PATCH_BULK, body=body, write=True)
+        except ProviderAuthError:
+            raise
+        except PayloadTooLargeError as exc:
+            if len(chunk) == 1:
+                return {chunk[0].given: f"{exc}; the file's metadata alone is too large for Encord"}
+            mid = len(chunk) // 2
+            logger.info("patch-bulk of %d files answered 413; sending halves of %d", len(chunk), mid)
+            return {**self._patch_chunk(chunk[:mid]), **self._patch_chunk(chunk[mid:])}
+        except ProviderError as exc:
+            return {p.given: str(exc) for p in chunk}
+        return self._check_patch_answer(chunk, data)
+
+    def _check_patch_answer(self, chunk: Sequence[_Patch], data: object) -> dict[str, str | None]:
+        """uuid -> ``None`` where the answer holds exactly the metadata sent, else why the file failed."""
+        request = f"PATCH {_PATCH_BULK}"
+        try:
+            results = read_results(data, request)
+        except ProviderResponseError as exc:
+            return {p.given: f"{exc}: the files may or may not have been written" for p in chunk}
+        by_uuid: dict[str, Mapping[str, Any]] = {}
+        for raw in results:
+            if isinstance(raw, Mapping) and isinstance(raw.get("uuid"), str):
+                by_uuid[raw["uuid"].lower()] = raw
+        out: dict[str, str | None] = {}
+        for p in chunk:
+            raw = by_uuid.get(p.canon)
+            if raw is None:
+                out[p.given] = (
+                    f"{request}: Encord's answer (200) left this file out, so it may not have been written; "
+                    "run apply again"
+                )
+                continue
+            got = raw["clientMetadata"] if "clientMetadata" in raw else raw.get("client_metadata")
+            if got == p.text:  # the common case: the server echoes the bytes sent
+                out[p.given] = None
+                continue
+            try:
+                with _answer_of(request):
+                    answered = self._resolved([read_item(raw, folder="-")])[0].metadata
+            except ProviderError as exc:
+                out[p.given] = f"{exc}: the file may or may not have been written"
+                continue
+            out[p.given] = _compare_written(p.sent, answered, request)
+        return out
+
+
+@dataclass(frozen=True)
+class _Patch:
+    """One file of a patch-bulk: the uuid as given and canonical, the dict sent and its JSON text."""
+
+    given: str
+    canon: str
+    sent: dict[str, JsonValue]
+    text: str
+
+
+def _patch_chunks(entries: Sequence[_Patch]) -> list[Sequence[_Patch]]:
+    """Consecutive runs of at most ``BULK_LIMIT`` files and about ``PATCH_MAX_BYTES`` of JSON each."""
+    chunks: list[Sequence[_Patch]] = []
+    start, size = 0, 0
+    for i, p in enumerate(entries):
+        cost = len(p.text) + _PATCH_ENTRY_OVERHEAD
+        if i > start and (i - start >= BULK_LIMIT or size + cost > PATCH_MAX_BYTES):
+            chunks.append(entries[start:i])
+            start, size = i, 0
+        size += cost
+    if start < len(entries):
+        chunks.append(entries[start:])
+    return chunks
+
+
+def _same_json(a: object, b: object) -> bool:
+    """JSON equality: booleans are not numbers, ``1 == 1.0``, dict key order does not matter."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return a == b
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same_json(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same_json(x, y) for x, y in zip(a, b, strict=True))
+    return type(a) is type(b) and a == b
+
+
+def _compare_written(
+    sent: Mapping[str, JsonValue], answered: Mapping[str, JsonValue], request: str
+) -> str | None:
+    """``None`` if the answer holds what was sent; otherwise why the file is failed."""
+    if _same_json(dict(sent), dict(answered)):
+        return None
+    kept_all = all(k in answered and _same_json(v, answered[k]) for k, v in sent.items())
+    extra = sorted(set(answered) - set(sent))
+    if kept_all and extra:
+        return (
+            f"{request}: Encord kept key(s) that were not sent ({', '.join(map(repr, extra[:5]))}): the server "
+            "merges patches into the stored metadata instead of replacing it, so keys cannot be removed this "
+            "way and applying again would not converge"
+        )
+    differ = sorted(k for k in set(sent) | set(answered) if k not in sent or k not in answered
+                    or not _same_json(sent[k], answered[k]))  # fmt: skip
+    return (
+        f"{request}: Encord answered metadata other than what was sent (key(s) {', '.join(map(repr, differ[:5]))}); "
+        "the file may not hold what the plan says"
+    )
 
 
 def encord_provider_from_config(

@@ -148,9 +148,10 @@ def test_recursive_listing_names(provider: EncordProvider, emulator: Emulator) -
     emulator.reset_counts()
     names = sorted(x.rel_name for x in provider.iter_items(top, recursive=True, children=False))
     assert names == ["cams/2024/night.mp4", "cams/cam01.mp4", "cams/cam02.mp4", "readme.pdf"]
+    # One recursive folder listing, then one plain item listing per folder (traffic, cams, cams/2024).
     assert _counts(emulator) == {
         "GET storage/folders/{uuid}/folders": 1,
-        "GET storage/folders/{uuid}/items": 1,
+        "GET storage/folders/{uuid}/items": 3,
     }
     cams = provider.resolve_folder("traffic/cams")
     night = [x for x in provider.iter_items(cams, recursive=True, children=False) if x.item.uuid == U(102)]

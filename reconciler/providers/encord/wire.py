@@ -1,0 +1,193 @@
+"""Typed readers of Encord's answers: the parts of ``StorageItem``, ``StorageFolder`` and result lists we use.
+
+Each answer is validated against a ``TypedDict`` with a pydantic ``TypeAdapter`` (strict: no coercion, unknown
+keys ignored, like the SDK's DTOs), and a refusal becomes one ``ProviderResponseError`` line naming the part
+that was unusable. Only the keys reconciler reads are declared (encord-api.md §5.1-§5.3); everything else an
+answer carries is ignored.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from pydantic import ConfigDict, StringConstraints, TypeAdapter, ValidationError
+from typing_extensions import NotRequired, TypedDict
+
+from reconciler.errors import ProviderResponseError
+from reconciler.model import LiveItem
+from reconciler.types import JsonValue
+
+__all__ = [
+    "WireItem",
+    "parse_metadata",
+    "read_folder",
+    "read_item",
+    "read_path_to_root",
+    "read_results",
+    "read_schema",
+]
+
+_NonEmpty = Annotated[str, StringConstraints(min_length=1)]
+_STRICT = ConfigDict(strict=True, extra="ignore")
+
+
+class _Item(TypedDict):
+    __pydantic_config__ = _STRICT  # type: ignore[misc]
+
+    uuid: _NonEmpty
+    parent: NotRequired[_NonEmpty | None]
+    name: _NonEmpty
+    itemType: _NonEmpty
+    clientMetadata: NotRequired[str | dict[str, Any] | None]
+    client_metadata: NotRequired[str | dict[str, Any] | None]
+    clientMetadataSignedUrl: NotRequired[str | None]
+
+
+class _Folder(TypedDict):
+    __pydantic_config__ = _STRICT  # type: ignore[misc]
+
+    uuid: _NonEmpty
+    parent: NotRequired[_NonEmpty | None]
+    name: _NonEmpty
+
+
+class _PathEntry(TypedDict):
+    __pydantic_config__ = _STRICT  # type: ignore[misc]
+
+    uuid: str
+    name: str
+    parentUuid: NotRequired[str | None]
+    parent_uuid: NotRequired[str | None]
+
+
+class _Results(TypedDict):
+    __pydantic_config__ = _STRICT  # type: ignore[misc]
+
+    results: list[Any]
+
+
+_ITEM: TypeAdapter[_Item] = TypeAdapter(_Item)
+_FOLDER: TypeAdapter[_Folder] = TypeAdapter(_Folder)
+_PATH_ENTRY: TypeAdapter[_PathEntry] = TypeAdapter(_PathEntry)
+_RESULTS: TypeAdapter[_Results] = TypeAdapter(_Results)
+_SCHEMA: TypeAdapter[dict[str, dict[str, Any]] | None] = TypeAdapter(
+    dict[str, dict[str, Any]] | None, config=ConfigDict(strict=True)
+)
+
+
+@dataclass(frozen=True)
+class WireItem:
+    """A storage item as answered, and the signed URL its metadata must be fetched from (if the server sent
+    one: then ``item.metadata`` is a placeholder until it is fetched)."""
+
+    item: LiveItem
+    metadata_url: str | None
+
+
+def _first_key(exc: ValidationError) -> str | None:
+    for err in exc.errors():
+        loc = err.get("loc") or ()
+        if loc and isinstance(loc[0], str):
+            return loc[0]
+    return None
+
+
+def parse_metadata(value: object, uuid: str) -> dict[str, JsonValue]:
+    """``clientMetadata`` (a JSON-encoded string on the wire; null or ``""`` mean none) as a dict."""
+    if value is None or value == "":
+        return {}
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            raise ProviderResponseError(f"item {uuid}: clientMetadata is not valid JSON") from exc
+    if not isinstance(value, dict):
+        raise ProviderResponseError(f"item {uuid}: clientMetadata is not a JSON object")
+    return value
+
+
+def read_item(raw: object, *, parent_item: str | None = None, folder: str | None = None) -> WireItem:
+    """One ``StorageItem``. ``folder`` (child items) is used when the answer has no ``parent``.
+
+    Raises:
+        ProviderResponseError: not an object, or a required key missing or of the wrong type.
+    """
+    if not isinstance(raw, Mapping):
+        raise ProviderResponseError("Encord answered an item that is not a JSON object")
+    try:
+        doc = _ITEM.validate_python(raw)
+    except ValidationError as exc:
+        key = _first_key(exc) or "uuid"
+        uuid = raw.get("uuid")
+        if key == "uuid" or not isinstance(uuid, str) or not uuid:
+            raise ProviderResponseError("Encord answered an item without a usable 'uuid'") from None
+        if key in ("clientMetadata", "client_metadata"):
+            raise ProviderResponseError(f"item {uuid}: clientMetadata is not a JSON object") from None
+        raise ProviderResponseError(f"Encord answered item {uuid} without a usable {key!r}") from None
+    uuid = doc["uuid"]
+    item_folder = doc.get("parent") or folder
+    if item_folder is None:
+        raise ProviderResponseError(f"Encord answered item {uuid} without a usable 'parent'")
+    url = doc.get("clientMetadataSignedUrl") or None
+    md_raw = doc["clientMetadata"] if "clientMetadata" in doc else doc.get("client_metadata")
+    metadata = {} if url is not None else parse_metadata(md_raw, uuid)
+    item = LiveItem(
+        uuid=uuid,
+        folder=item_folder,
+        name=doc["name"],
+        item_type=doc["itemType"],
+        metadata=metadata,
+        parent_item=parent_item,
+    )
+    return WireItem(item, url)
+
+
+def read_folder(raw: object) -> tuple[str, str | None, str]:
+    """``(uuid, parent, name)`` of one ``StorageFolder``."""
+    if not isinstance(raw, Mapping):
+        raise ProviderResponseError("Encord answered a folder that is not a JSON object")
+    try:
+        doc = _FOLDER.validate_python(raw)
+    except ValidationError as exc:
+        key = _first_key(exc) or "uuid"
+        uuid = raw.get("uuid")
+        if key == "uuid" or not isinstance(uuid, str) or not uuid:
+            raise ProviderResponseError("Encord answered a folder without a usable 'uuid'") from None
+        raise ProviderResponseError(f"Encord answered folder {uuid} without a usable {key!r}") from None
+    return doc["uuid"], doc.get("parent"), doc["name"]
+
+
+def read_path_to_root(raw: object) -> dict[str, tuple[str | None, str]]:
+    """uuid -> (parent, name) from a folder's ``pathToRoot``; unusable entries are skipped (it is a hint)."""
+    entries = raw.get("pathToRoot") if isinstance(raw, Mapping) else None
+    out: dict[str, tuple[str | None, str]] = {}
+    for entry in entries if isinstance(entries, list) else ():
+        try:
+            doc = _PATH_ENTRY.validate_python(entry)
+        except ValidationError:
+            continue
+        up = doc["parentUuid"] if "parentUuid" in doc else doc.get("parent_uuid")
+        out[doc["uuid"]] = (up, doc["name"])
+    return out
+
+
+def read_results(data: object, request: str) -> list[Any]:
+    """The ``results`` list of a get-bulk or patch-bulk answer."""
+    try:
+        return _RESULTS.validate_python(data)["results"]
+    except ValidationError:
+        raise ProviderResponseError(f"{request}: Encord answered without a 'results' list") from None
+
+
+def read_schema(data: object, request: str) -> dict[str, dict[str, Any]]:
+    """The schema map (``null`` means none: ``{}``)."""
+    try:
+        schema = _SCHEMA.validate_python(data)
+    except ValidationError:
+        raise ProviderResponseError(
+            f"{request}: Encord answered a schema that is not a map of key -> type object"
+        ) from None
+    return {} if schema is None else schema
