@@ -90,7 +90,7 @@ class SourceSpec:
     """A bulk ``source:`` file (JSONL or CSV), path relative to the manifest directory."""
 
     path: str
-    format: str  # "jsonl" | "csv"
+    format: str  # "jsonl" | "csv" | "registration" (Encord's upload JSON)
     location: SourceLocation
 
 

@@ -73,7 +73,8 @@ logger = logging.getLogger(__name__)
 
 MANIFEST_SUFFIXES = (".yaml", ".yml")
 DEFAULT_SQLITE_PATH = ".reconciler/live.db"
-_SOURCE_FORMATS = {".jsonl": "jsonl", ".csv": "csv"}
+#: ``.json`` is Encord's registration (cloud-integration upload) JSON, read by manifest/source.py.
+_SOURCE_FORMATS = {".jsonl": "jsonl", ".csv": "csv", ".json": "registration"}
 _SELECTORS = ("glob", "name", "uuid")
 _YAML11_BOOLS = frozenset({"yes", "no", "on", "off", "y", "n", "true", "false"})
 _UNDECLARED = "is not declared in the metadata schema"
@@ -721,7 +722,9 @@ class _Loader:
         rel = PurePosixPath(*parts).as_posix()
         suffix = PurePosixPath(rel).suffix.lower()
         if suffix not in _SOURCE_FORMATS:
-            self.out.error(location, f"source {raw!r} must be a .jsonl or .csv file")
+            self.out.error(
+                location, f"source {raw!r} must be a .jsonl, .csv or .json (Encord registration) file"
+            )
             return None
         candidate = self.root / rel
         try:

@@ -7,6 +7,9 @@ then one summary line) and skipped.
 JSONL: one object per line, ``{"name": ...}`` or ``{"uuid": ...}`` plus ``"metadata": {...}``; blank lines are
 skipped. CSV: a header row with a ``name`` or ``uuid`` column and one column per metadata key; each cell is
 converted by its key's schema type (:func:`reconciler.values.convert_cell`); an empty cell means "not set".
+Registration JSON (``.json``): Encord's cloud-integration upload file, a top-level object whose sections
+(``videos``, ``images``, ``image_groups``, ...) list entries with a ``title`` and ``clientMetadata``; each entry is
+a row selecting the file of that name. It is read in chunks, one entry at a time.
 """
 
 from __future__ import annotations
@@ -268,6 +271,8 @@ def iter_source_rows(
     try:
         if spec.format == "csv":
             yield from _csv_rows(root / spec.path, spec.path, schema, checkers, report)
+        elif spec.format == "registration":
+            yield from _registration_rows(root / spec.path, spec.path, checkers, report)
         else:
             yield from _jsonl_rows(root / spec.path, spec.path, checkers, report)
     except OSError as exc:
@@ -547,3 +552,209 @@ def _csv_header(
                 return None
         keys.append((i, name))
     return SelectorKind(header[ids[0]]), ids[0], keys
+
+
+# --------------------------------------------------------------------------------------------- registration JSON
+
+#: The sections of Encord's cloud-integration upload JSON that list files (each entry has a ``title``).
+REGISTRATION_SECTIONS = (
+    "videos", "images", "image_groups", "image_sequences", "dicom_series", "nifti", "audio", "text", "pdf",
+    "scenes",
+)  # fmt: skip
+#: Top-level keys of the upload JSON that are not file lists (read and ignored).
+_REGISTRATION_OPTIONS = frozenset({"skip_duplicate_urls"})
+_CHUNK_CHARS = 1 << 20
+_WHITESPACE = re.compile(r"[ \t\r\n]*")
+
+
+class _Stop(Exception):
+    """The registration file cannot be read further: ``line`` and the problem."""
+
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(message)
+        self.line = line
+        self.message = message
+
+
+class _JsonStream:
+    """A JSON text read in chunks: structural characters one at a time, whole values with ``raw_decode``.
+
+    Only the unread rest of the current chunk (plus the value being read) is held in memory; ``line`` is the
+    line of the next unread character.
+    """
+
+    def __init__(self, fh: IO[str]) -> None:
+        self.fh = fh
+        self.buf = ""
+        self.pos = 0
+        self.line = 1
+        self.eof = False
+        self.decoder = json.JSONDecoder()
+        #: Characters of the buffer's first line that were read before it (its column offset).
+        self.col0 = 0
+
+    def _fill(self) -> bool:
+        if self.eof:
+            return False
+        data = self.fh.read(_CHUNK_CHARS)
+        if not data:
+            self.eof = True
+            return False
+        newline = self.buf.rfind("\n", 0, self.pos)
+        self.col0 = self.pos - newline - 1 if newline >= 0 else self.col0 + self.pos
+        self.buf = self.buf[self.pos :] + data
+        self.pos = 0
+        return True
+
+    def _advance(self, end: int) -> None:
+        self.line += self.buf.count("\n", self.pos, end)
+        self.pos = end
+
+    def peek(self) -> str:
+        """The next non-whitespace character ("" at the end)."""
+        while True:
+            m = _WHITESPACE.match(self.buf, self.pos)
+            assert m is not None
+            self._advance(m.end())
+            if self.pos < len(self.buf):
+                return self.buf[self.pos]
+            if not self._fill():
+                return ""
+
+    def take(self, expected: str, what: str) -> None:
+        found = self.peek()
+        if found != expected:
+            shown = repr(found) if found else "the end of the file"
+            raise _Stop(self.line, f"invalid JSON: expected {expected!r} {what}, found {shown}")
+        self._advance(self.pos + 1)
+
+    def value(self) -> tuple[object, int]:
+        """The next JSON value and the line it starts on."""
+        self.peek()
+        start_line = self.line
+        while True:
+            try:
+                obj, end = self.decoder.raw_decode(self.buf, self.pos)
+            except json.JSONDecodeError as exc:
+                truncated = exc.pos >= len(self.buf) - 1 or exc.msg.startswith("Unterminated string")
+                if truncated and self._grow():
+                    continue
+                line = start_line + self.buf.count("\n", self.pos, exc.pos)
+                column = exc.colno + (self.col0 if exc.lineno == 1 else 0)
+                raise _Stop(line, f"invalid JSON: {exc.msg} (column {column})") from None
+            except RecursionError:
+                raise _Stop(start_line, "invalid JSON: nested too deeply") from None
+            if end == len(self.buf) and self._grow():  # a number may go on in the next chunk
+                continue
+            self._advance(end)
+            return obj, start_line
+
+    def _grow(self) -> bool:
+        if len(self.buf) - self.pos > MAX_ROW_BYTES:
+            raise _Stop(self.line, f"an entry is longer than {MAX_ROW_BYTES:,} characters; not read further")
+        return self._fill()
+
+
+def _registration_rows(file: Path, path: str, checkers: _Checkers, report: _Reporter) -> Iterator[SourceRow]:
+    """The entries of a registration JSON, one row each (``title`` -> its ``clientMetadata``)."""
+    with file.open("r", encoding="utf-8-sig") as fh:
+        stream = _JsonStream(fh)
+        titles: dict[str, int] = {}
+        try:
+            if stream.peek() != "{":
+                found = stream.peek()
+                raise _Stop(
+                    stream.line,
+                    'a registration JSON is one object with sections such as "videos" and "images" '
+                    f"(Encord's upload file), found {repr(found) if found else 'an empty file'}",
+                )
+            stream.take("{", "")
+            first = True
+            while True:
+                if stream.peek() == "}":
+                    stream.take("}", "")
+                    break
+                if not first:
+                    stream.take(",", "between sections")
+                first = False
+                key, key_line = stream.value()
+                if not isinstance(key, str):
+                    raise _Stop(key_line, "invalid JSON: expected a section name in double quotes")
+                stream.take(":", f"after {key!r}")
+                if key in _REGISTRATION_OPTIONS:
+                    stream.value()
+                    continue
+                if key not in REGISTRATION_SECTIONS:
+                    raise _Stop(
+                        key_line,
+                        f"unknown section {key!r} in a registration JSON (known: "
+                        f"{', '.join(REGISTRATION_SECTIONS)}, {', '.join(sorted(_REGISTRATION_OPTIONS))})",
+                    )
+                yield from _registration_section(stream, key, path, checkers, report, titles)
+            if stream.peek() != "":
+                raise _Stop(stream.line, "invalid JSON: extra data after the top-level object")
+        except _Stop as stop:
+            report(stop.line, stop.message)
+        except UnicodeDecodeError:
+            report(stream.line, "file is not valid UTF-8")
+
+
+def _registration_section(
+    stream: _JsonStream,
+    section: str,
+    path: str,
+    checkers: _Checkers,
+    report: _Reporter,
+    titles: dict[str, int],
+) -> Iterator[SourceRow]:
+    stream.take("[", f"(the {section!r} section is a list of entries)")
+    first = True
+    while True:
+        if stream.peek() == "]":
+            stream.take("]", "")
+            return
+        if not first:
+            stream.take(",", f"between entries of {section!r}")
+        first = False
+        entry, line = stream.value()
+        row = _registration_entry(entry, section, line, path, checkers, report, titles)
+        if row is not None:
+            yield row
+
+
+def _registration_entry(
+    entry: object,
+    section: str,
+    line: int,
+    path: str,
+    checkers: _Checkers,
+    report: _Reporter,
+    titles: dict[str, int],
+) -> SourceRow | None:
+    if type(entry) is not dict:
+        report(line, f"an entry of {section!r} must be an object, got {describe_value(entry)}")
+        return None
+    title = entry.get("title")
+    if title is None:
+        report(line, f'an entry of {section!r} has no "title" (its file is found by title)')
+        return None
+    if type(title) is not str or not title:
+        report(line, f"title must be a non-empty string, got {describe_value(title)}")
+        return None
+    if "clientMetadata" in entry and "client_metadata" in entry:
+        report(line, f'entry {title!r} has both "clientMetadata" and "client_metadata"')
+        return None
+    metadata = entry["clientMetadata"] if "clientMetadata" in entry else entry.get("client_metadata", {})
+    if type(metadata) is not dict:
+        report(line, f"entry {title!r}: clientMetadata must be a JSON object, got {describe_value(metadata)}")
+        return None
+    first = titles.get(title)
+    if first is not None:
+        report(line, f"title {title!r} appears twice (first at line {first}); give each file one entry")
+        return None
+    titles[title] = line
+    problem = checkers.check_all(metadata)
+    if problem is not None:
+        report(line, problem)
+        return None
+    return SourceRow(SelectorKind.NAME, title, metadata, path, line)

@@ -644,7 +644,10 @@ def test_file_too_large(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
             "/etc/rows.jsonl",
             "source '/etc/rows.jsonl' must be a relative path inside the manifest directory, not an absolute path",
         ),
-        ("data/rows.txt", "source 'data/rows.txt' must be a .jsonl or .csv file"),
+        (
+            "data/rows.txt",
+            "source 'data/rows.txt' must be a .jsonl, .csv or .json (Encord registration) file",
+        ),
         (
             "data/missing.csv",
             "source file 'data/missing.csv' does not exist (paths are relative to the manifest directory)",
