@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from reconciler.testing.emulator import Emulator, Faults
+    from reconciler.testing.emulator import Emulator, Faults, Modes
 
-__all__ = ["Emulator", "Faults"]
+__all__ = ["Emulator", "Faults", "Modes"]
 
 
 def __getattr__(name: str) -> object:

@@ -175,3 +175,15 @@ def test_deep_nesting_is_a_located_error(tmp_path: Path) -> None:
     rows, problems = _rows(tmp_path, '{"images": [{"title": "a", "clientMetadata": {"k": ' + deep + "}}]}")
     assert rows == []
     assert problems == ["u.json:1: invalid JSON: nested too deeply"]
+
+
+def test_the_readme_example_reads_as_documented(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("- **Registration JSON**", 1)[1]
+    example = section.split("```json\n", 1)[1].split("```", 1)[0]
+    rows, problems = _rows(tmp_path, "\n".join(line.strip() for line in example.splitlines()))
+    assert problems == []
+    assert rows == [
+        ("cam01.mp4", {"capture.weather": "rain", "keyframes": [13, 17, 19]}, 1),
+        ("scan-07", {"patient": "p7"}, 3),
+    ]
