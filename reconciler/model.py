@@ -22,6 +22,8 @@ __all__ = [
     "FileManifest",
     "FileSelector",
     "Limits",
+    "LiveDataRow",
+    "LiveDataset",
     "LiveFolder",
     "LiveItem",
     "Mode",
@@ -189,6 +191,27 @@ class LiveFolder:
     parent: str | None
     name: str
     path: str
+
+
+@dataclass
+class LiveDataRow:
+    """A data unit of a dataset (Encord's legacy v1 API). ``metadata`` is its custom metadata: the backing
+    storage item's ``clientMetadata`` when ``backing_item`` is set (one value, two APIs), else its own."""
+
+    data_hash: str
+    title: str
+    data_type: str  # upper case, as the v1 API answers (IMAGE, VIDEO, IMG_GROUP, DICOM, ...)
+    backing_item: str | None
+    metadata: dict[str, JsonValue]
+
+
+@dataclass
+class LiveDataset:
+    """A dataset and its data units, in the server's order."""
+
+    hash: str
+    title: str
+    rows: list[LiveDataRow]
 
 
 @dataclass

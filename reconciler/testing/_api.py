@@ -75,7 +75,8 @@ class Modes:
     a client is correct under either.
     """
 
-    #: patch-bulk merges the sent ``clientMetadata`` into the stored dict instead of replacing it.
+    #: patch-bulk (and the v1 data-row write) merges the sent metadata into the stored dict instead of
+    #: replacing it.
     patch_merges: bool = False
     #: patch-bulk leaves the last N patches of a request unwritten and out of its ``results``.
     patch_drop_results: int = 0

@@ -127,8 +127,12 @@ def _filtered_rows(state: State, ds: DatasetRecord, payload: dict[str, Any]) -> 
     return rows
 
 
-def handle_v1(state: State, resource_type: str, resource_id: str, body: bytes, now: str) -> Any:
+def handle_v1(
+    state: State, resource_type: str, resource_id: str, body: bytes, now: str, *, merges: bool = False
+) -> Any:
     """Answer one authenticated v1 call (the caller holds the state lock); returns the ``response`` value.
+
+    ``merges`` (the ``patch_merges`` mode): a data-row write merges into the stored dict instead of replacing it.
 
     Raises:
         V1Error: an unknown resource, query or data row, or a malformed request.
@@ -189,6 +193,8 @@ def handle_v1(state: State, resource_type: str, resource_id: str, body: bytes, n
                 text = dumps_metadata(md)
             except ValueError as exc:
                 raise V1Error(400, "INVALID_ARGUMENTS_ERROR", str(exc)) from None
+            if merges:
+                text = dumps_metadata({**json.loads(state.row_metadata_json(row)), **md})
             state.update_row_metadata(row, text, now)
             updated.append("client_metadata")
         return {"data_row": _row_json(state, row, with_metadata=True), "updated_fields": updated}

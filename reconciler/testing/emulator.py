@@ -545,7 +545,8 @@ class _Handler(BaseHTTPRequestHandler):
         now = datetime.now(timezone.utc).isoformat()
         try:
             with emu._api.lock:
-                answer = handle_v1(emu._api.state, resource_type, resource_id, body, now)
+                merges = emu._api.modes.patch_merges
+                answer = handle_v1(emu._api.state, resource_type, resource_id, body, now, merges=merges)
         except V1Error as exc:
             self._send(Response(200, exc.envelope()))
             return

@@ -38,6 +38,8 @@ NO_CREDENTIALS_MESSAGE = f"no Encord credentials: set {ENV_KEY_FILE}, {ENV_KEY} 
 
 _SIGNATURE_LABEL = "encord-sig"
 _OPENSSH_HEADER = b"-----BEGIN OPENSSH PRIVATE KEY-----"
+#: The path of Encord's legacy v1 querier (datasets), which has its own signature (encord-api.md §2.3).
+V1_PATH = "/public"
 
 
 class Ed25519SigningAuth(httpx.Auth):
@@ -81,7 +83,15 @@ class Ed25519SigningAuth(httpx.Auth):
             "Signature": f"{_SIGNATURE_LABEL}=:{signature}:",
         }
 
+    def v1_authorization(self, body: bytes) -> str:
+        """The legacy v1 ``Authorization`` value: ``<public key hex>:<hex Ed25519 signature of SHA-256(body)>``."""
+        return f"{self.key_id}:{self._private_key.sign(hashlib.sha256(body).digest()).hex()}"
+
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        if request.url.path == V1_PATH:  # the legacy dataset querier signs the body's digest instead
+            request.headers["Authorization"] = self.v1_authorization(request.content)
+            yield request
+            return
         target = request.url.raw_path.decode("ascii")
         request.headers.update(self.signature_headers(request.method, target, request.content))
         yield request

@@ -507,6 +507,78 @@ class EncordClient:
             )
         raise ProviderResponseError(f"{desc}: Encord answered {reason}{suffix}")
 
+    # -- the legacy v1 querier (datasets) ---------------------------------------------------------------------
+
+    def call_v1(
+        self,
+        resource_id: str,
+        query_type: str,
+        query_method: str,
+        *,
+        uid: str | None = None,
+        payload: Any = None,
+        write: bool = False,
+    ) -> Any:
+        """One call of the legacy v1 dataset querier (encord-api.md §6): ``POST /public``, headers
+        ``ResourceType: dataset`` and ``ResourceID``; returns the envelope's ``response``.
+
+        Counted as ``POST public <query_type>``. Retried like v2 calls (reconciler's v1 writes carry the whole
+        dict, so a retry is idempotent).
+
+        Raises:
+            ProviderAuthError: credentials refused (HTTP 401 or ``AUTHENTICATION_ERROR`` in the envelope).
+            ProviderConflictError: no such dataset or data row, or no access (``AUTHORISATION_ERROR``,
+                ``RESOURCE_NOT_FOUND_ERROR``, HTTP 403/404).
+            ProviderResponseError: any other refusal, or an answer that is not the envelope.
+        """
+        doc = {
+            "query_type": query_type,
+            "query_method": query_method,
+            "values": {"uid": uid, "payload": payload},
+        }
+        try:
+            content = json.dumps(doc, allow_nan=False).encode("ascii")
+        except (TypeError, ValueError) as exc:
+            raise ProviderResponseError(
+                f"v1 {query_type}: the request body is not valid JSON: {exc}"
+            ) from exc
+        headers = {
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "ResourceType": "dataset",
+            "ResourceID": resource_id,
+        }
+        desc = f"v1 {query_type} {query_method} (dataset {resource_id})"
+        name = f"POST public {query_type}"
+        response = self._send_with_retries(
+            "POST", self.domain + "/public", content, headers, name, desc, write
+        )
+        data = self._parse(response, desc)
+        if not isinstance(data, dict) or "status" not in data:
+            raise ProviderResponseError(
+                f'{desc}: Encord answered without the v1 envelope ({{"status", "response"}})'
+            )
+        if data.get("status") == 200:
+            return data.get("response")
+        code = data.get("response")
+        code_text = (
+            code[0] if isinstance(code, list) and len(code) == 1 and isinstance(code[0], str) else str(code)
+        )
+        detail = data.get("payload")
+        suffix = f": {_one_line(detail)}" if isinstance(detail, str) and detail else ""
+        if code_text == "AUTHENTICATION_ERROR":
+            raise ProviderAuthError(
+                f"Encord refused the credentials ({code_text}) at {self.domain}: wrong key, or wrong region? "
+                f"US-region organisations use {US_DOMAIN}"
+            )
+        if code_text in ("AUTHORISATION_ERROR", "RESOURCE_NOT_FOUND_ERROR"):
+            raise ProviderConflictError(
+                f"{desc}: no such, or no access to, the dataset or data row ({code_text}){suffix}"
+            )
+        raise ProviderResponseError(
+            f"{desc}: Encord answered {code_text} (status {data.get('status')}){suffix}"
+        )
+
     # -- signed URLs ------------------------------------------------------------------------------------------
 
     def fetch_signed_json(self, url: str, what: str) -> Any:

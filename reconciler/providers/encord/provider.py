@@ -21,7 +21,7 @@ from reconciler.errors import (
     ProviderError,
     ProviderResponseError,
 )
-from reconciler.model import LiveFolder, LiveItem
+from reconciler.model import LiveDataset, LiveFolder, LiveItem
 from reconciler.providers.base import CallStats, Capabilities, ListedItem, ProviderIdentity
 from reconciler.providers.encord.auth import auth_from_env
 from reconciler.providers.encord.client import (
@@ -36,11 +36,13 @@ from reconciler.providers.encord.client import (
 from reconciler.providers.encord.wire import (
     WireItem,
     parse_metadata,
+    read_dataset,
     read_folder,
     read_item,
     read_path_to_root,
     read_results,
     read_schema,
+    read_written_row,
 )
 
 if TYPE_CHECKING:
@@ -523,6 +525,61 @@ class EncordProvider:
                 continue
             out[p.given] = _compare_written(p.sent, answered, request)
         return out
+
+    # -- datasets (the legacy v1 querier) ---------------------------------------------------------------------
+
+    def read_dataset(self, dataset_hash: str) -> LiveDataset:
+        """A dataset's rows with their custom metadata, in one v1 call (``dataset`` with ``fetch_client_metadata``).
+
+        A row with a backing item carries that item's metadata (write it through :meth:`patch_items`); only
+        rows without one need :meth:`write_data_rows`.
+
+        Raises:
+            ProviderConflictError: no such dataset, or no access to it.
+        """
+        payload = {"dataset_access_settings": {"fetch_client_metadata": True, "fetch_rows": True}}
+        data = self._client.call_v1(dataset_hash, "dataset", "GET", payload=payload)
+        return read_dataset(data, f"v1 dataset {dataset_hash}")
+
+    def write_data_rows(
+        self, dataset_hash: str, patches: Mapping[str, Mapping[str, JsonValue]]
+    ) -> dict[str, str | None]:
+        """Replace the metadata of data rows **without** a backing item: one legacy ``datarow`` POST per row
+        (there is no bulk form), in parallel, each counted as ``POST public datarow``.
+
+        Returns data hash -> ``None`` (written, and the answer holds what was sent) or the reason it was not.
+
+        Raises:
+            ProviderAuthError: the credentials were refused.
+        """
+
+        def one(item: tuple[str, Mapping[str, JsonValue]]) -> tuple[str, str | None]:
+            data_hash, md = item
+            sent = dict(md)
+            request = f"v1 datarow {data_hash}"
+            try:
+                data = self._client.call_v1(
+                    dataset_hash,
+                    "datarow",
+                    "POST",
+                    uid=data_hash,
+                    payload={"client_metadata": sent},
+                    write=True,
+                )
+                row, updated = read_written_row(data, request)
+            except ProviderAuthError:
+                raise
+            except ProviderError as exc:
+                return data_hash, str(exc)
+            if updated is not None and "client_metadata" not in updated:
+                return data_hash, f"{request}: Encord did not update client_metadata (updated: {updated})"
+            return data_hash, _compare_written(sent, row.metadata, request)
+
+        items = list(patches.items())
+        if len(items) <= 1:
+            return dict(map(one, items))
+        with ThreadPoolExecutor(max_workers=self._parallelism) as pool:
+            return dict(pool.map(one, items))
 
 
 @dataclass(frozen=True)

@@ -17,17 +17,19 @@ from pydantic import ConfigDict, StringConstraints, TypeAdapter, ValidationError
 from typing_extensions import NotRequired, TypedDict
 
 from reconciler.errors import ProviderResponseError
-from reconciler.model import LiveItem
+from reconciler.model import LiveDataRow, LiveDataset, LiveItem
 from reconciler.types import JsonValue
 
 __all__ = [
     "WireItem",
     "parse_metadata",
+    "read_dataset",
     "read_folder",
     "read_item",
     "read_path_to_root",
     "read_results",
     "read_schema",
+    "read_written_row",
 ]
 
 _NonEmpty = Annotated[str, StringConstraints(min_length=1)]
@@ -191,3 +193,69 @@ def read_schema(data: object, request: str) -> dict[str, dict[str, Any]]:
             f"{request}: Encord answered a schema that is not a map of key -> type object"
         ) from None
     return {} if schema is None else schema
+
+
+class _DataRow(TypedDict):
+    __pydantic_config__ = _STRICT  # type: ignore[misc]
+
+    data_hash: _NonEmpty
+    data_title: str
+    data_type: _NonEmpty
+    backing_item_uuid: NotRequired[str | None]
+    client_metadata: NotRequired[dict[str, Any] | None]
+
+
+class _Dataset(TypedDict):
+    __pydantic_config__ = _STRICT  # type: ignore[misc]
+
+    dataset_hash: _NonEmpty
+    title: str
+    data_rows: list[_DataRow]
+
+
+class _WrittenRow(TypedDict):
+    __pydantic_config__ = _STRICT  # type: ignore[misc]
+
+    data_row: _DataRow
+    updated_fields: NotRequired[list[str]]
+
+
+_DATASET: TypeAdapter[_Dataset] = TypeAdapter(_Dataset)
+_WRITTEN_ROW: TypeAdapter[_WrittenRow] = TypeAdapter(_WrittenRow)
+
+
+def _where(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    return ".".join(str(p) for p in err.get("loc") or ()) or "the answer"
+
+
+def _row(doc: _DataRow) -> LiveDataRow:
+    return LiveDataRow(
+        data_hash=doc["data_hash"],
+        title=doc["data_title"],
+        data_type=doc["data_type"],
+        backing_item=doc.get("backing_item_uuid") or None,
+        metadata=dict(doc.get("client_metadata") or {}),
+    )
+
+
+def read_dataset(data: object, request: str) -> LiveDataset:
+    """A v1 ``dataset`` answer (fetched with ``fetch_client_metadata``) as a LiveDataset."""
+    try:
+        doc = _DATASET.validate_python(data)
+    except ValidationError as exc:
+        raise ProviderResponseError(
+            f"{request}: Encord answered a dataset with an unusable {_where(exc)}"
+        ) from None
+    return LiveDataset(doc["dataset_hash"], doc["title"], [_row(r) for r in doc["data_rows"]])
+
+
+def read_written_row(data: object, request: str) -> tuple[LiveDataRow, list[str] | None]:
+    """A v1 ``datarow`` POST answer: the row as written and its ``updated_fields`` (``None`` if absent)."""
+    try:
+        doc = _WRITTEN_ROW.validate_python(data)
+    except ValidationError as exc:
+        raise ProviderResponseError(
+            f"{request}: Encord answered a data row with an unusable {_where(exc)}"
+        ) from None
+    return _row(doc["data_row"]), doc.get("updated_fields")
