@@ -8,6 +8,7 @@ records them, and once the server behaves a re-run converges with a last ``plan`
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -251,12 +252,12 @@ def test_patch_bulk_is_split_by_payload_size(emu: Emulator, monkeypatch: pytest.
     assert emu.request_counts()["by_route"] == {PATCH: 4}
 
 
-def test_default_size_cap_keeps_4096_d_embeddings_under_it() -> None:
-    one = json.dumps({"clip": [0.123456789012345] * 4096})
-    per_request = provider_mod.PATCH_MAX_BYTES // (len(one) + 64)
+def test_default_size_cap_and_4096_d_embeddings() -> None:
+    rng = random.Random(7)
+    one = json.dumps({"clip": [rng.uniform(-1, 1) for _ in range(4096)]})
     assert provider_mod.PATCH_MAX_BYTES == 16 * 1024 * 1024
-    assert 1000 * len(one) > 70_000_000  # a full 1000-file request would be ~80 MB
-    assert 200 <= per_request < 1000
+    assert 80_000_000 < 1000 * len(one) < 90_000_000  # a full 1000-file request would be ~85 MB
+    assert provider_mod.PATCH_MAX_BYTES // (len(one) + 64) in range(190, 210)  # about 200 files per request
 
 
 # ---- listings --------------------------------------------------------------------------------------

@@ -61,8 +61,8 @@ GROUP_ITEM_TYPES: Final = frozenset({"imageGroup", "imageSequence", "dicomSeries
 PAGE_SIZE: Final = 1000
 BULK_LIMIT: Final = 1000  # STORAGE_BUNDLE_CREATE_LIMIT in the SDK
 #: Largest patch-bulk body sent (bytes of JSON): a request is split by size as well as by count. 1000 files
-#: with a 4096-d embedding each are ~83 MB; Encord's own limit is unconfirmed, so stay well under common
-#: proxy limits (32 MiB). A 413 answer halves the request again, down to single files.
+#: with a 4096-d embedding each are ~85 MB (about 200 fit in one request). Encord's own limit is unconfirmed;
+#: a 413 answer halves the request again, down to single files.
 PATCH_MAX_BYTES: Final = 16 * 1024 * 1024
 #: JSON bytes of one ``"<uuid>": {"clientMetadata": ...}, `` entry beyond the metadata itself.
 _PATCH_ENTRY_OVERHEAD: Final = 64
