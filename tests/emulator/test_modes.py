@@ -16,8 +16,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from reconciler.errors import ProviderResponseError
 from reconciler.model import LiveItem
-from reconciler.providers.encord import EncordProvider, RetryPolicy
+from reconciler.providers.encord import EncordClient, EncordProvider, RetryPolicy
 from reconciler.providers.encord import provider as provider_mod
 from reconciler.providers.encord.auth import BearerAuth
 from reconciler.snapshot import Snapshot
@@ -368,3 +369,24 @@ def test_signed_urls_are_fetched_without_credentials_and_counted(emu: Emulator) 
         assert p.stats.by_route["GET clientMetadataSignedUrl"] == 4
         listed = p.iter_items(p.resolve_folder("cams"), recursive=False, children=False)
         assert [x.item.metadata for x in listed] == [{"n": i} for i in range(4)]
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("http://example.com/md?sig=secret", "scheme 'http', host 'example.com'"),
+        ("ftp://127.0.0.1/md", "scheme 'ftp', host '127.0.0.1'"),
+        ("not a url", "scheme '', host ''"),
+    ],
+)
+def test_signed_urls_must_be_https_or_loopback(url: str, shown: str) -> None:
+    with (
+        EncordClient("http://127.0.0.1:9", BearerAuth(TOKEN)) as client,
+        pytest.raises(ProviderResponseError) as info,
+    ):
+        client.fetch_signed_json(url, "item x: clientMetadataSignedUrl")
+    assert str(info.value) == (
+        f"item x: clientMetadataSignedUrl: Encord answered a signed URL that is not https:// ({shown}); "
+        "plain http:// is fetched only from loopback hosts"
+    )
+    assert client.stats.by_route == {}

@@ -601,7 +601,8 @@ class EncordClient:
         scheme = parts.scheme.lower()
         if not host or scheme not in ("https", "http") or (scheme == "http" and not _is_loopback(host)):
             raise ProviderResponseError(
-                f"{what}: Encord answered a signed URL that is not https:// ({redact_url(url)[:80]!r})"
+                f"{what}: Encord answered a signed URL that is not https:// (scheme {scheme!r}, host {host!r}); "
+                "plain http:// is fetched only from loopback hosts"
             )
         with self._stats_lock:
             if self._blob_http is None:
