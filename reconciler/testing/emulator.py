@@ -1,9 +1,10 @@
 """An Encord v2 public API emulator: a real HTTP server on 127.0.0.1 for tests, benchmarks and CI.
 
 It serves the endpoints of encord-api.md (metadata schema v2, folders, items, get-bulk, patch-bulk,
-child-items, bearer-token) with their JSON shapes, paging, status codes and Ed25519 request signatures,
-from a live-state snapshot (SPEC §5). Control endpoints under ``/_emulator/`` read and replace the state,
-read and reset request counts, and inject faults (latency, 429, 503, dropped connections)::
+child-items, bearer-token, and the legacy v1 dataset querier ``POST /public``) with their JSON shapes, paging,
+status codes and Ed25519 request signatures, from a live-state snapshot (SPEC §5). Control endpoints under
+``/_emulator/`` read and replace the state, read and reset request counts, inject faults (latency, 429, 503,
+dropped connections) and switch each unconfirmed server behaviour to its other answer (``modes``)::
 
     with Emulator(snapshot, authorized_keys=[pubhex]) as emu:
         client = EncordUserClient.create_with_ssh_private_key(key, domain=emu.url)

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from reconciler.errors import ProviderAuthError, ProviderConflictError
+from reconciler.errors import ProviderAuthError, ProviderConflictError, ProviderConnectionError
 from reconciler.model import LiveDataRow, LiveDataset
-from reconciler.providers.encord import EncordProvider, auth_from_env
+from reconciler.providers.encord import EncordProvider, RetryPolicy, auth_from_env
 from reconciler.providers.encord.auth import BearerAuth
 from reconciler.testing import Emulator
 from tests.emulator.conftest import IDS, TOKEN
@@ -123,3 +123,18 @@ def test_a_merging_v1_write_is_detected(provider: EncordProvider, dsemu: Emulato
     dsemu.set_modes()
     assert provider.write_data_rows(DS, {ORPHAN: {"new": 1}}) == {ORPHAN: None}
     assert provider.read_dataset(DS).rows[2].metadata == {"new": 1}
+
+
+def test_v1_calls_are_retried_and_faulted_like_v2(dsemu: Emulator) -> None:
+    sleeps: list[float] = []
+    policy = RetryPolicy(sleep=sleeps.append, max_attempts=3, base_delay=0.01)
+    with EncordProvider(dsemu.url, BearerAuth(TOKEN), retry=policy) as p:
+        dsemu.set_faults(rate_503=1.0)
+        with pytest.raises(ProviderConnectionError) as info:
+            p.read_dataset(DS)
+        assert "v1 dataset GET (dataset " in str(info.value)
+        assert "still failing after 3 attempt(s)" in str(info.value)
+        assert dsemu.request_counts()["by_route"]["POST public dataset GET"] == 3
+        assert len(sleeps) == 2
+        dsemu.set_faults()
+        assert p.read_dataset(DS) == EXPECTED

@@ -212,6 +212,24 @@ def test_get_bulk_answer_leaving_files_out_fails_the_batch_naming_them(tmp_path:
     ws.converges()
 
 
+def test_get_bulk_answer_leaving_files_out_refuses_a_saved_plan(tmp_path: Path, emu: Emulator) -> None:
+    ws = workspace(tmp_path, emu, file_manifest("cams", "*.jpg", "{tag: t}"))
+    plan = ws.dir / "p.plan"
+    assert ws.cli("plan", "--out", str(plan))[0] == 0
+    emu.set_modes(get_bulk_drop_results=1)
+    code, out, err = ws.cli("apply", str(plan))
+    assert (code, err) == (
+        1,
+        "Error: POST storage/items/get-bulk: Encord answered 200 without 1 of the 1 requested file(s), twice "
+        f"({uid('item:cams/c3.jpg')}); an incomplete answer, so nothing was concluded about them\n",
+    )
+    assert all(md_of(emu, f"c{i}.jpg") == {"n": i} for i in range(4))
+    emu.set_modes()
+    code, out, err = ws.cli("apply", str(plan))
+    assert (code, err) == (0, ""), out
+    ws.converges()
+
+
 # ---- request size ----------------------------------------------------------------------------------
 
 
