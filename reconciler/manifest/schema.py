@@ -221,7 +221,10 @@ class FileMetadataDoc(_Header):
     files: list[FileEntryDoc] | None = Field(None, description="Selectors and the metadata they set.")
     source: str | None = Field(
         None,
-        description="Bulk rows: a `.jsonl` or `.csv` file inside the manifest directory (path relative to it).",
+        description=(
+            "Bulk rows: a `.jsonl` or `.csv` file, or an Encord registration (upload) `.json` file, inside the "
+            "manifest directory (path relative to it)."
+        ),
     )
 
 
