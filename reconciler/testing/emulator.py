@@ -272,8 +272,7 @@ class Emulator:
             self._api.modes = parsed
 
     def modes(self) -> Modes:
-        with self._api.lock:
-            return self._api.modes
+        return self._api.modes  # immutable, replaced whole: no lock needed to read it
 
     # ---- used by the request handler -----------------------------------------------------------------
 
