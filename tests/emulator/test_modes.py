@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -408,3 +409,44 @@ def test_signed_urls_must_be_https_or_loopback(url: str, shown: str) -> None:
         "plain http:// is fetched only from loopback hosts"
     )
     assert client.stats.by_route == {}
+
+
+def _echo_patch_bulk(transform: Callable[[dict[str, Any]], dict[str, Any]]) -> httpx.MockTransport:
+    """A server answering patch-bulk with each sent dict passed through ``transform``, written compactly."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        patches = json.loads(request.content)["itemPatches"]
+        results = [
+            {"uuid": u, "parent": uid("folder:cams"), "name": "x.jpg", "itemType": "image",
+             "clientMetadata": json.dumps(transform(p["clientMetadata"]), separators=(",", ":"))}
+            for u, p in patches.items()
+        ]  # fmt: skip
+        return httpx.Response(200, json={"results": results})
+
+    return httpx.MockTransport(handler)
+
+
+@pytest.mark.parametrize(
+    ("transform", "reason"),
+    [
+        (lambda md: dict(reversed(md.items())), None),  # other key order and spacing: the same dict
+        (lambda md: {**md, "n": 1.0}, None),  # 1.0 is the number 1
+        (lambda md: {**md, "n": True}, "key(s) 'n'"),  # but true is not
+        (lambda md: {k: v for k, v in md.items() if k != "tag"}, "key(s) 'tag'"),
+    ],
+)
+def test_patch_answers_are_compared_as_json_not_as_text(
+    transform: Callable[[dict[str, Any]], dict[str, Any]], reason: str | None
+) -> None:
+    item = uid("item:cams/c0.jpg")
+    with EncordProvider(
+        "https://api.encord.com", BearerAuth(TOKEN), transport=_echo_patch_bulk(transform)
+    ) as p:
+        answer = p.patch_items({item: {"n": 1, "tag": "t"}})[item]
+    if reason is None:
+        assert answer is None
+    else:
+        assert answer == (
+            f"PATCH storage/items/patch-bulk: Encord answered metadata other than what was sent ({reason}); "
+            "the file may not hold what the plan says"
+        )

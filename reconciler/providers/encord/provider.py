@@ -519,7 +519,12 @@ class EncordProvider:
                 continue
             try:
                 with _answer_of(request):
-                    answered = self._resolved([read_item(raw, folder="-")])[0].metadata
+                    url = raw.get("clientMetadataSignedUrl")
+                    if isinstance(url, str) and url:
+                        where = f"item {p.canon}: clientMetadataSignedUrl"
+                        answered = parse_metadata(self._client.fetch_signed_json(url, where), p.canon)
+                    else:
+                        answered = parse_metadata(got, p.canon)
             except ProviderError as exc:
                 out[p.given] = f"{exc}: the file may or may not have been written"
                 continue
