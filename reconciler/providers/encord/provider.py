@@ -188,7 +188,7 @@ class EncordProvider:
     child-item listings and bulk reads. ``retry`` and ``transport`` are for tests.
     """
 
-    capabilities = Capabilities(max_batch=BULK_LIMIT, supports_children=True, parallel_writes=True)
+    capabilities = Capabilities(max_batch=BULK_LIMIT, parallel_writes=True)
 
     def __init__(
         self,
