@@ -512,7 +512,7 @@ class EncordClient:
     def _still_waiting(self, desc: str, started: float) -> None:
         waited = self.retry.monotonic() - started
         logger.warning(
-            "%s at %s: no answer yet after %.0f s; still waiting (gives up %g s after it started)",
+            "%s at %s: no answer yet after %.1f s; still waiting (gives up %g s after it started)",
             desc,
             self.domain,
             waited,
