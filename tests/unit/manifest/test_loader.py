@@ -19,6 +19,7 @@ from reconciler.model import (
     UndeclaredKeys,
 )
 from reconciler.providers.encord.store import EncordConfig
+from reconciler.providers.sqlite import SqliteConfig
 from reconciler.schema import Deletion, FieldSpec, KeyType
 
 REPO = Path(__file__).resolve().parents[3]
@@ -97,8 +98,7 @@ def test_loads_every_kind_into_records(tmp_path: Path) -> None:
     )
     state = load_manifests(tmp_path)
     assert state.root == str(tmp_path.resolve())
-    assert state.workspace.provider.type == "sqlite"
-    assert state.workspace.provider.path == ".reconciler/live.db"
+    assert state.workspace.provider == SqliteConfig(path=".reconciler/live.db", seed=None)
     assert state.workspace.settings.undeclared_keys is UndeclaredKeys.WARN
     assert state.schema is not None
     assert state.schema.keys["capture.weather"].spec == FieldSpec(
