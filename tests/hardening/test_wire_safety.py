@@ -21,7 +21,7 @@ from reconciler.providers.encord.auth import BearerAuth
 from reconciler.providers.encord.client import EncordClient, RetryPolicy
 from reconciler.testing.emulator import Emulator
 from tests.helpers.cli import run
-from tests.helpers.servers import hung_server, recording_server
+from tests.helpers.servers import hung_server, recording_server, trickling_server
 from tests.helpers.states import make_snapshot
 
 TOKEN = "wire-token"
@@ -147,3 +147,27 @@ def test_the_deadline_counts_attempts_timeouts_and_backoff_together():
         "20 s deadline (4 attempt(s); last: ReadTimeout: timed out); try again later"
     )
     assert clock[0] == 20.0
+
+
+@pytest.mark.parametrize("interval", [0.1, 0.7])
+def test_a_trickling_server_is_held_to_the_deadline_plus_one_read_timeout(interval: float):
+    """A server that keeps sending a byte: the answer is abandoned at the first byte past the deadline, so
+    the request ends within the deadline plus one read timeout (cut to what was left: here the deadline)."""
+    with trickling_server(interval) as slow:
+        client = EncordClient(slow.url, BearerAuth(TOKEN), retry=RetryPolicy(deadline=1.0))
+        started = time.monotonic()
+        with pytest.raises(ProviderConnectionError) as info:
+            client.call("GET", "organisation/client-metadata-schema-v2")
+        took = time.monotonic() - started
+        client.close()
+    assert str(info.value).startswith(
+        f"GET organisation/client-metadata-schema-v2 at {slow.url}: no complete answer within the 1 s deadline "
+        "(1 attempt(s); last: ReadTimeout: "
+    )
+    assert 1.0 <= took < 2.0, took
+
+
+def test_the_default_deadline_and_warning():
+    policy = RetryPolicy()
+    assert (policy.deadline, policy.warn_delay) == (300.0, 15.0)
+    assert RetryPolicy(deadline=8).warn_delay == 2.0

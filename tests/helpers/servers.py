@@ -107,3 +107,48 @@ def hung_server() -> Iterator[Hung]:
         for conn in held:
             conn.close()
         sock.close()
+
+
+@contextmanager
+def trickling_server(interval: float) -> Iterator[Hung]:
+    """Answers 200 with a declared 1 MB body and then sends one byte every ``interval`` seconds."""
+    hung = Hung()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+    sock.settimeout(0.2)
+    hung.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    stop = threading.Event()
+
+    def serve(conn: socket.socket) -> None:
+        with conn:
+            try:
+                conn.recv(65536)
+                conn.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000000\r\n\r\n{"
+                )
+                while not stop.wait(interval):
+                    conn.sendall(b" ")
+            except OSError:
+                return
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            hung.accepted += 1
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield hung
+    finally:
+        stop.set()
+        thread.join(2)
+        sock.close()
