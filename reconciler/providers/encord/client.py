@@ -12,12 +12,13 @@ import email.utils
 import ipaddress
 import json
 import logging
+import math
 import random
 import threading
 import time
 import urllib.parse
 import uuid as uuid_mod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -35,6 +36,7 @@ from reconciler.providers.base import CallStats
 from reconciler.redact import redact_url
 
 __all__ = [
+    "DEADLINE_ENV",
     "DEFAULT_DEADLINE",
     "DEFAULT_DOMAIN",
     "MAX_RESPONSE_BYTES",
@@ -45,6 +47,7 @@ __all__ = [
     "RetryPolicy",
     "normalize_domain",
     "parse_retry_after",
+    "retry_policy_from_env",
 ]
 
 logger = logging.getLogger(__name__)
@@ -115,6 +118,28 @@ class RetryPolicy:
             return min(max(retry_after, 0.0), self.max_retry_after)
         cap = min(self.max_delay, self.base_delay * (2.0 ** (retry - 1)))
         return min(max(self.jitter(cap), 0.0), cap)
+
+
+#: The environment variable that sets ``RetryPolicy.deadline`` (seconds) for the CLI.
+DEADLINE_ENV: Final = "RECONCILER_REQUEST_DEADLINE"
+
+
+def retry_policy_from_env(env: Mapping[str, str]) -> RetryPolicy:
+    """The retry policy, with the total deadline per request from ``RECONCILER_REQUEST_DEADLINE`` if set.
+
+    Raises:
+        UsageError: a value that is not a number of seconds greater than 0.
+    """
+    raw = env.get(DEADLINE_ENV)
+    if raw is None or not raw.strip():
+        return RetryPolicy()
+    try:
+        deadline = float(raw)
+    except ValueError:
+        deadline = math.nan
+    if not math.isfinite(deadline) or deadline <= 0:
+        raise UsageError(f"{DEADLINE_ENV}={raw!r}: expected a number of seconds greater than 0")
+    return RetryPolicy(deadline=deadline)
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,14 +11,11 @@ from urllib.parse import urlsplit, urlunsplit
 from reconciler.errors import UsageError
 from reconciler.model import ProviderConfig
 from reconciler.providers.base import ProviderIdentity, ProviderRequest, StateProvider, StoreKind
-from reconciler.providers.encord.client import DEFAULT_DOMAIN, RetryPolicy, normalize_domain
+from reconciler.providers.encord.client import DEFAULT_DOMAIN, normalize_domain
 from reconciler.redact import redact_url
 from reconciler.types import JsonValue
 
-__all__ = ["DEADLINE_ENV", "ENCORD", "EncordConfig", "EncordKind", "retry_policy_from_env"]
-
-#: Seconds one request may take in all (attempts, timeouts and backoff); see :class:`RetryPolicy`.
-DEADLINE_ENV = "RECONCILER_REQUEST_DEADLINE"
+__all__ = ["ENCORD", "EncordConfig", "EncordKind"]
 
 
 @dataclass(frozen=True)
@@ -30,20 +26,6 @@ class EncordConfig(ProviderConfig):
     type: ClassVar[str] = "encord"
     domain: str = DEFAULT_DOMAIN
     allow_insecure_http: bool = False
-
-
-def retry_policy_from_env(env: Mapping[str, str]) -> RetryPolicy:
-    """The retry policy, with the total deadline per request from ``RECONCILER_REQUEST_DEADLINE`` if set."""
-    raw = env.get(DEADLINE_ENV)
-    if raw is None or not raw.strip():
-        return RetryPolicy()
-    try:
-        deadline = float(raw)
-    except ValueError:
-        deadline = math.nan
-    if not math.isfinite(deadline) or deadline <= 0:
-        raise UsageError(f"{DEADLINE_ENV}={raw!r}: expected a number of seconds greater than 0")
-    return RetryPolicy(deadline=deadline)
 
 
 class EncordKind:
@@ -102,19 +84,15 @@ class EncordKind:
         return entries
 
     def open(self, request: ProviderRequest) -> StateProvider:
-        from reconciler.providers.encord.auth import auth_from_env
-        from reconciler.providers.encord.provider import EncordProvider
+        from reconciler.providers.encord.provider import encord_provider_from_config
 
         config = request.config
         assert isinstance(config, EncordConfig)
-        origin = normalize_domain(config.domain, allow_insecure_http=config.allow_insecure_http)
-        retry = retry_policy_from_env(request.env)
-        return EncordProvider(
-            origin,
-            auth_from_env(request.env),
+        return encord_provider_from_config(
+            config.domain,
+            request.env,
             parallelism=request.parallelism,
             allow_insecure_http=config.allow_insecure_http,
-            retry=retry,
         )
 
 
