@@ -84,7 +84,8 @@ class Target:
     def identity(self) -> ProviderIdentity:
         return identity_of(self.config, self.root)
 
-    def open(self, env: Mapping[str, str], *, create: bool = False) -> StateProvider:
+    def open(self, env: Mapping[str, str], *, create: bool = False, seed: bool = True) -> StateProvider:
+        """Open the store (``create``/``seed``: see :class:`~reconciler.providers.base.ProviderRequest`)."""
         return open_provider(
             ProviderRequest(
                 config=self.config,
@@ -92,6 +93,7 @@ class Target:
                 env=env,
                 parallelism=self.settings.parallelism,
                 create=create,
+                seed=seed,
             )
         )
 

@@ -188,6 +188,6 @@ def open_journal_provider(
         rule="a journal rolls back only on the provider it was written against",
         error=JournalError,
     )
-    provider = target.open(settings.env)
+    provider = target.open(settings.env, seed=False)
     limits, parallelism = target.settings.limits, target.settings.parallelism
     return provider, RollbackWorkspace(limits, parallelism)

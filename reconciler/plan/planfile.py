@@ -98,7 +98,7 @@ def open_saved_plan(
     ``-C``); a plan recording any other store is refused before anything is opened or sent.
 
     Only the Workspace document is read (its journal_dir and parallelism are used); with ``--provider`` no
-    manifest directory is needed. A missing database is an error, never created.
+    manifest directory is needed. A missing database is an error, never created (nor seeded).
     """
     from reconciler.config import recorded_target
 
@@ -111,7 +111,7 @@ def open_saved_plan(
         rule="a plan applies only to the provider it was made against",
         error=PlanFormatError,
     )
-    provider = target.open(settings.env)
+    provider = target.open(settings.env, seed=False)
     journal_dir = target.resolve(target.settings.journal_dir)
     parallelism = target.settings.parallelism
     return plan, provider, SavedWorkspace(journal_dir, parallelism)

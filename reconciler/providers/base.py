@@ -54,14 +54,17 @@ class Capabilities:
 @dataclass(frozen=True)
 class ProviderRequest:
     """Everything a store needs to open: its config, the manifest directory (relative paths), the environment
-    (credentials, settings), parallelism, and whether a missing store may be created (``create``: only
-    commands that write; read-only ones never create a database or a directory)."""
+    (credentials, settings), parallelism, and what may happen to a store that does not exist yet:
+    ``create`` an empty one (only commands that write), or load the config's seed (``seed``: commands that
+    read live state to plan from it; never a saved plan or a journal, which need the store they recorded).
+    Otherwise a missing store is an error and nothing is created."""
 
     config: ProviderConfig
     root: Path
     env: Mapping[str, str]
     parallelism: int
     create: bool = False
+    seed: bool = True
 
 
 class StoreKind(Protocol):

@@ -472,7 +472,7 @@ class SqliteKind:
     def open(self, request: ProviderRequest) -> SqliteProvider:
         config = request.config
         assert isinstance(config, SqliteConfig)
-        seed = _resolve(config.seed, request.root) if config.seed else None
+        seed = _resolve(config.seed, request.root) if config.seed and request.seed else None
         return SqliteProvider(_resolve(config.path, request.root), seed=seed, create=request.create)
 
 

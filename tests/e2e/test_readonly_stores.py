@@ -64,6 +64,15 @@ def test_apply_planfile_and_show_create_no_database_where_one_vanished(tmp_path:
     assert r.err == f"Error: no SQLite database at {ws / '..' / 'live.db'}\n"
     assert run(["show", str(planfile)], cwd=tmp_path).code == 0
     assert files_under(tmp_path) == before
+    # Not re-seeded either: a plan (or a journal) needs the very store it recorded.
+    write_snapshot(tmp_path / "seed.json", {}, [], [])
+    (ws / "workspace.yaml").write_text(
+        "apiVersion: reconciler/v1\nkind: Workspace\nprovider: {type: sqlite, path: ../live.db, seed: ../seed.json}\n"
+    )
+    before = files_under(tmp_path)
+    r = run(["-C", str(ws), "apply", str(planfile), "--auto-approve"])
+    assert (r.code, r.out, r.err) == (1, "", f"Error: no SQLite database at {ws / '..' / 'live.db'}\n")
+    assert files_under(tmp_path) == before
 
 
 def test_apply_may_start_an_empty_store(typo_ws: Path):
