@@ -124,6 +124,11 @@ def test_import_first_on_a_fresh_demo_seeds_the_store_like_plan(tmp_path: Path):
     after_import = run(["-C", str(demo), "plan"])
     assert after_import.code == by_plan.code == 0
     assert after_import.out == by_plan.out  # the same seeded store as a first `plan` makes
+    snapshot_first = copy_demo(tmp_path / "snap")
+    r = run(["-C", str(snapshot_first), "snapshot", "--out", str(tmp_path / "snap.json")])
+    assert r.code == 0, r.err
+    assert r.out.endswith(f" and 50 file(s) to {tmp_path / 'snap.json'}.\n")
+    assert (snapshot_first / ".reconciler" / "live.db").is_file()
     assert run(["-C", str(demo), "apply", "--auto-approve"]).code == 0
     final = run(["-C", str(demo), "plan", "--detailed-exitcode"])
     assert final.code == 0 and "No changes." in final.out
