@@ -92,9 +92,32 @@ def _settings(ctx: click.Context, manifest_dir: Path | None, debug: bool | None)
         color=base.color,
     )
     if settings.debug and not base.debug:
+        _show_engine_warnings(True)
         _enable_debug_logging()
     ctx.obj = settings
     return settings
+
+
+class _WarningLines(logging.Handler):
+    """The engine's warnings (``logging.WARNING`` and above, e.g. a request still waiting) as stderr lines."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            _err(f"Warning: {record.getMessage()}")
+        except Exception:  # never let a warning line break the command
+            self.handleError(record)
+
+
+_warning_lines = _WarningLines(logging.WARNING)
+
+
+def _show_engine_warnings(debug: bool) -> None:
+    """Without --debug, the engine's warnings reach stderr as ``Warning: ...`` lines (with it, the log does)."""
+    engine = logging.getLogger("reconciler")
+    if debug:
+        engine.removeHandler(_warning_lines)
+    elif _warning_lines not in engine.handlers:
+        engine.addHandler(_warning_lines)
 
 
 def _enable_debug_logging() -> None:
@@ -115,6 +138,7 @@ def cli(ctx: click.Context, manifest_dir: Path | None, debug: bool | None) -> No
         debug=bool(debug),
         color=_color_wanted(sys.stdout),
     )
+    _show_engine_warnings(bool(debug))
     if debug:
         _enable_debug_logging()
 
@@ -190,13 +214,18 @@ class _ProgressHooks:
 
 
 def _make_plan(
-    settings: Settings, provider_url: str | None, targets: Sequence[str], override_limits: bool = False
+    settings: Settings,
+    provider_url: str | None,
+    targets: Sequence[str],
+    override_limits: bool = False,
+    *,
+    create: bool = False,
 ) -> tuple[Any, Any, Any]:
     from reconciler.plan.planner import make_plan, parse_targets
 
     desired = _load(settings)
     tg = parse_targets(targets, desired)
-    provider = provider_for(settings, desired, provider_url)
+    provider = provider_for(settings, desired, provider_url, create=create)
     try:
         with _ProgressHooks() as hooks:
             plan = make_plan(desired, provider, targets=tg, hooks=hooks, override_limits=override_limits)
@@ -401,7 +430,7 @@ def apply(
             )
         _apply_saved(settings, planfile, provider_url, allow_destructive, parallelism)
         return
-    desired, provider, the_plan = _make_plan(settings, provider_url, targets, override_limits)
+    desired, provider, the_plan = _make_plan(settings, provider_url, targets, override_limits, create=True)
     try:
         click.echo(_render(the_plan, "text", settings), nl=False)
         if not the_plan.has_changes:
@@ -476,12 +505,13 @@ def snapshot(
     folders: tuple[str, ...],
 ) -> None:
     """Write the live state as a snapshot file (the seed/emulator format)."""
+    from reconciler.config import command_target
     from reconciler.model import LiveItem
     from reconciler.snapshot import write_snapshot
 
     settings = _settings(ctx, manifest_dir, debug)
-    desired = _load(settings)
-    provider = provider_for(settings, desired, provider_url)
+    store = command_target(settings, provider_url, purpose="snapshot reads")
+    provider = store.open(settings.env)
     try:
         schema = provider.read_schema()
         all_folders = provider.list_folders()
@@ -647,34 +677,29 @@ def import_command(
     out: Path,
 ) -> None:
     """Write manifests that describe the live state exactly (default: the schema and every folder)."""
+    from reconciler.config import command_target
     from reconciler.manifest.importer import import_live_state, prepare_out_dir
-    from reconciler.model import ProviderConfig
-    from reconciler.providers.registry import ProviderRequest, open_provider, parse_provider_url
 
     settings = _settings(ctx, manifest_dir, debug)
-    if provider_url:  # no manifests needed
-        config, root, parallelism = parse_provider_url(provider_url), Path.cwd(), 4
-    elif settings.manifest_dir.is_dir():
-        desired = _load(settings)
-        config, root = desired.workspace.provider, Path(desired.root)
-        parallelism = desired.workspace.settings.parallelism
-    else:
+    if not provider_url and not settings.manifest_dir.is_dir():
         raise UsageError(
             "import needs to know where the live state is: pass --provider URL (sqlite:PATH, encord: or "
             "encord:https://DOMAIN), or -C a manifest directory whose Workspace names one"
         )
-    if config.type == "sqlite":
-        db = Path(config.path or ".reconciler/live.db")
-        db = db if db.is_absolute() else root / db
-        if not db.exists() and not config.seed:
-            raise UsageError(f"no SQLite database at {db}")
-        config = ProviderConfig(type="sqlite", path=str(db.absolute()))
-    prepare_out_dir(out)
-    provider = open_provider(
-        ProviderRequest(config=config, root=root, env=settings.env, parallelism=parallelism)
-    )
+    target = command_target(settings, provider_url, purpose="import reads")
+    if out.exists():
+        prepare_out_dir(out)  # refuses a file or a non-empty directory before the store is opened
+    provider = target.open(settings.env)
     try:
-        result = import_live_state(provider, out, provider_config=config, schema=with_schema, folders=folders)
+        prepare_out_dir(out)
+        result = import_live_state(
+            provider,
+            out,
+            provider_config=target.config,
+            provider_root=target.root,
+            schema=with_schema,
+            folders=folders,
+        )
     finally:
         provider.close()
     _warn(result.warnings)

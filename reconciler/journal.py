@@ -29,11 +29,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
 
 from reconciler import __version__
 from reconciler.errors import JournalError
+from reconciler.providers import registry
 from reconciler.providers.base import ProviderIdentity
+from reconciler.providers.registry import identity_from_json
 
 if TYPE_CHECKING:
     from reconciler.apply import FileResult
@@ -80,12 +81,8 @@ def plan_id(plan: Plan) -> str:
 
 
 def safe_identity(identity: ProviderIdentity) -> ProviderIdentity:
-    """The identity with any ``user:password@`` and query string removed from a domain (never journaled)."""
-    if identity.type == "sqlite" or "://" not in identity.location:
-        return identity
-    parts = urlsplit(identity.location)
-    host = parts.netloc.rpartition("@")[2]
-    return ProviderIdentity(identity.type, urlunsplit((parts.scheme, host, parts.path, "", "")))
+    """The identity with anything secret (``user:password@``, a query string) removed (never journaled)."""
+    return registry.safe_identity(identity)
 
 
 class JournalWriter:
@@ -393,16 +390,14 @@ def _header(rec: dict[str, Any], where: str) -> JournalHeader:
             f"{where}: journal format_version {version!r} is not one this reconciler reads "
             f"({JOURNAL_FORMAT_VERSION!r})"
         )
-    prov = rec.get("provider")
-    if not isinstance(prov, dict) or not isinstance(prov.get("type"), str):
-        raise JournalError(f"{where}: corrupt journal header ('provider' must name a type)")
-    loc = prov.get("path", prov.get("domain"))
-    if not isinstance(loc, str):
-        raise JournalError(f"{where}: corrupt journal header ('provider' needs 'path' or 'domain')")
+    try:
+        provider = identity_from_json(rec.get("provider"))
+    except ValueError as exc:
+        raise JournalError(f"{where}: corrupt journal header ({exc})") from exc
     rolls_back = rec.get("rolls_back")
     return JournalHeader(
         plan_id=_str(rec, "plan_id", where),
-        provider=ProviderIdentity(prov["type"], loc),
+        provider=provider,
         tool_version=_str(rec, "tool_version", where),
         started_at=_str(rec, "started_at", where),
         kind=str(rec.get("kind") or "apply"),

@@ -7,7 +7,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from reconciler.errors import Diagnostic, SourceLocation
 from reconciler.schema import FieldSpec
@@ -138,13 +138,10 @@ class SchemaManifest:
 
 @dataclass(frozen=True)
 class ProviderConfig:
-    """Where live state is: ``sqlite`` (path, optional seed) or ``encord`` (domain)."""
+    """Where live state is. Each store of ``reconciler.providers`` declares its own frozen subclass with its
+    own fields (``SqliteConfig``: path and seed; ``EncordConfig``: domain), and ``type``, its registry name."""
 
-    type: str  # "sqlite" | "encord"
-    path: str | None = None
-    seed: str | None = None
-    domain: str | None = None
-    allow_insecure_http: bool = False
+    type: ClassVar[str] = ""
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from reconciler import __version__
@@ -173,26 +172,22 @@ class RollbackWorkspace:
 def open_journal_provider(
     journal: JournalFile, settings: Settings, provider_url: str | None
 ) -> tuple[StateProvider, RollbackWorkspace]:
-    """Open the provider a journal was written against; refuse ``--provider`` naming another one.
+    """Open the store the operator names (``--provider``, else the Workspace in ``-C``); a journal written
+    against any other store is refused before anything is opened or sent.
 
-    Manifests are not needed; when the manifest directory holds a Workspace, its limits, parallelism and
-    ``allow_insecure_http`` are used. Credentials come from the environment, as for every command.
+    Only the Workspace document is read (its limits and parallelism are used); with ``--provider`` no
+    manifest directory is needed. Credentials come from the environment, as for every command.
     """
-    from reconciler.config import other_provider, recorded_target
+    from reconciler.config import recorded_target
 
-    ident = journal.header.provider
-    target = recorded_target(ident, settings)
-    other = other_provider(ident, provider_url, target)
-    if other is not None:
-        loc = (other.path if other.type == "sqlite" else other.domain) or ""
-        raise JournalError(
-            f"{journal.path}: the journal was written against {ident} but --provider names "
-            f"{other.type}:{loc}; a journal rolls back only on the provider it was written against"
-        )
-    if target.config.type == "sqlite" and not Path(target.config.path or "").exists():
-        raise JournalError(
-            f"{journal.path}: the journal's SQLite database {target.config.path} does not exist"
-        )
-    provider = target.open(settings.env)
+    target = recorded_target(
+        journal.header.provider,
+        settings,
+        provider_url,
+        made=f"{journal.path}: the journal was written against",
+        rule="a journal rolls back only on the provider it was written against",
+        error=JournalError,
+    )
+    provider = target.open(settings.env, seed=False)
     limits, parallelism = target.settings.limits, target.settings.parallelism
     return provider, RollbackWorkspace(limits, parallelism)

@@ -26,7 +26,6 @@ Values are written exactly (``emit``); every YAML file is read back and compared
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -38,6 +37,7 @@ from reconciler.manifest.emit import yaml_key, yaml_value
 from reconciler.manifest.yamlio import load_documents
 from reconciler.model import LiveFolder, ProviderConfig, canonical_json
 from reconciler.providers.base import ListedItem, StateProvider
+from reconciler.providers.registry import workspace_entries
 from reconciler.schema import Deletion, FieldSpec, KeyType, parse_wire_schema
 from reconciler.types import JsonValue
 
@@ -84,34 +84,18 @@ def _header(lines: Iterable[str]) -> list[str]:
     return [f"# {line}" if line else "#" for line in lines]
 
 
-def workspace_yaml(config: ProviderConfig, out: Path) -> str:
-    """The Workspace manifest naming ``config``'s store (a SQLite path relative to ``out`` when possible)."""
+def workspace_yaml(config: ProviderConfig, root: Path, out: Path) -> str:
+    """The Workspace manifest naming ``config``'s store (as seen from ``root``) from directory ``out``."""
     lines = _header(
         [
             "Written by `reconciler import`: the live state the manifests in this directory were read from.",
         ]
     )
-    lines += ["apiVersion: reconciler/v1", "kind: Workspace", "provider:", f"  type: {config.type}"]
-    if config.type == "sqlite":
-        lines.append(f"  path: {yaml_value(_relative_path(config.path or '.reconciler/live.db', out))}")
-    else:
-        if config.domain:
-            lines.append(f"  domain: {yaml_value(config.domain)}")
-        if config.allow_insecure_http:
-            lines.append("  allow_insecure_http: true")
+    lines += ["apiVersion: reconciler/v1", "kind: Workspace", "provider:"]
+    lines += [
+        f"  {name}: {yaml_value(value)}" for name, value in workspace_entries(config, root, out).items()
+    ]
     return "\n".join(lines) + "\n"
-
-
-def _relative_path(path: str, out: Path) -> str:
-    p = Path(path)
-    if not p.is_absolute():
-        return p.as_posix()
-    target = out.resolve()
-    source = p.resolve()
-    common = os.path.commonpath([str(target), str(source)])
-    if Path(common) == Path(common).parent:  # only the filesystem root in common: keep it absolute
-        return source.as_posix()
-    return Path(os.path.relpath(source, target)).as_posix()
 
 
 def _type_entry(spec: FieldSpec) -> str:
@@ -361,6 +345,7 @@ def import_live_state(
     out: Path,
     *,
     provider_config: ProviderConfig,
+    provider_root: Path,
     schema: bool,
     folders: Sequence[str],
     source_threshold: int = DEFAULT_SOURCE_THRESHOLD,
@@ -375,7 +360,7 @@ def import_live_state(
     w = _Writer(out, result)
     everything = not schema and not folders
     try:
-        w.write("workspace.yaml", workspace_yaml(provider_config, out))
+        w.write("workspace.yaml", workspace_yaml(provider_config, provider_root, out))
         if schema or everything:
             _import_schema(provider, w)
         if folders or everything:

@@ -42,7 +42,6 @@ from reconciler.model import (
     Limits,
     Mode,
     OnMissing,
-    ProviderConfig,
     SchemaManifest,
     SelectorKind,
     SourceSpec,
@@ -50,6 +49,7 @@ from reconciler.model import (
     Workspace,
     WorkspaceSettings,
 )
+from reconciler.providers import registry
 from reconciler.schema import (
     EMBEDDING_ACTIVE_LIMIT,
     EMBEDDING_MAX,
@@ -67,12 +67,11 @@ if TYPE_CHECKING:
 
     from reconciler.types import JsonValue
 
-__all__ = ["DEFAULT_SQLITE_PATH", "MANIFEST_SUFFIXES", "load_manifests"]
+__all__ = ["MANIFEST_SUFFIXES", "load_manifests"]
 
 logger = logging.getLogger(__name__)
 
 MANIFEST_SUFFIXES = (".yaml", ".yml")
-DEFAULT_SQLITE_PATH = ".reconciler/live.db"
 #: ``.json`` is Encord's registration (cloud-integration upload) JSON, read by manifest/source.py.
 _SOURCE_FORMATS = {".jsonl": "jsonl", ".csv": "csv", ".json": "registration"}
 _SELECTORS = ("glob", "name", "uuid")
@@ -392,10 +391,11 @@ class _Loader:
     def _workspace(self, doc: _Doc) -> Workspace:
         data = doc.data
         provider = _mapping(data.get("provider"))
-        ptype = _text(provider.get("type"), "sqlite")
-        only_for = {"path": "sqlite", "seed": "sqlite", "domain": "encord", "allow_insecure_http": "encord"}
-        for name, owner in only_for.items():
-            if name in provider and ptype in ("sqlite", "encord") and ptype != owner:
+        ptype = _text(provider.get("type"), registry.DEFAULT_TYPE)
+        own = registry.kind(ptype).workspace_keys if ptype in registry.PROVIDERS else None
+        for name in provider:
+            owner = None if own is None or name in own else registry.workspace_key_owner(name)
+            if owner is not None and ptype != owner:
                 self.out.error(
                     doc.key_at(("provider", name)),
                     f"{name!r} applies only to provider type {owner} (this provider is {ptype})",
@@ -408,13 +408,7 @@ class _Loader:
         limits = _mapping(settings.get("limits"))
         undeclared = settings.get("undeclared_keys", "warn")
         share = limits.get("max_removed_share")
-        config = ProviderConfig(
-            type=ptype,
-            path=(_opt_text(provider.get("path")) or DEFAULT_SQLITE_PATH) if ptype == "sqlite" else None,
-            seed=_opt_text(provider.get("seed")),
-            domain=_opt_text(provider.get("domain")),
-            allow_insecure_http=provider.get("allow_insecure_http") is True,
-        )
+        config = registry.config_from_workspace(provider)
         parallelism = _opt_int(settings.get("parallelism"))
         return Workspace(
             provider=config,

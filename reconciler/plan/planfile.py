@@ -94,24 +94,24 @@ class SavedWorkspace:
 def open_saved_plan(
     path: Path, settings: Settings, provider_url: str | None
 ) -> tuple[Plan, StateProvider, SavedWorkspace]:
-    """Read a saved plan and open the provider it was made against; refuse another provider.
+    """Read a saved plan and open the store the operator names (``--provider``, else the Workspace in
+    ``-C``); a plan recording any other store is refused before anything is opened or sent.
 
-    Manifests are not needed; when the manifest directory holds a Workspace its settings (journal_dir,
-    parallelism) are used.
+    Only the Workspace document is read (its journal_dir and parallelism are used); with ``--provider`` no
+    manifest directory is needed. A missing database is an error, never created (nor seeded).
     """
-    from reconciler.config import other_provider, recorded_target
+    from reconciler.config import recorded_target
 
     plan = read_planfile(path)
-    ident = plan.provider
-    target = recorded_target(ident, settings)
-    other = other_provider(ident, provider_url, target)
-    if other is not None:
-        other_loc = str(Path(other.path or "").resolve()) if other.type == "sqlite" else other.domain
-        raise PlanFormatError(
-            f"{path}: the plan was made against {ident} but --provider names {other.type}:{other_loc}; "
-            "a plan applies only to the provider it was made against"
-        )
-    provider = target.open(settings.env)
+    target = recorded_target(
+        plan.provider,
+        settings,
+        provider_url,
+        made=f"{path}: the plan was made against",
+        rule="a plan applies only to the provider it was made against",
+        error=PlanFormatError,
+    )
+    provider = target.open(settings.env, seed=False)
     journal_dir = target.resolve(target.settings.journal_dir)
     parallelism = target.settings.parallelism
     return plan, provider, SavedWorkspace(journal_dir, parallelism)

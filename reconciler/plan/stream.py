@@ -26,7 +26,7 @@ from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
 
 from reconciler.errors import Diagnostic, ProviderConflictError, ProviderResponseError, SourceLocation
 from reconciler.model import (
@@ -150,9 +150,9 @@ def read_index(
     n = 0
     next_report = PROGRESS_EVERY
     folders = index.folders
-    if isinstance(provider, RawListingProvider):
+    if provider.capabilities.raw_listing:
         last_folder = None
-        for rel, uuid, item_folder, raw in provider.iter_raw_items(
+        for rel, uuid, item_folder, raw in cast(RawListingProvider, provider).iter_raw_items(
             folder, recursive=recursive, children=children
         ):
             by_name[rel] = n
@@ -583,7 +583,7 @@ def plan_files(
         key = (folder.uuid, m.recursive, m.children)
         index = indexes.get(key)
         if index is None:
-            if m.source is not None and not isinstance(provider, RawListingProvider):
+            if m.source is not None and not provider.capabilities.raw_listing:
                 index, early_rows[len(compiled)] = _read_index_and_source(
                     provider, folder, m, root, spec_map, result.errors, on_progress
                 )

@@ -4,25 +4,39 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
-from reconciler.model import LiveFolder, LiveItem
+from reconciler.model import LiveFolder, LiveItem, ProviderConfig
 from reconciler.schema import WireSchema
 from reconciler.types import JsonValue
 
-__all__ = ["CallStats", "Capabilities", "ListedItem", "ProviderIdentity", "StateProvider"]
+__all__ = [
+    "CallStats",
+    "Capabilities",
+    "ListedItem",
+    "ProviderIdentity",
+    "ProviderRequest",
+    "StateProvider",
+    "StoreKind",
+]
 
 
 @dataclass(frozen=True)
 class ProviderIdentity:
-    """Which store a plan was made against; carries no secrets. ``location`` is a path or a domain."""
+    """Which store a plan was made against; carries no secrets. ``location`` is a path or a domain.
+
+    How a location is written in a plan or journal, compared and redacted belongs to the store's
+    :class:`StoreKind` (see :mod:`reconciler.providers.registry`).
+    """
 
     type: str
     location: str
 
     def to_json(self) -> dict[str, str]:
-        key = "path" if self.type == "sqlite" else "domain"
-        return {"type": self.type, key: self.location}
+        from reconciler.providers.registry import identity_to_json
+
+        return identity_to_json(self)
 
     def __str__(self) -> str:
         return f"{self.type}:{self.location}"
@@ -33,8 +47,69 @@ class Capabilities:
     """What the engine may ask of a provider."""
 
     max_batch: int = 1000  # files per bulk read or write request
-    supports_children: bool = True
     parallel_writes: bool = True  # whether write batches may run concurrently
+    raw_listing: bool = False  # whether it has ``iter_raw_items`` (metadata as JSON text, parsed on use)
+
+
+@dataclass(frozen=True)
+class ProviderRequest:
+    """Everything a store needs to open: its config, the manifest directory (relative paths), the environment
+    (credentials, settings), parallelism, and what may happen to a store that does not exist yet:
+    ``create`` an empty one (only commands that write), or load the config's seed (``seed``: commands that
+    read live state to plan from it; never a saved plan or a journal, which need the store they recorded).
+    Otherwise a missing store is an error and nothing is created."""
+
+    config: ProviderConfig
+    root: Path
+    env: Mapping[str, str]
+    parallelism: int
+    create: bool = False
+    seed: bool = True
+
+
+class StoreKind(Protocol):
+    """One store type: its typed config, its identity and how it opens. One module per store defines one,
+    and one line of :data:`reconciler.providers.registry.PROVIDERS` names it.
+
+    ``name`` is the ``type`` of the Workspace, the ``--provider NAME:`` prefix and the identity's type;
+    ``record_key`` names the location in plan and journal JSON (``path``, ``domain``); ``workspace_keys``
+    are the Workspace ``provider:`` keys the store reads; ``url_forms`` is shown in ``--provider`` help.
+    """
+
+    name: str
+    record_key: str
+    workspace_keys: frozenset[str]
+    url_forms: str
+
+    def from_url(self, rest: str, base: ProviderConfig | None) -> ProviderConfig:
+        """The config for ``--provider NAME:REST`` (``base``: the Workspace's, for opt-ins it keeps).
+        Raises UsageError."""
+        ...
+
+    def from_workspace(self, raw: Mapping[str, JsonValue]) -> ProviderConfig:
+        """The config of a Workspace ``provider:`` mapping (already validated), defaults filled in."""
+        ...
+
+    def identity(self, config: ProviderConfig, root: Path) -> ProviderIdentity:
+        """The identity a provider opened from ``config`` has (relative paths against ``root``)."""
+        ...
+
+    def same_location(self, a: str, b: str) -> bool:
+        """Whether two recorded locations name one store."""
+        ...
+
+    def safe_location(self, location: str) -> str:
+        """``location`` without anything secret (credentials, query strings) for files and messages."""
+        ...
+
+    def workspace_entries(self, config: ProviderConfig, root: Path, out: Path) -> dict[str, JsonValue]:
+        """The Workspace ``provider:`` keys (besides ``type``) that name, from a Workspace in directory
+        ``out``, the store ``config`` names from ``root``."""
+        ...
+
+    def open(self, request: ProviderRequest) -> StateProvider:
+        """Open the store. Raises UsageError or ProviderError (a missing store when not ``create``)."""
+        ...
 
 
 @dataclass

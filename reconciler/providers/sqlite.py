@@ -10,22 +10,33 @@ Layout version 1::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import sqlite3
+import tempfile
 import threading
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from reconciler.errors import ProviderConflictError, ProviderError
-from reconciler.model import LiveFolder, LiveItem
-from reconciler.providers.base import CallStats, Capabilities, ListedItem, ProviderIdentity
+from reconciler.errors import ProviderConflictError, ProviderError, UsageError
+from reconciler.model import LiveFolder, LiveItem, ProviderConfig
+from reconciler.providers.base import (
+    CallStats,
+    Capabilities,
+    ListedItem,
+    ProviderIdentity,
+    ProviderRequest,
+    StoreKind,
+)
 from reconciler.schema import WireSchema
 from reconciler.snapshot import Snapshot, read_snapshot
 from reconciler.types import JsonValue
 
-__all__ = ["LAYOUT_VERSION", "SqliteProvider"]
+__all__ = ["DEFAULT_PATH", "LAYOUT_VERSION", "SQLITE", "SqliteConfig", "SqliteKind", "SqliteProvider"]
 
 log = logging.getLogger(__name__)
 
@@ -61,67 +72,129 @@ def _translate(exc: sqlite3.Error, path: Path) -> ProviderError:
 
 
 class SqliteProvider:
-    """Live state in one SQLite file. Thread-safe (one connection behind a lock)."""
+    """Live state in one SQLite file. Thread-safe (one connection behind a lock).
 
-    capabilities = Capabilities(max_batch=_CHUNK, supports_children=True, parallel_writes=False)
+    A missing database is created only from ``seed`` or when ``create`` is true, and then atomically: it is
+    built in a temporary file beside ``path`` and linked into place once complete, so a bad seed or a kill
+    leaves no database (and no directory it had to make) behind. Otherwise a missing database is a
+    ProviderError and nothing is created (read-only commands pass ``create=False``).
+    """
 
-    def __init__(self, path: str | Path, *, seed: str | Path | None = None, timeout: float = 5.0) -> None:
+    capabilities = Capabilities(max_batch=_CHUNK, parallel_writes=False, raw_listing=True)
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        seed: str | Path | None = None,
+        timeout: float = 5.0,
+        create: bool = True,
+    ) -> None:
         self.path = Path(path)
         self.identity = ProviderIdentity("sqlite", str(self.path))
         self.stats = CallStats()
         self._lock = threading.RLock()
-        existed = self.path.exists()
-        if not existed:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.path.exists():
+            if seed is None and not create:
+                raise ProviderError(f"no SQLite database at {self.path}")
+            self._create(Path(seed) if seed is not None else None)
         try:
+            # mode=rw: a database that vanished since is an error, never a new empty one.
             self._db = sqlite3.connect(
-                self.path, timeout=timeout, check_same_thread=False, isolation_level=None
+                self.path.absolute().as_uri() + "?mode=rw",
+                uri=True,
+                timeout=timeout,
+                check_same_thread=False,
+                isolation_level=None,
             )
         except sqlite3.Error as exc:
             raise _translate(exc, self.path) from exc
         try:
-            self._init(existed, seed)
+            self._check_layout()
+            self._db.execute("PRAGMA journal_mode = WAL")
+            self._db.execute("PRAGMA synchronous = NORMAL")
         except sqlite3.Error as exc:
             self._db.close()
             raise _translate(exc, self.path) from exc
         except BaseException:
             self._db.close()
-            if not existed:
-                self.path.unlink(missing_ok=True)
             raise
 
     # -- set-up -------------------------------------------------------------------------------------------
-    def _init(self, existed: bool, seed: str | Path | None) -> None:
-        db = self._db
-        if existed:
-            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            if "meta" not in tables:
-                if tables:
-                    raise ProviderError(f"{self.path}: not a reconciler database (no layout version table)")
-                existed = False
-            else:
-                row = db.execute("SELECT value FROM meta WHERE key = 'layout_version'").fetchone()
-                version = row[0] if row else None
-                if version != LAYOUT_VERSION:
-                    raise ProviderError(
-                        f"{self.path}: unknown database layout version {version!r} "
-                        f"(this reconciler knows {LAYOUT_VERSION!r}); upgrade reconciler or recreate the database"
-                    )
-        db.execute("PRAGMA journal_mode = WAL")
-        db.execute("PRAGMA synchronous = NORMAL")
-        if not existed:
+    def _create(self, seed: Path | None) -> None:
+        """Build the database (empty, or from ``seed``) beside ``path`` and link it into place."""
+        made: list[Path] = []  # directories this creates, removed again if it fails
+        parent = self.path.absolute().parent
+        while not parent.exists():
+            made.append(parent)
+            parent = parent.parent
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ProviderError(
+                f"{self.path}: cannot create the database's directory: {exc.strerror}"
+            ) from exc
+        tmp: Path | None = None
+        try:
             snapshot = read_snapshot(seed) if seed is not None else Snapshot()
+            fd, name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".seeding", dir=self.path.parent)
+            os.close(fd)
+            tmp = Path(name)
+            db = sqlite3.connect(tmp, isolation_level=None)
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                for stmt in _DDL.strip().split(";"):
+                    if stmt.strip():
+                        db.execute(stmt)
+                db.execute("INSERT INTO meta (key, value) VALUES ('layout_version', ?)", (LAYOUT_VERSION,))
+                self._load(snapshot, db)
+                db.execute("COMMIT")
+            finally:
+                db.close()
+            try:
+                os.link(tmp, self.path)  # never replaces a database another process created meanwhile
+            except FileExistsError:
+                pass
+            except OSError:  # a file system without hard links
+                if not self.path.exists():
+                    os.replace(tmp, self.path)
+            if seed is not None:
+                log.info("created %s from seed %s", self.path, seed)
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.path) from exc
+        except BaseException:
+            for d in made:
+                with contextlib.suppress(OSError):
+                    d.rmdir()
+            raise
+        finally:
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)
+
+    def _check_layout(self) -> None:
+        db = self._db
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "meta" not in tables:
+            if tables:
+                raise ProviderError(f"{self.path}: not a reconciler database (no layout version table)")
+            # An empty file (nothing written yet): give it the layout, like a new database.
             with self._transaction():
                 for stmt in _DDL.strip().split(";"):
                     if stmt.strip():
                         db.execute(stmt)
                 db.execute("INSERT INTO meta (key, value) VALUES ('layout_version', ?)", (LAYOUT_VERSION,))
-                self._load(snapshot)
-            if seed is not None:
-                log.info("created %s from seed %s", self.path, seed)
+                self._load(Snapshot(), db)
+            return
+        row = db.execute("SELECT value FROM meta WHERE key = 'layout_version'").fetchone()
+        version = row[0] if row else None
+        if version != LAYOUT_VERSION:
+            raise ProviderError(
+                f"{self.path}: unknown database layout version {version!r} "
+                f"(this reconciler knows {LAYOUT_VERSION!r}); upgrade reconciler or recreate the database"
+            )
 
-    def _load(self, snap: Snapshot) -> None:
-        db = self._db
+    def _load(self, snap: Snapshot, db: sqlite3.Connection | None = None) -> None:
+        db = db or self._db
         db.execute("DELETE FROM schema_wire")
         db.execute("DELETE FROM folders")
         db.execute("DELETE FROM items")
@@ -340,3 +413,80 @@ class SqliteProvider:
 
 def _like_prefix(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+# -- the store kind: config, identity and opening (see reconciler.providers.registry) --------------------------
+
+#: Where a Workspace's SQLite database is when it names no ``path`` (relative to the manifest directory).
+DEFAULT_PATH = ".reconciler/live.db"
+
+
+@dataclass(frozen=True)
+class SqliteConfig(ProviderConfig):
+    """``type: sqlite``: the database ``path`` and an optional ``seed`` snapshot (relative to the manifests)."""
+
+    type: ClassVar[str] = "sqlite"
+    path: str = DEFAULT_PATH
+    seed: str | None = None
+
+
+def _resolve(path: str, root: Path) -> Path:
+    p = Path(path)
+    return p if p.is_absolute() else root / p
+
+
+class SqliteKind:
+    """The embedded store: a location is the database's path."""
+
+    name = "sqlite"
+    record_key = "path"
+    workspace_keys = frozenset({"path", "seed"})
+    url_forms = "sqlite:PATH"
+
+    def from_url(self, rest: str, base: ProviderConfig | None) -> SqliteConfig:
+        if not rest:
+            raise UsageError("--provider sqlite:PATH needs a path")
+        return SqliteConfig(path=str(Path(rest).absolute()))
+
+    def from_workspace(self, raw: Mapping[str, JsonValue]) -> SqliteConfig:
+        path, seed = raw.get("path"), raw.get("seed")
+        return SqliteConfig(
+            path=path if isinstance(path, str) and path.strip() else DEFAULT_PATH,
+            seed=seed if isinstance(seed, str) and seed.strip() else None,
+        )
+
+    def identity(self, config: ProviderConfig, root: Path) -> ProviderIdentity:
+        assert isinstance(config, SqliteConfig)
+        return ProviderIdentity(self.name, str(_resolve(config.path, root)))
+
+    def same_location(self, a: str, b: str) -> bool:
+        return Path(a).resolve() == Path(b).resolve()
+
+    def safe_location(self, location: str) -> str:
+        return location  # a path carries no credentials
+
+    def workspace_entries(self, config: ProviderConfig, root: Path, out: Path) -> dict[str, JsonValue]:
+        assert isinstance(config, SqliteConfig)
+        return {"path": _relative_path(str(_resolve(config.path, root).absolute()), out)}
+
+    def open(self, request: ProviderRequest) -> SqliteProvider:
+        config = request.config
+        assert isinstance(config, SqliteConfig)
+        seed = _resolve(config.seed, request.root) if config.seed and request.seed else None
+        return SqliteProvider(_resolve(config.path, request.root), seed=seed, create=request.create)
+
+
+def _relative_path(path: str, out: Path) -> str:
+    """``path`` as a Workspace in ``out`` names it: relative to ``out`` when they share more than ``/``."""
+    p = Path(path)
+    if not p.is_absolute():
+        return p.as_posix()
+    target = out.resolve()
+    source = p.resolve()
+    common = os.path.commonpath([str(target), str(source)])
+    if Path(common) == Path(common).parent:  # only the filesystem root in common: keep it absolute
+        return source.as_posix()
+    return Path(os.path.relpath(source, target)).as_posix()
+
+
+SQLITE: StoreKind = SqliteKind()

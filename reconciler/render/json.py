@@ -19,7 +19,7 @@ from reconciler.plan.model import (
     SchemaChange,
     Strategy,
 )
-from reconciler.providers.base import ProviderIdentity
+from reconciler.providers.registry import identity_from_json
 from reconciler.schema import Deletion, FieldSpec
 
 __all__ = ["plan_from_dict", "plan_to_dict", "render_plan_json"]
@@ -129,10 +129,11 @@ def plan_from_dict(data: Mapping[str, Any], *, origin: str = "plan") -> Plan:
     """Rebuild a Plan from its JSON form. Raises PlanFormatError naming the bad field (``origin.files[3].uuid``)."""
     try:
         provider = _req(data, "provider", origin, dict)
-        ptype = _req(provider, "type", f"{origin}.provider", str)
-        ploc = provider.get("path", provider.get("domain"))
-        if not isinstance(ploc, str):
-            raise PlanFormatError(f"{origin}.provider: needs 'path' or 'domain'")
+        _req(provider, "type", f"{origin}.provider", str)
+        try:
+            identity = identity_from_json(provider)
+        except ValueError as exc:
+            raise PlanFormatError(f"{origin}.provider: {exc}") from exc
         schema = _req(data, "schema", origin, dict)
         schema_changes = []
         for i, c in enumerate(_req(schema, "changes", f"{origin}.schema", list)):
@@ -194,7 +195,7 @@ def plan_from_dict(data: Mapping[str, Any], *, origin: str = "plan") -> Plan:
         return Plan(
             tool_version=_req(data, "tool_version", origin, str),
             created_at=_req(data, "created_at", origin, str),
-            provider=ProviderIdentity(ptype, ploc),
+            provider=identity,
             manifests_digest=_req(data, "manifests_digest", origin, str),
             schema_fingerprint=_req(schema, "fingerprint", f"{origin}.schema", str),
             schema_changes=tuple(schema_changes),

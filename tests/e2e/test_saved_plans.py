@@ -287,8 +287,25 @@ def test_the_same_provider_named_explicitly_is_accepted(planfile: Path, store: P
 # --------------------------------------------------------------------------------------------- apply
 
 
-def test_apply_planfile_needs_no_manifests(planfile: Path, store: Path, empty_dir: Path):
+def test_apply_planfile_needs_the_operator_to_name_the_store(planfile: Path, store: Path, empty_dir: Path):
+    """The plan records a store but never chooses it: without -C or --provider nothing is opened."""
+    before = live(store)
     r = run(["apply", str(planfile), "-C", str(empty_dir / "nowhere")], cwd=empty_dir)
+    assert (r.code, r.out) == (1, "")
+    assert r.err == (
+        f"Error: manifest directory {str(empty_dir / 'nowhere')!r} does not exist: a saved plan or a journal "
+        "writes only to the store its Workspace names (use -C/--dir to point at it, or name the store with "
+        "--provider URL)\n"
+    )
+    assert live(store) == before
+    assert not (empty_dir / ".reconciler").exists()
+
+
+def test_apply_planfile_needs_no_manifests_with_provider(planfile: Path, store: Path, empty_dir: Path):
+    r = run(
+        ["apply", str(planfile), "--provider", f"sqlite:{store}", "-C", str(empty_dir / "nowhere")],
+        cwd=empty_dir,
+    )
     assert r.code == 0, r.err
     assert r.out.startswith(render_plan_text(read_planfile(planfile)))
     assert "Apply complete: schema written; 3 file(s) written.\n" in r.out
@@ -301,7 +318,7 @@ def test_apply_planfile_needs_no_manifests(planfile: Path, store: Path, empty_di
     # The journal goes to the default place under the current directory.
     assert list((empty_dir / ".reconciler" / "journal").glob("*.jsonl"))
     # Applying the same plan again: every file is already as planned, the schema is not (it moved): stale.
-    r = run(["apply", str(planfile)], cwd=empty_dir)
+    r = run(["apply", str(planfile), "--provider", f"sqlite:{store}"], cwd=empty_dir)
     assert r.code == 1
     assert "schema: the metadata schema changed since the plan" in r.err
 
@@ -311,7 +328,7 @@ def test_a_stale_schema_refuses_the_whole_plan(planfile: Path, store: Path, empt
     p.write_schema({**p.read_schema(), "added.meanwhile": {"ty": "variant", "hint": "number"}})
     p.close()
     before = live(store)
-    r = run(["apply", str(planfile)], cwd=empty_dir)
+    r = run(["apply", str(planfile), "--provider", f"sqlite:{store}"], cwd=empty_dir)
     assert r.code == 1
     assert r.err == (
         "Error: the plan is stale: live state changed since it was made; nothing was written. "
@@ -328,7 +345,7 @@ def test_a_touched_key_changed_since_the_plan_makes_it_stale(planfile: Path, sto
     p.patch_items({B: {"weather": "hail"}, C: {"weather": "snow", "new": 1}})
     p.close()
     before = live(store)
-    r = run(["apply", str(planfile)], cwd=empty_dir)
+    r = run(["apply", str(planfile), "--provider", f"sqlite:{store}"], cwd=empty_dir)
     assert r.code == 1
     assert r.err == (
         "Error: the plan is stale: live state changed since it was made; nothing was written. "
@@ -345,6 +362,6 @@ def test_an_untouched_key_changed_since_the_plan_is_kept(planfile: Path, store: 
     p = SqliteProvider(store)
     p.patch_items({A: {"weather": "sunny", "other": 2, "theirs": "x"}})
     p.close()
-    r = run(["apply", str(planfile)], cwd=empty_dir)
+    r = run(["apply", str(planfile), "--provider", f"sqlite:{store}"], cwd=empty_dir)
     assert r.code == 0, r.err
     assert live(store)[A] == {"weather": "fog", "other": 2, "theirs": "x"}

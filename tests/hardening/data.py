@@ -170,13 +170,13 @@ def desired_state(scenario: Scenario, root: Path) -> DesiredState:
         DesiredKey,
         FileManifest,
         Mode,
-        ProviderConfig,
         SchemaManifest,
         SourceSpec,
         UndeclaredKeys,
         Workspace,
         WorkspaceSettings,
     )
+    from reconciler.providers.sqlite import SqliteConfig
     from reconciler.schema import FieldSpec, KeyType
 
     scenario.write_manifests(root, {"type": "sqlite"})
@@ -201,7 +201,7 @@ def desired_state(scenario: Scenario, root: Path) -> DesiredState:
         for f in range(scenario.n_folders)
     )
     ws = Workspace(
-        ProviderConfig("sqlite"),
+        SqliteConfig(),
         WorkspaceSettings(undeclared_keys=UndeclaredKeys.ALLOW),
         SourceLocation("workspace.yaml", 1, 1),
     )

@@ -34,7 +34,7 @@ def test_apply_of_2000_files_converges_under_10_percent_faults(seed, batch, tmp_
     waits = Waits()
     # Client side: 3% of answers lost after the server handled the request, 5% of requests delayed.
     provider, chaos = connect(emu, fast_policy(waits), rate_lost=0.03, rate_delay=0.05, seed=seed)
-    provider.capabilities = Capabilities(max_batch=batch, supports_children=True, parallel_writes=True)
+    provider.capabilities = Capabilities(max_batch=batch, parallel_writes=True)
     desired = desired_state(sc, tmp_path / "m")
 
     plan = make_plan(desired, provider)

@@ -11,12 +11,12 @@ from reconciler.model import (
     FileSelector,
     Mode,
     OnMissing,
-    ProviderConfig,
     SchemaManifest,
     SelectorKind,
     Workspace,
     WorkspaceSettings,
 )
+from reconciler.providers.sqlite import SqliteConfig
 from reconciler.schema import FieldSpec
 
 
@@ -61,7 +61,7 @@ def schema(prune: bool = False, **keys: FieldSpec) -> SchemaManifest:
 def desired(
     *files: FileManifest, schema_manifest: SchemaManifest | None = None, root: str = "."
 ) -> DesiredState:
-    ws = Workspace(ProviderConfig("sqlite"), WorkspaceSettings(), SourceLocation("workspace.yaml", 1, 1))
+    ws = Workspace(SqliteConfig(), WorkspaceSettings(), SourceLocation("workspace.yaml", 1, 1))
     return DesiredState(
         root=root, workspace=ws, schema=schema_manifest, files=tuple(files), digest="sha256:test"
     )

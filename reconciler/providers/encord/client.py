@@ -12,12 +12,13 @@ import email.utils
 import ipaddress
 import json
 import logging
+import math
 import random
 import threading
 import time
 import urllib.parse
 import uuid as uuid_mod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -35,6 +36,8 @@ from reconciler.providers.base import CallStats
 from reconciler.redact import redact_url
 
 __all__ = [
+    "DEADLINE_ENV",
+    "DEFAULT_DEADLINE",
     "DEFAULT_DOMAIN",
     "MAX_RESPONSE_BYTES",
     "PAGE_TOKEN",
@@ -45,6 +48,7 @@ __all__ = [
     "RetryPolicy",
     "normalize_domain",
     "parse_retry_after",
+    "retry_policy_from_env",
 ]
 
 logger = logging.getLogger(__name__)
@@ -66,6 +70,10 @@ _MAX_MESSAGE = 300
 MAX_RESPONSE_BYTES: Final = 256 * 1024 * 1024
 
 
+#: Seconds one request may take in all, retries and backoff included (``RetryPolicy.deadline``).
+DEFAULT_DEADLINE: Final = 300.0
+
+
 class PayloadTooLargeError(ProviderResponseError):
     """Encord answered 413: the request body was larger than it accepts (the caller may split it)."""
 
@@ -83,7 +91,13 @@ class RetryPolicy:
     jitter": a uniform draw in ``[0, cap]``), or the server's ``Retry-After`` (seconds or an HTTP date,
     capped at ``max_retry_after``) when the response carries one. A request gives up after ``max_attempts``
     attempts, or when the next wait would take the total waiting past ``max_total_sleep`` seconds.
-    ``sleep``, ``jitter`` and ``clock`` are injectable so tests can check the schedule without waiting.
+
+    ``deadline`` bounds one request in all: its attempts, their connect/read/write timeouts (each attempt's
+    timeouts are cut to the time left), reading the answer, and the backoff between attempts. A request
+    still without a complete answer ``warn_after`` seconds into an attempt (default: a quarter of the
+    deadline, at most 15 s) logs one warning that it is still waiting.
+    ``sleep``, ``jitter``, ``clock`` and ``monotonic`` are injectable so tests can check the schedule
+    without waiting.
     """
 
     max_attempts: int = 6
@@ -91,10 +105,17 @@ class RetryPolicy:
     max_delay: float = 30.0
     max_retry_after: float = 60.0
     max_total_sleep: float = 120.0
+    deadline: float = DEFAULT_DEADLINE
+    warn_after: float | None = None
     retry_statuses: frozenset[int] = frozenset({429, 500, 502, 503, 504})
     sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
     jitter: Callable[[float], float] = field(default=_full_jitter, repr=False)
     clock: Callable[[], float] = field(default=time.time, repr=False)
+    monotonic: Callable[[], float] = field(default=time.monotonic, repr=False)
+
+    @property
+    def warn_delay(self) -> float:
+        return self.warn_after if self.warn_after is not None else min(15.0, self.deadline / 4)
 
     def delay(self, retry: int, retry_after: float | None) -> float:
         """Seconds to wait before retry number ``retry`` (1-based)."""
@@ -102,6 +123,28 @@ class RetryPolicy:
             return min(max(retry_after, 0.0), self.max_retry_after)
         cap = min(self.max_delay, self.base_delay * (2.0 ** (retry - 1)))
         return min(max(self.jitter(cap), 0.0), cap)
+
+
+#: The environment variable that sets ``RetryPolicy.deadline`` (seconds) for the CLI.
+DEADLINE_ENV: Final = "RECONCILER_REQUEST_DEADLINE"
+
+
+def retry_policy_from_env(env: Mapping[str, str]) -> RetryPolicy:
+    """The retry policy, with the total deadline per request from ``RECONCILER_REQUEST_DEADLINE`` if set.
+
+    Raises:
+        UsageError: a value that is not a number of seconds greater than 0.
+    """
+    raw = env.get(DEADLINE_ENV)
+    if raw is None or not raw.strip():
+        return RetryPolicy()
+    try:
+        deadline = float(raw)
+    except ValueError:
+        deadline = math.nan
+    if not math.isfinite(deadline) or deadline <= 0:
+        raise UsageError(f"{DEADLINE_ENV}={raw!r}: expected a number of seconds greater than 0")
+    return RetryPolicy(deadline=deadline)
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:
@@ -242,16 +285,21 @@ class EncordClient:
         self.stats = stats if stats is not None else CallStats()
         self._stats_lock = threading.Lock()
         size = max(1, parallelism)
+        # pool=None: a thread waits for a free connection instead of failing (the deadline still bounds
+        # it); the caller's parallelism bounds how many wait.
+        self._timeout = timeout or httpx.Timeout(connect=30.0, read=120.0, write=120.0, pool=None)
         self._http = httpx.Client(
             auth=auth,
             transport=transport,
-            # pool=None: a thread waits for a free connection instead of failing; the caller's
-            # parallelism bounds how many wait.
-            timeout=timeout or httpx.Timeout(connect=30.0, read=120.0, write=120.0, pool=None),
+            timeout=self._timeout,
             limits=httpx.Limits(max_connections=size, max_keepalive_connections=size),
             headers={"User-Agent": f"reconciler/{__version__} python-httpx/{httpx.__version__}"},
+            # Redirects are never followed: the token or signature stays with the origin configured.
             follow_redirects=False,
-            trust_env=True,  # proxies and SSL_CERT_FILE from the environment; verification stays on
+            # https: proxies and SSL_CERT_FILE from the environment (verification stays on). Plain http
+            # (loopback, or an explicit allow_insecure_http) never goes through a proxy, which would see
+            # the credentials in clear: the environment is not consulted at all.
+            trust_env=not self.domain.startswith("http://"),
         )
         #: For signed URLs (no credentials at all); made on first use.
         self._blob_http: httpx.Client | None = None
@@ -369,12 +417,33 @@ class EncordClient:
         with self._stats_lock:
             self.stats.count(name, write=write)
 
+    def _attempt_timeout(self, left: float) -> httpx.Timeout:
+        """The client's timeouts, each cut to the ``left`` seconds of the request's deadline."""
+        t = self._timeout
+
+        def cut(value: float | None) -> float:
+            return max(0.001, left if value is None else min(value, left))
+
+        return httpx.Timeout(connect=cut(t.connect), read=cut(t.read), write=cut(t.write), pool=cut(t.pool))
+
     def _request_capped(
-        self, method: str, url: str, content: bytes | None, headers: dict[str, str], desc: str
+        self,
+        method: str,
+        url: str,
+        content: bytes | None,
+        headers: dict[str, str],
+        desc: str,
+        ends_at: float | None = None,
     ) -> httpx.Response:
-        """Send one request and read its answer, refusing (while it streams in) one over the size cap."""
+        """Send one request and read its answer, refusing (while it streams in) one over the size cap.
+
+        ``ends_at`` (``RetryPolicy.monotonic`` time) is the request's deadline: the attempt's timeouts are
+        cut to it, and an answer still streaming in past it is abandoned (``httpx.ReadTimeout``).
+        """
         cap = self.max_response_bytes
-        request = self._http.build_request(method, url, content=content, headers=headers)
+        now = self.retry.monotonic
+        timeout = self._timeout if ends_at is None else self._attempt_timeout(ends_at - now())
+        request = self._http.build_request(method, url, content=content, headers=headers, timeout=timeout)
         streamed = self._http.send(request, stream=True)
         try:
             declared = streamed.headers.get("Content-Length", "")
@@ -386,6 +455,8 @@ class EncordClient:
                     if len(body) > cap:
                         too_big = True
                         break
+                    if ends_at is not None and now() > ends_at:
+                        raise httpx.ReadTimeout("the answer was still streaming in at the deadline")
         finally:
             streamed.close()
         if too_big:
@@ -421,13 +492,18 @@ class EncordClient:
         policy = self.retry
         slept = 0.0
         attempt = 0
+        started = policy.monotonic()
+        ends_at = started + policy.deadline
         while True:
             attempt += 1
             request_headers = {**headers, "X-Cloud-Trace-Context": f"{uuid_mod.uuid4().hex}/1;o=1"}
             self._count(name, write=write)
             retry_after: float | None = None
+            waiting = threading.Timer(policy.warn_delay, self._still_waiting, (desc, started))
+            waiting.daemon = True
+            waiting.start()
             try:
-                response = self._request_capped(method, url, content, request_headers, desc)
+                response = self._request_capped(method, url, content, request_headers, desc, ends_at)
             except _RETRYABLE_TRANSPORT as exc:
                 if "CERTIFICATE_VERIFY_FAILED" in str(exc):
                     raise ProviderConnectionError(
@@ -446,7 +522,17 @@ class EncordClient:
                 last = f"{response.status_code} {response.reason_phrase}".strip()
                 failure = None
                 retry_after = parse_retry_after(response.headers.get("Retry-After"), policy.clock())
+            finally:
+                waiting.cancel()
             wait = policy.delay(attempt, retry_after)
+            if policy.monotonic() + wait >= ends_at:
+                message = (
+                    f"{desc} at {self.domain}: no complete answer within the {policy.deadline:g} s deadline "
+                    f"({attempt} attempt(s); last: {last}); try again later"
+                )
+                if failure is not None:
+                    raise ProviderConnectionError(message) from failure
+                raise ProviderConnectionError(message)
             if attempt >= policy.max_attempts or slept + wait > policy.max_total_sleep:
                 message = (
                     f"{desc} at {self.domain} still failing after {attempt} attempt(s) and {slept:.1f} s of "
@@ -460,6 +546,16 @@ class EncordClient:
             )
             policy.sleep(wait)
             slept += wait
+
+    def _still_waiting(self, desc: str, started: float) -> None:
+        waited = self.retry.monotonic() - started
+        logger.warning(
+            "%s at %s: no answer yet after %.1f s; still waiting (gives up %g s after it started)",
+            desc,
+            self.domain,
+            waited,
+            self.retry.deadline,
+        )
 
     def _parse(self, response: httpx.Response, desc: str) -> Any:
         status = response.status_code
@@ -502,8 +598,9 @@ class EncordClient:
             raise ProviderResponseError(f"{desc}: Encord rejected the request ({reason}){suffix}")
         if 300 <= status < 400:
             raise ProviderResponseError(
-                f"{desc}: Encord answered a redirect ({reason}) to {response.headers.get('Location', '?')}; "
-                "configure the API domain itself"
+                f"{desc}: Encord answered a redirect ({reason}) to "
+                f"{redact_url(response.headers.get('Location', '?'))}; redirects are not followed (the "
+                "credentials stay with the configured origin): configure the API domain itself"
             )
         raise ProviderResponseError(f"{desc}: Encord answered {reason}{suffix}")
 

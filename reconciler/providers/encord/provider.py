@@ -32,6 +32,7 @@ from reconciler.providers.encord.client import (
     QueryParams,
     RetryPolicy,
     normalize_domain,
+    retry_policy_from_env,
 )
 from reconciler.providers.encord.wire import (
     WireItem,
@@ -160,7 +161,7 @@ class EncordProvider:
     child-item listings and bulk reads. ``retry`` and ``transport`` are for tests.
     """
 
-    capabilities = Capabilities(max_batch=BULK_LIMIT, supports_children=True, parallel_writes=True)
+    capabilities = Capabilities(max_batch=BULK_LIMIT, parallel_writes=True)
 
     def __init__(
         self,
@@ -654,13 +655,18 @@ def encord_provider_from_config(
     parallelism: int,
     allow_insecure_http: bool,
 ) -> EncordProvider:
-    """The provider for a configured domain (``None``: https://api.encord.com), credentials from ``env``.
+    """The provider for a configured domain (``None``: https://api.encord.com), credentials from ``env``
+    (and ``RECONCILER_REQUEST_DEADLINE``, the deadline per request).
 
     Raises:
-        UsageError: an unusable domain.
+        UsageError: an unusable domain or deadline.
         ProviderAuthError: missing or unusable credentials (see :func:`auth_from_env`).
     """
     origin = normalize_domain(domain or DEFAULT_DOMAIN, allow_insecure_http=allow_insecure_http)
     return EncordProvider(
-        origin, auth_from_env(env), parallelism=parallelism, allow_insecure_http=allow_insecure_http
+        origin,
+        auth_from_env(env),
+        parallelism=parallelism,
+        allow_insecure_http=allow_insecure_http,
+        retry=retry_policy_from_env(env),
     )

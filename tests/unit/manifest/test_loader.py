@@ -18,6 +18,8 @@ from reconciler.model import (
     SelectorKind,
     UndeclaredKeys,
 )
+from reconciler.providers.encord.store import EncordConfig
+from reconciler.providers.sqlite import SqliteConfig
 from reconciler.schema import Deletion, FieldSpec, KeyType
 
 REPO = Path(__file__).resolve().parents[3]
@@ -96,8 +98,7 @@ def test_loads_every_kind_into_records(tmp_path: Path) -> None:
     )
     state = load_manifests(tmp_path)
     assert state.root == str(tmp_path.resolve())
-    assert state.workspace.provider.type == "sqlite"
-    assert state.workspace.provider.path == ".reconciler/live.db"
+    assert state.workspace.provider == SqliteConfig(path=".reconciler/live.db", seed=None)
     assert state.workspace.settings.undeclared_keys is UndeclaredKeys.WARN
     assert state.schema is not None
     assert state.schema.keys["capture.weather"].spec == FieldSpec(
@@ -145,12 +146,8 @@ def test_workspace_settings_and_limits(tmp_path: Path) -> None:
     )
     state = load_manifests(tmp_path)
     p = state.workspace.provider
-    assert (p.type, p.path, p.domain, p.allow_insecure_http) == (
-        "encord",
-        None,
-        "http://127.0.0.1:8080",
-        True,
-    )
+    assert p == EncordConfig(domain="http://127.0.0.1:8080", allow_insecure_http=True)
+    assert p.type == "encord"
     s = state.workspace.settings
     assert (s.parallelism, s.journal_dir, s.undeclared_keys) == (16, "j", UndeclaredKeys.ERROR)
     assert (s.limits.max_files, s.limits.max_removed_keys, s.limits.max_removed_share) == (10, 0, 1.0)

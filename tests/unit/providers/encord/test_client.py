@@ -438,7 +438,8 @@ def test_redirect_is_not_followed() -> None:
     assert isinstance(exc, ProviderResponseError)
     assert str(exc) == (
         f"GET storage/folders/{FOLDER}: Encord answered a redirect (301 Moved Permanently) to "
-        "https://app.encord.com/login; configure the API domain itself"
+        "https://app.encord.com/login; redirects are not followed (the credentials stay with the configured "
+        "origin): configure the API domain itself"
     )
 
 
