@@ -7,7 +7,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Literal, TypeAlias
 
 from reconciler.errors import Diagnostic, SourceLocation
 from reconciler.schema import FieldSpec
@@ -21,6 +21,7 @@ __all__ = [
     "DesiredState",
     "FileManifest",
     "FileSelector",
+    "KeyframeMode",
     "Limits",
     "LiveDataRow",
     "LiveDataset",
@@ -38,6 +39,10 @@ __all__ = [
     "canonical_json",
     "metadata_fingerprint",
 ]
+
+
+#: How a video's ``keyframes`` are read (the ``keyframe_mode`` of its reserved ``config`` key; SPEC §7c).
+KeyframeMode: TypeAlias = Literal["frame", "seconds"]
 
 
 class Mode(str, enum.Enum):
@@ -94,6 +99,8 @@ class SourceSpec:
     path: str
     format: str  # "jsonl" | "csv" | "registration" (Encord's upload JSON)
     location: SourceLocation
+    #: The keyframe mode of rows without a ``config`` of their own: the one the manifest's defaults give.
+    keyframe_mode: KeyframeMode = "frame"
 
 
 @dataclass(frozen=True)

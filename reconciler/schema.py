@@ -160,7 +160,8 @@ class SchemaSpec:
 
 
 def check_key_name(key: str) -> str | None:
-    """Encord's key rule (not empty, no leading ``$``, letters/digits/``-_.`` and spaces, not ``keyframes``).
+    """Encord's key rule (not empty, no leading ``$``, letters/digits/``-_.`` and spaces, not ``keyframes`` or
+    ``config``, the reserved keys of :mod:`reconciler.reserved`).
 
     Returns an error message, or ``None`` when the name is valid.
     """
@@ -175,6 +176,8 @@ def check_key_name(key: str) -> str | None:
         return f"invalid metadata key {key!r}: needs at least one letter or digit"
     if stripped.lower() == "keyframes":
         return f"invalid metadata key {key!r}: 'keyframes' is reserved"
+    if key == "config":
+        return "invalid metadata key 'config': 'config' is reserved (a video's sampling config)"
     if not stripped.isalnum():
         return f"invalid metadata key {key!r}: only letters, digits, '-', '_', '.' and spaces are allowed"
     return None

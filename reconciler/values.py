@@ -1,11 +1,11 @@
-"""Metadata values against their schema type (SPEC §3.2), the reserved ``keyframes`` key, and CSV cells.
+"""Metadata values against their schema type (SPEC §3.2), and CSV cells (reserved keys: :mod:`reconciler.reserved`).
 
 Every message names the key: ``capture.weather: 'fog' is not one of the enum values [rain, snow, sunny]``.
 ``null`` is never checked here: it always means "remove the key".
 
 Datetimes: an ISO 8601 / RFC 3339 string, either a date (``2024-05-01``) or a date and time with
 ``T`` (or one space) between them, optional seconds and fraction, and an optional ``Z`` or ``±HH:MM``
-offset (``2024-05-01T10:00:00Z``). A YAML timestamp in a manifest is already turned into such a string.
+offset (``2024-05-01T10:00:00Z``). A YAML timestamp in a manifest arrives as the text the user wrote.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ __all__ = [
     "CellConverter",
     "ValueChecker",
     "cell_converter",
-    "check_keyframes",
     "check_value",
     "convert_cell",
     "describe_value",
@@ -41,8 +40,8 @@ _DATETIME = re.compile(
     r"(\d{4})-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])"
     r"(?:[T ](?:[01]\d|2[0-3]):[0-5]\d(?::[0-5]\d(?:\.\d{1,9})?)?(?:Z|[+-](?:[01]\d|2[0-3]):?[0-5]\d)?)?"
 )
-_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-_INT = re.compile(r"^[+-]?\d+$")
+# Matched with fullmatch: ``$`` would also accept a trailing newline (a ``|`` block scalar ends with one).
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _YAML11_BOOLS = frozenset({"yes", "no", "on", "off", "y", "n", "true", "false"})
 
 
@@ -144,7 +143,7 @@ def value_checker(key: str, spec: FieldSpec) -> ValueChecker:
                 return None
             if not isinstance(value, str):
                 return f"{key}: expected a UUID string, got {describe_value(value)}"
-            if _UUID.match(value) is None:
+            if _UUID.fullmatch(value) is None:
                 return f"{key}: {_short(value)} is not a UUID"
             return None
 
@@ -241,22 +240,6 @@ def _geospatial_checker(key: str) -> ValueChecker:
         return None
 
     return geospatial
-
-
-def check_keyframes(value: JsonValue) -> str | None:
-    """The reserved ``keyframes`` key: a list of sorted, unique, non-negative frame numbers (or ``null``)."""
-    if value is None:
-        return None
-    if not isinstance(value, list):
-        return f"keyframes: expected a list of frame numbers, got {describe_value(value)}"
-    previous = -1
-    for i, x in enumerate(value):
-        if type(x) is not int or x < 0:
-            return f"keyframes: item {i} must be a non-negative integer frame number, got {describe_value(x)}"
-        if x <= previous:
-            return f"keyframes: frame numbers must be sorted and unique ({x} comes after {previous})"
-        previous = x
-    return None
 
 
 def convert_cell(text: str, spec: FieldSpec | None) -> JsonValue:

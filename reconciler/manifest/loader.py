@@ -50,6 +50,14 @@ from reconciler.model import (
     WorkspaceSettings,
 )
 from reconciler.providers import registry
+from reconciler.reserved import (
+    CONFIG,
+    DEFAULT_KEYFRAME_MODE,
+    KeyframeMode,
+    check_reserved,
+    is_reserved,
+    keyframe_mode,
+)
 from reconciler.schema import (
     EMBEDDING_ACTIVE_LIMIT,
     EMBEDDING_MAX,
@@ -60,7 +68,7 @@ from reconciler.schema import (
     KeyType,
     check_key_name,
 )
-from reconciler.values import check_keyframes, check_value, describe_value
+from reconciler.values import check_value, describe_value
 
 if TYPE_CHECKING:
     from pydantic_core import ErrorDetails
@@ -598,6 +606,8 @@ class _Loader:
             OnMissing(on_missing_raw) if on_missing_raw in ("error", "warn", "ignore") else OnMissing.ERROR
         )
         defaults = self._metadata(doc, data.get("defaults"), ("defaults",))
+        # Entries and source rows read their keyframes in the mode the defaults' config gives (reserved.py).
+        kf_mode = keyframe_mode(_mapping(data.get("defaults")).get(CONFIG))
         selectors: list[FileSelector] = []
         exact_seen: dict[tuple[SelectorKind, str], SourceLocation] = {}
         manifest_name = doc.name
@@ -605,7 +615,7 @@ class _Loader:
         for i, entry in enumerate(files_raw if isinstance(files_raw, list) else []):
             if not isinstance(entry, dict):
                 continue  # reported by pydantic
-            selector = self._selector(doc, entry, ("files", i))
+            selector = self._selector(doc, entry, ("files", i), kf_mode)
             if selector is None:
                 continue
             selectors.append(selector)
@@ -632,7 +642,7 @@ class _Loader:
                         location=selector.location,
                     )
                 )
-        source = self._source(doc, data.get("source"))
+        source = self._source(doc, data.get("source"), kf_mode)
         return FileManifest(
             path=doc.rel,
             folder=folder,
@@ -647,7 +657,9 @@ class _Loader:
             source=source,
         )
 
-    def _selector(self, doc: _Doc, entry: dict[str, JsonValue], path: YamlPath) -> FileSelector | None:
+    def _selector(
+        self, doc: _Doc, entry: dict[str, JsonValue], path: YamlPath, mode: KeyframeMode
+    ) -> FileSelector | None:
         given = [s for s in _SELECTORS if entry.get(s) is not None]
         if not given:
             self.out.error(doc.at(path), "a files entry needs one of glob, name or uuid")
@@ -673,24 +685,30 @@ class _Loader:
                 self.out.error(doc.at(vpath), f"uuid {pattern!r} is not a UUID")
                 return None
             pattern = canonical
-        metadata = self._metadata(doc, entry.get("metadata"), (*path, "metadata"))
+        metadata = self._metadata(doc, entry.get("metadata"), (*path, "metadata"), mode)
         return FileSelector(kind=kind, pattern=pattern, metadata=metadata, location=doc.at(vpath))
 
-    def _metadata(self, doc: _Doc, raw: JsonValue, path: YamlPath) -> dict[str, Assignment]:
+    def _metadata(
+        self, doc: _Doc, raw: JsonValue, path: YamlPath, inherited_mode: KeyframeMode = DEFAULT_KEYFRAME_MODE
+    ) -> dict[str, Assignment]:
         out: dict[str, Assignment] = {}
         if not isinstance(raw, dict):
             return out
         for key, value in raw.items():
             location = doc.at((*path, key))
-            if key != "keyframes":
-                problem = check_key_name(key)
-                if problem is not None:
-                    self.out.warn(doc.key_at((*path, key)), f"{problem} (Encord's rule for metadata keys)")
             out[key] = Assignment(value, location)
+            if is_reserved(key):
+                continue  # checked below, with the other reserved keys of this scope
+            problem = check_key_name(key)
+            if problem is not None:
+                self.out.warn(doc.key_at((*path, key)), f"{problem} (Encord's rule for metadata keys)")
             self.assignments.append((key, value, location))
+        for reserved in check_reserved(raw, inherited_mode):
+            where = (*path, reserved.key, *reserved.path)
+            self.out.error(doc.key_at(where) if reserved.at_key else doc.at(where), reserved.message)
         return out
 
-    def _source(self, doc: _Doc, raw: JsonValue) -> SourceSpec | None:
+    def _source(self, doc: _Doc, raw: JsonValue, mode: KeyframeMode) -> SourceSpec | None:
         if not isinstance(raw, str):
             return None  # absent, or reported by pydantic
         location = doc.at(("source",))
@@ -737,7 +755,7 @@ class _Loader:
             self.out.error(location, f"source {rel!r} is not a file")
             return None
         self._add_to_digest(resolved, rel)
-        return SourceSpec(path=rel, format=_SOURCE_FORMATS[suffix], location=location)
+        return SourceSpec(path=rel, format=_SOURCE_FORMATS[suffix], location=location, keyframe_mode=mode)
 
     # ----------------------------------------------------------------------------------------- across documents
 
@@ -766,11 +784,6 @@ class _Loader:
         for key, value, location in self.assignments:
             if value is None:
                 continue  # null always means "remove the key"
-            if key == "keyframes":
-                problem = check_keyframes(value)
-                if problem is not None:
-                    self.out.error(location, problem)
-                continue
             declared = keys.get(key)
             if declared is not None:
                 problem = check_value(key, value, declared.spec)
@@ -840,7 +853,7 @@ class _Loader:
                     seen_keys.add(key)
                     if (
                         value is not None
-                        and key != "keyframes"
+                        and not is_reserved(key)
                         and key not in spec_map
                         and key not in self.broken_keys
                     ):

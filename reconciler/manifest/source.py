@@ -26,12 +26,12 @@ from typing import IO, TYPE_CHECKING, AnyStr, NamedTuple
 
 from reconciler.errors import Diagnostic, SourceLocation
 from reconciler.model import Assignment, SelectorKind
+from reconciler.reserved import KEYFRAMES, RESERVED_KEYS, first_problem
 from reconciler.schema import KeyType, check_key_name
 from reconciler.values import (
     CellConverter,
     ValueChecker,
     cell_converter,
-    check_keyframes,
     describe_value,
     value_checker,
 )
@@ -39,7 +39,7 @@ from reconciler.values import (
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from reconciler.model import SourceSpec
+    from reconciler.model import KeyframeMode, SourceSpec
     from reconciler.schema import FieldSpec
     from reconciler.types import JsonValue
 
@@ -123,33 +123,39 @@ class _Checkers:
     the message) about everything else, so a rejected value reads exactly as it does in a manifest.
     """
 
-    def __init__(self, schema: Mapping[str, FieldSpec]) -> None:
+    def __init__(self, schema: Mapping[str, FieldSpec], keyframe_mode: KeyframeMode = "frame") -> None:
         self.schema = schema
+        self.keyframe_mode: KeyframeMode = keyframe_mode
         self.cache: dict[str, ValueChecker | None] = {}
-        self._shapes: dict[tuple[str, ...], list[ValueChecker | None]] = {}
+        self._shapes: dict[tuple[str, ...], tuple[list[ValueChecker | None], bool]] = {}
 
     def check_all(self, metadata: dict[str, JsonValue]) -> str | None:
         """The first problem among a row's values, or ``None``. Rows mostly share their keys (in order), so
         the checkers are looked up once per key sequence."""
         keys = tuple(metadata)
-        checkers = self._shapes.get(keys)
-        if checkers is None:
-            checkers = [self.get(key) for key in keys]
+        shape = self._shapes.get(keys)
+        if shape is None:
+            shape = ([self.get(key) for key in keys], not RESERVED_KEYS.isdisjoint(keys))
             if len(self._shapes) < 1024:
-                self._shapes[keys] = checkers
+                self._shapes[keys] = shape
+        checkers, reserved = shape
         for check, value in zip(checkers, metadata.values(), strict=True):
             if check is not None and value is not None:
                 problem = check(value)
                 if problem is not None:
                     return problem
-        return None
+        return self.check_reserved(metadata) if reserved else None
+
+    def check_reserved(self, metadata: Mapping[str, JsonValue]) -> str | None:
+        """The reserved keys of one row, together (``keyframes`` follow the row's ``config``)."""
+        return first_problem(metadata, self.keyframe_mode)
 
     def get(self, key: str) -> ValueChecker | None:
         checker = self.cache.get(key, _MISSING)
         if checker is not _MISSING:
             return checker  # type: ignore[return-value]  # not the sentinel
-        if key == "keyframes":
-            checker = check_keyframes
+        if key in RESERVED_KEYS:
+            checker = None  # checked per row (check_reserved)
         else:
             spec = self.schema.get(key)
             if spec is not None:
@@ -267,7 +273,7 @@ def iter_source_rows(
     policy). Bad rows go to ``diagnostics`` and are skipped; a file that cannot be opened is one diagnostic.
     """
     report = _Reporter(spec.path, diagnostics, max_errors)
-    checkers = _Checkers(schema)
+    checkers = _Checkers(schema, spec.keyframe_mode)
     try:
         if spec.format == "csv":
             yield from _csv_rows(root / spec.path, spec.path, schema, checkers, report)
@@ -452,6 +458,7 @@ def _csv_rows(
             (index, key, _cell_converter(key, schema), _cell_checker(key, schema, checkers))
             for index, key in keys
         ]
+        reserved = any(key in RESERVED_KEYS for _, key in keys)
         line_end = reader.line_num
         while True:
             start = line_end + 1
@@ -495,6 +502,11 @@ def _csv_rows(
                         break
                 values[key] = value
             else:
+                if reserved:
+                    problem = checkers.check_reserved(values)
+                    if problem is not None:
+                        report(start, problem)
+                        continue
                 yield SourceRow(kind, selector, values, path, start)
 
 
@@ -503,6 +515,14 @@ def _keyframes_cell(text: str) -> JsonValue:
         value: JsonValue = json.loads(text)
     except ValueError:
         raise ValueError(f"{text!r} is not a JSON list of frame numbers") from None
+    return value
+
+
+def _reserved_cell(text: str) -> JsonValue:
+    try:
+        value: JsonValue = json.loads(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not valid JSON (write this column's cells as JSON)") from None
     return value
 
 
@@ -519,7 +539,9 @@ def _cell_checker(key: str, schema: Mapping[str, FieldSpec], checkers: _Checkers
 
 
 def _cell_converter(key: str, schema: Mapping[str, FieldSpec]) -> CellConverter:
-    return _keyframes_cell if key == "keyframes" else cell_converter(schema.get(key))
+    if key in RESERVED_KEYS:
+        return _keyframes_cell if key == KEYFRAMES else _reserved_cell
+    return cell_converter(schema.get(key))
 
 
 def _csv_problem(exc: Exception) -> str:
@@ -545,7 +567,7 @@ def _csv_header(
             report(1, f"duplicate column {name!r}")
             return None
         seen.add(name)
-        if name != "keyframes":
+        if name not in RESERVED_KEYS:
             problem = check_key_name(name)
             if problem is not None:
                 report(1, f"column {name!r}: {problem}")

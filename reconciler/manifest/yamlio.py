@@ -426,24 +426,18 @@ def _yaml_float(text: str) -> float:
 
 
 def _yaml_timestamp(text: str) -> str:
-    """A YAML timestamp as an ISO 8601 string: a date stays a date, a time keeps its offset (Z -> +00:00)."""
+    """A YAML timestamp as the text written: ``2024-05-01T10:00:00Z`` stays exactly that (its zone spelling and
+    every fraction digit kept), so the same instant reads the same from a manifest and from a JSONL source.
+    Raises ValueError for a date that does not exist (``2024-02-30``)."""
     m = _TIMESTAMP.match(text.strip())
     if m is None:
         raise ValueError(text)
-    year, month, day = int(m["year"]), int(m["month"]), int(m["day"])
-    if m["hour"] is None:
-        return dt.date(year, month, day).isoformat()
-    fraction = (m["fraction"] or "")[:6].ljust(6, "0")
-    tz: dt.tzinfo | None = None
-    if m["tz"] in ("Z", "z"):
-        tz = dt.timezone.utc
-    elif m["tz"]:
-        offset = dt.timedelta(hours=int(m["tz_hour"]), minutes=int(m["tz_minute"] or 0))
-        tz = dt.timezone(-offset if m["tz_sign"] == "-" else offset)
-    value = dt.datetime(
-        year, month, day, int(m["hour"]), int(m["minute"]), int(m["second"]), int(fraction), tzinfo=tz
-    )
-    return value.isoformat()
+    dt.date(int(m["year"]), int(m["month"]), int(m["day"]))
+    if m["hour"] is not None:
+        dt.time(int(m["hour"]), int(m["minute"]), int(m["second"]))
+        if m["tz_hour"] is not None:
+            dt.timezone(dt.timedelta(hours=int(m["tz_hour"]), minutes=int(m["tz_minute"] or 0)))
+    return text
 
 
 # --------------------------------------------------------------------------------------------- round trip

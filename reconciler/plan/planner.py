@@ -40,8 +40,9 @@ from reconciler.plan.renames import (
 )
 from reconciler.plan.stream import plan_files
 from reconciler.providers.base import StateProvider
+from reconciler.reserved import is_reserved
 from reconciler.schema import FieldSpec, SchemaSpec, parse_wire_schema, schema_fingerprint
-from reconciler.values import check_keyframes, check_value
+from reconciler.values import check_value
 
 __all__ = ["NullPlanHooks", "PlanHooks", "Targets", "make_plan", "parse_targets"]
 
@@ -138,11 +139,8 @@ class _ValueChecker:
         self._seen.add(id(a))
         if a.value is None:
             return
-        if key == "keyframes":
-            msg = check_keyframes(a.value)
-            if msg:
-                self.errors.append(Diagnostic(a.location, msg))
-            return
+        if is_reserved(key):
+            return  # checked with the rest of its scope when the manifests were loaded (reconciler.reserved)
         spec: FieldSpec | None = self.schema.keys.get(key)
         undeclared = spec is None if self.declared is None else key not in self.declared
         if undeclared and self.has_schema and self.policy is not UndeclaredKeys.ALLOW:

@@ -43,6 +43,7 @@ from reconciler.model import (
 from reconciler.plan.differ import diff_metadata, values_equal
 from reconciler.plan.model import FileChange, Strategy
 from reconciler.plan.policy import compile_glob, desired_dict, owned_keys
+from reconciler.reserved import RESERVED_KEYS
 
 if TYPE_CHECKING:
     from reconciler.manifest.source import SourceRow
@@ -382,7 +383,7 @@ class _Undeclared:
     def __init__(
         self, spec_map: Mapping[str, FieldSpec], policy: UndeclaredKeys, has_schema: bool, result: FilePlan
     ) -> None:
-        self.known: set[str] = set(spec_map) | {"keyframes"}
+        self.known: set[str] = set(spec_map) | RESERVED_KEYS
         self.active = has_schema and policy is not UndeclaredKeys.ALLOW
         self.policy = policy
         self.result = result

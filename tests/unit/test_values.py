@@ -1,11 +1,11 @@
-"""values: each schema type's rule, keyframes, and CSV cell conversion, with the exact messages."""
+"""values: each schema type's rule and CSV cell conversion, with the exact messages."""
 
 from __future__ import annotations
 
 import pytest
 
 from reconciler.schema import Deletion, FieldSpec, KeyType
-from reconciler.values import check_keyframes, check_value, convert_cell, is_iso_datetime
+from reconciler.values import check_value, convert_cell, is_iso_datetime
 
 ENUM = FieldSpec(KeyType.ENUM, values=("sunny", "rain", "snow"))
 EMB = FieldSpec(KeyType.EMBEDDING, size=3)
@@ -168,22 +168,14 @@ def test_not_iso_datetimes(text: str) -> None:
     assert not is_iso_datetime(text)
 
 
-@pytest.mark.parametrize(
-    ("value", "message"),
-    [
-        ([0, 13, 17], None),
-        ([], None),
-        (None, None),
-        ("13", "keyframes: expected a list of frame numbers, got the string '13'"),
-        ([3, 3], "keyframes: frame numbers must be sorted and unique (3 comes after 3)"),
-        ([5, 2], "keyframes: frame numbers must be sorted and unique (2 comes after 5)"),
-        ([-1], "keyframes: item 0 must be a non-negative integer frame number, got the number -1"),
-        ([1, 2.0], "keyframes: item 1 must be a non-negative integer frame number, got the number 2.0"),
-        ([True], "keyframes: item 0 must be a non-negative integer frame number, got the boolean true"),
-    ],
-)
-def test_keyframes(value: object, message: str | None) -> None:
-    assert check_keyframes(value) == message  # type: ignore[arg-type]
+def test_uuid_with_a_trailing_newline_is_refused() -> None:
+    """A ``|`` block scalar ends with a newline; ``$`` in a pattern would let it through."""
+    text = "5e0b6a0e-2f1c-4b7e-9c51-0c2f6d1c9a10"
+    assert check_value("site.id", text, FieldSpec(KeyType.UUID)) is None
+    assert (
+        check_value("site.id", text + "\n", FieldSpec(KeyType.UUID))
+        == f"site.id: {text + chr(10)!r} is not a UUID"
+    )
 
 
 @pytest.mark.parametrize(

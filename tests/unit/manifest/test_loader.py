@@ -118,7 +118,7 @@ def test_loads_every_kind_into_records(tmp_path: Path) -> None:
     assert (glob.kind, glob.pattern) == (SelectorKind.GLOB, "cam*.mp4")
     assert glob.location == SourceLocation("files/cams.yaml", 10, 11)
     assert name.metadata == {
-        "capture.time": Assignment("2024-05-01T10:00:00+00:00", SourceLocation("files/cams.yaml", 14, 21)),
+        "capture.time": Assignment("2024-05-01T10:00:00Z", SourceLocation("files/cams.yaml", 14, 21)),
         "caption": Assignment(None, SourceLocation("files/cams.yaml", 15, 16)),
         "keyframes": Assignment([1, 5], SourceLocation("files/cams.yaml", 16, 18)),
     }
@@ -419,7 +419,10 @@ def test_enum_with_too_many_values(tmp_path: Path) -> None:
             "reviewed: expected a boolean, got the string 'yes' (YAML 1.2: write true or false)",
         ),
         ("site.location: {latitude: 91, longitude: 0}", "site.location: latitude 91 is out of range -90..90"),
-        ("keyframes: [3, 1]", "keyframes: frame numbers must be sorted and unique (1 comes after 3)"),
+        (
+            "keyframes: [3, 1.5]",
+            "keyframes: item 1 must be a non-negative integer frame number (keyframe_mode: frame), got the number 1.5",
+        ),
     ],
 )
 def test_values_checked_against_the_declared_schema(tmp_path: Path, value: str, message: str) -> None:
@@ -686,4 +689,50 @@ def test_check_sources_reports_rows(tmp_path: Path) -> None:
     assert problems(tmp_path, check_sources=True) == [
         "data/rows.jsonl:2: count: expected a number, got the string 'x'",
         "data/rows.jsonl:3: key 'nope' is not declared in the metadata schema (settings.undeclared_keys: error)",
+    ]
+
+
+def test_a_block_scalar_uuid_with_its_trailing_newline_is_refused(tmp_path: Path) -> None:
+    workspace(tmp_path)
+    write(
+        tmp_path,
+        "f.yaml",
+        files_manifest(
+            "files:\n  - name: a\n    metadata:\n      site.id: |\n        5e0b6a0e-2f1c-4b7e-9c51-0c2f6d1c9a10\n"
+        ),
+    )
+    assert problems(tmp_path) == [
+        "f.yaml:7:16: site.id: '5e0b6a0e-2f1c-4b7e-9c51-0c2f6d1c9a10\\n' is not a UUID"
+    ]
+
+
+def test_reserved_keys_of_a_scope_are_checked_together_and_located(tmp_path: Path) -> None:
+    workspace(tmp_path)
+    write(
+        tmp_path,
+        "f.yaml",
+        files_manifest(
+            """\
+            defaults:
+              config: {keyframe_mode: seconds}
+            files:
+              - name: a
+                metadata: {keyframes: [0.5, 1]}
+              - name: b
+                metadata:
+                  config: {keyframe_mode: frame, sampling_rate: 0}
+                  keyframes: [0.5]
+              - name: c
+                metadata:
+                  config: {keyframe_mode: secs}
+                  $encord: []
+            """
+        ),
+    )
+    assert problems(tmp_path) == [
+        "f.yaml:12:18: keyframes: item 0 must be a non-negative integer frame number (keyframe_mode: frame), "
+        "got the number 0.5",
+        "f.yaml:15:31: config.keyframe_mode: invalid value 'secs' (expected one of frame, seconds); "
+        "did you mean 'seconds'?",
+        "f.yaml:16:16: $encord: expected a mapping, got a list of 0 item(s)",
     ]

@@ -83,7 +83,7 @@ def test_jsonl_bad_rows_are_reported_and_skipped(tmp_path: Path) -> None:
                 '{"name": "", "metadata": {}}',
                 '{"name": "f", "meta": {}}',
                 '{"name": "g", "metadata": []}',
-                '{"name": "h", "metadata": {"keyframes": [2, 1]}}',
+                '{"name": "h", "metadata": {"keyframes": [2, 1.5]}}',
                 '{"name": "i", "metadata": {"loc": {"latitude": 100, "longitude": 0}}}',
             ]
         )
@@ -102,7 +102,8 @@ def test_jsonl_bad_rows_are_reported_and_skipped(tmp_path: Path) -> None:
         "data/r.jsonl:10: name must be a non-empty string, got the string ''",
         'data/r.jsonl:11: unknown field \'meta\' (a row has "name" or "uuid", and "metadata")',
         "data/r.jsonl:12: metadata must be a JSON object, got a list of 0 item(s)",
-        "data/r.jsonl:13: keyframes: frame numbers must be sorted and unique (1 comes after 2)",
+        "data/r.jsonl:13: keyframes: item 1 must be a non-negative integer frame number (keyframe_mode: frame), "
+        "got the number 1.5",
         "data/r.jsonl:14: loc: latitude 100 is out of range -90..90",
     ]
 
@@ -173,7 +174,7 @@ def test_csv_bad_rows_with_their_line_numbers(tmp_path: Path) -> None:
         "b,1,true,fog,\n"
         "c,1\n"
         ",1,true,rain,\n"
-        'd,1,true,rain,"[3, 1]"\n'
+        'd,1,true,rain,"[3, 1.5]"\n'
         "e,1,true,rain,[1\n"
         "ok,1,true,rain,[1]\n",
     )
@@ -184,7 +185,8 @@ def test_csv_bad_rows_with_their_line_numbers(tmp_path: Path) -> None:
         "data/r.csv:5: weather: 'fog' is not one of the enum values [rain, snow]",
         "data/r.csv:6: expected 5 cells (like the header), got 2",
         "data/r.csv:7: empty name cell",
-        "data/r.csv:8: keyframes: frame numbers must be sorted and unique (1 comes after 3)",
+        "data/r.csv:8: keyframes: item 1 must be a non-negative integer frame number (keyframe_mode: frame), "
+        "got the number 1.5",
         "data/r.csv:9: keyframes: '[1' is not a JSON list of frame numbers",
     ]
 

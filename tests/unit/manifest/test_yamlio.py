@@ -46,15 +46,24 @@ def test_yaml_12_scalars() -> None:
     }
 
 
-def test_timestamps_become_iso_strings() -> None:
+def test_timestamps_keep_the_text_written() -> None:
     assert one(
         "a: 2024-05-01T10:00:00Z\nb: 2024-05-01\nc: 2024-05-01 10:00:00.5 -5\nd: 2024-05-01T10:00:00+02:00\n"
     ) == {
-        "a": "2024-05-01T10:00:00+00:00",
+        "a": "2024-05-01T10:00:00Z",
         "b": "2024-05-01",
-        "c": "2024-05-01T10:00:00.500000-05:00",
+        "c": "2024-05-01 10:00:00.5 -5",
         "d": "2024-05-01T10:00:00+02:00",
     }
+    # Nanoseconds are not cut to microseconds.
+    assert one("a: 2024-05-01T10:00:00.123456789Z\n") == {"a": "2024-05-01T10:00:00.123456789Z"}
+
+
+@pytest.mark.parametrize("text", ["2024-02-30", "2024-05-01T25:00:00Z", "2024-05-01T10:00:00+24:00"])
+def test_timestamps_that_name_no_instant_are_refused(text: str) -> None:
+    with pytest.raises(ManifestValidationError) as info:
+        load_documents(f"a: {text}\n", "x.yaml")
+    assert [str(d) for d in info.value.issues] == [f"x.yaml:1:4: invalid !!timestamp value {text!r}"]
 
 
 def test_positions_of_keys_and_values() -> None:
