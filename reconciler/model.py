@@ -7,7 +7,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar, Literal, TypeAlias
+from typing import TYPE_CHECKING, ClassVar, Final, Literal, TypeAlias
 
 from reconciler.errors import Diagnostic, SourceLocation
 from reconciler.schema import FieldSpec
@@ -16,6 +16,9 @@ if TYPE_CHECKING:
     from reconciler.types import JsonValue, MetadataView
 
 __all__ = [
+    "DEFAULT_JOURNAL_DIR",
+    "DEFAULT_PARALLELISM",
+    "MAX_PARALLELISM",
     "Assignment",
     "DesiredKey",
     "DesiredState",
@@ -40,6 +43,15 @@ __all__ = [
     "metadata_fingerprint",
 ]
 
+
+# The defaults of the manifest format, declared once: the pydantic models of reconciler.manifest.schema (and so
+# the JSON Schema) and the records below both use them. (A store's own defaults, e.g. the SQLite path, belong
+# to its module in reconciler.providers.)
+#: Where apply journals go without ``settings.journal_dir``, relative to the manifest directory.
+DEFAULT_JOURNAL_DIR: Final = ".reconciler/journal"
+#: Concurrent requests without ``settings.parallelism``, and the most allowed.
+DEFAULT_PARALLELISM: Final = 4
+MAX_PARALLELISM: Final = 64
 
 #: How a video's ``keyframes`` are read (the ``keyframe_mode`` of its reserved ``config`` key; SPEC §7c).
 KeyframeMode: TypeAlias = Literal["frame", "seconds"]
@@ -162,8 +174,8 @@ class Limits:
 
 @dataclass(frozen=True)
 class WorkspaceSettings:
-    parallelism: int = 4
-    journal_dir: str = ".reconciler/journal"
+    parallelism: int = DEFAULT_PARALLELISM
+    journal_dir: str = DEFAULT_JOURNAL_DIR
     undeclared_keys: UndeclaredKeys = UndeclaredKeys.WARN
     limits: Limits = field(default_factory=Limits)
 

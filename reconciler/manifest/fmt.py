@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from reconciler.errors import ManifestParseError, ReconcilerError, SourceLocation
-from reconciler.manifest.loader import MANIFEST_SUFFIXES
+from reconciler.manifest.discovery import discover_manifests
 from reconciler.manifest.schema import KIND_MODELS
 from reconciler.manifest.yamlio import dump_roundtrip, load_documents, load_roundtrip, read_documents
 
@@ -204,13 +204,7 @@ def format_text(text: str, display_path: str = "<string>") -> str:
 def find_manifest_files(root: Path) -> list[Path]:
     """Every manifest file under ``root``, as the loader finds them (``*.yaml``/``*.yml``, recursively, hidden
     files and directories skipped), sorted."""
-    found: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            if name.lower().endswith(MANIFEST_SUFFIXES) and not name.startswith("."):
-                found.append(Path(dirpath) / name)
-    return sorted(found, key=lambda p: p.relative_to(root).as_posix())
+    return discover_manifests(root)
 
 
 @dataclass

@@ -1,20 +1,45 @@
 """The on-disk manifest format (``apiVersion: reconciler/v1``) as pydantic models, and its JSON Schema.
 
 These models describe one YAML document each and are strict: unknown fields are errors, and no value is
-coerced (``"5"`` is not a number, ``yes`` is not a boolean). Checks that need positions or several
-documents (key names, enum sizes, selectors, sources, values) live in :mod:`reconciler.manifest.loader`,
-which also turns pydantic's errors into located diagnostics. The field descriptions become the JSON Schema
-printed by ``reconciler schema-json``.
+coerced (``"5"`` is not a number, ``yes`` is not a boolean). They are the one description of the format: its
+defaults and its choices (``mode``, ``on_missing``, ``undeclared_keys``, ``deleted``) are the constants and
+enums of :mod:`reconciler.model`, and the records the planner uses are built from their validated result
+(:mod:`reconciler.manifest.convert`). Checks that need positions or several documents (key names, enum sizes,
+selectors, sources, values) live in :mod:`reconciler.manifest.rules` and :mod:`reconciler.manifest.crosschecks`;
+:mod:`reconciler.manifest.diagnostics` turns pydantic's errors into located messages. The field descriptions
+become the JSON Schema printed by ``reconciler schema-json``.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Final, Literal, Union
+import enum
+from typing import Annotated, Any, Final, Literal, Union, get_args
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, JsonValue, Tag, TypeAdapter
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    JsonValue,
+    Strict,
+    Tag,
+    TypeAdapter,
+    WithJsonSchema,
+)
+
+from reconciler.model import (
+    DEFAULT_JOURNAL_DIR,
+    DEFAULT_PARALLELISM,
+    MAX_PARALLELISM,
+    Mode,
+    OnMissing,
+    UndeclaredKeys,
+)
+from reconciler.schema import Deletion
 
 __all__ = [
     "API_VERSION",
+    "KEY_ENTRY",
     "KIND_MODELS",
     "TYPE_NAMES",
     "FileEntryDoc",
@@ -45,19 +70,19 @@ TypeName = Literal[
     "string",
     "long_string",
 ]
-TYPE_NAMES: Final = (
-    "boolean",
-    "number",
-    "datetime",
-    "uuid",
-    "varchar",
-    "text",
-    "enum",
-    "embedding",
-    "geospatial",
-    "string",
-    "long_string",
-)
+TYPE_NAMES: Final[tuple[str, ...]] = get_args(TypeName)
+
+
+def _choices(choices: type[enum.Enum]) -> WithJsonSchema:
+    """A choice field's JSON Schema: the enum's values (pydantic would otherwise add a ``$defs`` entry)."""
+    return WithJsonSchema({"type": "string", "enum": [c.value for c in choices]})
+
+
+# An enum of reconciler.model accepted from its value (``"merge"``), the model being strict otherwise.
+ModeChoice = Annotated[Mode, Strict(False), _choices(Mode)]
+OnMissingChoice = Annotated[OnMissing, Strict(False), _choices(OnMissing)]
+UndeclaredKeysChoice = Annotated[UndeclaredKeys, Strict(False), _choices(UndeclaredKeys)]
+DeletionChoice = Annotated[Deletion, Strict(False), _choices(Deletion)]
 
 
 class _Doc(BaseModel):
@@ -112,13 +137,18 @@ class LimitsDoc(_Doc):
 class SettingsDoc(_Doc):
     """How plans and applies run."""
 
-    parallelism: int = Field(4, ge=1, le=64, description="Concurrent requests during reads and applies.")
+    parallelism: int = Field(
+        DEFAULT_PARALLELISM,
+        ge=1,
+        le=MAX_PARALLELISM,
+        description="Concurrent requests during reads and applies.",
+    )
     journal_dir: str = Field(
-        ".reconciler/journal",
+        DEFAULT_JOURNAL_DIR,
         description="Where apply journals are written, relative to the manifest directory.",
     )
-    undeclared_keys: Literal["error", "warn", "allow"] = Field(
-        "warn", description="What to do with metadata keys the MetadataSchema does not declare."
+    undeclared_keys: UndeclaredKeysChoice = Field(
+        UndeclaredKeys.WARN, description="What to do with metadata keys the MetadataSchema does not declare."
     )
     limits: LimitsDoc = Field(default_factory=LimitsDoc, description="Blast-radius limits.")
 
@@ -143,7 +173,7 @@ class KeyDoc(_Doc):
     type: TypeName = Field(description="The key's type.")
     values: list[str] | None = Field(None, description="enum: the allowed values (1 to 255, unique).")
     size: int | None = Field(None, description="embedding: the number of dimensions (1 to 4096).")
-    deleted: Literal["soft", "hard"] | None = Field(
+    deleted: DeletionChoice | None = Field(
         None, description="Delete the key: `soft` keeps a restorable tombstone, `hard` does not."
     )
     renamed_from: str | None = Field(
@@ -159,6 +189,8 @@ KeyEntry = Annotated[
     Union[Annotated[TypeName, Tag("shorthand")], Annotated[KeyDoc, Tag("full")]],  # noqa: UP007 - tagged union
     Discriminator(_key_entry_form),
 ]
+#: Validates one ``keys:`` entry on its own (the loader checks values against the keys that are well formed).
+KEY_ENTRY: Final[TypeAdapter[TypeName | KeyDoc]] = TypeAdapter(KeyEntry)
 
 
 class MetadataSchemaDoc(_Header):
@@ -202,8 +234,8 @@ class FileMetadataDoc(_Header):
         description="Selectors also match files inside image groups, image sequences and DICOM series "
         "(named `GROUP/CHILD`).",
     )
-    mode: Literal["merge", "overwrite"] = Field(
-        "merge",
+    mode: ModeChoice = Field(
+        Mode.MERGE,
         description="`merge`: write only the owned keys; `overwrite`: each selected file's metadata becomes "
         "exactly the desired dict.",
     )
@@ -212,8 +244,9 @@ class FileMetadataDoc(_Header):
         description="merge mode: key patterns (fnmatch) this manifest manages on every file it selects; an "
         "owned key with no desired value is removed.",
     )
-    on_missing: Literal["error", "warn", "ignore"] = Field(
-        "error", description="What a `name`/`uuid` selector or source row that matches no live file does."
+    on_missing: OnMissingChoice = Field(
+        OnMissing.ERROR,
+        description="What a `name`/`uuid` selector or source row that matches no live file does.",
     )
     defaults: dict[str, JsonValue] | None = Field(
         None, description="Key -> value applied to every file this manifest selects."

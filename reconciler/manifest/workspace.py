@@ -10,9 +10,8 @@ and every ``source:`` file a FileMetadata document names), without validating an
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path
 
 from reconciler.errors import (
     Diagnostic,
@@ -20,7 +19,13 @@ from reconciler.errors import (
     ManifestValidationError,
     SourceLocation,
 )
-from reconciler.manifest.loader import _SOURCE_FORMATS, _bare_message, _Doc, _Loader
+from reconciler.manifest.convert import workspace_record
+from reconciler.manifest.crosschecks import check_singletons
+from reconciler.manifest.diagnostics import Doc, bare_message
+from reconciler.manifest.discovery import DigestBuilder, discover_manifests
+from reconciler.manifest.loader import _Loader
+from reconciler.manifest.rules import resolve_source
+from reconciler.manifest.schema import WorkspaceDoc
 from reconciler.manifest.yamlio import read_documents
 from reconciler.model import Workspace
 
@@ -50,7 +55,7 @@ def load_workspace(root: str | Path) -> LoadedWorkspace:
         loader.out.error(SourceLocation(str(loader.root)), "manifest directory does not exist")
         raise ManifestValidationError(loader.out.errors)
     unreadable: list[Diagnostic] = []
-    for file in loader._discover():
+    for file in discover_manifests(loader.root):
         rel = file.relative_to(loader.root).as_posix()
         if not file.is_file():
             continue
@@ -62,7 +67,7 @@ def load_workspace(root: str | Path) -> LoadedWorkspace:
         except OSError:
             continue  # unreadable: it cannot be where the Workspace is read from either
         except ManifestParseError as exc:
-            unreadable.append(Diagnostic(exc.location or SourceLocation(rel), _bare_message(exc)))
+            unreadable.append(Diagnostic(exc.location or SourceLocation(rel), bare_message(exc)))
             continue
         except ManifestValidationError as exc:
             unreadable.extend(exc.issues)
@@ -70,49 +75,31 @@ def load_workspace(root: str | Path) -> LoadedWorkspace:
         for yaml_doc in docs:
             data = yaml_doc.data
             if isinstance(data, dict) and data.get("kind") == "Workspace":
-                loader._load_document(_Doc(rel, yaml_doc))
+                loader._load_document(Doc(rel, yaml_doc))
     if not loader.workspaces and unreadable:
         loader.out.errors.extend(unreadable)
-    loader._check_singletons()
+    check_singletons(loader.root, [w.doc for w in loader.workspaces], [], loader.out)
     if loader.out.errors:
         raise ManifestValidationError(sorted(loader.out.errors))
-    return LoadedWorkspace(loader.root, loader.workspaces[0][1], tuple(sorted(set(loader.out.warnings))))
+    first = loader.workspaces[0]
+    assert isinstance(first.model, WorkspaceDoc)  # no error: it validated
+    workspace = workspace_record(first.model, first.doc)
+    return LoadedWorkspace(loader.root, workspace, tuple(sorted(set(loader.out.warnings))))
 
 
 def manifests_digest(root: str | Path) -> str:
     """``load_manifests(root).digest`` computed from file bytes alone: every manifest file, and every
     ``source:`` file that a FileMetadata document names (checked like the loader checks the path)."""
     base = Path(root).resolve()
-    loader = _Loader(base)
-    parts: dict[str, str] = {}
-    for file in loader._discover():
+    digest = DigestBuilder()
+    for file in discover_manifests(base):
         rel = file.relative_to(base).as_posix()
         if not file.is_file():
             continue
-        digest = _file_digest(file)
-        if digest is None:
-            continue
-        parts[rel] = digest
+        digest.add(rel, file)
         for source_rel, resolved in _sources(file, rel, base):
-            if source_rel not in parts:
-                source_digest = _file_digest(resolved)
-                if source_digest is not None:
-                    parts[source_rel] = source_digest
-    h = hashlib.sha256()
-    for rel in sorted(parts):
-        h.update(f"{rel}\0{parts[rel]}\n".encode())
-    return "sha256:" + h.hexdigest()
-
-
-def _file_digest(file: Path) -> str | None:
-    h = hashlib.sha256()
-    try:
-        with file.open("rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-    except OSError:
-        return None
-    return h.hexdigest()
+            digest.add(source_rel, resolved)
+    return digest.digest()
 
 
 def _sources(file: Path, rel: str, root: Path) -> list[tuple[str, Path]]:
@@ -139,27 +126,6 @@ def _sources(file: Path, rel: str, root: Path) -> list[tuple[str, Path]]:
 
 
 def _source_path(raw: str, root: Path) -> tuple[str, Path] | None:
-    """A ``source:`` value as the loader accepts it (relative, inside the directory, .jsonl/.csv, a file)."""
-    text = raw.strip()
-    if not text:
-        return None
-    if (
-        PurePosixPath(text).is_absolute()
-        or PureWindowsPath(text).is_absolute()
-        or PureWindowsPath(text).drive
-        or text.startswith("~")
-    ):
-        return None
-    parts = PurePosixPath(text.replace("\\", "/")).parts
-    if ".." in parts:
-        return None
-    rel = PurePosixPath(*parts).as_posix()
-    if PurePosixPath(rel).suffix.lower() not in _SOURCE_FORMATS:
-        return None
-    try:
-        resolved = (root / rel).resolve(strict=True)
-    except (OSError, RuntimeError):
-        return None
-    if not resolved.is_relative_to(root) or not resolved.is_file():
-        return None
-    return rel, resolved
+    """A ``source:`` value as the loader accepts it (relative, inside the directory, a known format, a file)."""
+    resolved = resolve_source(raw, root)
+    return None if isinstance(resolved, str) else resolved
