@@ -28,6 +28,7 @@ __all__ = [
     "describe_value",
     "is_iso_datetime",
     "value_checker",
+    "yaml11_bool_hint",
 ]
 
 #: Checks one value of a fixed key and type: the error message, or ``None`` when the value is fine.
@@ -60,6 +61,13 @@ def describe_value(value: object) -> str:
     if isinstance(value, dict):
         return "a mapping"
     return type(value).__name__
+
+
+def yaml11_bool_hint(value: object) -> str:
+    """The hint for a YAML 1.1 boolean word (``yes``, ``off``) where a boolean is expected, else ``""``."""
+    if isinstance(value, str) and value.lower() in _YAML11_BOOLS:
+        return " (YAML 1.2: write true or false)"
+    return ""
 
 
 def _short(text: str, limit: int = 60) -> str:
@@ -108,10 +116,7 @@ def value_checker(key: str, spec: FieldSpec) -> ValueChecker:
         def boolean(value: JsonValue) -> str | None:
             if value is None or value is True or value is False:
                 return None
-            hint = ""
-            if isinstance(value, str) and value.lower() in _YAML11_BOOLS:
-                hint = " (YAML 1.2: write true or false)"
-            return f"{key}: expected a boolean, got {describe_value(value)}{hint}"
+            return f"{key}: expected a boolean, got {describe_value(value)}{yaml11_bool_hint(value)}"
 
         return boolean
     if t is KeyType.NUMBER:

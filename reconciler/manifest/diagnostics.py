@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from reconciler.errors import Diagnostic, ManifestParseError, SourceLocation
 from reconciler.schema import TYPE_ALIASES
-from reconciler.values import describe_value
+from reconciler.values import describe_value, yaml11_bool_hint
 
 if TYPE_CHECKING:
     from pydantic_core import ErrorDetails
@@ -35,8 +35,6 @@ __all__ = [
     "suggest",
     "where",
 ]
-
-_YAML11_BOOLS = frozenset({"yes", "no", "on", "off", "y", "n", "true", "false"})
 
 
 @dataclass(frozen=True)
@@ -146,10 +144,7 @@ def _report(doc: Doc, model: type[BaseModel], detail: ErrorDetails, out: Collect
         return
     location = doc.at(path)
     if kind in ("bool_type", "bool_parsing"):
-        hint = ""
-        if isinstance(value, str) and value.lower() in _YAML11_BOOLS:
-            hint = " (YAML 1.2: write true or false)"
-        message = f"expected a boolean, got {describe_value(value)}{hint}"
+        message = f"expected a boolean, got {describe_value(value)}{yaml11_bool_hint(value)}"
     elif kind in ("int_type", "int_parsing", "int_from_float"):
         message = f"expected an integer, got {describe_value(value)}"
     elif kind in ("float_type", "float_parsing", "finite_number"):

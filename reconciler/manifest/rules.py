@@ -53,7 +53,7 @@ __all__ = [
 #: Source file suffix -> format.
 #: ``.json`` is Encord's registration (cloud-integration upload) JSON, read by manifest/source.py.
 SOURCE_FORMATS: Final = {".jsonl": "jsonl", ".csv": "csv", ".json": "registration"}
-_SELECTORS = ("glob", "name", "uuid")
+_SELECTORS = tuple(k.value for k in SelectorKind)
 
 
 def _mapping(value: JsonValue) -> dict[str, JsonValue]:
