@@ -104,7 +104,7 @@ def test_a_file_manifest_with_its_positions() -> None:
         FileSelector(
             SelectorKind.UUID,
             "5e0b6a0e-2f1c-4b7e-9c51-0c2f6d1c9a10",
-            {"b": Assignment(None, SourceLocation("m.yaml", 9, 18))},
+            {"b": Assignment(None, SourceLocation("m.yaml", 9, 19))},
             SourceLocation("m.yaml", 8, 11),
         ),
         FileSelector(SelectorKind.GLOB, "*.jpg", {}, SourceLocation("m.yaml", 10, 11)),
