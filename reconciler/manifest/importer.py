@@ -15,7 +15,10 @@ A ``plan`` right after an import shows no changes. What is written, and why:
   removal) instead of being silently kept. Merge rather than overwrite keeps applies safe (merge writes
   re-read each file and apply only the planned key changes) and lets a team later narrow ``owns`` to
   share the files with other manifests, which an overwrite manifest never allows. A live ``null`` value
-  cannot be written (``null`` means "remove" in a manifest); such keys are left out of ``owns``.
+  cannot be written (``null`` means "remove" in a manifest); such keys are left out of ``owns``. So are the
+  reserved keys (``config``, ``keyframes``, ``$encord``) on files whose live value a manifest would refuse
+  (``config: {fps: 30}``, fractional keyframes without ``keyframe_mode: seconds``): those values are not
+  written, and the files keep them.
 - Folders with more than ``source_threshold`` files get their rows in ``data/<folder-slug>.jsonl``
   (``source:``); smaller ones list ``name:`` entries. Files of image groups, image sequences and DICOM series
   are listed as ``GROUP/CHILD`` with ``children: true``. A name shared by several files is selected by ``uuid``.
@@ -38,6 +41,7 @@ from reconciler.manifest.yamlio import load_documents
 from reconciler.model import LiveFolder, ProviderConfig, canonical_json
 from reconciler.providers.base import ListedItem, StateProvider
 from reconciler.providers.registry import workspace_entries
+from reconciler.reserved import check_reserved
 from reconciler.schema import Deletion, FieldSpec, KeyType, parse_wire_schema
 from reconciler.types import JsonValue
 
@@ -166,6 +170,9 @@ class _Row:
     selector: str  # "name" | "uuid"
     value: str
     metadata: dict[str, JsonValue]
+    #: Reserved keys whose live value a manifest would refuse (``config: {fps: 30}``), left out of ``metadata``,
+    #: each with the reason.
+    refused: tuple[tuple[str, str], ...] = ()
 
 
 def _rows(listed: Sequence[ListedItem]) -> list[_Row]:
@@ -173,10 +180,13 @@ def _rows(listed: Sequence[ListedItem]) -> list[_Row]:
     rows = []
     for li in sorted(listed, key=lambda x: (x.rel_name, x.item.uuid)):
         md = {k: li.item.metadata[k] for k in sorted(li.item.metadata)}
+        refused = tuple((p.key, p.message) for p in check_reserved(md))
+        for key, _ in refused:
+            md.pop(key, None)
         if counts[li.rel_name] > 1:
-            rows.append(_Row("uuid", li.item.uuid, md))
+            rows.append(_Row("uuid", li.item.uuid, md, refused))
         else:
-            rows.append(_Row("name", li.rel_name, md))
+            rows.append(_Row("name", li.rel_name, md, refused))
     return rows
 
 
@@ -190,6 +200,8 @@ def _file_manifest(
 ) -> tuple[str, list[str]]:
     """The FileMetadata document of one folder, and the keys left out of ``owns`` (live nulls)."""
     null_keys = sorted({k for r in rows for k, v in r.metadata.items() if v is None})
+    refused_keys = sorted({k for r in rows for k, _ in r.refused})
+    unowned = sorted({*null_keys, *refused_keys})
     lines = _header(
         [
             f"Written by `reconciler import`: the custom metadata of every file in folder {folder.path}.",
@@ -207,12 +219,20 @@ def _file_manifest(
                 "are not owned here: " + ", ".join(null_keys),
             ]
         )
+    if refused_keys:
+        lines += _header(
+            [
+                "",
+                "These reserved keys hold values on some files that a manifest would refuse, so those values",
+                "are left out and the keys are not owned here: " + ", ".join(refused_keys),
+            ]
+        )
     lines += ["apiVersion: reconciler/v1", "kind: FileMetadata", f"folder: {yaml_value(folder_ref)}"]
     if children:
         lines.append("children: true")
     lines.append("mode: merge")
-    if null_keys:
-        owned = sorted({k for r in rows for k in r.metadata} - set(null_keys))
+    if unowned:
+        owned = sorted({k for r in rows for k in r.metadata} - set(unowned))
         lines.append(f"owns: {yaml_value([_escape_glob(k) for k in owned])}")
     else:
         lines.append('owns: ["*"]')
@@ -229,6 +249,21 @@ def _file_manifest(
             else:
                 lines.append("    metadata: {}")
     return "\n".join(lines) + "\n", null_keys
+
+
+def _refused_warning(path: Path, rows: Sequence[_Row]) -> Diagnostic | None:
+    refused = [(r, key, message) for r in rows for key, message in r.refused]
+    if not refused:
+        return None
+    row, _, message = refused[0]
+    more = f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""
+    keys = ", ".join(sorted({key for _, key, _ in refused}))
+    return Diagnostic(
+        SourceLocation(str(path)),
+        f"live values of reserved keys that a manifest would refuse were left out; these keys are not "
+        f"owned: {keys} ({row.selector} {row.value!r}: {message}){more}",
+        "warning",
+    )
 
 
 def _jsonl(rows: Sequence[_Row]) -> str:
@@ -336,6 +371,9 @@ def _import_folder(
                 "warning",
             )
         )
+    refused = _refused_warning(path, rows)
+    if refused is not None:
+        w.result.warnings.append(refused)
     w.result.folders += 1
     w.result.items += len(rows)
 

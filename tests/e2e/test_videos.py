@@ -184,3 +184,29 @@ def test_config_and_encord_get_no_undeclared_key_advice(tmp_path: Path) -> None:
         0,
         "Warning: a.yaml:9:14: key 'other' is not declared in the metadata schema\n",
     )
+
+
+def test_live_reserved_values_a_manifest_would_refuse_are_left_out_of_an_import(tmp_path: Path) -> None:
+    metadata: dict[str, dict[str, JsonValue]] = {
+        V1: {"config": {"fps": 30}, "clip": "a"},
+        V2: {"keyframes": [1.5]},  # fractional, but no keyframe_mode: seconds
+        V3: {"config": {"keyframe_mode": "frame"}, "keyframes": [60, 0, 30]},
+    }
+    root = workspace(tmp_path, {}, metadata)
+    assert run(["-C", str(root), "plan"]).code == 0
+    out = tmp_path / "imported"
+    imported = run(["import", "--provider", f"sqlite:{root / 'live.db'}", "--out", str(out)])
+    assert imported.code == 0, imported.err
+    assert imported.err == (
+        f"Warning: {out / 'files' / 'videos.yaml'}: live values of reserved keys that a manifest would refuse "
+        "were left out; these keys are not owned: config, keyframes (name 'v1.mp4': config: unknown field "
+        "'fps' (allowed fields: keyframe_mode, sampling_rate)) (and 1 more)\n"
+    )
+    manifest = (out / "files" / "videos.yaml").read_text()
+    assert "owns: [clip]\n" in manifest
+    assert "    metadata: {}\n" in manifest  # v2.mp4: its keyframes are left as they are
+    assert run(["-C", str(out), "validate"]).code == 0
+    again = run(["-C", str(out), "plan", "--detailed-exitcode"])
+    assert (again.code, again.err) == (0, "")
+    assert again.out.splitlines()[0] == NO_CHANGES
+    assert live_metadata(root) == metadata
