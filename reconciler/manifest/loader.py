@@ -126,10 +126,10 @@ class _Loader:
         except ValidationError as exc:
             report_validation_error(doc, model_type, exc, self.out)
             model = None
-        if kind == "Workspace":
+        if model_type is WorkspaceDoc:
             rules.check_workspace(doc, self.out)
             self.workspaces.append(_Loaded(doc, model))
-        elif kind == "MetadataSchema":
+        elif model_type is MetadataSchemaDoc:
             self.schemas.append((_Loaded(doc, model), rules.check_schema(doc, self.out)))
         else:
             facts = rules.check_file_manifest(doc, self.out, self.root)

@@ -54,7 +54,8 @@ __all__ = [
     "manifest_json_schema",
 ]
 
-API_VERSION: Final = "reconciler/v1"
+ApiVersion = Literal["reconciler/v1"]
+API_VERSION: Final[str] = get_args(ApiVersion)[0]
 
 #: Type names a manifest may declare (``string``/``long_string`` are deprecated aliases).
 TypeName = Literal[
@@ -90,7 +91,7 @@ class _Doc(BaseModel):
 
 
 class _Header(_Doc):
-    api_version: Literal["reconciler/v1"] = Field(
+    api_version: ApiVersion = Field(
         alias="apiVersion", description="Version of the manifest format; always `reconciler/v1`."
     )
 
@@ -263,9 +264,8 @@ class FileMetadataDoc(_Header):
 
 #: The model of each ``kind``.
 KIND_MODELS: Final[dict[str, type[_Header]]] = {
-    "Workspace": WorkspaceDoc,
-    "MetadataSchema": MetadataSchemaDoc,
-    "FileMetadata": FileMetadataDoc,
+    get_args(m.model_fields["kind"].annotation)[0]: m
+    for m in (WorkspaceDoc, MetadataSchemaDoc, FileMetadataDoc)
 }
 
 ManifestDoc = Annotated[

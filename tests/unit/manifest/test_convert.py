@@ -109,3 +109,10 @@ def test_a_file_manifest_with_its_positions() -> None:
         ),
         FileSelector(SelectorKind.GLOB, "*.jpg", {}, SourceLocation("m.yaml", 10, 11)),
     )
+
+
+def test_type_names_are_the_declarable_key_types_and_their_aliases() -> None:
+    from reconciler.manifest.schema import TYPE_NAMES
+    from reconciler.schema import TYPE_ALIASES
+
+    assert set(TYPE_NAMES) == {t.value for t in KeyType if t is not KeyType.USER} | set(TYPE_ALIASES)
