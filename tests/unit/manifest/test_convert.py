@@ -18,17 +18,17 @@ from reconciler.manifest.yamlio import load_documents
 from reconciler.model import (
     DEFAULT_JOURNAL_DIR,
     DEFAULT_PARALLELISM,
-    DEFAULT_SQLITE_PATH,
     Assignment,
     FileSelector,
     Mode,
     OnMissing,
-    ProviderConfig,
     SelectorKind,
     UndeclaredKeys,
     Workspace,
     WorkspaceSettings,
 )
+from reconciler.providers.encord.store import EncordConfig
+from reconciler.providers.sqlite import SqliteConfig
 from reconciler.schema import Deletion, FieldSpec, KeyType
 
 
@@ -41,7 +41,7 @@ def test_a_bare_workspace_gets_the_records_defaults() -> None:
     d = doc("apiVersion: reconciler/v1\nkind: Workspace\n")
     record = workspace_record(WorkspaceDoc.model_validate(d.data), d)
     assert record == Workspace(
-        ProviderConfig("sqlite", path=DEFAULT_SQLITE_PATH),
+        SqliteConfig(),
         WorkspaceSettings(),
         SourceLocation("m.yaml", 1, 1),
     )
@@ -70,7 +70,7 @@ def test_settings_and_an_encord_provider() -> None:
         "settings: {parallelism: 8, undeclared_keys: error, limits: {max_removed_share: 1}}\n"
     )
     record = workspace_record(WorkspaceDoc.model_validate(d.data), d)
-    assert record.provider == ProviderConfig("encord", domain="https://x.test")
+    assert record.provider == EncordConfig(domain="https://x.test")
     assert record.settings.parallelism == 8
     assert record.settings.undeclared_keys is UndeclaredKeys.ERROR
     assert record.settings.limits.max_removed_share == 1.0
