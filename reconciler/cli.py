@@ -161,8 +161,13 @@ def _load(settings: Settings, *, check_sources: bool = False) -> Any:
 @click.pass_context
 def validate(ctx: click.Context, manifest_dir: Path | None, debug: bool | None) -> None:
     """Check every manifest and source file offline and report all problems at once."""
+    from reconciler.plan.checks import offline_conflicts
+
     settings = _settings(ctx, manifest_dir, debug)
     desired = _load(settings, check_sources=True)
+    conflicts = offline_conflicts(desired.files, globs=True)
+    if conflicts:
+        raise ManifestValidationError(conflicts)
     n_schema = 1 if desired.schema is not None else 0
     click.echo(
         f"Success: the manifests are valid (1 Workspace, {n_schema} MetadataSchema, "

@@ -1,19 +1,17 @@
 """The rules across manifest documents: one Workspace and at most one MetadataSchema, values against the
-declared schema (and the undeclared-keys policy), ownership conflicts that can be told offline, and the
-rows of every ``source:`` file (``validate``)."""
+declared schema (and the undeclared-keys policy, :mod:`reconciler.undeclared`), and the rows of every
+``source:`` file (``validate``). Ownership conflicts between manifests: :mod:`reconciler.plan.checks`."""
 
 from __future__ import annotations
 
-import fnmatch
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple, TypeAlias
+from typing import TYPE_CHECKING, NamedTuple
 
 from reconciler.errors import SourceLocation
-from reconciler.manifest.diagnostics import Collected, Doc, quote_list
-from reconciler.model import SelectorKind, SourceSpec, UndeclaredKeys
-from reconciler.reserved import is_reserved
+from reconciler.manifest.diagnostics import Collected, Doc
+from reconciler.model import SourceSpec, UndeclaredKeys
+from reconciler.undeclared import UndeclaredJudge
 from reconciler.values import check_value
 
 if TYPE_CHECKING:
@@ -22,15 +20,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Assigned",
-    "ClaimKey",
-    "check_conflicts",
     "check_singletons",
     "check_sources",
     "check_values",
     "undeclared_policy",
 ]
-
-_UNDECLARED = "is not declared in the metadata schema"
 
 
 class Assigned(NamedTuple):
@@ -39,21 +33,6 @@ class Assigned(NamedTuple):
     key: str
     value: JsonValue
     location: SourceLocation
-
-
-@dataclass
-class _Claim:
-    """An exact selector of one manifest, for the offline conflict check."""
-
-    manifest: str
-    overwrite: bool
-    keys: frozenset[str]  # keys given for the file (defaults + the entry's metadata)
-    patterns: tuple[str, ...]  # owns
-    location: SourceLocation
-
-
-#: What a claim selects: (folder, selector kind, pattern).
-ClaimKey: TypeAlias = tuple[str, SelectorKind, str]
 
 
 def undeclared_policy(workspace: Doc | None) -> UndeclaredKeys:
@@ -91,7 +70,7 @@ def check_values(
     out: Collected,
 ) -> None:
     """Every value against its declared key; ``keys`` is ``None`` without a MetadataSchema."""
-    warned: set[str] = set()
+    judge = UndeclaredJudge(set(keys or ()) | broken, undeclared, keys is not None, out.errors, out.warnings)
     for key, value, location in assignments:
         if value is None:
             continue  # null always means "remove the key"
@@ -101,58 +80,7 @@ def check_values(
             if problem is not None:
                 out.error(location, problem)
             continue
-        if keys is None or key in broken:
-            continue
-        _undeclared(key, location, undeclared, warned, out)
-
-
-def _undeclared(
-    key: str, location: SourceLocation, policy: UndeclaredKeys, warned: set[str], out: Collected
-) -> None:
-    if policy is UndeclaredKeys.ERROR:
-        out.error(location, f"key {key!r} {_UNDECLARED} (settings.undeclared_keys: error)")
-    elif policy is UndeclaredKeys.WARN and key not in warned:
-        warned.add(key)
-        out.warn(location, f"key {key!r} {_UNDECLARED}")
-
-
-def check_conflicts(claims_by_file: dict[ClaimKey, list[_Claim]], out: Collected) -> None:
-    """Two manifests owning one key of one file, or an overwrite manifest sharing a file (exact selectors)."""
-    for (folder, kind, pattern), claims in sorted(claims_by_file.items(), key=lambda kv: kv[0][0] + kv[0][2]):
-        for i, later in enumerate(claims):
-            for earlier in claims[:i]:
-                if earlier.manifest == later.manifest:
-                    continue  # duplicates inside one manifest are reported on their own
-                what = f"{kind.value} {pattern!r} in folder {folder!r}"
-                if earlier.overwrite or later.overwrite:
-                    ow, other = (earlier, later) if earlier.overwrite else (later, earlier)
-                    out.error(
-                        later.location,
-                        f"conflict: {what} is selected by overwrite manifest {ow.manifest} and by "
-                        f"{other.manifest} (other selector at {earlier.location}); "
-                        "an overwrite manifest must be the only one selecting a file",
-                    )
-                    continue
-                shared = _shared_keys(earlier, later)
-                if shared:
-                    out.error(
-                        later.location,
-                        f"conflict: manifests {earlier.manifest} and {later.manifest} both own "
-                        f"{quote_list([repr(k) for k in shared])} on {what} "
-                        f"(other selector at {earlier.location})",
-                    )
-
-
-def _shared_keys(a: _Claim, b: _Claim) -> list[str]:
-    """Keys (or owns patterns) both claims manage, as far as can be told without live state."""
-    shared = set(a.keys & b.keys)
-    shared.update(k for k in a.keys if any(fnmatch.fnmatchcase(k, p) for p in b.patterns))
-    shared.update(k for k in b.keys if any(fnmatch.fnmatchcase(k, p) for p in a.patterns))
-    for pa in a.patterns:
-        for pb in b.patterns:
-            if pa == pb or fnmatch.fnmatchcase(pa, pb) or fnmatch.fnmatchcase(pb, pa):
-                shared.add(pa if len(pa) >= len(pb) else pb)
-    return sorted(shared)
+        judge.judge(key, value, location)
 
 
 def check_sources(
@@ -172,14 +100,8 @@ def check_sources(
         if src.path in done:
             continue
         done.add(src.path)
-        seen_keys: set[str] = set()
-        warned: set[str] = set()
+        judge = UndeclaredJudge(
+            set(spec_map) | broken, undeclared, keys is not None, out.errors, out.warnings
+        )
         for row in iter_source_rows(root, src, spec_map, out.errors):
-            if keys is None:
-                continue
-            for key, value in row.values.items():
-                if key in seen_keys and undeclared is not UndeclaredKeys.ERROR:
-                    continue
-                seen_keys.add(key)
-                if value is not None and not is_reserved(key) and key not in spec_map and key not in broken:
-                    _undeclared(key, row.location, undeclared, warned, out)
+            judge.judge_row(row)

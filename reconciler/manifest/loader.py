@@ -149,11 +149,6 @@ class _Loader:
         undeclared = crosschecks.undeclared_policy(self.workspaces[0].doc if self.workspaces else None)
         assignments = [a for f in self.files for a in f.facts.assignments]
         crosschecks.check_values(assignments, keys, broken, undeclared, self.out)
-        claims: dict[crosschecks.ClaimKey, list[crosschecks._Claim]] = {}
-        for f in self.files:
-            for ident, claim in f.facts.claims:
-                claims.setdefault(ident, []).append(claim)
-        crosschecks.check_conflicts(claims, self.out)
         if check_sources:
             sources = [f.facts.source for f in self.files if f.facts.source is not None]
             crosschecks.check_sources(self.root, sources, keys, broken, undeclared, self.out)

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from reconciler.errors import SourceLocation
 from reconciler.manifest.convert import canonical_uuid, field_spec
-from reconciler.manifest.crosschecks import Assigned, ClaimKey, _Claim
+from reconciler.manifest.crosschecks import Assigned
 from reconciler.manifest.diagnostics import Collected, Doc, quote_list, suggest, where
 from reconciler.manifest.schema import API_VERSION, KEY_ENTRY, KIND_MODELS, TYPE_NAMES
 from reconciler.model import KeyframeMode, Mode, SelectorKind, SourceSpec
@@ -265,8 +265,6 @@ class FileFacts:
 
     #: Every non-reserved value it assigns, for the check against the schema.
     assignments: list[Assigned] = field(default_factory=list)
-    #: Its exact selectors, for the offline ownership-conflict check.
-    claims: list[tuple[ClaimKey, _Claim]] = field(default_factory=list)
     #: Its ``source:`` file, resolved inside the manifest directory (``None``: none, or a broken one).
     source: SourceSpec | None = None
 
@@ -280,9 +278,7 @@ def check_file_manifest(doc: Doc, out: Collected, root: Path) -> FileFacts:
         out.error(doc.at(("folder",)), "folder must not be empty (use a folder path or a folder UUID)")
     overwrite = data.get("mode") == Mode.OVERWRITE.value
     owns_raw = data.get("owns")
-    owns: tuple[str, ...] = ()
     if isinstance(owns_raw, list):
-        owns = tuple(p for p in owns_raw if isinstance(p, str))
         for i, pattern in enumerate(owns_raw):
             if isinstance(pattern, str) and not pattern.strip():
                 out.error(doc.at(("owns", i)), "an owns pattern must not be empty")
@@ -291,7 +287,7 @@ def check_file_manifest(doc: Doc, out: Collected, root: Path) -> FileFacts:
             doc.key_at(("owns",)),
             "owns applies only to mode: merge (an overwrite manifest owns every key of the files it selects)",
         )
-    defaults = _check_metadata(doc, out, facts, data.get("defaults"), ("defaults",))
+    _check_metadata(doc, out, facts, data.get("defaults"), ("defaults",))
     # Entries and source rows read their keyframes in the mode the defaults' config gives (reserved.py).
     kf_mode = keyframe_mode(_mapping(data.get("defaults")).get(CONFIG))
     exact_seen: dict[tuple[SelectorKind, str], SourceLocation] = {}
@@ -302,7 +298,7 @@ def check_file_manifest(doc: Doc, out: Collected, root: Path) -> FileFacts:
         selected = _check_selector(doc, out, entry, ("files", i))
         if selected is None:
             continue
-        keys = _check_metadata(doc, out, facts, entry.get("metadata"), ("files", i, "metadata"), kf_mode)
+        _check_metadata(doc, out, facts, entry.get("metadata"), ("files", i, "metadata"), kf_mode)
         kind, pattern, location = selected
         if kind is SelectorKind.GLOB:
             continue
@@ -315,15 +311,6 @@ def check_file_manifest(doc: Doc, out: Collected, root: Path) -> FileFacts:
             )
             continue
         exact_seen[(kind, pattern)] = location
-        if isinstance(raw_folder, str) and folder.strip():
-            claim = _Claim(
-                manifest=doc.name,
-                overwrite=overwrite,
-                keys=frozenset(defaults) | frozenset(keys),
-                patterns=owns,
-                location=location,
-            )
-            facts.claims.append(((folder.strip("/"), kind, pattern), claim))
     facts.source = _check_source(doc, out, root, data.get("source"), kf_mode)
     return facts
 

@@ -14,15 +14,14 @@ count towards neither removal limit.
 
 from __future__ import annotations
 
-import fnmatch
 from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from reconciler.errors import LimitExceededError
-from reconciler.model import Mode
 from reconciler.plan.model import KeyAction
+from reconciler.plan.semantics import compiled
 
 if TYPE_CHECKING:
     from reconciler.model import Assignment, FileManifest, Limits
@@ -74,11 +73,8 @@ class LimitReport:
 
 
 def claim_owns(claim: Claim, key: str) -> bool:
-    """Whether the claim's manifest manages ``key`` on its file (mirrors ``policy.owned_keys`` for a live key)."""
-    m = claim.manifest
-    if m.mode is Mode.OVERWRITE or key in claim.given:
-        return True
-    return any(fnmatch.fnmatchcase(key, p) for p in m.owns)
+    """Whether the claim's manifest manages ``key`` on its file (:meth:`CompiledManifest.owns`)."""
+    return compiled(claim.manifest).owns(key, claim.given)
 
 
 def check_limits(

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from reconciler import __version__
 from reconciler.errors import (
@@ -27,7 +27,9 @@ from reconciler.model import (
     UndeclaredKeys,
     metadata_fingerprint,
 )
+from reconciler.plan.checks import offline_conflicts
 from reconciler.plan.differ import diff_metadata, diff_schema
+from reconciler.plan.files import plan_files
 from reconciler.plan.limits import check_limits, limit_error
 from reconciler.plan.model import FileChange, Plan, SchemaAction, Strategy
 from reconciler.plan.renames import (
@@ -38,11 +40,14 @@ from reconciler.plan.renames import (
     move_values,
     scan_old_keys,
 )
-from reconciler.plan.stream import plan_files
 from reconciler.providers.base import StateProvider
 from reconciler.reserved import is_reserved
 from reconciler.schema import FieldSpec, SchemaSpec, parse_wire_schema, schema_fingerprint
-from reconciler.values import check_value
+from reconciler.undeclared import UndeclaredJudge
+from reconciler.values import check_value, describe_value
+
+if TYPE_CHECKING:
+    from reconciler.types import JsonValue
 
 __all__ = ["NullPlanHooks", "PlanHooks", "Targets", "make_plan", "parse_targets"]
 
@@ -119,19 +124,27 @@ class _ValueChecker:
 
     ``declared`` is the set of keys the MetadataSchema manifest declares (``None`` without one: then the
     live schema's keys count as declared). ``undeclared_keys`` judges against it, as ``validate`` does.
+    ``intended`` is the schema the manifests declare when this plan leaves it out (``--target`` without
+    ``schema``): a value that is valid only for it says so and names ``--target schema``.
     """
 
     def __init__(
-        self, schema: SchemaSpec, policy: UndeclaredKeys, has_schema: bool, declared: frozenset[str] | None
+        self,
+        schema: SchemaSpec,
+        policy: UndeclaredKeys,
+        has_schema: bool,
+        declared: frozenset[str] | None,
+        intended: SchemaSpec | None = None,
     ) -> None:
         self.schema = schema
-        self.policy = policy
-        self.has_schema = has_schema
-        self.declared = declared
+        self.intended = intended
         self.errors: list[Diagnostic] = []
         self.warnings: list[Diagnostic] = []
+        self.judge = UndeclaredJudge(
+            declared if declared is not None else schema.keys, policy, has_schema, self.errors, self.warnings
+        )
         self._seen: set[int] = set()
-        self._undeclared_warned: set[str] = set()
+        self._live_warned: set[str] = set()
 
     def check(self, key: str, a: Assignment) -> None:
         if id(a) in self._seen:
@@ -142,17 +155,10 @@ class _ValueChecker:
         if is_reserved(key):
             return  # checked with the rest of its scope when the manifests were loaded (reconciler.reserved)
         spec: FieldSpec | None = self.schema.keys.get(key)
-        undeclared = spec is None if self.declared is None else key not in self.declared
-        if undeclared and self.has_schema and self.policy is not UndeclaredKeys.ALLOW:
-            msg = f"key {key!r} is not declared in the metadata schema"
-            if self.policy is UndeclaredKeys.ERROR:
-                self.errors.append(Diagnostic(a.location, msg + " (settings.undeclared_keys: error)"))
-            elif key not in self._undeclared_warned:
-                self._undeclared_warned.add(key)
-                self.warnings.append(Diagnostic(a.location, msg, "warning"))
+        self.judge.judge(key, a.value, a.location)
         if spec is None:
-            if not undeclared and key not in self._undeclared_warned:
-                self._undeclared_warned.add(key)
+            if self.judge.is_declared(key) and key not in self._live_warned:
+                self._live_warned.add(key)
                 self.warnings.append(
                     Diagnostic(
                         a.location,
@@ -164,7 +170,55 @@ class _ValueChecker:
             return
         err = check_value(key, a.value, spec)
         if err:
-            self.errors.append(Diagnostic(a.location, err))
+            self.errors.append(Diagnostic(a.location, needs_schema_change(key, a.value, err, self.intended)))
+
+
+def needs_schema_change(key: str, value: JsonValue, err: str, intended: SchemaSpec | None) -> str:
+    """``err`` for a value that fails against the live schema, or, when the value is valid for the schema the
+    manifests declare and this plan leaves the schema out, a message that says so and names ``--target``."""
+    if intended is None:
+        return err
+    spec = intended.keys.get(key)
+    if spec is None or check_value(key, value, spec) is not None:
+        return err
+    return (
+        f"{key}: {describe_value(value)} is valid only with the change to {key!r} that the MetadataSchema "
+        "manifest declares, and this plan leaves the schema out: add --target schema (or plan without --target)"
+    )
+
+
+def _needs_left_out_schema(
+    files: Sequence[FileChange],
+    live_specs: Mapping[str, FieldSpec],
+    intended: SchemaSpec | None,
+    manifests: Mapping[str, FileManifest],
+    reported: Sequence[Diagnostic],
+) -> list[Diagnostic]:
+    """Per manifest and key: values the plan would write that only the left-out schema change allows."""
+    said = {(d.location.path, d.message.split(":", 1)[0]) for d in reported}
+    found: dict[tuple[str, str], tuple[int, str, str]] = {}
+    for f in files:
+        for kc in f.changes:
+            spec = live_specs.get(kc.key)
+            if spec is None or kc.after is None:
+                continue
+            err = check_value(kc.key, kc.after, spec)
+            if err is None:
+                continue
+            name = f.manifest.split(", ")[-1]
+            n, example, msg = found.get((name, kc.key), (0, f"{f.folder}/{f.name}", ""))
+            found[(name, kc.key)] = (
+                n + 1,
+                example,
+                msg or needs_schema_change(kc.key, kc.after, err, intended),
+            )
+    out: list[Diagnostic] = []
+    for (name, key), (n, example, msg) in sorted(found.items()):
+        m = manifests.get(name)
+        if m is None or (m.path, key) in said:
+            continue  # a manifest's own line already says so
+        out.append(Diagnostic(m.location, f"{msg} ({n:,} file(s), e.g. {example})"))
+    return out
 
 
 def make_plan(
@@ -187,6 +241,11 @@ def make_plan(
     errors: list[Diagnostic] = []
     warnings: list[Diagnostic] = list(desired.warnings)
 
+    # 0. Conflicts between exact selectors of any two manifests, whatever the targets (plan/checks.py).
+    conflicts = offline_conflicts(desired.files)
+    if conflicts:
+        raise ManifestValidationError(conflicts)
+
     # 1. Schema: live, diff, and the schema as it will be after the plan.
     live_wire = provider.read_schema()
     try:
@@ -200,17 +259,34 @@ def make_plan(
     errors.extend(rename_errors)
     has_schema = desired.schema is not None or bool(live_schema.keys)
     declared = frozenset(desired.schema.keys) if desired.schema is not None else None
-    checker = _ValueChecker(after_schema, desired.workspace.settings.undeclared_keys, has_schema, declared)
+    # Left out by --target: the schema the manifests declare, for what a value that needs it is told.
+    intended = (
+        diff_schema(desired.schema, live_schema).after
+        if desired.schema is not None and not targets.wants_schema()
+        else None
+    )
+    checker = _ValueChecker(
+        after_schema, desired.workspace.settings.undeclared_keys, has_schema, declared, intended
+    )
     spec_map: dict[str, FieldSpec] = dict(after_schema.keys)
+    # Source rows are checked against the intended type of a key the plan leaves unchanged; what the plan
+    # would write is checked against the live type below, with the --target message.
+    live_specs: dict[str, FieldSpec] = {}
+    if intended is not None:
+        for key, spec in intended.keys.items():
+            have = spec_map.get(key)
+            if have is not None and have != spec:
+                live_specs[key] = have
+                spec_map[key] = spec
 
-    # 2. Files: select, layer, check and diff, streaming (plan/stream.py). Only changes are kept.
+    # 2. Files: select, layer, check and diff, streaming (plan/files.py). Only changes are kept.
     manifests = [m for m in desired.files if targets.wants(m)]
     for m in manifests:
         for key, a in _assignments_to_check(m):
             checker.check(key, a)
     rename_check = RenameCheck(renames, spec_map)
     fp = plan_files(
-        manifests,
+        desired.files,
         provider,
         root=Path(desired.root),
         spec_map=spec_map,
@@ -218,11 +294,14 @@ def make_plan(
         has_schema=has_schema,
         renames=renames,
         rename_check=rename_check,
+        planned=None if targets.is_all else targets.wants,
         on_progress=hooks.on_progress,
     )
     errors.extend(fp.errors)
     warnings.extend(fp.warnings)
     by_manifest = {m.name: m for m in manifests}
+    if live_specs:
+        errors.extend(_needs_left_out_schema(fp.files, live_specs, intended, by_manifest, checker.errors))
 
     # A manifest still setting a renamed key gets the rename's message instead of "key is deleted".
     old_key_errors = check_manifest_assignments(manifests, renames)

@@ -1,19 +1,12 @@
-"""Selection and write policy: glob matching, owned keys, and the dict a file should end up with. Pure."""
+"""Glob matching for ``glob:`` selectors (ownership and the write itself: :mod:`reconciler.plan.semantics`). Pure."""
 
 from __future__ import annotations
 
 import fnmatch
 import functools
 import re
-from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING
 
-from reconciler.model import Assignment, Mode
-
-if TYPE_CHECKING:
-    from reconciler.types import JsonValue, MetadataView
-
-__all__ = ["compile_glob", "desired_dict", "owned_keys"]
+__all__ = ["compile_glob"]
 
 
 @functools.lru_cache(maxsize=1024)
@@ -52,36 +45,3 @@ def compile_glob(pattern: str) -> re.Pattern[str]:
             out.append(re.escape(ch))
             i += 1
     return re.compile("".join(out) + r"\Z", re.DOTALL)
-
-
-def owned_keys(
-    mode: Mode, owns: Iterable[str], given: Mapping[str, Assignment], live: MetadataView
-) -> frozenset[str] | None:
-    """The keys a manifest manages on one file; ``None`` means all of them (overwrite)."""
-    if mode is Mode.OVERWRITE:
-        return None
-    keys = set(given)
-    patterns = tuple(owns)
-    if patterns:
-        keys.update(k for k in live if any(fnmatch.fnmatchcase(k, p) for p in patterns))
-    return frozenset(keys)
-
-
-def desired_dict(
-    mode: Mode, owned: frozenset[str] | None, given: Mapping[str, Assignment], current: MetadataView
-) -> dict[str, JsonValue]:
-    """The dict a file ends up with after one manifest's write onto ``current``.
-
-    merge: owned keys become exactly the given values (absent or ``null`` -> removed); other keys are kept.
-    overwrite: exactly the given non-null values.
-    """
-    if mode is Mode.OVERWRITE or owned is None:
-        return {k: a.value for k, a in given.items() if a.value is not None}
-    out = dict(current)
-    for key in owned:
-        a = given.get(key)
-        if a is None or a.value is None:
-            out.pop(key, None)
-        else:
-            out[key] = a.value
-    return out

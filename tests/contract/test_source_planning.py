@@ -1,4 +1,4 @@
-"""The streaming planner (plan/stream.py) with ``source:`` rows, on every provider: layering, row errors,
+"""The streaming planner (plan/files.py) with ``source:`` rows, on every provider: layering, row errors,
 unchanged rows recognised by their text, several manifests on one folder, progress."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 
 from reconciler.errors import ManifestValidationError, SourceLocation
 from reconciler.model import FileManifest, SourceSpec, UndeclaredKeys, WorkspaceSettings
-from reconciler.plan import stream
+from reconciler.plan import listing, selection
 from reconciler.plan.model import KeyAction, KeyChange, Strategy
 from reconciler.plan.planner import make_plan
 from reconciler.schema import FieldSpec, KeyType
@@ -90,7 +90,7 @@ def test_row_errors_are_reported_together_with_their_lines(make_provider, tmp_pa
 
 
 def test_missing_rows_are_capped(make_provider, tmp_path, monkeypatch):
-    monkeypatch.setattr(stream, "MAX_MISSING_REPORTED", 3)
+    monkeypatch.setattr(selection, "MAX_MISSING_REPORTED", 3)
     p = make_provider(make_snapshot({"f": [("a.jpg", {})]}))
     write(tmp_path, "rows.jsonl", [json.dumps({"name": f"x{i}.jpg", "metadata": {}}) for i in range(10)])
     d = desired(with_source(manifest("m.yaml", "f", on_missing="warn"), "rows.jsonl"), root=str(tmp_path))
@@ -181,7 +181,7 @@ def test_overwrite_from_a_source(make_provider, tmp_path):
 
 
 def test_progress_is_reported_while_reading_and_planning(make_provider, tmp_path, monkeypatch):
-    monkeypatch.setattr(stream, "PROGRESS_EVERY", 10)
+    monkeypatch.setattr(listing, "PROGRESS_EVERY", 10)
     p = make_provider(make_snapshot({"f": [(f"{i:03d}.jpg", {"n": i}) for i in range(35)]}))
     write(
         tmp_path,

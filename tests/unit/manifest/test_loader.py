@@ -554,31 +554,6 @@ def test_owns_only_in_merge_mode(tmp_path: Path) -> None:
     ]
 
 
-def test_overwrite_and_another_manifest_on_the_same_file(tmp_path: Path) -> None:
-    workspace(tmp_path)
-    write(tmp_path, "a.yaml", files_manifest("mode: overwrite\nfiles:\n  - name: cam01.mp4\n"))
-    write(tmp_path, "b.yaml", files_manifest("files:\n  - name: cam01.mp4\n    metadata: {count: 1}\n"))
-    assert problems(tmp_path) == [
-        "b.yaml:5:11: conflict: name 'cam01.mp4' in folder 'traffic' is selected by overwrite manifest a.yaml "
-        "and by b.yaml (other selector at a.yaml:6:11); an overwrite manifest must be the only one selecting a file"
-    ]
-
-
-def test_two_manifests_owning_the_same_key_on_the_same_file(tmp_path: Path) -> None:
-    workspace(tmp_path)
-    write(tmp_path, "a.yaml", files_manifest("owns: ['capture.*']\nfiles:\n  - name: cam01.mp4\n"))
-    write(
-        tmp_path,
-        "b.yaml",
-        files_manifest("files:\n  - name: cam01.mp4\n    metadata: {capture.weather: rain, count: 1}\n"),
-    )
-    write(tmp_path, "c.yaml", files_manifest("files:\n  - name: cam01.mp4\n    metadata: {reviewed: true}\n"))
-    assert problems(tmp_path) == [
-        "b.yaml:5:11: conflict: manifests a.yaml and b.yaml both own 'capture.weather' on name 'cam01.mp4' "
-        "in folder 'traffic' (other selector at a.yaml:6:11)"
-    ]
-
-
 def test_several_problems_in_one_pass(tmp_path: Path) -> None:
     workspace(tmp_path)
     write(tmp_path, "a.yaml", files_manifest("mode: merg\nfiles:\n  - name: x\n    metadata: {count: '1'}\n"))

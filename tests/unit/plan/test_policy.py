@@ -3,9 +3,11 @@ from __future__ import annotations
 import pytest
 
 from reconciler.errors import SourceLocation
-from reconciler.model import Assignment, Mode
-from reconciler.plan.policy import compile_glob, desired_dict, owned_keys
+from reconciler.model import Assignment
+from reconciler.plan.policy import compile_glob
+from reconciler.plan.semantics import CompiledManifest, plain_values
 from reconciler.types import JsonValue
+from tests.helpers.desired import manifest
 
 L = SourceLocation("m.yaml", 1, 1)
 
@@ -33,23 +35,28 @@ def test_glob(pattern, name, hit):
     assert bool(compile_glob(pattern).match(name)) is hit
 
 
+def compile_(mode: str, owns: tuple[str, ...] = ()) -> CompiledManifest:
+    return CompiledManifest(manifest("m.yaml", "f", mode=mode, owns=owns))
+
+
 def test_merge_without_owns_touches_only_given_keys():
     live: dict[str, JsonValue] = {"a": 1, "foreign": "x", "b": 2}
-    g = given(a=5, b=None)
-    owned = owned_keys(Mode.MERGE, (), g, live)
-    assert owned == frozenset({"a", "b"})
-    assert desired_dict(Mode.MERGE, owned, g, live) == {"a": 5, "foreign": "x"}
+    g = plain_values(given(a=5, b=None))
+    c = compile_("merge")
+    assert c.owned(g, live) == frozenset({"a", "b"})
+    assert c.desired(g, live) == {"a": 5, "foreign": "x"}
 
 
 def test_merge_with_owns_prunes_owned_keys_without_values():
     live: dict[str, JsonValue] = {"capture.site": "x", "capture.old": 1, "team.b": "keep"}
-    g = given(capture__site="london")
-    owned = owned_keys(Mode.MERGE, ("capture.*",), g, live)
-    assert owned == frozenset({"capture.site", "capture.old"})
-    assert desired_dict(Mode.MERGE, owned, g, live) == {"capture.site": "london", "team.b": "keep"}
+    g = plain_values(given(capture__site="london"))
+    c = compile_("merge", ("capture.*",))
+    assert c.owned(g, live) == frozenset({"capture.site", "capture.old"})
+    assert c.desired(g, live) == {"capture.site": "london", "team.b": "keep"}
 
 
 def test_overwrite_is_exactly_the_given_non_null_values():
-    g = given(a=1, b=None)
-    assert owned_keys(Mode.OVERWRITE, (), g, {"z": 1}) is None
-    assert desired_dict(Mode.OVERWRITE, None, g, {"z": 1, "a": 0}) == {"a": 1}
+    g = plain_values(given(a=1, b=None))
+    c = compile_("overwrite")
+    assert c.owned(g, {"z": 1}) is None
+    assert c.desired(g, {"z": 1, "a": 0}) == {"a": 1}

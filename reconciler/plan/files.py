@@ -1,0 +1,392 @@
+"""File planning, streaming: list each folder once, then select, layer, check and diff files one at a time.
+
+Memory holds the live listings (:mod:`reconciler.plan.listing`) plus the changes found. Desired values are
+read row by row from manifests and ``source:`` files, and dropped once their file is diffed. An unchanged
+file is recognised cheaply: by one string comparison when a source row's metadata is the live JSON text
+character for character (the usual case for rows written by ``json.dumps`` against the embedded store),
+else by :meth:`CompiledManifest.is_unchanged` without building a desired dict. Only changed files reach
+:func:`reconciler.plan.differ.diff_metadata`.
+
+Files selected by more than one manifest are the exception: their claims are kept until every manifest has
+been read, then checked for conflicts (:func:`reconciler.plan.semantics.conflict`) and diffed together.
+Which files those are is found first, by a selection-only pass over the manifests whose folders overlap (a
+second read of their sources); manifests on folders no other manifest touches are read once.
+
+A targeted plan (``--target``) plans only its manifests, but the other manifests on overlapping folders
+take part in that selection-only pass and in the conflict check: a conflict is found whatever the flags.
+"""
+
+from __future__ import annotations
+
+import json
+import json.scanner
+import logging
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from reconciler.errors import Diagnostic, ProviderConflictError
+from reconciler.model import (
+    Assignment,
+    FileManifest,
+    FileSelector,
+    LiveFolder,
+    UndeclaredKeys,
+    metadata_fingerprint,
+)
+from reconciler.plan import listing
+from reconciler.plan.differ import diff_metadata
+from reconciler.plan.listing import LiveIndex, read_index, read_index_and_source
+from reconciler.plan.model import FileChange, Strategy
+from reconciler.plan.selection import Selection, overlap_groups, selected
+from reconciler.plan.semantics import CompiledManifest, conflict, plain_values
+from reconciler.undeclared import UndeclaredJudge
+
+if TYPE_CHECKING:
+    from reconciler.manifest.source import SourceRow
+    from reconciler.plan.renames import Rename, RenameCheck
+    from reconciler.providers.base import StateProvider
+    from reconciler.schema import FieldSpec
+    from reconciler.types import JsonValue, MetadataView
+
+__all__ = ["FileClaim", "FilePlan", "plan_files"]
+
+log = logging.getLogger(__name__)
+
+#: The C scanner behind ``raw_decode`` (one Python frame less per file): ``(value, end)``.
+_scan_json: Callable[[str, int], tuple[Any, int]] = json.scanner.make_scanner(
+    json.JSONDecoder()  # type: ignore[arg-type]  # typeshed says a scanner; CPython takes a decoder
+)
+
+
+@dataclass(frozen=True, slots=True)
+class FileClaim:
+    """One manifest's claim on one file: the manifest and the values it gives that file (``limits.Claim``)."""
+
+    manifest: FileManifest
+    given: Mapping[str, Assignment]
+
+
+@dataclass
+class FilePlan:
+    """What :func:`plan_files` found.
+
+    ``claims`` maps every selected file's uuid to the manifests that select it (what the blast-radius
+    limits count). For an unchanged file selected by one manifest the claim is shared and its ``given`` is
+    empty: nothing downstream reads the values of an unchanged file.
+    """
+
+    files: list[FileChange] = field(default_factory=list)
+    unchanged: int = 0
+    claims: dict[str, tuple[FileClaim, ...]] = field(default_factory=dict)
+    errors: list[Diagnostic] = field(default_factory=list)
+    warnings: list[Diagnostic] = field(default_factory=list)
+
+
+class _RowAssignments(Mapping[str, Assignment]):
+    """A source row's values as Assignments located at the row, made only when one is looked up."""
+
+    __slots__ = ("_row",)
+
+    def __init__(self, row: SourceRow) -> None:
+        self._row = row
+
+    def __getitem__(self, key: str) -> Assignment:
+        return Assignment(self._row.values[key], self._row.location)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._row.values)
+
+    def __len__(self) -> int:
+        return len(self._row.values)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._row.values
+
+
+def _claim(s: Selection, i: int, row: SourceRow | None, exact: FileSelector | None) -> FileClaim:
+    """Manifest ``s``'s claim on file ``i``, each value located (:meth:`CompiledManifest.layer_located`)."""
+    located = _RowAssignments(row) if row is not None else None
+    return FileClaim(s.m, s.c.layer_located(s.index.rels[i], located, exact))
+
+
+def _may_overlap(a: LiveFolder, b: LiveFolder) -> bool:
+    """Whether listings of two folders can share files (one is the other or inside it)."""
+    pa, pb = a.path.strip("/"), b.path.strip("/")
+    return a.uuid == b.uuid or pa.startswith(pb + "/") or pb.startswith(pa + "/") or not pa or not pb
+
+
+def plan_files(
+    manifests: Sequence[FileManifest],
+    provider: StateProvider,
+    *,
+    root: Path,
+    spec_map: Mapping[str, FieldSpec],
+    undeclared_keys: UndeclaredKeys = UndeclaredKeys.ALLOW,
+    has_schema: bool = False,
+    renames: Mapping[str, Rename] | None = None,
+    rename_check: RenameCheck | None = None,
+    planned: Callable[[FileManifest], bool] | None = None,
+    on_progress: listing.Progress,
+) -> FilePlan:
+    """Select, layer and diff the files of ``manifests`` (in order; later manifests layer on earlier ones).
+
+    With ``planned`` (a targeted plan), only the manifests it accepts are planned; the others, where their
+    folders may overlap a planned manifest's, are checked for conflicts on the files the planned ones select.
+
+    Problems go to ``FilePlan.errors`` (all of them, in one pass); ``files`` is only meaningful when there
+    are none. ``renames`` move old keys' values on the files selected (``rename_check`` is told about every
+    selected file that holds an old key). Raises ProviderError.
+    """
+    result = FilePlan()
+    renames = renames or {}
+    undeclared = UndeclaredJudge(spec_map, undeclared_keys, has_schema, result.errors, result.warnings)
+    indexes: dict[tuple[str, bool, bool], LiveIndex] = {}
+    placed: list[tuple[int, Selection, bool]] = []  # (position in the manifests' order, selection, planned)
+    early_rows: dict[int, Iterable[SourceRow]] = {}  # id(manifest) -> its source, already being read
+    folders: list[LiveFolder] = []
+    left_out: list[tuple[int, FileManifest]] = []
+    for position, m in enumerate(manifests):
+        if planned is not None and not planned(m):
+            left_out.append((position, m))
+            continue
+        try:
+            folder = provider.resolve_folder(m.folder)
+        except ProviderConflictError as exc:
+            result.errors.append(Diagnostic(m.location, f"{m.name}: {exc}"))
+            continue
+        folders.append(folder)
+        key = (folder.uuid, m.recursive, m.children)
+        index = indexes.get(key)
+        if index is None:
+            if m.source is not None and not provider.capabilities.raw_listing:
+                index, early_rows[id(m)] = read_index_and_source(
+                    provider, folder, m, root, spec_map, result.errors, on_progress
+                )
+            else:
+                index = read_index(
+                    provider, folder, recursive=m.recursive, children=m.children, on_progress=on_progress
+                )
+            indexes[key] = index
+        placed.append((position, Selection(m, index, result.errors), True))
+    for position, m in left_out:
+        try:
+            folder = provider.resolve_folder(m.folder)
+        except ProviderConflictError:
+            continue  # not this plan's manifest: its own plan reports it
+        if not any(_may_overlap(folder, f) for f in folders):
+            continue
+        key = (folder.uuid, m.recursive, m.children)
+        index = indexes.get(key)
+        if index is None:
+            index = indexes[key] = read_index(
+                provider, folder, recursive=m.recursive, children=m.children, on_progress=on_progress
+            )
+        placed.append((position, Selection(m, index, []), False))
+    placed.sort(key=lambda e: e[0])
+    compiled = [s for _, s, _ in placed]
+    active = [a for _, _, a in placed]
+
+    shared = overlap_groups(compiled)
+    counts: dict[str, int] = {}
+    if any(shared):
+        # Selection-only pass: which files more than one manifest selects (diagnostics come from pass 2).
+        for c, is_shared in zip(compiled, shared, strict=True):
+            if is_shared:
+                scratch = Selection(c.m, c.index, [], c.c)
+                for i, _, _ in selected(scratch, root, spec_map, [], None):
+                    u = c.index.uuids[i]
+                    counts[u] = counts.get(u, 0) + 1
+
+    planner = _FilePlanner(result, renames, rename_check)
+    pending: dict[str, list[tuple[Selection, int, FileClaim, bool]]] = {}
+    for c, is_shared, is_active in zip(compiled, shared, active, strict=True):
+        index = c.index
+        if not is_active:
+            if is_shared:
+                for i, row, exact in selected(c, root, spec_map, [], None):
+                    if counts.get(index.uuids[i], 0) > 1:
+                        pending.setdefault(index.uuids[i], []).append((c, i, _claim(c, i, row, exact), False))
+            continue
+        stage = f"planning {c.m.name}"
+        total = len(index)
+        on_progress(stage, 0, total)
+        n = 0
+        every = listing.PROGRESS_EVERY
+        next_report = every
+        rows = early_rows.get(id(c.m))
+        for i, row, exact in selected(c, root, spec_map, result.errors, undeclared, rows):
+            if is_shared and counts.get(index.uuids[i], 0) > 1:
+                pending.setdefault(index.uuids[i], []).append((c, i, _claim(c, i, row, exact), True))
+            else:
+                planner.single(c, i, row, exact)
+            n += 1
+            if n >= next_report:
+                on_progress(stage, n, total)
+                next_report += every
+        on_progress(stage, n, total)
+        c.finish_missing(result.errors, result.warnings)
+    if pending:
+        planner.shared(pending, [c.m for c in compiled])
+    return result
+
+
+class _FilePlanner:
+    """Turns claims into FileChanges (or counts the file unchanged)."""
+
+    def __init__(
+        self, result: FilePlan, renames: Mapping[str, Rename], rename_check: RenameCheck | None
+    ) -> None:
+        self.result = result
+        self.renames = renames
+        self.rename_check = rename_check
+        self._unchanged_claim: dict[int, tuple[FileClaim, ...]] = {}
+
+    def _unchanged(self, m: FileManifest, uuid: str) -> None:
+        self.result.unchanged += 1
+        shared = self._unchanged_claim.get(id(m))
+        if shared is None:
+            shared = self._unchanged_claim[id(m)] = (FileClaim(m, {}),)
+        self.result.claims[uuid] = shared
+
+    def _moved(self, live: MetadataView) -> dict[str, JsonValue] | None:
+        if not self.renames:
+            return None
+        from reconciler.plan.renames import move_values
+
+        return move_values(live, self.renames)
+
+    def single(self, s: Selection, i: int, row: SourceRow | None, exact: FileSelector | None) -> None:
+        """A file only manifest ``s`` selects: unchanged (counted) or a FileChange."""
+        index = s.index
+        uuid = index.uuids[i]
+        raw = index.metadata_raw[i]
+        m = s.m
+        c = s.c
+        simple = row if c.plain and exact is None else None  # the row's values are the file's values
+        if simple is not None and simple.text == raw and not self.renames and "null" not in raw:
+            # The row's metadata is, character for character, the live JSON: nothing to decode or compare.
+            # (A null in it would remove a key, so such rows take the long way.)
+            self._unchanged(m, uuid)
+            return
+        try:
+            live = _scan_json(raw, 0)[0] if type(raw) is str else raw
+        except (StopIteration, ValueError):
+            live = None
+        if type(live) is not dict:
+            live = index.metadata(i)  # the careful way, with its error
+        moved = self._moved(live) if self.renames else None
+        values = (
+            simple.values
+            if simple is not None
+            else c.layer(index.rels[i], row.values if row is not None else None, exact, s.glob_used)
+        )
+        if moved is None and c.is_unchanged(values, live):
+            self._unchanged(m, uuid)
+            return
+        claim = FileClaim(m, _RowAssignments(simple)) if simple is not None else _claim(s, i, row, exact)
+        self.result.claims[uuid] = (claim,)
+        if moved is not None and self.rename_check is not None:
+            self.rename_check.check_file(f"{index.folder.path}/{index.rels[i]}", live, (claim,))
+        desired, owned = c.write(values, moved if moved is not None else live, live)
+        strategy = Strategy.MERGE if c.merge else Strategy.OVERWRITE
+        # Without a rename only the owned keys can differ.
+        self._record(index, i, live, desired, strategy, m.name, owned if moved is None else None)
+
+    def _record(
+        self,
+        index: LiveIndex,
+        i: int,
+        live: MetadataView,
+        desired: MetadataView,
+        strategy: Strategy,
+        manifest: str,
+        keys: Iterable[str] | None = None,
+    ) -> None:
+        changes = diff_metadata(live, desired, keys=keys)
+        if not changes:
+            self.result.unchanged += 1
+            return
+        rel = index.rels[i]
+        log.info("detected change to %s/%s", index.folder.path, rel)
+        self.result.files.append(
+            FileChange(
+                uuid=index.uuids[i],
+                folder=index.folder.path,
+                name=rel,
+                strategy=strategy,
+                manifest=manifest,
+                live_fingerprint=metadata_fingerprint(live),
+                changes=changes,
+            )
+        )
+
+    def shared(
+        self,
+        pending: Mapping[str, list[tuple[Selection, int, FileClaim, bool]]],
+        order: Sequence[FileManifest],
+    ) -> None:
+        """Files several manifests select: conflicts first, then each file's claims layered in manifest order.
+
+        Claims marked inactive (manifests a targeted plan leaves out) count for conflicts only.
+        """
+        rank = {id(m): n for n, m in enumerate(order)}
+        conflicts: dict[tuple[str, str, str], list[tuple[str, str]]] = {}
+        by_name: dict[str, FileManifest] = {m.name: m for m in order}
+        resolved: list[
+            tuple[LiveIndex, int, dict[str, JsonValue], list[tuple[CompiledManifest, FileClaim]]]
+        ] = []
+        for uuid, entries in pending.items():
+            if not any(e[3] for e in entries):
+                continue  # only manifests this plan leaves out select it
+            entries.sort(key=lambda e: rank[id(e[2].manifest)])
+            index, i = entries[0][0].index, entries[0][1]
+            live = index.metadata(i)
+            address = (index.folder.path, index.rels[i])
+            for a in range(len(entries)):
+                for b in range(a + 1, len(entries)):
+                    ea, eb = entries[a], entries[b]
+                    if not (ea[3] or eb[3]):
+                        continue
+                    ca, cb = ea[0].c, eb[0].c
+                    ma, mb = ca.m, cb.m
+                    both = conflict(ca, ea[2].given, cb, eb[2].given, live)
+                    if both is None:
+                        what = "overwrites" if not ca.merge else "is overwritten by"
+                        conflicts.setdefault((ma.name, mb.name, f"{ma.name} {what} {mb.name}"), []).append(
+                            address
+                        )
+                    else:
+                        for key in both:
+                            conflicts.setdefault((ma.name, mb.name, f"key {key!r}"), []).append(address)
+            mine = [(e[0].c, e[2]) for e in entries if e[3]]
+            self.result.claims[uuid] = tuple(cl for _, cl in mine)
+            resolved.append((index, i, live, mine))
+        for (a_name, b_name, what), addresses in sorted(conflicts.items()):
+            folder_path, rel = min(addresses)
+            example = f"{folder_path}/{rel}"
+            more = f" and {len(addresses) - 1} more file(s)" if len(addresses) > 1 else ""
+            if what.startswith("key "):
+                msg = f"conflict: {a_name} and {b_name} both own {what} on {example}{more}"
+            else:
+                msg = (
+                    f"conflict: {a_name} and {b_name} select the same file {example}{more}; "
+                    "an overwrite manifest must be the only manifest on its files"
+                )
+            self.result.errors.append(Diagnostic(by_name[b_name].location, msg))
+        if conflicts:
+            return
+        for index, i, live, claims in resolved:
+            moved = self._moved(live)
+            if moved is not None and self.rename_check is not None:
+                self.rename_check.check_file(
+                    f"{index.folder.path}/{index.rels[i]}", live, [cl for _, cl in claims]
+                )
+            current: dict[str, JsonValue] = moved if moved is not None else dict(live)
+            strategy = Strategy.MERGE
+            for c, cl in claims:
+                current = c.desired(plain_values(cl.given), current, live)
+                if not c.merge:
+                    strategy = Strategy.OVERWRITE
+            self._record(index, i, live, current, strategy, ", ".join(cl.manifest.name for _, cl in claims))

@@ -1,0 +1,215 @@
+"""Live listings: each folder listed once into a compact :class:`LiveIndex`, raw JSON text when the provider
+can list it so (``Capabilities.raw_listing``, :class:`RawListingProvider`), and the read-ahead that reads a manifest's ``source:`` rows
+while a folder is listed over the network.
+
+A listing holds uuid, relative name and the metadata as the provider gave it (JSON text, parsed on use),
+so nothing parsed stays in memory. A relative name that two live files share (two files of one name,
+``x/y.jpg`` both in subfolder ``x`` and as an item named ``x/y.jpg``, a top-level ``grp/c1.png`` and
+child ``c1.png`` of group ``grp``) is recorded in :attr:`LiveIndex.ambiguous`: selecting it by name is an
+error, never a silent pick.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, cast, runtime_checkable
+
+from reconciler.errors import Diagnostic, ProviderResponseError
+from reconciler.model import FileManifest, LiveFolder
+
+if TYPE_CHECKING:
+    from reconciler.manifest.source import SourceRow
+    from reconciler.providers.base import StateProvider
+    from reconciler.schema import FieldSpec
+    from reconciler.types import JsonValue
+
+__all__ = [
+    "PROGRESS_EVERY",
+    "READ_AHEAD_ROWS",
+    "LiveIndex",
+    "Progress",
+    "RawListingProvider",
+    "read_index",
+    "read_index_and_source",
+]
+
+#: How often (in files) the reading and planning stages report progress.
+PROGRESS_EVERY = 10_000
+
+_decode = json.JSONDecoder().raw_decode
+
+Progress = Callable[[str, int, "int | None"], None]
+
+
+@runtime_checkable
+class RawListingProvider(Protocol):
+    """A provider that can list items with their metadata as JSON text (the planner parses it on use)."""
+
+    def iter_raw_items(
+        self, folder: LiveFolder, *, recursive: bool, children: bool
+    ) -> Iterator[tuple[str, str, str, str]]:
+        """``(rel_name, uuid, folder_uuid, metadata_json)`` for the same items as ``iter_items``."""
+        ...
+
+
+class LiveIndex:
+    """One folder listing, compact: parallel lists by ordinal, and relative name -> ordinal.
+
+    ``metadata_raw[i]`` is the JSON text of file ``i``'s metadata when the provider lists raw text, else the
+    provider's dict; :meth:`metadata` parses on every call, so nothing parsed stays in memory.
+    """
+
+    __slots__ = ("_by_uuid", "ambiguous", "by_name", "folder", "folders", "metadata_raw", "rels", "uuids")
+
+    def __init__(self, folder: LiveFolder) -> None:
+        self.folder = folder
+        self.uuids: list[str] = []
+        self.rels: list[str] = []
+        self.metadata_raw: list[str | dict[str, JsonValue]] = []
+        self.by_name: dict[str, int] = {}
+        self.folders: set[str] = set()
+        self._by_uuid: dict[str, int] | None = None
+        #: Relative names that more than one live file has -> their ordinals (``by_name`` holds the last).
+        self.ambiguous: dict[str, list[int]] = {}
+
+    def __len__(self) -> int:
+        return len(self.uuids)
+
+    def ordinal_of_uuid(self, uuid: str) -> int | None:
+        if self._by_uuid is None:
+            self._by_uuid = {u.lower(): i for i, u in enumerate(self.uuids)}
+        return self._by_uuid.get(uuid.lower())
+
+    def metadata(self, i: int) -> dict[str, JsonValue]:
+        """File ``i``'s live metadata (a fresh dict for JSON text; the provider's dict otherwise)."""
+        raw = self.metadata_raw[i]
+        if type(raw) is not str:
+            assert isinstance(raw, dict)
+            return raw
+        if not raw.strip():
+            return {}
+        try:
+            value = _decode(raw.strip())[0]
+        except ValueError as exc:
+            raise ProviderResponseError(f"file {self.uuids[i]}: its live metadata is not valid JSON") from exc
+        if type(value) is not dict:
+            raise ProviderResponseError(f"file {self.uuids[i]}: its live metadata is not a JSON object")
+        return value
+
+
+def read_index(
+    provider: StateProvider, folder: LiveFolder, *, recursive: bool, children: bool, on_progress: Progress
+) -> LiveIndex:
+    """List a folder into a :class:`LiveIndex`, reporting progress every :data:`PROGRESS_EVERY` files."""
+    index = LiveIndex(folder)
+    uuids, rels, raws, by_name = index.uuids, index.rels, index.metadata_raw, index.by_name
+    stage = f"reading {folder.path}"
+    on_progress(stage, 0, None)
+    n = 0
+    next_report = PROGRESS_EVERY
+    folders = index.folders
+    if provider.capabilities.raw_listing:
+        last_folder = None
+        for rel, uuid, item_folder, raw in cast(RawListingProvider, provider).iter_raw_items(
+            folder, recursive=recursive, children=children
+        ):
+            by_name[rel] = n
+            uuids.append(uuid)
+            rels.append(rel)
+            raws.append(raw)
+            if item_folder != last_folder:
+                folders.add(item_folder)
+                last_folder = item_folder
+            n += 1
+            if n >= next_report:
+                on_progress(stage, n, None)
+                next_report += PROGRESS_EVERY
+    else:
+        for li in provider.iter_items(folder, recursive=recursive, children=children):
+            item = li.item
+            by_name[li.rel_name] = n
+            uuids.append(item.uuid)
+            rels.append(li.rel_name)
+            raws.append(item.metadata)
+            folders.add(item.folder)
+            n += 1
+            if n >= next_report:
+                on_progress(stage, n, None)
+                next_report += PROGRESS_EVERY
+    folders.add(folder.uuid)
+    if len(by_name) < n:  # some relative name is shared (rare: found after the listing, not per file)
+        seen: dict[str, list[int]] = {}
+        for i, rel in enumerate(rels):
+            seen.setdefault(rel, []).append(i)
+        index.ambiguous = {rel: ords for rel, ords in seen.items() if len(ords) > 1}
+    on_progress(stage, n, n)
+    return index
+
+
+#: Source rows read ahead while a folder is listed over the network (about 3 kB each in memory).
+READ_AHEAD_ROWS = 20_000
+
+
+def read_index_and_source(
+    provider: StateProvider,
+    folder: LiveFolder,
+    m: FileManifest,
+    root: Path,
+    spec_map: Mapping[str, FieldSpec],
+    errors: list[Diagnostic],
+    on_progress: Progress,
+) -> tuple[LiveIndex, Iterable[SourceRow]]:
+    """List ``folder`` on a helper thread while this thread reads the first rows of ``m``'s source.
+
+    A listing over the network mostly waits (for pages of 1000 to be built and sent); reading and checking
+    source rows is pure Python. Doing both at once hides much of the shorter one. (A local raw listing
+    has nothing to wait for: the two would only contend for the GIL, so it is not used there.) Returns
+    the index and the source rows: the ones read ahead, then the rest as they stream. Progress is
+    reported from this thread only.
+    """
+    from reconciler.manifest.source import iter_source_rows
+
+    assert m.source is not None
+    done: list[LiveIndex] = []
+    failed: list[BaseException] = []
+    seen = [0]
+
+    def count(stage: str, n: int, total: int | None) -> None:
+        seen[0] = n
+
+    def listing() -> None:
+        try:
+            done.append(
+                read_index(provider, folder, recursive=m.recursive, children=m.children, on_progress=count)
+            )
+        except BaseException as exc:  # handed to the planning thread, which raises it
+            failed.append(exc)
+
+    stage = f"reading {folder.path}"
+    on_progress(stage, 0, None)
+    worker = threading.Thread(target=listing, name="reconciler-listing", daemon=True)
+    worker.start()
+    rows = iter_source_rows(root, m.source, spec_map, errors)
+    ahead: list[SourceRow] = []
+    reported = 0
+    for row in rows:
+        ahead.append(row)
+        if not worker.is_alive() or len(ahead) >= READ_AHEAD_ROWS:
+            break
+        if seen[0] - reported >= PROGRESS_EVERY:
+            reported = seen[0]
+            on_progress(stage, reported, None)
+    while worker.is_alive():
+        worker.join(0.2)
+        if seen[0] != reported:
+            reported = seen[0]
+            on_progress(stage, reported, None)
+    if failed:
+        raise failed[0]
+    index = done[0]
+    on_progress(stage, len(index), len(index))
+    return index, itertools.chain(ahead, rows)

@@ -1,0 +1,210 @@
+"""Selection: which live files one manifest selects, and with which source row and exact entry.
+
+A :class:`Selection` is one manifest compiled against its folder listing: its exact entries by ordinal, its
+globs (from :class:`reconciler.plan.semantics.CompiledManifest`), which globs matched, and the selectors or
+rows that match no file (reported per ``on_missing``). :func:`selected` yields every selected file once.
+
+A name (an exact entry's or a source row's) that two live files share is an error naming both uuids:
+picking one would write to a file the author may not have meant.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from reconciler.errors import Diagnostic, SourceLocation
+from reconciler.model import FileManifest, FileSelector, OnMissing, SelectorKind
+from reconciler.plan.listing import LiveIndex
+from reconciler.plan.semantics import CompiledManifest
+
+if TYPE_CHECKING:
+    from reconciler.manifest.source import SourceRow
+    from reconciler.schema import FieldSpec
+    from reconciler.undeclared import UndeclaredJudge
+
+__all__ = ["MAX_MISSING_REPORTED", "Selection", "overlap_groups", "selected"]
+
+#: Source rows that match no live file: reported one by one up to this many per manifest, then counted.
+MAX_MISSING_REPORTED = 100
+
+
+class Selection:
+    """One manifest compiled against its folder listing: exact entries by ordinal, glob hits, missing ones."""
+
+    def __init__(
+        self,
+        m: FileManifest,
+        index: LiveIndex,
+        errors: list[Diagnostic],
+        compiled: CompiledManifest | None = None,
+    ) -> None:
+        self.m = m
+        self.index = index
+        self.c = compiled if compiled is not None else CompiledManifest(m)
+        self.glob_hit = [False] * len(self.c.globs)
+        self.exact: dict[int, FileSelector] = {}
+        self.missing: list[Diagnostic] = []
+        self.missing_count = 0
+        for s in m.files:
+            if s.kind is SelectorKind.GLOB:
+                continue
+            i = self.resolve(s.kind, s.pattern, s.location, errors)
+            if i is None:
+                continue
+            prev = self.exact.get(i)
+            if prev is not None:
+                errors.append(
+                    Diagnostic(
+                        s.location,
+                        f"{index.rels[i]!r} is already selected exactly at {prev.location} in this manifest",
+                    )
+                )
+                continue
+            self.exact[i] = s
+
+    def resolve(
+        self, kind: SelectorKind, key: str, location: SourceLocation, errors: list[Diagnostic]
+    ) -> int | None:
+        """The ordinal of the one live file ``kind``/``key`` names; ``None`` (reported) when none or two."""
+        index = self.index
+        if kind is SelectorKind.NAME:
+            i = index.by_name.get(key)
+            if i is not None and index.ambiguous:
+                ords = index.ambiguous.get(key)
+                if ords is not None:
+                    uuids = " and ".join(sorted(index.uuids[o] for o in ords))
+                    errors.append(
+                        Diagnostic(
+                            location,
+                            f"name {key!r} matches {len(ords)} files in folder {index.folder.path!r} ({uuids}); "
+                            "select each by uuid instead",
+                        )
+                    )
+                    return None
+        else:
+            i = index.ordinal_of_uuid(key)
+        if i is None:
+            self.report_missing(f"{kind.value} {key!r}", location)
+        return i
+
+    def glob_used(self, n: int) -> None:
+        self.glob_hit[n] = True
+
+    def report_missing(self, what: str, loc: SourceLocation) -> None:
+        if self.m.on_missing is OnMissing.IGNORE:
+            return
+        self.missing_count += 1
+        if self.missing_count > MAX_MISSING_REPORTED:
+            return
+        msg = f"{what} matches no file in folder {self.index.folder.path!r}"
+        if self.m.on_missing is OnMissing.ERROR:
+            self.missing.append(Diagnostic(loc, msg + " (set on_missing: warn or ignore to allow)"))
+        else:
+            self.missing.append(Diagnostic(loc, msg, "warning"))
+
+    def finish_missing(self, errors: list[Diagnostic], warnings: list[Diagnostic]) -> None:
+        out = errors if self.m.on_missing is OnMissing.ERROR else warnings
+        out.extend(self.missing)
+        hidden = self.missing_count - MAX_MISSING_REPORTED
+        if hidden > 0:
+            msg = (
+                f"{hidden:,} more selector(s) or source row(s) match no file in folder "
+                f"{self.index.folder.path!r} (first {MAX_MISSING_REPORTED} above)"
+            )
+            if self.m.on_missing is OnMissing.ERROR:
+                out.append(Diagnostic(self.m.location, msg))
+            else:
+                out.append(Diagnostic(self.m.location, msg, "warning"))
+        for (_, s, _), hit in zip(self.c.globs, self.glob_hit, strict=True):
+            if not hit:
+                warnings.append(Diagnostic(s.location, f"glob {s.pattern!r} matches no file", "warning"))
+
+
+def selected(
+    c: Selection,
+    root: Path,
+    spec_map: Mapping[str, FieldSpec],
+    errors: list[Diagnostic],
+    undeclared: UndeclaredJudge | None,
+    rows: Iterable[SourceRow] | None = None,
+) -> Iterator[tuple[int, SourceRow | None, FileSelector | None]]:
+    """Every file a manifest selects, once: ``(ordinal, source row or None, exact entry or None)``.
+
+    Source rows first (as they stream; ``rows`` if the caller already started reading them), then exact
+    entries no row selected, then glob-only files.
+    """
+    m, index = c.m, c.index
+    done = bytearray(len(index))
+    if m.source is not None:
+        from reconciler.manifest.source import iter_source_rows
+
+        by_name = index.by_name
+        ambiguous = index.ambiguous
+        row_line = array("q", bytes(8 * len(index)))
+        src_path = m.source.path
+        if rows is None:
+            rows = iter_source_rows(root, m.source, spec_map, errors)
+        name = SelectorKind.NAME
+        for row in rows:
+            if undeclared is not None:
+                undeclared.judge_row(row)
+            if row.kind is name and not ambiguous:
+                i = by_name.get(row.key)
+                if i is None:
+                    c.report_missing(f"{row.kind.value} {row.key!r}", row.location)
+                    continue
+            else:
+                i = c.resolve(row.kind, row.key, row.location, errors)
+                if i is None:
+                    continue
+            if done[i]:
+                prev = SourceLocation(src_path, row_line[i])
+                errors.append(
+                    Diagnostic(
+                        row.location,
+                        f"{index.rels[i]!r} is already selected exactly at {prev} in this manifest",
+                    )
+                )
+                continue
+            done[i] = 1
+            row_line[i] = row.line
+            exact = c.exact.get(i)
+            if exact is not None:
+                errors.append(
+                    Diagnostic(
+                        exact.location,
+                        f"{index.rels[i]!r} is already selected exactly at {row.location} in this manifest",
+                    )
+                )
+                continue
+            yield i, row, None
+    for i, s in c.exact.items():
+        if not done[i]:
+            done[i] = 1
+            yield i, None, s
+    globs = c.c.globs
+    if globs:
+        rels = index.rels
+        for i in range(len(index)):
+            if done[i]:
+                continue
+            rel = rels[i]
+            for n, (rx, _, _) in enumerate(globs):
+                if rx.match(rel):
+                    c.glob_hit[n] = True
+                    yield i, None, None
+                    break
+
+
+def overlap_groups(selections: Sequence[Selection]) -> list[bool]:
+    """For each manifest, whether another manifest's folders overlap its own (files may be shared)."""
+    shared = [False] * len(selections)
+    for a in range(len(selections)):
+        for b in range(a + 1, len(selections)):
+            ia, ib = selections[a].index, selections[b].index
+            if ia is ib or not ia.folders.isdisjoint(ib.folders):
+                shared[a] = shared[b] = True
+    return shared
