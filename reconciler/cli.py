@@ -21,7 +21,7 @@ from typing import Any, TextIO
 
 import click
 
-from reconciler import __version__
+from reconciler._version import __version__
 from reconciler.config import Settings, provider_for
 from reconciler.errors import ManifestValidationError, ReconcilerError, UsageError
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from reconciler import __version__
+from reconciler._version import __version__
 from reconciler.errors import JournalError
 from reconciler.providers import registry
 from reconciler.providers.base import ProviderIdentity

@@ -27,6 +27,7 @@ __all__ = [
     "check_value",
     "convert_cell",
     "describe_value",
+    "format_value",
     "is_iso_datetime",
     "value_checker",
 ]
@@ -44,6 +45,25 @@ _DATETIME = re.compile(
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _INT = re.compile(r"^[+-]?\d+$")
 _YAML11_BOOLS = frozenset({"yes", "no", "on", "off", "y", "n", "true", "false"})
+
+
+MAX_TEXT = 80
+MAX_LIST = 8
+
+# One encoder for every call: json.dumps with non-default options builds a new encoder each time.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": "))
+
+
+def format_value(value: JsonValue, *, shorten: bool = True) -> str:
+    """A value as compact JSON for plans and messages; long strings and number lists (embeddings) shortened."""
+    if shorten:
+        if isinstance(value, str) and len(value) > MAX_TEXT:
+            return _ENCODER.encode(value[: MAX_TEXT - 3])[:-1] + f'…" ({len(value)} chars)'
+        if isinstance(value, list) and len(value) > MAX_LIST:
+            head = ", ".join(format_value(v) for v in value[:3])
+            kind = "numbers" if all(isinstance(v, (int, float)) for v in value) else "items"
+            return f"[{head}, … {len(value)} {kind}]"
+    return _ENCODER.encode(value)
 
 
 def describe_value(value: object) -> str:

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reconciler.errors import PlanFormatError
+from reconciler.plan.codec import plan_from_dict, plan_to_dict
 from reconciler.plan.model import PLAN_FORMAT_VERSION, Plan
-from reconciler.render.json import plan_from_dict, plan_to_dict
 
 if TYPE_CHECKING:
     from reconciler.config import Settings

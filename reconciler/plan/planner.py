@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
-from reconciler import __version__
+from reconciler._version import __version__
 from reconciler.errors import (
     Diagnostic,
     ManifestValidationError,

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from reconciler.errors import Diagnostic, SourceLocation
 from reconciler.plan.differ import values_equal
 from reconciler.plan.limits import claim_owns
-from reconciler.render.values import format_value
+from reconciler.values import format_value
 
 if TYPE_CHECKING:
     from reconciler.model import Assignment, FileManifest, LiveItem, SchemaManifest

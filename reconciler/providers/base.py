@@ -6,6 +6,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlsplit, urlunsplit
 
 from reconciler.model import LiveFolder, LiveItem, ProviderConfig
 from reconciler.schema import WireSchema
@@ -40,6 +41,15 @@ class ProviderIdentity:
 
     def __str__(self) -> str:
         return f"{self.type}:{self.location}"
+
+
+def safe_identity(identity: ProviderIdentity) -> ProviderIdentity:
+    """The identity with any ``user:password@`` and query string removed from a domain (never journaled)."""
+    if identity.type == "sqlite" or "://" not in identity.location:
+        return identity
+    parts = urlsplit(identity.location)
+    host = parts.netloc.rpartition("@")[2]
+    return ProviderIdentity(identity.type, urlunsplit((parts.scheme, host, parts.path, "", "")))
 
 
 @dataclass(frozen=True)

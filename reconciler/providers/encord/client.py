@@ -24,7 +24,7 @@ from typing import Any, Final
 
 import httpx
 
-from reconciler import __version__
+from reconciler._version import __version__
 from reconciler.errors import (
     ProviderAuthError,
     ProviderConflictError,
