@@ -64,8 +64,6 @@ def _warn(diags: Sequence[Any]) -> None:
         _err(f"Warning: {d}")
 
 
-pass_settings = click.make_pass_decorator(Settings)
-
 _dir_option = click.option(
     "-C",
     "--dir",

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from reconciler.errors import ReconcilerError, SourceLocation
+from reconciler.errors import SnapshotError, SourceLocation
 from reconciler.model import LiveFolder, LiveItem
 from reconciler.schema import WireSchema, parse_wire_schema
 
@@ -74,14 +74,6 @@ DATA_TYPES = frozenset(
         "PLAIN_TEXT", "PDF", "GROUP", "SCENE",
     }
 )  # fmt: skip
-
-
-class SnapshotError(ReconcilerError):
-    """A snapshot file that cannot be read; the message starts with ``path:line``."""
-
-    def __init__(self, message: str, location: SourceLocation) -> None:
-        self.location = location
-        super().__init__(f"{location}: {message}")
 
 
 @dataclass

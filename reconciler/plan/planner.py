@@ -240,7 +240,7 @@ def make_plan(
     # the selected files were checked while they were diffed.
     scan = RenameScan()
     if renames:
-        scan = scan_old_keys(provider, renames, {}, hooks.on_progress)
+        scan = scan_old_keys(provider, renames, hooks.on_progress)
         for uuid, (folder_path, rel, item) in scan.items.items():
             if uuid not in fp.claims:
                 rename_check.check_file(f"{folder_path}/{rel}", item.metadata, ())
