@@ -7,6 +7,8 @@ only), 3 internal error (please report), 130 interrupted.
 from __future__ import annotations
 
 import contextlib
+import errno
+import io
 import json
 import logging
 import os
@@ -741,6 +743,24 @@ def fmt_command(ctx: click.Context, manifest_dir: Path | None, debug: bool | Non
 
 
 # --------------------------------------------------------------------------------------------- entry point
+_OUTPUT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG})
+
+
+def _environment_problem(exc: Exception) -> str | None:
+    """What went wrong, when it is the input or the machine and not a bug: too deep input, a full disk."""
+    if isinstance(exc, RecursionError):
+        return "the input is nested too deeply to process (run with --debug to see where)"
+    if isinstance(exc, OSError) and exc.errno in _OUTPUT_ERRNOS:
+        # Standard output could not be written (files are written through reconciler.fileio). Whatever is
+        # still buffered goes nowhere, so the interpreter's last flush cannot fail again at exit.
+        with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+        return f"cannot write the output: {exc.strerror}"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (the console script exits with it)."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -776,6 +796,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return EXIT_ERROR
     except Exception as exc:  # the one broad catch: an internal error is a bug
+        problem = _environment_problem(exc)
+        if problem is not None:
+            _err(f"Error: {problem}")
+            if debug:
+                traceback.print_exc()
+            return EXIT_ERROR
         _err(
             f"reconciler {__version__} hit an internal error ({type(exc).__name__}). This is a bug: please "
             f"report it at {ISSUES_URL} with the output of the same command run with --debug."

@@ -17,6 +17,7 @@
     │   ├── PlanFormatError           a plan file that is unreadable, altered or foreign
     │   └── LimitExceededError        a plan beyond the Workspace's blast-radius limits
     ├── SnapshotError                 a snapshot file (seed or ``snapshot --out``) that cannot be read
+    ├── OutputError                   a file or stream reconciler must write cannot be written
     └── JournalError                  an apply journal that is corrupt or for another provider
 """
 
@@ -35,6 +36,7 @@ __all__ = [
     "ManifestError",
     "ManifestParseError",
     "ManifestValidationError",
+    "OutputError",
     "PlanError",
     "PlanFormatError",
     "ProviderAuthError",
@@ -156,6 +158,10 @@ class SnapshotError(ReconcilerError):
     def __init__(self, message: str, location: SourceLocation) -> None:
         self.location = location
         super().__init__(f"{location}: {message}")
+
+
+class OutputError(ReconcilerError):
+    """A file (``--out``, a manifest ``fmt`` rewrites) or the standard output cannot be written."""
 
 
 class JournalError(ReconcilerError):

@@ -32,6 +32,8 @@ from typing import IO, TYPE_CHECKING, Any
 
 from reconciler._version import __version__
 from reconciler.errors import JournalError
+from reconciler.fileio import new_temp_file
+from reconciler.jsonio import loads
 from reconciler.providers import registry
 from reconciler.providers.base import ProviderIdentity
 from reconciler.providers.registry import identity_from_json
@@ -130,9 +132,13 @@ class JournalWriter:
             raise JournalError(
                 f"{self.directory}: cannot create the journal directory: {exc.strerror}"
             ) from exc
-        tmp = self.directory / f".{self._stem}.{os.getpid()}.tmp"
         try:
-            with tmp.open("w", encoding="utf-8") as fh:
+            fd, name = new_temp_file(self.directory / self._stem)
+        except OSError as exc:
+            raise JournalError(f"{self.directory}: cannot create the journal: {exc.strerror}") from exc
+        tmp = Path(name)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 fh.write(json.dumps(self._header, ensure_ascii=False, sort_keys=True) + "\n")
                 fh.flush()
                 os.fsync(fh.fileno())
@@ -306,7 +312,7 @@ def read_journal(path: str | os.PathLike[str]) -> JournalFile:
         lines.pop()
     elif lines:
         try:
-            json.loads(lines[-1])
+            loads(lines[-1])
         except json.JSONDecodeError:
             lines.pop()
             torn = True
@@ -317,7 +323,7 @@ def read_journal(path: str | os.PathLike[str]) -> JournalFile:
         if not line.strip():
             raise JournalError(f"{where}: empty line in the journal")
         try:
-            rec = json.loads(line)
+            rec = loads(line)
         except json.JSONDecodeError as exc:
             raise JournalError(f"{where}: corrupt journal line (invalid JSON: {exc.msg})") from exc
         if not isinstance(rec, dict):

@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable
 from typing import TypeAlias
 
+from reconciler.jsonio import loads
 from reconciler.schema import VARCHAR_MAX, FieldSpec, KeyType
 from reconciler.types import JsonValue
 
@@ -322,7 +323,7 @@ def _as_boolean(text: str) -> JsonValue:
     raise ValueError(f"{_short(text)} is not a boolean (write true or false)")
 
 
-_decode_json = json.JSONDecoder().decode
+_decode_json = loads
 
 
 def _json_cell(what: str, example: str) -> CellConverter:

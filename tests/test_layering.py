@@ -18,6 +18,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "reconciler"
 LAYERS: dict[str, int] = {
     "reconciler._version": 0,
     "reconciler.errors": 0,
+    "reconciler.fileio": 0,
+    "reconciler.jsonio": 0,
     "reconciler.types": 0,
     "reconciler.redact": 0,
     "reconciler.model": 1,

@@ -15,7 +15,6 @@ import difflib
 import fnmatch
 import hashlib
 import logging
-import os
 import re
 import uuid as uuidlib
 from collections.abc import Iterator, Mapping, Sequence
@@ -31,6 +30,7 @@ from reconciler.errors import (
     ManifestValidationError,
     SourceLocation,
 )
+from reconciler.manifest.discovery import MANIFEST_SUFFIXES, find_manifest_files
 from reconciler.manifest.schema import API_VERSION, KIND_MODELS, TYPE_NAMES
 from reconciler.manifest.yamlio import YamlDocument, YamlPath, read_documents
 from reconciler.model import (
@@ -71,7 +71,6 @@ __all__ = ["MANIFEST_SUFFIXES", "load_manifests"]
 
 logger = logging.getLogger(__name__)
 
-MANIFEST_SUFFIXES = (".yaml", ".yml")
 #: ``.json`` is Encord's registration (cloud-integration upload) JSON, read by manifest/source.py.
 _SOURCE_FORMATS = {".jsonl": "jsonl", ".csv": "csv", ".json": "registration"}
 _SELECTORS = ("glob", "name", "uuid")
@@ -223,14 +222,9 @@ class _Loader:
         return state
 
     def _discover(self) -> list[Path]:
-        found: list[Path] = []
-        for dirpath, dirnames, filenames in os.walk(self.root):
-            # Hidden directories (.git, .reconciler, ...) hold no manifests.
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            for name in filenames:
-                if not name.startswith(".") and name.lower().endswith(MANIFEST_SUFFIXES):
-                    found.append(Path(dirpath, name))
-        return sorted(found, key=lambda p: p.relative_to(self.root).as_posix())
+        found = find_manifest_files(self.root)
+        self.out.warnings.extend(found.warnings)
+        return found.files
 
     def _load_file(self, file: Path, rel: str) -> None:
         if not file.is_file():  # a device, pipe or broken link named *.yaml would be read forever or fail

@@ -25,6 +25,7 @@ from collections.abc import Iterator, Mapping
 from typing import IO, TYPE_CHECKING, AnyStr, NamedTuple
 
 from reconciler.errors import Diagnostic, SourceLocation
+from reconciler.jsonio import loads, too_deep
 from reconciler.model import Assignment, SelectorKind
 from reconciler.schema import KeyType, check_key_name
 from reconciler.values import (
@@ -315,6 +316,9 @@ def _jsonl_rows(file: Path, path: str, checkers: _Checkers, report: _Reporter) -
             except ValueError as exc:
                 report(lineno, _json_problem(exc))
                 continue
+            except RecursionError:
+                report(lineno, _json_problem(too_deep(text)))
+                continue
             row = _jsonl_row(obj, lineno, path, checkers, report, text)
             if row is not None:
                 yield row
@@ -500,7 +504,7 @@ def _csv_rows(
 
 def _keyframes_cell(text: str) -> JsonValue:
     try:
-        value: JsonValue = json.loads(text)
+        value: JsonValue = loads(text)
     except ValueError:
         raise ValueError(f"{text!r} is not a JSON list of frame numbers") from None
     return value
