@@ -67,19 +67,26 @@ class EntryStatus(str, enum.Enum):
 
 
 def plan_id(plan: Plan) -> str:
-    """A short stable id of a plan, from what it was made from and what it writes (not its creation time).
+    """A short stable id of a plan's content: the store, the manifests digest, and every change it makes.
 
-    Each planned file contributes its uuid and live fingerprint, and every change is a function of those and
-    of the manifests (``manifests_digest``), so this identifies the plan without serialising it again.
+    Every schema change and every key change (key, action, ``before`` and ``after``) of every planned file
+    contributes, so two plans that write anything differently (two ``--target`` plans of the same files, say)
+    get different ids. The creation time does not count: planning the same thing twice gives the same id.
     """
     h = hashlib.sha256()
     for part in (plan.provider.type, plan.provider.location, plan.manifests_digest, plan.schema_fingerprint):
         h.update(part.encode() + b"\0")
     for c in plan.schema_changes:
-        h.update(f"{c.key}\0{c.action.value}\0".encode())
+        after = c.after.to_json() if c.after else None
+        h.update(f"{c.key}\0{c.action.value}\0{c.renamed_from or ''}\0{_canonical(after)}\n".encode())
     for f in plan.files:
-        h.update(f"{f.uuid}\0{f.live_fingerprint}\0{len(f.changes)}\n".encode())
+        h.update(f"{f.uuid}\0{f.live_fingerprint}\0{f.strategy.value}\0{len(f.changes)}\n".encode())
+        for k in f.changes:
+            h.update(f"{k.key}\0{k.action.value}\0{_canonical(k.before)}\0{_canonical(k.after)}\n".encode())
     return h.hexdigest()[:12]
+
+
+_canonical = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode
 
 
 def safe_identity(identity: ProviderIdentity) -> ProviderIdentity:

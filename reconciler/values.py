@@ -41,10 +41,10 @@ CellConverter: TypeAlias = Callable[[str], JsonValue]
 # ISO 8601 extended format, ranges checked by the pattern (day 29..31 is checked against the month after).
 _DATETIME = re.compile(
     r"(\d{4})-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])"
-    r"(?:[T ](?:[01]\d|2[0-3]):[0-5]\d(?::[0-5]\d(?:\.\d{1,9})?)?(?:Z|[+-](?:[01]\d|2[0-3]):?[0-5]\d)?)?"
+    r"(?:[T ](?:[01]\d|2[0-3]):[0-5]\d(?::[0-5]\d(?:\.\d{1,9})?)?(?:Z|[+-](?:[01]\d|2[0-3]):?[0-5]\d)?)?",
+    re.ASCII,  # \d is 0-9 only: Python's int() would read other scripts' digits too
 )
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-_INT = re.compile(r"^[+-]?\d+$")
 _YAML11_BOOLS = frozenset({"yes", "no", "on", "off", "y", "n", "true", "false"})
 
 
@@ -295,6 +295,8 @@ def _as_text(text: str) -> JsonValue:
 
 
 def _as_number(text: str) -> JsonValue:
+    if not text.isascii():  # int() and float() accept other scripts' digits ('١٢'); a CSV number is ASCII
+        raise ValueError(f"{_short(text)} is not a number (write numbers with the digits 0-9)")
     body = text[1:] if text[:1] in ("+", "-") else text
     if body.isdecimal():
         return int(text)

@@ -176,7 +176,8 @@ _NUMBERS = frozenset({int, float})
 #: The ISO 8601 shapes ``values.is_iso_datetime`` accepts; with ``fromisoformat`` succeeding (it checks the
 #: ranges) a value is certainly valid. Anything else goes to the full check.
 _DATETIME_SHAPE = re.compile(
-    r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)?)?"
+    r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)?)?",
+    re.ASCII,
 )
 _UUID_SHAPE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 #: Valid strings remembered per key (values repeat: enums, dates, ids), up to this many.

@@ -22,11 +22,12 @@ import json.scanner
 import logging
 import re
 import threading
+import unicodedata
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, cast, runtime_checkable
 
 from reconciler.errors import Diagnostic, ProviderConflictError, ProviderResponseError, SourceLocation
 from reconciler.model import (
@@ -103,7 +104,7 @@ class LiveIndex:
     provider's dict; :meth:`metadata` parses on every call, so nothing parsed stays in memory.
     """
 
-    __slots__ = ("_by_uuid", "by_name", "folder", "folders", "metadata_raw", "rels", "uuids")
+    __slots__ = ("_by_nfc", "_by_uuid", "by_name", "folder", "folders", "metadata_raw", "rels", "uuids")
 
     def __init__(self, folder: LiveFolder) -> None:
         self.folder = folder
@@ -113,6 +114,7 @@ class LiveIndex:
         self.by_name: dict[str, int] = {}
         self.folders: set[str] = set()
         self._by_uuid: dict[str, int] | None = None
+        self._by_nfc: dict[str, list[str]] | None = None
 
     def __len__(self) -> int:
         return len(self.uuids)
@@ -121,6 +123,17 @@ class LiveIndex:
         if self._by_uuid is None:
             self._by_uuid = {u.lower(): i for i, u in enumerate(self.uuids)}
         return self._by_uuid.get(uuid.lower())
+
+    def other_forms(self, name: str) -> list[str]:
+        """Live names that equal ``name`` once both are in Unicode normal form NFC, but differ from it."""
+        if name.isascii():
+            return []
+        if self._by_nfc is None:
+            self._by_nfc = {}
+            for rel in self.rels:
+                if not rel.isascii():
+                    self._by_nfc.setdefault(unicodedata.normalize("NFC", rel), []).append(rel)
+        return [r for r in self._by_nfc.get(unicodedata.normalize("NFC", name), []) if r != name]
 
     def metadata(self, i: int) -> dict[str, JsonValue]:
         """File ``i``'s live metadata (a fresh dict for JSON text; the provider's dict otherwise)."""
@@ -282,7 +295,11 @@ class _Manifest:
                 else index.ordinal_of_uuid(s.pattern)
             )
             if i is None:
-                self.report_missing(f"{s.kind.value} {s.pattern!r}", s.location)
+                self.report_missing(
+                    f"{s.kind.value} {s.pattern!r}",
+                    s.location,
+                    s.pattern if s.kind is SelectorKind.NAME else None,
+                )
                 continue
             prev = self.exact.get(i)
             if prev is not None:
@@ -295,7 +312,22 @@ class _Manifest:
                 continue
             self.exact[i] = s
 
-    def report_missing(self, what: str, loc: SourceLocation) -> None:
+    def report_missing(self, what: str, loc: SourceLocation, name: str | None = None) -> None:
+        # A name that differs from a live one only in Unicode normalisation (NFC "é" vs NFD "e" + accent, as
+        # macOS file names are) selects nothing: Encord compares names exactly. Always said, even with
+        # on_missing: ignore (then as a warning), since it is almost certainly a mistake.
+        forms = self.index.other_forms(name) if name is not None else []
+        if forms:
+            hint = (
+                f"{what} matches no file in folder {self.index.folder.path!r}, but the folder has {forms[0]!a}, "
+                f"which differs from {name!a} only in Unicode normalisation (NFC/NFD); write the name "
+                "exactly as Encord has it"
+            )
+            severity: Literal["error", "warning"] = (
+                "error" if self.m.on_missing is OnMissing.ERROR else "warning"
+            )
+            self.missing.append(Diagnostic(loc, hint, severity))
+            return
         if self.m.on_missing is OnMissing.IGNORE:
             return
         self.missing_count += 1
@@ -433,7 +465,11 @@ def _selected(
                 undeclared.check(row)
             i = by_name.get(row.key) if row.kind is SelectorKind.NAME else index.ordinal_of_uuid(row.key)
             if i is None:
-                c.report_missing(f"{row.kind.value} {row.key!r}", row.location)
+                c.report_missing(
+                    f"{row.kind.value} {row.key!r}",
+                    row.location,
+                    row.key if row.kind is SelectorKind.NAME else None,
+                )
                 continue
             if done[i]:
                 prev = SourceLocation(src_path, row_line[i])
