@@ -19,9 +19,19 @@ import traceback
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, TextIO, TypeVar
 
 import click
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
+    from reconciler.apply import FileResult
+    from reconciler.errors import Diagnostic
+    from reconciler.model import DesiredState
+    from reconciler.plan.model import Plan
+    from reconciler.providers.base import StateProvider
+    from reconciler.render.text import Styler
 
 from reconciler._version import __version__
 from reconciler.config import Settings, provider_for
@@ -55,13 +65,13 @@ def _color_wanted(stream: TextIO) -> bool:
     return hasattr(stream, "isatty") and stream.isatty()
 
 
-def _styler(settings: Settings) -> Any:
+def _styler(settings: Settings) -> Styler:
     from reconciler.render.text import AnsiStyler, PlainStyler
 
     return AnsiStyler() if settings.color else PlainStyler()
 
 
-def _warn(diags: Sequence[Any]) -> None:
+def _warn(diags: Sequence[Diagnostic]) -> None:
     for d in diags:
         _err(f"Warning: {d}")
 
@@ -77,7 +87,10 @@ _dir_option = click.option(
 _debug_option = click.option("--debug", is_flag=True, default=None, help="Log details and show tracebacks.")
 
 
-def _common(f: Callable[..., Any]) -> Callable[..., Any]:
+_F = TypeVar("_F", bound=Callable[..., object])
+
+
+def _common(f: _F) -> _F:
     """Every command takes -C/--dir and --debug, before or after its name."""
     return _dir_option(_debug_option(f))
 
@@ -143,7 +156,7 @@ def cli(ctx: click.Context, manifest_dir: Path | None, debug: bool | None) -> No
         _enable_debug_logging()
 
 
-def _load(settings: Settings, *, check_sources: bool = False) -> Any:
+def _load(settings: Settings, *, check_sources: bool = False) -> DesiredState:
     from reconciler.manifest.loader import load_manifests
 
     if not settings.manifest_dir.is_dir():
@@ -175,8 +188,8 @@ class _ProgressHooks:
     """Plan and apply progress on stderr, only when stderr is a terminal."""
 
     def __init__(self) -> None:
-        self._progress: Any = None
-        self._task: Any = None
+        self._progress: Progress | None = None
+        self._task: TaskID | None = None
         if sys.stderr.isatty():
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -209,7 +222,7 @@ class _ProgressHooks:
     def on_schema_written(self, changes: int) -> None:
         return None
 
-    def on_batch_done(self, results: Sequence[Any], done: int, total: int) -> None:
+    def on_batch_done(self, results: Sequence[FileResult], done: int, total: int) -> None:
         self.on_progress("applying", done, total)
 
 
@@ -220,7 +233,7 @@ def _make_plan(
     override_limits: bool = False,
     *,
     create: bool = False,
-) -> tuple[Any, Any, Any]:
+) -> tuple[DesiredState, StateProvider, Plan]:
     from reconciler.plan.planner import make_plan, parse_targets
 
     desired = _load(settings)
@@ -236,18 +249,18 @@ def _make_plan(
     return desired, provider, plan
 
 
-def _render(plan: Any, fmt: str, settings: Settings) -> str:
+def _render(plan: Plan, fmt: str, settings: Settings) -> str:
     if fmt == "json":
         from reconciler.render.json import render_plan_json
 
-        return str(render_plan_json(plan))
+        return render_plan_json(plan)
     if fmt == "markdown":
         from reconciler.render.markdown import render_plan_markdown
 
-        return str(render_plan_markdown(plan))
+        return render_plan_markdown(plan)
     from reconciler.render.text import render_plan_text
 
-    return str(render_plan_text(plan, style=_styler(settings)))
+    return render_plan_text(plan, style=_styler(settings))
 
 
 _provider_option = click.option(
@@ -340,8 +353,8 @@ def _confirm(question: str) -> bool:
 
 def _run_apply(
     settings: Settings,
-    the_plan: Any,
-    provider: Any,
+    the_plan: Plan,
+    provider: StateProvider,
     journal_dir: Path,
     *,
     allow_destructive: bool,

@@ -28,7 +28,10 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, TypeVar, cast
+
+from pydantic import SkipValidation, TypeAdapter, ValidationError
+from typing_extensions import NotRequired, TypedDict
 
 from reconciler._version import __version__
 from reconciler.errors import JournalError
@@ -345,14 +348,13 @@ def read_journal(path: str | os.PathLike[str]) -> JournalFile:
             e = _file(rec, where, n)
             entries[e.uuid] = e  # a uuid journaled twice: the later write is the one that counts
         elif kind == "result":
-            uuid = _str(rec, "uuid", where)
-            status = rec.get("status")
-            if status not in _RESULT_STATUSES:
+            uuid, status, reason = _result_uuid(rec, where)
+            if not isinstance(status, str) or status not in _RESULT_STATUSES:
                 raise JournalError(f"{where}: unknown result status {status!r}")
             if uuid not in entries:
                 raise JournalError(f"{where}: result for file {uuid} that the journal does not list")
             entries[uuid].status = _RESULT_STATUSES[status]
-            entries[uuid].reason = str(rec.get("reason") or "")
+            entries[uuid].reason = reason
         elif kind == "header":
             raise JournalError(f"{where}: a second header (two journals in one file?)")
         else:
@@ -382,21 +384,54 @@ class _MutableEntry:
         )
 
 
-def _str(rec: dict[str, Any], key: str, where: str) -> str:
-    value = rec.get(key)
-    if not isinstance(value, str):
-        raise JournalError(f"{where}: corrupt journal line ({key!r} must be a string)")
-    return value
+class _HeaderRecord(TypedDict):
+    """The ``header`` line (``format_version`` and ``provider`` are checked before, for their own messages)."""
+
+    plan_id: str
+    tool_version: str
+    started_at: str
+    kind: NotRequired[SkipValidation[object]]
+    rolls_back: NotRequired[SkipValidation[object]]
 
 
-def _dict(rec: dict[str, Any], key: str, where: str) -> MetadataDict:
-    value = rec.get(key)
-    if not isinstance(value, dict):
-        raise JournalError(f"{where}: corrupt journal line ({key!r} must be an object)")
-    return value
+class _FileRecord(TypedDict):
+    """A ``file`` line: the full dicts before and after the write (metadata values are passed on as read)."""
+
+    uuid: str
+    folder: str
+    name: str
+    before: dict[str, SkipValidation[object]]
+    after: dict[str, SkipValidation[object]]
 
 
-def _header(rec: dict[str, Any], where: str) -> JournalHeader:
+class _ResultRecord(TypedDict):
+    uuid: str
+    status: SkipValidation[object]
+    reason: NotRequired[SkipValidation[object]]
+
+
+_HEADER: TypeAdapter[_HeaderRecord] = TypeAdapter(_HeaderRecord)
+_FILE: TypeAdapter[_FileRecord] = TypeAdapter(_FileRecord)
+_RESULT: TypeAdapter[_ResultRecord] = TypeAdapter(_ResultRecord)
+_T = TypeVar("_T")
+
+
+def _validated(adapter: TypeAdapter[_T], rec: dict[str, object], where: str, what: str) -> _T:
+    """``rec`` checked against its record type; the first problem as ``path:line: corrupt journal ...``."""
+    try:
+        return adapter.validate_python(rec, strict=True)
+    except ValidationError as exc:
+        key = exc.errors()[0]["loc"][0]
+    kind = "an object" if key in ("before", "after") else "a string"
+    raise JournalError(f"{where}: corrupt journal {what} ({key!r} must be {kind})")
+
+
+def _result_uuid(rec: dict[str, object], where: str) -> tuple[str, object, str]:
+    r = _validated(_RESULT, rec, where, "line")
+    return r["uuid"], r["status"], str(r.get("reason") or "")
+
+
+def _header(rec: dict[str, object], where: str) -> JournalHeader:
     version = rec.get("format_version", JOURNAL_FORMAT_VERSION)
     if version != JOURNAL_FORMAT_VERSION:
         raise JournalError(
@@ -407,27 +442,29 @@ def _header(rec: dict[str, Any], where: str) -> JournalHeader:
         provider = identity_from_json(rec.get("provider"))
     except ValueError as exc:
         raise JournalError(f"{where}: corrupt journal header ({exc})") from exc
-    rolls_back = rec.get("rolls_back")
+    h = _validated(_HEADER, rec, where, "line")
+    rolls_back = h.get("rolls_back")
     return JournalHeader(
-        plan_id=_str(rec, "plan_id", where),
+        plan_id=h["plan_id"],
         provider=provider,
-        tool_version=_str(rec, "tool_version", where),
-        started_at=_str(rec, "started_at", where),
-        kind=str(rec.get("kind") or "apply"),
+        tool_version=h["tool_version"],
+        started_at=h["started_at"],
+        kind=str(h.get("kind") or "apply"),
         rolls_back=rolls_back if isinstance(rolls_back, str) else None,
     )
 
 
-def _file(rec: dict[str, Any], where: str, line: int) -> _MutableEntry:
+def _file(rec: dict[str, object], where: str, line: int) -> _MutableEntry:
     status = rec.get("status", "pending")
     if status != EntryStatus.PENDING.value:
         raise JournalError(f"{where}: corrupt journal line (a file record's status must be 'pending')")
+    f = _validated(_FILE, rec, where, "line")
     return _MutableEntry(
-        uuid=_str(rec, "uuid", where),
-        folder=_str(rec, "folder", where),
-        name=_str(rec, "name", where),
-        before=_dict(rec, "before", where),
-        after=_dict(rec, "after", where),
+        uuid=f["uuid"],
+        folder=f["folder"],
+        name=f["name"],
+        before=cast("MetadataDict", f["before"]),
+        after=cast("MetadataDict", f["after"]),
         status=EntryStatus.PENDING,
         reason="",
         line=line,
