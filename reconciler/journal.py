@@ -82,10 +82,17 @@ def plan_id(plan: Plan) -> str:
     for c in plan.schema_changes:
         after = c.after.to_json() if c.after else None
         h.update(f"{c.key}\0{c.action.value}\0{c.renamed_from or ''}\0{_canonical(after)}\n".encode())
-    for f in plan.files:
-        h.update(f"{f.uuid}\0{f.live_fingerprint}\0{f.strategy.value}\0{len(f.changes)}\n".encode())
-        for k in f.changes:
-            h.update(f"{k.key}\0{k.action.value}\0{_canonical(k.before)}\0{_canonical(k.after)}\n".encode())
+    # One pass of the C encoder over every file's changes (a Python loop per value costs ten times more).
+    files = [
+        (
+            f.uuid,
+            f.live_fingerprint,
+            f.strategy.value,
+            [(k.key, k.action.value, k.before, k.after) for k in f.changes],
+        )
+        for f in plan.files
+    ]
+    h.update(_canonical(files).encode())
     return h.hexdigest()[:12]
 
 
