@@ -163,5 +163,6 @@ def test_main_prints_the_warning_before_serving(monkeypatch, capsys):
         stopper.cancel()
     out, err = capsys.readouterr()
     assert code == 0
-    assert err == emulator_mod.bind_warning("0.0.0.0") + "\n"
+    warning = emulator_mod.bind_warning("0.0.0.0")
+    assert warning is not None and err == warning + "\n"
     assert out.startswith("http://127.0.0.1:")
