@@ -25,6 +25,7 @@ LAYERS: dict[str, int] = {
     "reconciler.model": 1,
     "reconciler.schema": 1,
     "reconciler.values": 1,
+    "reconciler.frames": 1,
     "reconciler.snapshot": 2,
     "reconciler.providers": 3,
     "reconciler.manifest": 3,
