@@ -39,7 +39,7 @@ from reconciler.fileio import new_temp_file
 from reconciler.jsonio import loads
 from reconciler.providers import registry
 from reconciler.providers.base import ProviderIdentity
-from reconciler.providers.registry import identity_from_json
+from reconciler.providers.registry import identity_from_json, identity_to_json
 
 if TYPE_CHECKING:
     from reconciler.apply import FileResult
@@ -133,7 +133,7 @@ class JournalWriter:
             "format_version": JOURNAL_FORMAT_VERSION,
             "kind": kind,
             "plan_id": pid,
-            "provider": safe_identity(plan.provider).to_json(),
+            "provider": identity_to_json(safe_identity(plan.provider)),
             "tool_version": __version__,
             "started_at": stamp,
         }

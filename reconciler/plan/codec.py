@@ -23,7 +23,7 @@ from reconciler.plan.model import (
     SchemaChange,
     Strategy,
 )
-from reconciler.providers.registry import identity_from_json
+from reconciler.providers.registry import identity_from_json, identity_to_json
 from reconciler.schema import Deletion, FieldSpec
 
 if TYPE_CHECKING:
@@ -156,7 +156,7 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         "format_version": plan.format_version,
         "tool_version": plan.tool_version,
         "created_at": plan.created_at,
-        "provider": plan.provider.to_json(),
+        "provider": identity_to_json(plan.provider),
         "manifests_digest": plan.manifests_digest,
         "schema": {
             "fingerprint": plan.schema_fingerprint,

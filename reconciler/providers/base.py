@@ -6,7 +6,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import urlsplit, urlunsplit
 
 from reconciler.model import LiveFolder, LiveItem, ProviderConfig
 from reconciler.schema import WireSchema
@@ -27,29 +26,15 @@ __all__ = [
 class ProviderIdentity:
     """Which store a plan was made against; carries no secrets. ``location`` is a path or a domain.
 
-    How a location is written in a plan or journal, compared and redacted belongs to the store's
-    :class:`StoreKind` (see :mod:`reconciler.providers.registry`).
+    How a location is written in a plan or journal (``registry.identity_to_json``), compared and redacted
+    belongs to the store's :class:`StoreKind` (see :mod:`reconciler.providers.registry`).
     """
 
     type: str
     location: str
 
-    def to_json(self) -> dict[str, str]:
-        from reconciler.providers.registry import identity_to_json
-
-        return identity_to_json(self)
-
     def __str__(self) -> str:
         return f"{self.type}:{self.location}"
-
-
-def safe_identity(identity: ProviderIdentity) -> ProviderIdentity:
-    """The identity with any ``user:password@`` and query string removed from a domain (never journaled)."""
-    if identity.type == "sqlite" or "://" not in identity.location:
-        return identity
-    parts = urlsplit(identity.location)
-    host = parts.netloc.rpartition("@")[2]
-    return ProviderIdentity(identity.type, urlunsplit((parts.scheme, host, parts.path, "", "")))
 
 
 @dataclass(frozen=True)
