@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
 from typing import TYPE_CHECKING, Any
+
+from reconciler._version import __version__
 
 if TYPE_CHECKING:
     from reconciler.apply import ApplyResult, FileStatus, apply_plan
     from reconciler.errors import (
-        ApplyError,
         ManifestError,
         ManifestValidationError,
         PlanError,
@@ -30,7 +29,6 @@ if TYPE_CHECKING:
     from reconciler.render.text import render_plan_text
 
 __all__ = [
-    "ApplyError",
     "ApplyResult",
     "DesiredState",
     "FileStatus",
@@ -58,7 +56,6 @@ __all__ = [
 
 #: Where each public name lives; imported on first use so that `reconciler --version` starts fast.
 _LAZY = {
-    "ApplyError": "reconciler.errors",
     "ApplyResult": "reconciler.apply",
     "DesiredState": "reconciler.model",
     "FileStatus": "reconciler.apply",

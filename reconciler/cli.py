@@ -7,6 +7,8 @@ only), 3 internal error (please report), 130 interrupted.
 from __future__ import annotations
 
 import contextlib
+import errno
+import io
 import json
 import logging
 import os
@@ -17,11 +19,21 @@ import traceback
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, TextIO, TypeVar
 
 import click
 
-from reconciler import __version__
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
+    from reconciler.apply import FileResult
+    from reconciler.errors import Diagnostic
+    from reconciler.model import DesiredState
+    from reconciler.plan.model import Plan
+    from reconciler.providers.base import StateProvider
+    from reconciler.render.text import Styler
+
+from reconciler._version import __version__
 from reconciler.config import Settings, provider_for
 from reconciler.errors import ManifestValidationError, ReconcilerError, UsageError
 
@@ -53,18 +65,16 @@ def _color_wanted(stream: TextIO) -> bool:
     return hasattr(stream, "isatty") and stream.isatty()
 
 
-def _styler(settings: Settings) -> Any:
+def _styler(settings: Settings) -> Styler:
     from reconciler.render.text import AnsiStyler, PlainStyler
 
     return AnsiStyler() if settings.color else PlainStyler()
 
 
-def _warn(diags: Sequence[Any]) -> None:
+def _warn(diags: Sequence[Diagnostic]) -> None:
     for d in diags:
         _err(f"Warning: {d}")
 
-
-pass_settings = click.make_pass_decorator(Settings)
 
 _dir_option = click.option(
     "-C",
@@ -77,7 +87,10 @@ _dir_option = click.option(
 _debug_option = click.option("--debug", is_flag=True, default=None, help="Log details and show tracebacks.")
 
 
-def _common(f: Callable[..., Any]) -> Callable[..., Any]:
+_F = TypeVar("_F", bound=Callable[..., object])
+
+
+def _common(f: _F) -> _F:
     """Every command takes -C/--dir and --debug, before or after its name."""
     return _dir_option(_debug_option(f))
 
@@ -143,7 +156,7 @@ def cli(ctx: click.Context, manifest_dir: Path | None, debug: bool | None) -> No
         _enable_debug_logging()
 
 
-def _load(settings: Settings, *, check_sources: bool = False) -> Any:
+def _load(settings: Settings, *, check_sources: bool = False) -> DesiredState:
     from reconciler.manifest.loader import load_manifests
 
     if not settings.manifest_dir.is_dir():
@@ -180,8 +193,8 @@ class _ProgressHooks:
     """Plan and apply progress on stderr, only when stderr is a terminal."""
 
     def __init__(self) -> None:
-        self._progress: Any = None
-        self._task: Any = None
+        self._progress: Progress | None = None
+        self._task: TaskID | None = None
         if sys.stderr.isatty():
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -214,7 +227,7 @@ class _ProgressHooks:
     def on_schema_written(self, changes: int) -> None:
         return None
 
-    def on_batch_done(self, results: Sequence[Any], done: int, total: int) -> None:
+    def on_batch_done(self, results: Sequence[FileResult], done: int, total: int) -> None:
         self.on_progress("applying", done, total)
 
 
@@ -225,7 +238,7 @@ def _make_plan(
     override_limits: bool = False,
     *,
     create: bool = False,
-) -> tuple[Any, Any, Any]:
+) -> tuple[DesiredState, StateProvider, Plan]:
     from reconciler.plan.planner import make_plan, parse_targets
 
     desired = _load(settings)
@@ -241,18 +254,18 @@ def _make_plan(
     return desired, provider, plan
 
 
-def _render(plan: Any, fmt: str, settings: Settings) -> str:
+def _render(plan: Plan, fmt: str, settings: Settings) -> str:
     if fmt == "json":
         from reconciler.render.json import render_plan_json
 
-        return str(render_plan_json(plan))
+        return render_plan_json(plan)
     if fmt == "markdown":
         from reconciler.render.markdown import render_plan_markdown
 
-        return str(render_plan_markdown(plan))
+        return render_plan_markdown(plan)
     from reconciler.render.text import render_plan_text
 
-    return str(render_plan_text(plan, style=_styler(settings)))
+    return render_plan_text(plan, style=_styler(settings))
 
 
 _provider_option = click.option(
@@ -345,8 +358,8 @@ def _confirm(question: str) -> bool:
 
 def _run_apply(
     settings: Settings,
-    the_plan: Any,
-    provider: Any,
+    the_plan: Plan,
+    provider: StateProvider,
     journal_dir: Path,
     *,
     allow_destructive: bool,
@@ -748,6 +761,24 @@ def fmt_command(ctx: click.Context, manifest_dir: Path | None, debug: bool | Non
 
 
 # --------------------------------------------------------------------------------------------- entry point
+_OUTPUT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG})
+
+
+def _environment_problem(exc: Exception) -> str | None:
+    """What went wrong, when it is the input or the machine and not a bug: too deep input, a full disk."""
+    if isinstance(exc, RecursionError):
+        return "the input is nested too deeply to process (run with --debug to see where)"
+    if isinstance(exc, OSError) and exc.errno in _OUTPUT_ERRNOS:
+        # Standard output could not be written (files are written through reconciler.fileio). Whatever is
+        # still buffered goes nowhere, so the interpreter's last flush cannot fail again at exit.
+        with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+        return f"cannot write the output: {exc.strerror}"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (the console script exits with it)."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -783,6 +814,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return EXIT_ERROR
     except Exception as exc:  # the one broad catch: an internal error is a bug
+        problem = _environment_problem(exc)
+        if problem is not None:
+            _err(f"Error: {problem}")
+            if debug:
+                traceback.print_exc()
+            return EXIT_ERROR
         _err(
             f"reconciler {__version__} hit an internal error ({type(exc).__name__}). This is a bug: please "
             f"report it at {ISSUES_URL} with the output of the same command run with --debug."

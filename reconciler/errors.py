@@ -7,7 +7,6 @@
     ├── ManifestError                 has a ``location``
     │   ├── ManifestParseError        YAML that cannot be read
     │   └── ManifestValidationError   carries every ``Diagnostic`` found in one pass
-    ├── SourceError                   a bulk ``source:`` file (JSONL/CSV); carries diagnostics
     ├── ProviderError                 reading or writing live state
     │   ├── ProviderConnectionError   the store or server cannot be reached
     │   ├── ProviderAuthError         credentials missing, unreadable or refused
@@ -17,8 +16,9 @@
     │   ├── StalePlanError            live state changed since the plan
     │   ├── PlanFormatError           a plan file that is unreadable, altered or foreign
     │   └── LimitExceededError        a plan beyond the Workspace's blast-radius limits
-    ├── JournalError                  an apply journal that is corrupt or for another provider
-    └── ApplyError                    an apply that did not fully succeed (carries the result)
+    ├── SnapshotError                 a snapshot file (seed or ``snapshot --out``) that cannot be read
+    ├── OutputError                   a file or stream reconciler must write cannot be written
+    └── JournalError                  an apply journal that is corrupt or for another provider
 """
 
 from __future__ import annotations
@@ -30,13 +30,13 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
 __all__ = [
-    "ApplyError",
     "Diagnostic",
     "JournalError",
     "LimitExceededError",
     "ManifestError",
     "ManifestParseError",
     "ManifestValidationError",
+    "OutputError",
     "PlanError",
     "PlanFormatError",
     "ProviderAuthError",
@@ -45,7 +45,7 @@ __all__ = [
     "ProviderError",
     "ProviderResponseError",
     "ReconcilerError",
-    "SourceError",
+    "SnapshotError",
     "SourceLocation",
     "StalePlanError",
     "UsageError",
@@ -112,18 +112,6 @@ class ManifestValidationError(ManifestError):
         self.location = first.location if first else None
 
 
-class SourceError(ReconcilerError):
-    """Bad rows in a bulk ``source:`` file, all reported at once (up to a cap)."""
-
-    def __init__(self, issues: Sequence[Diagnostic], *, truncated: int = 0) -> None:
-        self.issues = list(issues)
-        self.truncated = truncated
-        lines = [str(i) for i in self.issues]
-        if truncated:
-            lines.append(f"... and {truncated} more problem(s) in sources")
-        super().__init__("\n".join(lines))
-
-
 class ProviderError(ReconcilerError):
     """Reading or writing live state failed."""
 
@@ -164,13 +152,17 @@ class LimitExceededError(PlanError):
     """The plan exceeds a blast-radius limit (``settings.limits``) and ``--override-limits`` was not given."""
 
 
+class SnapshotError(ReconcilerError):
+    """A snapshot file that cannot be read; the message starts with ``path:line``."""
+
+    def __init__(self, message: str, location: SourceLocation) -> None:
+        self.location = location
+        super().__init__(f"{location}: {message}")
+
+
+class OutputError(ReconcilerError):
+    """A file (``--out``, a manifest ``fmt`` rewrites) or the standard output cannot be written."""
+
+
 class JournalError(ReconcilerError):
     """An apply journal that cannot be read (corrupt, not a journal) or used (another provider)."""
-
-
-class ApplyError(ReconcilerError):
-    """An apply in which some writes failed; ``result`` says what was written and what was not."""
-
-    def __init__(self, message: str, result: object) -> None:
-        self.result = result
-        super().__init__(message)

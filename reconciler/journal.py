@@ -28,13 +28,18 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, TypeVar, cast
 
-from reconciler import __version__
+from pydantic import SkipValidation, TypeAdapter, ValidationError
+from typing_extensions import NotRequired, TypedDict
+
+from reconciler._version import __version__
 from reconciler.errors import JournalError
+from reconciler.fileio import new_temp_file
+from reconciler.jsonio import loads
 from reconciler.providers import registry
 from reconciler.providers.base import ProviderIdentity
-from reconciler.providers.registry import identity_from_json
+from reconciler.providers.registry import identity_from_json, identity_to_json
 
 if TYPE_CHECKING:
     from reconciler.apply import FileResult
@@ -65,19 +70,33 @@ class EntryStatus(str, enum.Enum):
 
 
 def plan_id(plan: Plan) -> str:
-    """A short stable id of a plan, from what it was made from and what it writes (not its creation time).
+    """A short stable id of a plan's content: the store, the manifests digest, and every change it makes.
 
-    Each planned file contributes its uuid and live fingerprint, and every change is a function of those and
-    of the manifests (``manifests_digest``), so this identifies the plan without serialising it again.
+    Every schema change and every key change (key, action, ``before`` and ``after``) of every planned file
+    contributes, so two plans that write anything differently (two ``--target`` plans of the same files, say)
+    get different ids. The creation time does not count: planning the same thing twice gives the same id.
     """
     h = hashlib.sha256()
     for part in (plan.provider.type, plan.provider.location, plan.manifests_digest, plan.schema_fingerprint):
         h.update(part.encode() + b"\0")
     for c in plan.schema_changes:
-        h.update(f"{c.key}\0{c.action.value}\0".encode())
-    for f in plan.files:
-        h.update(f"{f.uuid}\0{f.live_fingerprint}\0{len(f.changes)}\n".encode())
+        after = c.after.to_json() if c.after else None
+        h.update(f"{c.key}\0{c.action.value}\0{c.renamed_from or ''}\0{_canonical(after)}\n".encode())
+    # One pass of the C encoder over every file's changes (a Python loop per value costs ten times more).
+    files = [
+        (
+            f.uuid,
+            f.live_fingerprint,
+            f.strategy.value,
+            [(k.key, k.action.value, k.before, k.after) for k in f.changes],
+        )
+        for f in plan.files
+    ]
+    h.update(_canonical(files).encode())
     return h.hexdigest()[:12]
+
+
+_canonical = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode
 
 
 def safe_identity(identity: ProviderIdentity) -> ProviderIdentity:
@@ -114,7 +133,7 @@ class JournalWriter:
             "format_version": JOURNAL_FORMAT_VERSION,
             "kind": kind,
             "plan_id": pid,
-            "provider": safe_identity(plan.provider).to_json(),
+            "provider": identity_to_json(safe_identity(plan.provider)),
             "tool_version": __version__,
             "started_at": stamp,
         }
@@ -130,9 +149,13 @@ class JournalWriter:
             raise JournalError(
                 f"{self.directory}: cannot create the journal directory: {exc.strerror}"
             ) from exc
-        tmp = self.directory / f".{self._stem}.{os.getpid()}.tmp"
         try:
-            with tmp.open("w", encoding="utf-8") as fh:
+            fd, name = new_temp_file(self.directory / self._stem)
+        except OSError as exc:
+            raise JournalError(f"{self.directory}: cannot create the journal: {exc.strerror}") from exc
+        tmp = Path(name)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 fh.write(json.dumps(self._header, ensure_ascii=False, sort_keys=True) + "\n")
                 fh.flush()
                 os.fsync(fh.fileno())
@@ -306,7 +329,7 @@ def read_journal(path: str | os.PathLike[str]) -> JournalFile:
         lines.pop()
     elif lines:
         try:
-            json.loads(lines[-1])
+            loads(lines[-1])
         except json.JSONDecodeError:
             lines.pop()
             torn = True
@@ -317,7 +340,7 @@ def read_journal(path: str | os.PathLike[str]) -> JournalFile:
         if not line.strip():
             raise JournalError(f"{where}: empty line in the journal")
         try:
-            rec = json.loads(line)
+            rec = loads(line)
         except json.JSONDecodeError as exc:
             raise JournalError(f"{where}: corrupt journal line (invalid JSON: {exc.msg})") from exc
         if not isinstance(rec, dict):
@@ -332,14 +355,13 @@ def read_journal(path: str | os.PathLike[str]) -> JournalFile:
             e = _file(rec, where, n)
             entries[e.uuid] = e  # a uuid journaled twice: the later write is the one that counts
         elif kind == "result":
-            uuid = _str(rec, "uuid", where)
-            status = rec.get("status")
-            if status not in _RESULT_STATUSES:
+            uuid, status, reason = _result_uuid(rec, where)
+            if not isinstance(status, str) or status not in _RESULT_STATUSES:
                 raise JournalError(f"{where}: unknown result status {status!r}")
             if uuid not in entries:
                 raise JournalError(f"{where}: result for file {uuid} that the journal does not list")
             entries[uuid].status = _RESULT_STATUSES[status]
-            entries[uuid].reason = str(rec.get("reason") or "")
+            entries[uuid].reason = reason
         elif kind == "header":
             raise JournalError(f"{where}: a second header (two journals in one file?)")
         else:
@@ -369,21 +391,54 @@ class _MutableEntry:
         )
 
 
-def _str(rec: dict[str, Any], key: str, where: str) -> str:
-    value = rec.get(key)
-    if not isinstance(value, str):
-        raise JournalError(f"{where}: corrupt journal line ({key!r} must be a string)")
-    return value
+class _HeaderRecord(TypedDict):
+    """The ``header`` line (``format_version`` and ``provider`` are checked before, for their own messages)."""
+
+    plan_id: str
+    tool_version: str
+    started_at: str
+    kind: NotRequired[SkipValidation[object]]
+    rolls_back: NotRequired[SkipValidation[object]]
 
 
-def _dict(rec: dict[str, Any], key: str, where: str) -> MetadataDict:
-    value = rec.get(key)
-    if not isinstance(value, dict):
-        raise JournalError(f"{where}: corrupt journal line ({key!r} must be an object)")
-    return value
+class _FileRecord(TypedDict):
+    """A ``file`` line: the full dicts before and after the write (metadata values are passed on as read)."""
+
+    uuid: str
+    folder: str
+    name: str
+    before: dict[str, SkipValidation[object]]
+    after: dict[str, SkipValidation[object]]
 
 
-def _header(rec: dict[str, Any], where: str) -> JournalHeader:
+class _ResultRecord(TypedDict):
+    uuid: str
+    status: SkipValidation[object]
+    reason: NotRequired[SkipValidation[object]]
+
+
+_HEADER: TypeAdapter[_HeaderRecord] = TypeAdapter(_HeaderRecord)
+_FILE: TypeAdapter[_FileRecord] = TypeAdapter(_FileRecord)
+_RESULT: TypeAdapter[_ResultRecord] = TypeAdapter(_ResultRecord)
+_T = TypeVar("_T")
+
+
+def _validated(adapter: TypeAdapter[_T], rec: dict[str, object], where: str, what: str) -> _T:
+    """``rec`` checked against its record type; the first problem as ``path:line: corrupt journal ...``."""
+    try:
+        return adapter.validate_python(rec, strict=True)
+    except ValidationError as exc:
+        key = exc.errors()[0]["loc"][0]
+    kind = "an object" if key in ("before", "after") else "a string"
+    raise JournalError(f"{where}: corrupt journal {what} ({key!r} must be {kind})")
+
+
+def _result_uuid(rec: dict[str, object], where: str) -> tuple[str, object, str]:
+    r = _validated(_RESULT, rec, where, "line")
+    return r["uuid"], r["status"], str(r.get("reason") or "")
+
+
+def _header(rec: dict[str, object], where: str) -> JournalHeader:
     version = rec.get("format_version", JOURNAL_FORMAT_VERSION)
     if version != JOURNAL_FORMAT_VERSION:
         raise JournalError(
@@ -394,27 +449,29 @@ def _header(rec: dict[str, Any], where: str) -> JournalHeader:
         provider = identity_from_json(rec.get("provider"))
     except ValueError as exc:
         raise JournalError(f"{where}: corrupt journal header ({exc})") from exc
-    rolls_back = rec.get("rolls_back")
+    h = _validated(_HEADER, rec, where, "line")
+    rolls_back = h.get("rolls_back")
     return JournalHeader(
-        plan_id=_str(rec, "plan_id", where),
+        plan_id=h["plan_id"],
         provider=provider,
-        tool_version=_str(rec, "tool_version", where),
-        started_at=_str(rec, "started_at", where),
-        kind=str(rec.get("kind") or "apply"),
+        tool_version=h["tool_version"],
+        started_at=h["started_at"],
+        kind=str(h.get("kind") or "apply"),
         rolls_back=rolls_back if isinstance(rolls_back, str) else None,
     )
 
 
-def _file(rec: dict[str, Any], where: str, line: int) -> _MutableEntry:
+def _file(rec: dict[str, object], where: str, line: int) -> _MutableEntry:
     status = rec.get("status", "pending")
     if status != EntryStatus.PENDING.value:
         raise JournalError(f"{where}: corrupt journal line (a file record's status must be 'pending')")
+    f = _validated(_FILE, rec, where, "line")
     return _MutableEntry(
-        uuid=_str(rec, "uuid", where),
-        folder=_str(rec, "folder", where),
-        name=_str(rec, "name", where),
-        before=_dict(rec, "before", where),
-        after=_dict(rec, "after", where),
+        uuid=f["uuid"],
+        folder=f["folder"],
+        name=f["name"],
+        before=cast("MetadataDict", f["before"]),
+        after=cast("MetadataDict", f["after"]),
         status=EntryStatus.PENDING,
         reason="",
         line=line,

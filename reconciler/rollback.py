@@ -23,7 +23,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from reconciler import __version__
+from reconciler._version import __version__
 from reconciler.config import same_provider
 from reconciler.errors import Diagnostic, JournalError, SourceLocation
 from reconciler.journal import JournalEntry, JournalFile

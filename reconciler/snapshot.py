@@ -34,7 +34,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from reconciler.errors import ReconcilerError, SourceLocation
+from reconciler.errors import SnapshotError, SourceLocation
+from reconciler.fileio import write_file
+from reconciler.jsonio import loads
 from reconciler.model import LiveFolder, LiveItem
 from reconciler.schema import WireSchema, parse_wire_schema
 
@@ -74,14 +76,6 @@ DATA_TYPES = frozenset(
         "PLAIN_TEXT", "PDF", "GROUP", "SCENE",
     }
 )  # fmt: skip
-
-
-class SnapshotError(ReconcilerError):
-    """A snapshot file that cannot be read; the message starts with ``path:line``."""
-
-    def __init__(self, message: str, location: SourceLocation) -> None:
-        self.location = location
-        super().__init__(f"{location}: {message}")
 
 
 @dataclass
@@ -155,7 +149,7 @@ def _records(path: Path, fh: IO[str]) -> Iterator[tuple[int, dict[str, Any]]]:
             if not line.strip():
                 continue
             try:
-                obj = json.loads(line)
+                obj = loads(line)
             except json.JSONDecodeError as exc:
                 raise SnapshotError(
                     f"invalid JSON: {exc.msg}", SourceLocation(str(path), lineno, exc.colno)
@@ -179,7 +173,7 @@ def _records(path: Path, fh: IO[str]) -> Iterator[tuple[int, dict[str, Any]]]:
             f"snapshot is larger than {MAX_JSON_SNAPSHOT_BYTES:,} characters", SourceLocation(str(path))
         )
     try:
-        doc = json.loads(text)
+        doc = loads(text)
     except json.JSONDecodeError as exc:
         raise SnapshotError(
             f"invalid JSON: {exc.msg}", SourceLocation(str(path), exc.lineno, exc.colno)
@@ -381,15 +375,15 @@ def write_snapshot(
     items: Iterable[LiveItem],
     datasets: Iterable[SnapshotDataset] = (),
 ) -> None:
-    """Write a snapshot; ``.jsonl`` paths get the JSONL form. Written to a temporary file, then renamed.
+    """Write a snapshot; ``.jsonl`` paths get the JSONL form (``reconciler.fileio``). Raises OutputError.
 
     The ``datasets`` section is written only when there are datasets.
     """
     dataset_list = list(datasets)
     p = Path(path)
-    tmp = p.with_name(p.name + ".tmp")
     folder_recs = [{"uuid": f.uuid, "parent": f.parent, "name": f.name} for f in folders]
-    with tmp.open("w", encoding="utf-8") as fh:
+
+    def write(fh: IO[str]) -> None:
         if p.suffix == ".jsonl":
             fh.write(json.dumps({"record": "header", "format_version": SNAPSHOT_FORMAT_VERSION}) + "\n")
             fh.write(json.dumps({"record": "schema", "schema": schema}, ensure_ascii=False) + "\n")
@@ -419,4 +413,5 @@ def write_snapshot(
                 ]
             json.dump(doc, fh, indent=1, ensure_ascii=False)
             fh.write("\n")
-    os.replace(tmp, p)
+
+    write_file(p, write, what="snapshot")

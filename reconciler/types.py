@@ -1,12 +1,15 @@
-"""Shared type aliases and the UNSET sentinel used across the package."""
+"""Shared type aliases: JSON values and metadata dicts.
+
+Absent and null differ in a manifest (an absent key is not managed, ``key: null`` removes the value); the
+manifest records say so by which keys a mapping holds, so no sentinel value is needed.
+"""
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping
-from typing import Final, TypeAlias
+from typing import TypeAlias
 
-__all__ = ["UNSET", "JsonValue", "MetadataDict", "Unset"]
+__all__ = ["JsonValue", "MetadataDict", "MetadataView"]
 
 #: Any JSON value: what a metadata value may be.
 JsonValue: TypeAlias = bool | int | float | str | list["JsonValue"] | dict[str, "JsonValue"] | None
@@ -16,22 +19,3 @@ MetadataDict: TypeAlias = dict[str, JsonValue]
 
 #: A read-only view of metadata, for parameters.
 MetadataView: TypeAlias = Mapping[str, JsonValue]
-
-
-class Unset(enum.Enum):
-    """Marks "not given", as distinct from an explicit ``null``.
-
-    In a manifest an absent key means "not managed", while ``key: null`` means "remove the value".
-    ``None`` cannot carry both meanings, so absent is spelled ``UNSET``.
-    """
-
-    UNSET = "UNSET"
-
-    def __repr__(self) -> str:
-        return "UNSET"
-
-    def __bool__(self) -> bool:
-        return False
-
-
-UNSET: Final = Unset.UNSET

@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable
 from typing import TypeAlias
 
+from reconciler.jsonio import loads
 from reconciler.schema import VARCHAR_MAX, FieldSpec, KeyType
 from reconciler.types import JsonValue
 
@@ -26,6 +27,7 @@ __all__ = [
     "check_value",
     "convert_cell",
     "describe_value",
+    "format_value",
     "is_iso_datetime",
     "value_checker",
     "yaml11_bool_hint",
@@ -39,11 +41,31 @@ CellConverter: TypeAlias = Callable[[str], JsonValue]
 # ISO 8601 extended format, ranges checked by the pattern (day 29..31 is checked against the month after).
 _DATETIME = re.compile(
     r"(\d{4})-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])"
-    r"(?:[T ](?:[01]\d|2[0-3]):[0-5]\d(?::[0-5]\d(?:\.\d{1,9})?)?(?:Z|[+-](?:[01]\d|2[0-3]):?[0-5]\d)?)?"
+    r"(?:[T ](?:[01]\d|2[0-3]):[0-5]\d(?::[0-5]\d(?:\.\d{1,9})?)?(?:Z|[+-](?:[01]\d|2[0-3]):?[0-5]\d)?)?",
+    re.ASCII,  # \d is 0-9 only: Python's int() would read other scripts' digits too
 )
 # Matched with fullmatch: ``$`` would also accept a trailing newline (a ``|`` block scalar ends with one).
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _YAML11_BOOLS = frozenset({"yes", "no", "on", "off", "y", "n", "true", "false"})
+
+
+MAX_TEXT = 80
+MAX_LIST = 8
+
+# One encoder for every call: json.dumps with non-default options builds a new encoder each time.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": "))
+
+
+def format_value(value: JsonValue, *, shorten: bool = True) -> str:
+    """A value as compact JSON for plans and messages; long strings and number lists (embeddings) shortened."""
+    if shorten:
+        if isinstance(value, str) and len(value) > MAX_TEXT:
+            return _ENCODER.encode(value[: MAX_TEXT - 3])[:-1] + f'…" ({len(value)} chars)'
+        if isinstance(value, list) and len(value) > MAX_LIST:
+            head = ", ".join(format_value(v) for v in value[:3])
+            kind = "numbers" if all(isinstance(v, (int, float)) for v in value) else "items"
+            return f"[{head}, … {len(value)} {kind}]"
+    return _ENCODER.encode(value)
 
 
 def describe_value(value: object) -> str:
@@ -262,6 +284,8 @@ def _as_text(text: str) -> JsonValue:
 
 
 def _as_number(text: str) -> JsonValue:
+    if not text.isascii():  # int() and float() accept other scripts' digits ('١٢'); a CSV number is ASCII
+        raise ValueError(f"{_short(text)} is not a number (write numbers with the digits 0-9)")
     body = text[1:] if text[:1] in ("+", "-") else text
     if body.isdecimal():
         return int(text)
@@ -290,7 +314,7 @@ def _as_boolean(text: str) -> JsonValue:
     raise ValueError(f"{_short(text)} is not a boolean (write true or false)")
 
 
-_decode_json = json.JSONDecoder().decode
+_decode_json = loads
 
 
 def _json_cell(what: str, example: str) -> CellConverter:

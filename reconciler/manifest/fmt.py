@@ -12,18 +12,18 @@ re-read and compared with the original: a rewrite that would change any value is
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from reconciler.errors import ManifestParseError, ReconcilerError, SourceLocation
-from reconciler.manifest.discovery import discover_manifests
+from reconciler.fileio import write_file
+from reconciler.manifest.discovery import find_manifest_files
 from reconciler.manifest.schema import KIND_MODELS
 from reconciler.manifest.yamlio import dump_roundtrip, load_documents, load_roundtrip, read_documents
 
-__all__ = ["FmtResult", "find_manifest_files", "format_manifest_dir", "format_text", "key_order"]
+__all__ = ["FmtResult", "format_manifest_dir", "format_text", "key_order"]
 
 _KEY_LINE = re.compile(
     r"""^(?:"(?:[^"\\]|\\.)*"|'(?:[^']|'')*'|[^\s#'"\-?:][^:#]*?|-[^\s:][^:#]*?)\s*:(?:\s|$)"""
@@ -201,12 +201,6 @@ def format_text(text: str, display_path: str = "<string>") -> str:
     return out
 
 
-def find_manifest_files(root: Path) -> list[Path]:
-    """Every manifest file under ``root``, as the loader finds them (``*.yaml``/``*.yml``, recursively, hidden
-    files and directories skipped), sorted."""
-    return discover_manifests(root)
-
-
 @dataclass
 class FmtResult:
     """What ``fmt`` found: the files (relative, posix) whose text is not canonical, and how many were checked."""
@@ -223,7 +217,7 @@ def format_manifest_dir(root: Path, *, check: bool = False, files: Iterable[Path
     """
     result = FmtResult()
     pending: list[tuple[Path, str]] = []
-    for path in files if files is not None else find_manifest_files(root):
+    for path in files if files is not None else find_manifest_files(root).files:
         rel = path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
         shown = str(root / rel) if path.is_relative_to(root) else rel
         read_documents(path, shown)  # size, encoding and YAML problems, with positions
@@ -240,7 +234,6 @@ def format_manifest_dir(root: Path, *, check: bool = False, files: Iterable[Path
             pending.append((path, new))
     if not check:
         for path, new in pending:
-            tmp = path.with_name(path.name + ".fmt-tmp")
-            tmp.write_text(new, encoding="utf-8")
-            os.replace(tmp, path)
+            # A symlinked manifest stays a link: its target is rewritten, keeping its mode (reconciler.fileio).
+            write_file(path, new, what="manifest")
     return result

@@ -35,7 +35,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reconciler.errors import Diagnostic, ReconcilerError, SourceLocation, UsageError
+from reconciler.errors import Diagnostic, OutputError, ReconcilerError, SourceLocation, UsageError
+from reconciler.fileio import write_file
+from reconciler.jsonio import depth
 from reconciler.manifest.emit import yaml_key, yaml_value
 from reconciler.manifest.yamlio import load_documents
 from reconciler.model import LiveFolder, ProviderConfig, canonical_json
@@ -297,7 +299,7 @@ class _Writer:
         if not path.parent.exists():
             path.parent.mkdir(parents=True)
             self.created_dirs.append(path.parent)
-        path.write_text(text, encoding="utf-8")
+        write_file(path, text, what="manifest")
         self.result.files_written.append(rel)
         return path
 
@@ -349,6 +351,19 @@ def _import_folder(
     if not listed:
         w.result.skipped_folders.append(folder.path)
         return
+    try:
+        _write_folder(w, folder, listed, ref=ref, slug=slug, source_threshold=source_threshold)
+    except RecursionError:
+        deepest = max(listed, key=lambda li: depth(li.item.metadata))
+        raise OutputError(
+            f"{folder.path}/{deepest.rel_name} (file {deepest.item.uuid}): its live metadata is nested "
+            f"{depth(deepest.item.metadata):,} levels deep, too deeply to write as a manifest; nothing was written"
+        ) from None
+
+
+def _write_folder(
+    w: _Writer, folder: LiveFolder, listed: list[ListedItem], *, ref: str, slug: str, source_threshold: int
+) -> None:
     rows = _rows(listed)
     has_children = any(li.item.parent_item is not None for li in listed)
     source = f"data/{slug}.jsonl" if len(rows) > source_threshold else None

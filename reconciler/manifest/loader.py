@@ -22,7 +22,7 @@ from reconciler.errors import ManifestParseError, ManifestValidationError, Sourc
 from reconciler.manifest import crosschecks, rules
 from reconciler.manifest.convert import file_manifest_record, schema_record, workspace_record
 from reconciler.manifest.diagnostics import Collected, Doc, bare_message, report_validation_error
-from reconciler.manifest.discovery import MANIFEST_SUFFIXES, DigestBuilder, discover_manifests
+from reconciler.manifest.discovery import MANIFEST_SUFFIXES, DigestBuilder, find_manifest_files
 from reconciler.manifest.schema import (
     API_VERSION,
     KIND_MODELS,
@@ -78,7 +78,9 @@ class _Loader:
         if not self.root.is_dir():
             self.out.error(SourceLocation(str(self.root)), "manifest directory does not exist")
             raise ManifestValidationError(self.out.errors)
-        for file in discover_manifests(self.root):
+        found = find_manifest_files(self.root)
+        self.out.warnings.extend(found.warnings)
+        for file in found.files:
             self._load_file(file, file.relative_to(self.root).as_posix())
         self._cross_checks(check_sources=check_sources)
         if self.out.errors:

@@ -25,6 +25,7 @@ from collections.abc import Iterator, Mapping
 from typing import IO, TYPE_CHECKING, AnyStr, NamedTuple
 
 from reconciler.errors import Diagnostic, SourceLocation
+from reconciler.jsonio import loads, too_deep
 from reconciler.model import Assignment, SelectorKind
 from reconciler.reserved import KEYFRAMES, RESERVED_KEYS, first_problem
 from reconciler.schema import KeyType, check_key_name
@@ -181,7 +182,8 @@ _NUMBERS = frozenset({int, float})
 #: The ISO 8601 shapes ``values.is_iso_datetime`` accepts; with ``fromisoformat`` succeeding (it checks the
 #: ranges) a value is certainly valid. Anything else goes to the full check.
 _DATETIME_SHAPE = re.compile(
-    r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)?)?"
+    r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)?)?",
+    re.ASCII,
 )
 _UUID_SHAPE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 #: Valid strings remembered per key (values repeat: enums, dates, ids), up to this many.
@@ -320,6 +322,9 @@ def _jsonl_rows(file: Path, path: str, checkers: _Checkers, report: _Reporter) -
                     decode(text)  # raises "Extra data" with its column
             except ValueError as exc:
                 report(lineno, _json_problem(exc))
+                continue
+            except RecursionError:
+                report(lineno, _json_problem(too_deep(text)))
                 continue
             row = _jsonl_row(obj, lineno, path, checkers, report, text)
             if row is not None:
@@ -512,7 +517,7 @@ def _csv_rows(
 
 def _keyframes_cell(text: str) -> JsonValue:
     try:
-        value: JsonValue = json.loads(text)
+        value: JsonValue = loads(text)
     except ValueError:
         raise ValueError(f"{text!r} is not a JSON list of frame numbers") from None
     return value

@@ -220,7 +220,16 @@ def plan_files(
             if is_shared and counts.get(index.uuids[i], 0) > 1:
                 pending.setdefault(index.uuids[i], []).append((c, i, _claim(c, i, row, exact), True))
             else:
-                planner.single(c, i, row, exact)
+                try:
+                    planner.single(c, i, row, exact)
+                except RecursionError:  # a live value nested too deeply to decode or compare: this file only
+                    result.errors.append(
+                        Diagnostic(
+                            c.m.location,
+                            f"{index.folder.path}/{index.rels[i]} (file {index.uuids[i]}): its live metadata is "
+                            "nested too deeply to compare; nothing is planned for it",
+                        )
+                    )
             n += 1
             if n >= next_report:
                 on_progress(stage, n, total)
@@ -272,7 +281,7 @@ class _FilePlanner:
             return
         try:
             live = _scan_json(raw, 0)[0] if type(raw) is str else raw
-        except (StopIteration, ValueError):
+        except (StopIteration, ValueError, RecursionError):
             live = None
         if type(live) is not dict:
             live = index.metadata(i)  # the careful way, with its error

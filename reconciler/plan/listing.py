@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 import json
 import threading
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, cast, runtime_checkable
@@ -63,7 +64,17 @@ class LiveIndex:
     provider's dict; :meth:`metadata` parses on every call, so nothing parsed stays in memory.
     """
 
-    __slots__ = ("_by_uuid", "ambiguous", "by_name", "folder", "folders", "metadata_raw", "rels", "uuids")
+    __slots__ = (
+        "_by_nfc",
+        "_by_uuid",
+        "ambiguous",
+        "by_name",
+        "folder",
+        "folders",
+        "metadata_raw",
+        "rels",
+        "uuids",
+    )
 
     def __init__(self, folder: LiveFolder) -> None:
         self.folder = folder
@@ -73,6 +84,7 @@ class LiveIndex:
         self.by_name: dict[str, int] = {}
         self.folders: set[str] = set()
         self._by_uuid: dict[str, int] | None = None
+        self._by_nfc: dict[str, list[str]] | None = None
         #: Relative names that more than one live file has -> their ordinals (``by_name`` holds the last).
         self.ambiguous: dict[str, list[int]] = {}
 
@@ -83,6 +95,17 @@ class LiveIndex:
         if self._by_uuid is None:
             self._by_uuid = {u.lower(): i for i, u in enumerate(self.uuids)}
         return self._by_uuid.get(uuid.lower())
+
+    def other_forms(self, name: str) -> list[str]:
+        """Live names that equal ``name`` once both are in Unicode normal form NFC, but differ from it."""
+        if name.isascii():
+            return []
+        if self._by_nfc is None:
+            self._by_nfc = {}
+            for rel in self.rels:
+                if not rel.isascii():
+                    self._by_nfc.setdefault(unicodedata.normalize("NFC", rel), []).append(rel)
+        return [r for r in self._by_nfc.get(unicodedata.normalize("NFC", name), []) if r != name]
 
     def metadata(self, i: int) -> dict[str, JsonValue]:
         """File ``i``'s live metadata (a fresh dict for JSON text; the provider's dict otherwise)."""

@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reconciler.errors import PlanFormatError
+from reconciler.fileio import write_file
+from reconciler.jsonio import loads
+from reconciler.plan.codec import plan_from_dict, plan_to_dict
 from reconciler.plan.model import PLAN_FORMAT_VERSION, Plan
-from reconciler.render.json import plan_from_dict, plan_to_dict
 
 if TYPE_CHECKING:
     from reconciler.config import Settings
@@ -34,13 +36,10 @@ def _checksum(data: Mapping[str, Any]) -> str:
 
 
 def write_planfile(path: str | os.PathLike[str], plan: Plan) -> None:
-    """Write the plan with its checksum (to a temporary file first, then renamed into place)."""
+    """Write the plan with its checksum (``reconciler.fileio``: whole or not at all). Raises OutputError."""
     data = plan_to_dict(plan)
     data["checksum"] = _checksum(data)
-    p = Path(path)
-    tmp = p.with_name(p.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, p)
+    write_file(path, json.dumps(data, indent=1, ensure_ascii=False) + "\n", what="plan")
 
 
 def read_planfile(path: str | os.PathLike[str]) -> Plan:
@@ -58,7 +57,7 @@ def read_planfile(path: str | os.PathLike[str]) -> Plan:
     except UnicodeDecodeError as exc:
         raise PlanFormatError(f"{p}: not a plan file (not UTF-8 text)") from exc
     try:
-        data = json.loads(text)
+        data = loads(text)
     except json.JSONDecodeError as exc:
         raise PlanFormatError(
             f"{p}:{exc.lineno}:{exc.colno}: not a plan file: invalid JSON ({exc.msg})"

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from reconciler import __version__
+from reconciler._version import __version__
 from reconciler.errors import (
     Diagnostic,
     ManifestValidationError,
@@ -317,7 +317,7 @@ def make_plan(
     # the selected files were checked while they were diffed.
     scan = RenameScan()
     if renames:
-        scan = scan_old_keys(provider, renames, {}, hooks.on_progress)
+        scan = scan_old_keys(provider, renames, hooks.on_progress)
         for uuid, (folder_path, rel, item) in scan.items.items():
             if uuid not in fp.claims:
                 rename_check.check_file(f"{folder_path}/{rel}", item.metadata, ())

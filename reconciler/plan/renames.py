@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING
 from reconciler.errors import Diagnostic, SourceLocation
 from reconciler.plan.differ import values_equal
 from reconciler.plan.limits import claim_owns
-from reconciler.render.values import format_value
+from reconciler.values import format_value
 
 if TYPE_CHECKING:
     from reconciler.model import Assignment, FileManifest, LiveItem, SchemaManifest
     from reconciler.plan.limits import Claim
-    from reconciler.providers.base import ListedItem, StateProvider
+    from reconciler.providers.base import StateProvider
     from reconciler.schema import FieldSpec
     from reconciler.types import JsonValue, MetadataView
 
@@ -139,22 +139,15 @@ class RenameScan:
 def scan_old_keys(
     provider: StateProvider,
     renames: Mapping[str, Rename],
-    listings: Mapping[tuple[str, bool, bool], Sequence[ListedItem]],
     on_progress: Callable[[str, int, int | None], None],
 ) -> RenameScan:
-    """Read every folder (with child items) for files holding an old key.
-
-    ``listings`` are the planner's folder listings already made; a folder listed non-recursively with
-    children is not read again.
-    """
+    """Read every folder (with child items) for files holding an old key."""
     before = provider.stats.reads
     scan = RenameScan()
     folders = provider.list_folders()
     scan.folders = len(folders)
     for n, folder in enumerate(folders, 1):
-        listed = listings.get((folder.uuid, False, True))
-        if listed is None:
-            listed = list(provider.iter_items(folder, recursive=False, children=True))
+        listed = list(provider.iter_items(folder, recursive=False, children=True))
         scan.files += len(listed)
         for li in listed:
             if any(old in li.item.metadata for old in renames):

@@ -13,7 +13,7 @@ from __future__ import annotations
 from array import array
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from reconciler.errors import Diagnostic, SourceLocation
 from reconciler.model import FileManifest, FileSelector, OnMissing, SelectorKind
@@ -87,13 +87,28 @@ class Selection:
         else:
             i = index.ordinal_of_uuid(key)
         if i is None:
-            self.report_missing(f"{kind.value} {key!r}", location)
+            self.report_missing(f"{kind.value} {key!r}", location, key if kind is SelectorKind.NAME else None)
         return i
 
     def glob_used(self, n: int) -> None:
         self.glob_hit[n] = True
 
-    def report_missing(self, what: str, loc: SourceLocation) -> None:
+    def report_missing(self, what: str, loc: SourceLocation, name: str | None = None) -> None:
+        # A name that differs from a live one only in Unicode normalisation (NFC "é" vs NFD "e" + accent, as
+        # macOS file names are) selects nothing: Encord compares names exactly. Always said, even with
+        # on_missing: ignore (then as a warning), since it is almost certainly a mistake.
+        forms = self.index.other_forms(name) if name is not None else []
+        if forms:
+            hint = (
+                f"{what} matches no file in folder {self.index.folder.path!r}, but the folder has {forms[0]!a}, "
+                f"which differs from {name!a} only in Unicode normalisation (NFC/NFD); write the name "
+                "exactly as Encord has it"
+            )
+            severity: Literal["error", "warning"] = (
+                "error" if self.m.on_missing is OnMissing.ERROR else "warning"
+            )
+            self.missing.append(Diagnostic(loc, hint, severity))
+            return
         if self.m.on_missing is OnMissing.IGNORE:
             return
         self.missing_count += 1
@@ -154,7 +169,7 @@ def selected(
             if row.kind is name and not ambiguous:
                 i = by_name.get(row.key)
                 if i is None:
-                    c.report_missing(f"{row.kind.value} {row.key!r}", row.location)
+                    c.report_missing(f"{row.kind.value} {row.key!r}", row.location, row.key)
                     continue
             else:
                 i = c.resolve(row.kind, row.key, row.location, errors)

@@ -26,17 +26,12 @@ __all__ = [
 class ProviderIdentity:
     """Which store a plan was made against; carries no secrets. ``location`` is a path or a domain.
 
-    How a location is written in a plan or journal, compared and redacted belongs to the store's
-    :class:`StoreKind` (see :mod:`reconciler.providers.registry`).
+    How a location is written in a plan or journal (``registry.identity_to_json``), compared and redacted
+    belongs to the store's :class:`StoreKind` (see :mod:`reconciler.providers.registry`).
     """
 
     type: str
     location: str
-
-    def to_json(self) -> dict[str, str]:
-        from reconciler.providers.registry import identity_to_json
-
-        return identity_to_json(self)
 
     def __str__(self) -> str:
         return f"{self.type}:{self.location}"

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from reconciler.errors import ProviderConflictError, ProviderError, UsageError
+from reconciler.errors import ProviderConflictError, ProviderError, ProviderResponseError, UsageError
+from reconciler.jsonio import loads
 from reconciler.model import LiveFolder, LiveItem, ProviderConfig
 from reconciler.providers.base import (
     CallStats,
@@ -250,7 +251,7 @@ class SqliteProvider:
     def read_schema(self) -> WireSchema:
         self.stats.count("GET schema", write=False)
         rows = self._query("SELECT wire FROM schema_wire WHERE id = 1")
-        data = json.loads(rows[0][0]) if rows else {}
+        data = loads(rows[0][0]) if rows else {}
         return dict(data or {})
 
     def write_schema(self, schema: Mapping[str, Mapping[str, Any]]) -> None:
@@ -300,7 +301,7 @@ class SqliteProvider:
             top: dict[str, str] = {}
             kids: list[LiveItem] = []
             for r in rows:
-                item = LiveItem(r[0], r[1], r[2], r[3], json.loads(r[5]), r[4])
+                item = LiveItem(r[0], r[1], r[2], r[3], _metadata(r[0], r[5]), r[4])
                 if item.parent_item is None:
                     rel = prefixes[item.folder] + item.name
                     top[item.uuid] = rel
@@ -378,7 +379,7 @@ class SqliteProvider:
                 f"SELECT uuid, folder, name, item_type, parent_item, metadata FROM items WHERE uuid IN ({marks})",
                 chunk,
             ):
-                out[r[0]] = LiveItem(r[0], r[1], r[2], r[3], json.loads(r[5]), r[4])
+                out[r[0]] = LiveItem(r[0], r[1], r[2], r[3], _metadata(r[0], r[5]), r[4])
         return out
 
     def patch_items(self, patches: Mapping[str, Mapping[str, JsonValue]]) -> dict[str, str | None]:
@@ -490,3 +491,14 @@ def _relative_path(path: str, out: Path) -> str:
 
 
 SQLITE: StoreKind = SqliteKind()
+
+
+def _metadata(uuid: str, text: str) -> dict[str, JsonValue]:
+    """A file's stored metadata; a row that is not a JSON object (or is nested too deeply) names the file."""
+    try:
+        value = loads(text)
+    except ValueError as exc:
+        raise ProviderResponseError(f"file {uuid}: its stored metadata is not usable JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise ProviderResponseError(f"file {uuid}: its stored metadata is not a JSON object")
+    return value

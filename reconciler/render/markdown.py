@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 from reconciler.plan.model import FileChange, KeyAction, KeyChange, Plan, SchemaChange
 from reconciler.render.text import GROUP_EXAMPLES, GROUP_MIN
-from reconciler.render.values import describe_schema_change, format_value
+from reconciler.render.values import describe_schema_change
+from reconciler.values import format_value
 
 __all__ = ["DEFAULT_MAX_CHARS", "render_plan_markdown"]
 

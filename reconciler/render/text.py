@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from reconciler.plan.model import FileChange, KeyAction, KeyChange, Plan, Strategy
-from reconciler.render.values import describe_schema_change, format_value
+from reconciler.render.values import describe_schema_change
+from reconciler.values import format_value
 
 if TYPE_CHECKING:
     from reconciler.apply import ApplyResult

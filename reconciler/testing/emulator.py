@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ipaddress
 import json
 import logging
 import math
@@ -717,6 +718,21 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def bind_warning(host: str) -> str | None:
+    """The warning for serving on ``host`` when it is not a loopback address (``None`` for loopback)."""
+    if host == "localhost":
+        return None
+    try:
+        if ipaddress.ip_address(host.strip("[]")).is_loopback:
+            return None
+    except ValueError:  # a host name: it may resolve to anything
+        pass
+    return (
+        f"warning: the emulator is listening on {host}, not on a loopback address: other machines can reach it, "
+        "and it accepts the credentials it was given from anyone (use --host 127.0.0.1 unless you mean it)"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the emulator until SIGINT or SIGTERM; returns the exit code (0, 1 bad state or bind, 2 usage)."""
     args = _parser().parse_args(argv)
@@ -763,6 +779,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         except OSError as exc:
             sys.stderr.write(f"error: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}\n")
             return 1
+        warning = bind_warning(args.host)
+        if warning is not None:
+            sys.stderr.write(warning + "\n")
+            sys.stderr.flush()
         sys.stdout.write(emulator.url + "\n")
         sys.stdout.flush()
         while not stop.wait(0.5):

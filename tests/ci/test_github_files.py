@@ -4,6 +4,7 @@ wheel, nor in Debian, so the test skips without it)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -66,7 +67,8 @@ def test_action_inputs_and_steps():
     action = load(REPO / "action.yml")
     assert action["runs"]["using"] == "composite"
     assert set(action["inputs"]) == {
-        "command", "manifests", "plan-file", "python-version", "args", "comment", "comment-marker", "github-token",
+        "command", "manifests", "plan-file", "python-version", "args", "comment", "comment-marker", "comment-author",
+        "github-token",
     }  # fmt: skip
     assert action["inputs"]["command"]["default"] == "plan"
     assert action["inputs"]["comment-marker"]["default"] == MARKER
@@ -146,6 +148,27 @@ def test_pre_commit_hooks():
         re.compile(h["files"])
 
 
+def test_the_repository_runs_its_own_checks_before_each_commit():
+    config = load(REPO / ".pre-commit-config.yaml")
+    hooks = [h for repo in config["repos"] for h in repo["hooks"]]
+    by_id = {h["id"]: h for h in hooks}
+    assert list(by_id) == ["ruff", "ruff-format", "mypy", "reconciler-validate"]
+    assert by_id["ruff"]["entry"] == ".venv/bin/ruff check --force-exclude"
+    assert by_id["ruff-format"]["entry"] == ".venv/bin/ruff format --check --force-exclude"
+    assert by_id["mypy"]["entry"] == ".venv/bin/mypy reconciler tests bench"  # what scripts/test.sh runs
+    assert by_id["reconciler-validate"]["entry"] == ".venv/bin/reconciler validate -C manifests"
+    for h in hooks:
+        re.compile(h.get("files", ""))
+    # The validate hook passes on the repository's own manifests.
+    r = subprocess.run(
+        [sys.executable, "-m", "reconciler", "validate", "-C", "manifests"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr
+
+
 @pytest.mark.skipif(shutil.which("actionlint") is None, reason="actionlint is not installed")
 def test_actionlint():
     paths = [str(p) for p in [*WORKFLOWS, *EXAMPLES]]
@@ -200,9 +223,8 @@ def test_upsert_posts_a_new_comment_when_there_is_none(tmp_path: Path):
     assert r.returncode == 0, r.stderr
     assert r.stdout == "Posted the plan comment on pull request #42.\n"
     assert log[0] == (
-        'api --paginate repos/acme/data/issues/42/comments --jq .[] | select(.body | startswith("'
-        + MARKER
-        + '")) | .id'
+        "api --paginate repos/acme/data/issues/42/comments --jq "
+        '.[] | select(.user.login == "github-actions[bot]" and (.body | startswith("' + MARKER + '"))) | .id'
     )
     assert log[1].startswith("api --method POST repos/acme/data/issues/42/comments -F body=@")
     assert posted == MARKER + "\n### reconciler plan: 1 file to update\n"
@@ -215,6 +237,91 @@ def test_upsert_updates_the_existing_comment_in_place(tmp_path: Path):
     assert len(log) == 2
     assert log[1].startswith("api --method PATCH repos/acme/data/issues/comments/1001 -F body=@")
     assert posted.startswith(MARKER + "\n")
+
+
+JQ_GH = """#!/usr/bin/env bash
+# A stand-in for the GitHub CLI whose --jq filter runs for real (jq) over the comments in $FAKE_COMMENTS.
+printf '%s\\n' "$*" >> "$FAKE_LOG"
+if [ "$2" = "--paginate" ]; then jq -r "$5" "$FAKE_COMMENTS"; fi
+"""
+
+
+def _comment(cid: int, login: str, body: str) -> dict[str, Any]:
+    return {"id": cid, "user": {"login": login}, "body": body}
+
+
+@pytest.mark.skipif(shutil.which("jq") is None, reason="jq is not installed")
+@pytest.mark.parametrize(
+    ("author", "expected"),
+    [
+        (None, "Updated the plan comment 7 on pull request #42.\n"),
+        ("reconciler-bot", "Updated the plan comment 9 on pull request #42.\n"),
+        ("nobody", "Posted the plan comment on pull request #42.\n"),
+    ],
+)
+def test_upsert_updates_only_a_comment_the_bot_wrote(tmp_path: Path, author: str | None, expected: str):
+    # A reviewer's comment that starts with the marker (quoting the plan, or planted) comes first; it is
+    # never the one updated.
+    comments = [
+        _comment(3, "mallory", MARKER + "\nplanted"),
+        _comment(5, "github-actions[bot]", "an unrelated bot comment"),
+        _comment(7, "github-actions[bot]", MARKER + "\n### old plan"),
+        _comment(9, "reconciler-bot", MARKER + "\n### old plan"),
+    ]
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    gh = bindir / "gh"
+    gh.write_text(JQ_GH)
+    gh.chmod(gh.stat().st_mode | stat.S_IEXEC)
+    (tmp_path / "comments.json").write_text(json.dumps(comments))
+    body = tmp_path / "plan.md"
+    body.write_text("### new plan\n")
+    env = {
+        "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}",
+        "FAKE_LOG": str(tmp_path / "log"),
+        "FAKE_COMMENTS": str(tmp_path / "comments.json"),
+        "GITHUB_REPOSITORY": "acme/data",
+        "PR_NUMBER": "42",
+        "GH_TOKEN": "t",
+    }
+    if author is not None:
+        env["COMMENT_AUTHOR"] = author
+    r = subprocess.run(
+        ["bash", str(REPO / "scripts" / "github" / "upsert-comment.sh"), str(body)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == expected
+    assert not any("comments/3" in line for line in (tmp_path / "log").read_text().splitlines())
+
+
+def test_upsert_refuses_an_author_that_is_not_a_login(tmp_path: Path):
+    body = tmp_path / "b.md"
+    body.write_text("x")
+    r = subprocess.run(
+        ["bash", str(REPO / "scripts" / "github" / "upsert-comment.sh"), str(body)],
+        env={
+            "PATH": os.environ["PATH"],
+            "GITHUB_REPOSITORY": "a/b",
+            "PR_NUMBER": "1",
+            "COMMENT_AUTHOR": 'x") or (1',
+        },
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 1
+    assert r.stderr == (
+        "upsert-comment.sh: COMMENT_AUTHOR must be a GitHub login (letters, digits, '-', optional [bot])\n"
+    )
+
+
+def test_the_action_passes_the_comment_author():
+    action = load(REPO / "action.yml")
+    assert action["inputs"]["comment-author"]["default"] == "github-actions[bot]"
+    step = next(s for s in steps_of(action) if "upsert-comment.sh" in s.get("run", ""))
+    assert step["env"]["COMMENT_AUTHOR"] == "${{ inputs.comment-author }}"
 
 
 def test_upsert_needs_a_pull_request(tmp_path: Path):

@@ -123,3 +123,46 @@ def test_help_lists_the_options():
         "--latency-ms",
     ):
         assert flag in out
+
+
+@pytest.mark.parametrize(
+    ("host", "warns"),
+    [
+        ("127.0.0.1", False), ("127.0.0.2", False), ("::1", False), ("[::1]", False), ("localhost", False),
+        ("0.0.0.0", True), ("::", True), ("192.168.1.5", True), ("emulator.example", True),
+    ],
+)  # fmt: skip
+def test_binding_beyond_loopback_is_warned_about(host, warns):
+    # The tests never bind beyond loopback; the warning itself is what main prints on stderr before serving.
+    from reconciler.testing.emulator import bind_warning
+
+    warning = bind_warning(host)
+    if warns:
+        assert warning == (
+            f"warning: the emulator is listening on {host}, not on a loopback address: other machines can "
+            "reach it, and it accepts the credentials it was given from anyone (use --host 127.0.0.1 unless "
+            "you mean it)"
+        )
+    else:
+        assert warning is None
+
+
+def test_main_prints_the_warning_before_serving(monkeypatch, capsys):
+    # main with a non-loopback --host, its Emulator bound to loopback all the same (tests use loopback only).
+    import threading
+
+    from reconciler.testing import emulator as emulator_mod
+
+    real = emulator_mod.Emulator
+    monkeypatch.setattr(emulator_mod, "Emulator", lambda **kw: real(**{**kw, "host": "127.0.0.1"}))
+    stopper = threading.Timer(1.0, lambda: signal.raise_signal(signal.SIGTERM))
+    stopper.start()
+    try:
+        code = emulator_mod.main(["--host", "0.0.0.0", "--port", "0", "--token", "t"])
+    finally:
+        stopper.cancel()
+    out, err = capsys.readouterr()
+    assert code == 0
+    warning = emulator_mod.bind_warning("0.0.0.0")
+    assert warning is not None and err == warning + "\n"
+    assert out.startswith("http://127.0.0.1:")

@@ -27,9 +27,10 @@ from reconciler.errors import (
 from reconciler.manifest.source import iter_source_rows
 from reconciler.manifest.yamlio import load_documents
 from reconciler.model import SourceSpec
+from reconciler.plan.codec import plan_to_dict
 from reconciler.plan.planfile import read_planfile, write_planfile
 from reconciler.providers.sqlite import SqliteProvider
-from reconciler.render.json import plan_to_dict, render_plan_json
+from reconciler.render.json import render_plan_json
 from reconciler.render.markdown import render_plan_markdown
 from reconciler.render.text import render_plan_text
 from reconciler.schema import FieldSpec, KeyType

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler.errors import Diagnostic, ManifestError, ManifestValidationError, ReconcilerError, SourceError
+from reconciler.errors import Diagnostic, ManifestError, ManifestValidationError, ReconcilerError
 from reconciler.manifest.loader import load_manifests
 from reconciler.manifest.yamlio import load_documents
 from reconciler.plan.planner import make_plan
@@ -59,7 +59,7 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Workdir:
 
 
 def _issues(exc: ReconcilerError) -> list[Diagnostic]:
-    if isinstance(exc, (ManifestValidationError, SourceError)):
+    if isinstance(exc, ManifestValidationError):
         return list(exc.issues)
     if isinstance(exc, ManifestError):
         assert exc.location is not None, str(exc)

@@ -244,3 +244,16 @@ def test_without_hard_links_the_journal_is_created_exclusively(tmp_path, monkeyp
     assert written(b).name == written(a).name.replace(".jsonl", "-2.jsonl")
     assert [len(read_journal(written(w)).entries) for w in (a, b)] == [1, 1]
     assert sorted(p.suffix for p in tmp_path.iterdir()) == [".jsonl", ".jsonl"]
+
+
+def test_plan_id_covers_the_plans_content():
+    from reconciler.journal import plan_id
+    from tests.helpers.plans import file_change, plan_of, update
+
+    a = plan_of(file_change("cams", "a.jpg", update("tag", "x", "one")))
+    b = plan_of(file_change("cams", "a.jpg", update("tag", "x", "two")))
+    c = plan_of(file_change("cams", "a.jpg", update("other", "x", "one")))
+    d = plan_of(file_change("cams", "a.jpg", update("tag", "x", "one"), strategy="overwrite"))
+    assert len({plan_id(a), plan_id(b), plan_id(c), plan_id(d)}) == 4
+    again = plan_of(file_change("cams", "a.jpg", update("tag", "x", "one")))
+    assert plan_id(again) == plan_id(a)

@@ -24,7 +24,7 @@ from typing import Any, Final
 
 import httpx
 
-from reconciler import __version__
+from reconciler._version import __version__
 from reconciler.errors import (
     ProviderAuthError,
     ProviderConflictError,
@@ -32,6 +32,7 @@ from reconciler.errors import (
     ProviderResponseError,
     UsageError,
 )
+from reconciler.jsonio import loads
 from reconciler.providers.base import CallStats
 from reconciler.redact import redact_url
 
@@ -236,7 +237,7 @@ def _one_line(text: str) -> str:
 def _server_message(response: httpx.Response) -> str | None:
     """The server's ``message`` or ``detail`` (FastAPI), as one short line; ``None`` if there is none."""
     try:
-        body = json.loads(response.content)
+        body = loads(response.content)
     except ValueError:
         return None
     if not isinstance(body, dict):
@@ -563,7 +564,7 @@ class EncordClient:
             return None
         if status == 200:
             try:
-                return json.loads(response.content)
+                return loads(response.content)
             except ValueError as exc:
                 ctype = response.headers.get("Content-Type", "").split(";")[0].strip() or "no content type"
                 what = "an HTML page" if "html" in ctype else f"a body that is not JSON ({ctype})"
@@ -737,7 +738,7 @@ class EncordClient:
             else:
                 if status == 200:
                     try:
-                        return json.loads(bytes(body))
+                        return loads(bytes(body))
                     except ValueError as exc:
                         raise ProviderResponseError(f"{what}: the signed URL's content is not JSON") from exc
                 if status not in policy.retry_statuses:

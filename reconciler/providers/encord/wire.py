@@ -8,7 +8,6 @@ answer carries is ignored.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -17,6 +16,7 @@ from pydantic import ConfigDict, StringConstraints, TypeAdapter, ValidationError
 from typing_extensions import NotRequired, TypedDict
 
 from reconciler.errors import ProviderResponseError
+from reconciler.jsonio import loads
 from reconciler.model import LiveDataRow, LiveDataset, LiveItem
 from reconciler.types import JsonValue
 
@@ -103,7 +103,7 @@ def parse_metadata(value: object, uuid: str) -> dict[str, JsonValue]:
         return {}
     if isinstance(value, str):
         try:
-            value = json.loads(value)
+            value = loads(value)
         except ValueError as exc:
             raise ProviderResponseError(f"item {uuid}: clientMetadata is not valid JSON") from exc
     if not isinstance(value, dict):

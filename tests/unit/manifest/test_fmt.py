@@ -10,8 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reconciler.errors import ManifestParseError, ReconcilerError
+from reconciler.manifest.discovery import find_manifest_files
 from reconciler.manifest.emit import yaml_key, yaml_value
-from reconciler.manifest.fmt import find_manifest_files, format_manifest_dir, format_text, key_order
+from reconciler.manifest.fmt import format_manifest_dir, format_text, key_order
 from reconciler.manifest.yamlio import load_documents
 from reconciler.model import canonical_json
 from tests.helpers.cli import REPO
@@ -173,7 +174,7 @@ def test_nothing_is_written_when_one_file_is_broken(tmp_path: Path):
 
 def test_the_repository_manifests_are_formatted():
     root = REPO / "manifests"
-    assert find_manifest_files(root)
+    assert find_manifest_files(root).files
     assert format_manifest_dir(root, check=True).changed == []
 
 

@@ -15,11 +15,11 @@ import pytest
 
 from reconciler.errors import PlanFormatError, UsageError
 from reconciler.model import ProviderConfig
+from reconciler.plan.codec import plan_from_dict, plan_to_dict
 from reconciler.providers import registry
 from reconciler.providers.base import ProviderIdentity, ProviderRequest, StateProvider, StoreKind
 from reconciler.providers.encord.store import EncordConfig
 from reconciler.providers.sqlite import SqliteConfig
-from reconciler.render.json import plan_from_dict, plan_to_dict
 from reconciler.types import JsonValue
 from tests.helpers.plans import plan_of
 
@@ -82,7 +82,7 @@ def test_a_third_store_is_one_module_and_one_registry_line(tmp_path: Path):
     assert ident == ProviderIdentity("toy", "Photos#s3cret")
     assert registry.safe_identity(ident) == ProviderIdentity("toy", "Photos")
     assert registry.describe(config, tmp_path) == "toy:Photos"
-    assert ident.to_json() == {"type": "toy", "bucket": "Photos#s3cret"}
+    assert registry.identity_to_json(ident) == {"type": "toy", "bucket": "Photos#s3cret"}
     assert registry.identity_from_json({"type": "toy", "bucket": "photos"}) == ProviderIdentity(
         "toy", "photos"
     )

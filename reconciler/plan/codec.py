@@ -1,0 +1,278 @@
+"""The plan as JSON: the stable, versioned machine contract (``plan --format json`` and saved plan files).
+
+``plan_to_dict`` and ``plan_from_dict`` are inverses; the saved-plan checksum is added by ``plan.planfile``.
+Reading validates the document against typed models (:class:`PlanDoc` and the records under it) and
+reports the first problem in one line naming the field: ``plan.json.files[3].uuid: wrong type int``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, cast
+
+from pydantic import SkipValidation, TypeAdapter, ValidationError
+from typing_extensions import NotRequired, TypedDict
+
+from reconciler.errors import Diagnostic, PlanFormatError, SourceLocation
+from reconciler.plan.model import (
+    FileChange,
+    KeyAction,
+    KeyChange,
+    Plan,
+    SchemaAction,
+    SchemaChange,
+    Strategy,
+)
+from reconciler.providers.registry import identity_from_json, identity_to_json
+from reconciler.schema import Deletion, FieldSpec
+
+if TYPE_CHECKING:
+    from reconciler.types import JsonValue
+
+__all__ = ["PlanDoc", "plan_from_dict", "plan_to_dict", "validation_message"]
+
+#: A value the reader passes on as it is (metadata values, already JSON).
+_Raw = SkipValidation[object]
+
+
+class ProviderDoc(TypedDict):
+    """``provider``: the store's type; the rest is the store's own (``providers.registry.identity_from_json``)."""
+
+    type: str
+
+
+class SchemaChangeDoc(TypedDict):
+    key: str
+    action: str
+    before: NotRequired[dict[str, _Raw] | None]
+    after: NotRequired[dict[str, _Raw] | None]
+    destructive: bool
+    reason: NotRequired[str | None]
+    renamed_from: NotRequired[str | None]
+
+
+class SchemaDoc(TypedDict):
+    fingerprint: str
+    changes: list[SchemaChangeDoc]
+
+
+class KeyChangeDoc(TypedDict):
+    key: str
+    action: str
+    before: NotRequired[_Raw]
+    after: NotRequired[_Raw]
+
+
+class FileChangeDoc(TypedDict):
+    uuid: str
+    folder: str
+    name: str
+    strategy: str
+    manifest: str
+    live_fingerprint: str
+    changes: list[KeyChangeDoc]
+
+
+class FileCountsDoc(TypedDict):
+    unchanged: NotRequired[int | None]
+
+
+class CallsDoc(TypedDict):
+    reads: NotRequired[int | None]
+    writes: NotRequired[int | None]
+
+
+class SummaryDoc(TypedDict):
+    files: FileCountsDoc
+    api_calls: NotRequired[CallsDoc | None]
+
+
+class PlanDoc(TypedDict):
+    """The plan JSON as the reader checks it (fields it does not read are ignored)."""
+
+    provider: ProviderDoc
+    schema: SchemaDoc
+    files: list[FileChangeDoc]
+    summary: SummaryDoc
+    warnings: NotRequired[list[_Raw] | None]
+    tool_version: str
+    created_at: str
+    manifests_digest: str
+    format_version: str
+    destructive_reasons: NotRequired[list[str] | None]
+
+
+_PLAN_DOC: TypeAdapter[PlanDoc] = TypeAdapter(PlanDoc)
+
+
+def validation_message(exc: ValidationError, origin: str) -> str:
+    """The first problem pydantic found, as one line: ``origin.files[3]: missing field 'uuid'``."""
+    err = exc.errors()[0]
+    loc = err["loc"]
+
+    def where(parts: tuple[int | str, ...]) -> str:
+        return origin + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts)
+
+    if err["type"] == "missing" and loc:
+        return f"{where(loc[:-1])}: missing field {loc[-1]!r}"
+    if err["type"] == "dict_type" and loc and isinstance(loc[-1], int):
+        return f"{where(loc)}: must be an object"
+    return f"{where(loc)}: wrong type {type(err['input']).__name__}"
+
+
+def _schema_change(c: SchemaChange) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "key": c.key,
+        "action": c.action.value,
+        "before": c.before.to_json() if c.before else None,
+        "after": c.after.to_json() if c.after else None,
+        "destructive": c.destructive,
+        "reason": c.reason,
+    }
+    if c.renamed_from:
+        out["renamed_from"] = c.renamed_from
+    return out
+
+
+def _file_change(f: FileChange) -> dict[str, Any]:
+    return {
+        "uuid": f.uuid,
+        "folder": f.folder,
+        "name": f.name,
+        "strategy": f.strategy.value,
+        "manifest": f.manifest,
+        "live_fingerprint": f.live_fingerprint,
+        "changes": [
+            {"key": k.key, "action": k.action.value, "before": k.before, "after": k.after} for k in f.changes
+        ],
+    }
+
+
+def plan_to_dict(plan: Plan) -> dict[str, Any]:
+    """The plan in the JSON shape of the product contract (without ``checksum``)."""
+    s = plan.schema_counts()
+    f = plan.file_counts()
+    return {
+        "format_version": plan.format_version,
+        "tool_version": plan.tool_version,
+        "created_at": plan.created_at,
+        "provider": identity_to_json(plan.provider),
+        "manifests_digest": plan.manifests_digest,
+        "schema": {
+            "fingerprint": plan.schema_fingerprint,
+            "changes": [_schema_change(c) for c in plan.schema_changes],
+        },
+        "files": [_file_change(x) for x in plan.files],
+        "summary": {
+            "schema": s,
+            "files": f,
+            "api_calls": {"reads": plan.reads, "writes": plan.writes},
+            "destructive": plan.is_destructive,
+        },
+        "destructive_reasons": list(plan.destructive_reasons),
+        "warnings": [{"location": str(w.location), "message": w.message} for w in plan.warnings],
+    }
+
+
+def _spec(data: Mapping[str, object] | None, where: str) -> FieldSpec | None:
+    if data is None:
+        return None
+    values = data.get("values")
+    if values is not None:
+        if not isinstance(values, list):
+            raise PlanFormatError(f"{where}.values: wrong type {type(values).__name__}")
+        if not all(isinstance(v, str) for v in values):
+            raise PlanFormatError(f"{where}.values: every enum value must be a string")
+    size = data.get("size")
+    if size is not None and (not isinstance(size, int) or isinstance(size, bool)):
+        raise PlanFormatError(f"{where}.size: wrong type {type(size).__name__}")
+    try:
+        return FieldSpec.from_json(data)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise PlanFormatError(f"{where}: invalid type description ({exc})") from exc
+
+
+def _schema_changes(doc: SchemaDoc, origin: str) -> tuple[SchemaChange, ...]:
+    out = []
+    for i, c in enumerate(doc["changes"]):
+        w = f"{origin}.schema.changes[{i}]"
+        after = _spec(c.get("after"), f"{w}.after")
+        if after is None or (after.type is None and after.deleted is not Deletion.HARD):
+            # Every planned schema change says what the key becomes; only a hard delete forgets the type.
+            raise PlanFormatError(f"{w}.after: missing the key's type")
+        out.append(
+            SchemaChange(
+                key=c["key"],
+                action=SchemaAction(c["action"]),
+                before=_spec(c.get("before"), f"{w}.before"),
+                after=after,
+                destructive=c["destructive"],
+                reason=c.get("reason") or "",
+                renamed_from=c.get("renamed_from"),
+            )
+        )
+    return tuple(out)
+
+
+def _file_changes(docs: list[FileChangeDoc]) -> tuple[FileChange, ...]:
+    return tuple(
+        FileChange(
+            uuid=fc["uuid"],
+            folder=fc["folder"],
+            name=fc["name"],
+            strategy=Strategy(fc["strategy"]),
+            manifest=fc["manifest"],
+            live_fingerprint=fc["live_fingerprint"],
+            changes=tuple(
+                KeyChange(
+                    kc["key"],
+                    KeyAction(kc["action"]),
+                    cast("JsonValue", kc.get("before")),
+                    cast("JsonValue", kc.get("after")),
+                )
+                for kc in fc["changes"]
+            ),
+        )
+        for fc in docs
+    )
+
+
+def _warnings(raw: list[object]) -> tuple[Diagnostic, ...]:
+    return tuple(
+        Diagnostic(SourceLocation(str(w.get("location", ""))), str(w.get("message", "")), "warning")
+        for w in raw
+        if isinstance(w, dict)
+    )
+
+
+def plan_from_dict(data: object, *, origin: str = "plan") -> Plan:
+    """Rebuild a Plan from its JSON form. Raises PlanFormatError naming the bad field (``origin.files[3].uuid``)."""
+    try:
+        doc = _PLAN_DOC.validate_python(data, strict=True)
+    except ValidationError as exc:
+        raise PlanFormatError(validation_message(exc, origin)) from None
+    try:
+        # The validated record keeps only ``type``; the store reads its own fields from the document.
+        identity = identity_from_json(cast("dict[str, Any]", data)["provider"])
+    except ValueError as exc:
+        raise PlanFormatError(f"{origin}.provider: {exc}") from exc
+    summary = doc["summary"]
+    calls = summary.get("api_calls") or {}
+    try:
+        return Plan(
+            tool_version=doc["tool_version"],
+            created_at=doc["created_at"],
+            provider=identity,
+            manifests_digest=doc["manifests_digest"],
+            schema_fingerprint=doc["schema"]["fingerprint"],
+            schema_changes=_schema_changes(doc["schema"], origin),
+            files=_file_changes(doc["files"]),
+            unchanged=summary["files"].get("unchanged") or 0,
+            reads=calls.get("reads") or 0,
+            writes=calls.get("writes") or 0,
+            warnings=_warnings(doc.get("warnings") or []),
+            format_version=doc["format_version"],
+            destructive_reasons=tuple(doc.get("destructive_reasons") or ()),
+        )
+    except ValueError as exc:  # an unknown enum value
+        raise PlanFormatError(f"{origin}: {exc}") from exc
