@@ -744,7 +744,7 @@ class _Loader:
     def _check_singletons(self) -> None:
         if not self.workspaces:
             self.out.error(
-                SourceLocation(f"{self.root.name or self.root}/"),
+                SourceLocation("."),
                 "no Workspace manifest found (add one document with kind: Workspace)",
             )
         for doc, _ in self.workspaces[1:]:

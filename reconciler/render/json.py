@@ -209,3 +209,35 @@ def plan_from_dict(data: Mapping[str, Any], *, origin: str = "plan") -> Plan:
         )
     except ValueError as exc:  # an unknown enum value
         raise PlanFormatError(f"{origin}: {exc}") from exc
+
+
+def render_apply_result_json(result: Any, journal: str | None) -> str:
+    """The result document of ``apply --format json`` (and ``rollback``'s apply): counts per status, the
+    journal's path, and every file that was stale or failed with its reason. ``result`` is an ApplyResult."""
+    from reconciler.apply import FileStatus
+
+    counts = {st: result.count(st) for st in FileStatus}
+    doc = {
+        "format_version": "1",
+        "ok": bool(result.ok),
+        "interrupted": bool(result.interrupted),
+        "schema_written": bool(result.schema_written),
+        "written": counts[FileStatus.WRITTEN],
+        "unchanged": counts[FileStatus.UNCHANGED],
+        "stale": counts[FileStatus.STALE],
+        "failed": counts[FileStatus.FAILED],
+        "not_attempted": counts[FileStatus.NOT_ATTEMPTED],
+        "journal": journal,
+        "files": [
+            {
+                "uuid": r.change.uuid,
+                "folder": r.change.folder,
+                "name": r.change.name,
+                "status": r.status.value,
+                "reason": r.reason,
+            }
+            for r in sorted(result.files, key=lambda r: (r.change.folder, r.change.name, r.change.uuid))
+            if r.status in (FileStatus.STALE, FileStatus.FAILED)
+        ],
+    }
+    return json.dumps(doc, indent=2) + "\n"
