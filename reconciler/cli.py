@@ -156,6 +156,9 @@ def _settings(ctx: click.Context, manifest_dir: Path | None, debug: bool | None)
         color=base.color and not ctx.meta.get(_NO_COLOR_META, False),
     )
     ctx.color = settings.color
+    # Manifest locations (from the loader, the planner, a saved plan's or a journal's Workspace) are relative
+    # to the manifest directory; _report shows them relative to the current directory.
+    _OUT.base = settings.manifest_dir
     if settings.debug and not base.debug:
         _show_engine_warnings(True)
         _enable_debug_logging()
@@ -915,6 +918,7 @@ def fmt_command(
     from reconciler.render.diagnostics import display_path
 
     settings = _settings(ctx, manifest_dir, debug)
+    _OUT.base = None  # fmt locates files by the paths it was given (already relative to the current directory)
     root = settings.manifest_dir
     files: list[Path] | None = None
     if paths:

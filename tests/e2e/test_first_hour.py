@@ -303,3 +303,15 @@ def test_the_emulator_takes_a_snapshot_dict_as_the_readme_shows(tmp_path: Path):
         assert len(emu.snapshot().items) == len(snapshot["items"])
     with pytest.raises(ValueError, match=r"^<snapshot>:1: unsupported snapshot format_version '9'"):
         Emulator({**snapshot, "format_version": "9"})
+
+
+def test_a_saved_plans_workspace_error_is_relative_too(tmp_path: Path):
+    root = copy_demo(tmp_path)
+    assert run(["plan", "-C", str(root), "--out", str(tmp_path / "p.json")]).code == 0
+    ws = root / "workspace.yaml"
+    ws.write_text(ws.read_text().replace("settings:", "settingz:", 1))
+    by_plan = run(["plan", "-C", "manifests"], cwd=tmp_path)
+    by_apply = run(["apply", "-C", "manifests", "p.json"], cwd=tmp_path)
+    assert by_plan.code == by_apply.code == 1
+    assert by_plan.err.startswith("Error: manifests/workspace.yaml:")
+    assert by_apply.err == by_plan.err
