@@ -872,6 +872,7 @@ def import_command(
         )
     finally:
         provider.close()
+    _OUT.base = None  # the import's warnings name the files it wrote, under --out as given
     _warn(result.warnings)
     click.echo(
         f"Imported {result.schema_keys} schema key(s) and {result.folders} folder(s) with {result.items:,} "
@@ -918,7 +919,9 @@ def fmt_command(
     from reconciler.render.diagnostics import display_path
 
     settings = _settings(ctx, manifest_dir, debug)
-    _OUT.base = None  # fmt locates files by the paths it was given (already relative to the current directory)
+    _OUT.base = (
+        None  # fmt locates files by the paths it was given (already relative to the current directory)
+    )
     root = settings.manifest_dir
     files: list[Path] | None = None
     if paths:
