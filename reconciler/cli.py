@@ -7,16 +7,19 @@ only), 3 internal error (please report), 130 interrupted.
 from __future__ import annotations
 
 import contextlib
+import difflib
 import errno
 import io
 import json
 import logging
 import os
+import re
 import signal
 import sys
 import threading
 import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, TextIO, TypeVar
@@ -35,7 +38,14 @@ if TYPE_CHECKING:
 
 from reconciler._version import __version__
 from reconciler.config import Settings, provider_for
-from reconciler.errors import ManifestValidationError, ReconcilerError, UsageError
+from reconciler.errors import (
+    Diagnostic,
+    ManifestError,
+    ManifestValidationError,
+    ReconcilerError,
+    SourceLocation,
+    UsageError,
+)
 
 __all__ = ["main"]
 
@@ -59,9 +69,44 @@ def _err(text: str) -> None:
     click.echo(text, err=True)
 
 
-def _color_wanted(stream: TextIO) -> bool:
-    if os.environ.get("NO_COLOR"):
+@dataclass
+class _Output:
+    """How diagnostics are shown in this run (set by ``main`` and by the commands that load manifests)."""
+
+    base: Path | None = None  # what loader and planner locations are relative to: the manifest directory
+    annotate: bool = False  # GITHUB_ACTIONS=true: also emit workflow annotations
+
+
+_OUT = _Output()
+
+
+def _report(
+    severity: str, message: str, location: SourceLocation | None = None, *, base: bool = True
+) -> None:
+    """The one place an error or a warning is printed: ``Error: path:line:col: message`` with the path made
+    relative to the current directory, plus a GitHub annotation under GitHub Actions."""
+    from reconciler.render.diagnostics import display_location, github_annotation
+
+    shown = display_location(location, _OUT.base if base else None) if location is not None else None
+    label = "Warning" if severity == "warning" else "Error"
+    _err(f"{label}: {shown}: {message}" if shown is not None else f"{label}: {message}")
+    if _OUT.annotate:
+        _err(github_annotation(message, severity=severity, location=shown))
+
+
+def _truthy_env(env: Mapping[str, str], name: str) -> bool:
+    value = env.get(name, "")
+    return value != "" and value != "0"
+
+
+def _color_wanted(stream: TextIO, env: Mapping[str, str] | None = None, no_color: bool = False) -> bool:
+    """--no-color and NO_COLOR turn colour off; FORCE_COLOR or CLICOLOR_FORCE turn it on (CI logs render
+    ANSI colour); otherwise colour only on a terminal."""
+    env = os.environ if env is None else env
+    if no_color or env.get("NO_COLOR"):
         return False
+    if _truthy_env(env, "FORCE_COLOR") or _truthy_env(env, "CLICOLOR_FORCE"):
+        return True
     return hasattr(stream, "isatty") and stream.isatty()
 
 
@@ -73,7 +118,10 @@ def _styler(settings: Settings) -> Styler:
 
 def _warn(diags: Sequence[Diagnostic]) -> None:
     for d in diags:
-        _err(f"Warning: {d}")
+        if isinstance(d, Diagnostic):
+            _report("warning", d.message, d.location)
+        else:
+            _report("warning", str(d))
 
 
 _dir_option = click.option(
@@ -85,14 +133,29 @@ _dir_option = click.option(
     help="Manifest directory (default: ./manifests).",
 )
 _debug_option = click.option("--debug", is_flag=True, default=None, help="Log details and show tracebacks.")
+_NO_COLOR_META = "reconciler.no_color"
+
+
+def _no_color_callback(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.meta[_NO_COLOR_META] = True
+
+
+_no_color_option = click.option(
+    "--no-color",
+    is_flag=True,
+    expose_value=False,
+    callback=_no_color_callback,
+    help="No colour (also NO_COLOR=1; FORCE_COLOR=1 or CLICOLOR_FORCE=1 force it, e.g. in CI logs).",
+)
 
 
 _F = TypeVar("_F", bound=Callable[..., object])
 
 
 def _common(f: _F) -> _F:
-    """Every command takes -C/--dir and --debug, before or after its name."""
-    return _dir_option(_debug_option(f))
+    """Every command takes -C/--dir, --debug and --no-color, before or after its name."""
+    return _dir_option(_debug_option(_no_color_option(f)))
 
 
 def _settings(ctx: click.Context, manifest_dir: Path | None, debug: bool | None) -> Settings:
@@ -102,8 +165,12 @@ def _settings(ctx: click.Context, manifest_dir: Path | None, debug: bool | None)
         manifest_dir=manifest_dir or base.manifest_dir,
         env=base.env,
         debug=bool(debug) or base.debug,
-        color=base.color,
+        color=base.color and not ctx.meta.get(_NO_COLOR_META, False),
     )
+    ctx.color = settings.color
+    # Manifest locations (from the loader, the planner, a saved plan's or a journal's Workspace) are relative
+    # to the manifest directory; _report shows them relative to the current directory.
+    _OUT.base = settings.manifest_dir
     if settings.debug and not base.debug:
         _show_engine_warnings(True)
         _enable_debug_logging()
@@ -116,7 +183,7 @@ class _WarningLines(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            _err(f"Warning: {record.getMessage()}")
+            _report("warning", record.getMessage())
         except Exception:  # never let a warning line break the command
             self.handleError(record)
 
@@ -139,21 +206,29 @@ def _enable_debug_logging() -> None:
     logging.getLogger("httpcore").setLevel(logging.INFO)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110},
+    invoke_without_command=True,
+)
 @click.version_option(__version__, prog_name="reconciler")
 @_common
 @click.pass_context
 def cli(ctx: click.Context, manifest_dir: Path | None, debug: bool | None) -> None:
     """Metadata as code for Encord: plan and apply the metadata schema and files' custom metadata."""
+    env = dict(os.environ)
     ctx.obj = Settings(
         manifest_dir=manifest_dir or Path("manifests"),
-        env=dict(os.environ),
+        env=env,
         debug=bool(debug),
-        color=_color_wanted(sys.stdout),
+        color=_color_wanted(sys.stdout, env, no_color=ctx.meta.get(_NO_COLOR_META, False)),
     )
     _show_engine_warnings(bool(debug))
+    ctx.color = ctx.obj.color
     if debug:
         _enable_debug_logging()
+    if ctx.invoked_subcommand is None:  # bare `reconciler`: the help, exit 0 (as on every click version)
+        click.echo(ctx.get_help())
+        raise _Exit(EXIT_OK)
 
 
 def _load(settings: Settings, *, check_sources: bool = False) -> DesiredState:
@@ -163,6 +238,7 @@ def _load(settings: Settings, *, check_sources: bool = False) -> DesiredState:
         raise UsageError(
             f"manifest directory {str(settings.manifest_dir)!r} does not exist (use -C/--dir to point at it)"
         )
+    _OUT.base = settings.manifest_dir  # loader and planner locations are relative to it
     desired = load_manifests(settings.manifest_dir, check_sources=check_sources)
     _warn(desired.warnings)
     return desired
@@ -171,12 +247,23 @@ def _load(settings: Settings, *, check_sources: bool = False) -> DesiredState:
 # --------------------------------------------------------------------------------------------- validate
 @cli.command()
 @_common
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: one document with every diagnostic and the manifests' digest (for scripts).",
+)
 @click.pass_context
-def validate(ctx: click.Context, manifest_dir: Path | None, debug: bool | None) -> None:
+def validate(ctx: click.Context, manifest_dir: Path | None, debug: bool | None, fmt: str) -> None:
     """Check every manifest and source file offline and report all problems at once."""
     from reconciler.plan.checks import offline_conflicts
 
     settings = _settings(ctx, manifest_dir, debug)
+    if fmt == "json":
+        _validate_json(settings)
+        return
     desired = _load(settings, check_sources=True)
     conflicts = offline_conflicts(desired.files, globs=True)
     if conflicts:
@@ -186,6 +273,52 @@ def validate(ctx: click.Context, manifest_dir: Path | None, debug: bool | None) 
         f"Success: the manifests are valid (1 Workspace, {n_schema} MetadataSchema, "
         f"{len(desired.files)} FileMetadata)."
     )
+
+
+def _validate_json(settings: Settings) -> None:
+    """``validate --format json``: stdout holds only the JSON document; exit 1 when it is not valid."""
+    from reconciler.manifest.loader import load_manifests
+    from reconciler.render.diagnostics import validate_document
+
+    if not settings.manifest_dir.is_dir():
+        raise UsageError(
+            f"manifest directory {str(settings.manifest_dir)!r} does not exist (use -C/--dir to point at it)"
+        )
+    _OUT.base = settings.manifest_dir
+    errors: list[Diagnostic] = []
+    warnings: list[Diagnostic] = []
+    digest: str | None = None
+    counts: dict[str, int] | None = None
+    try:
+        desired = load_manifests(settings.manifest_dir, check_sources=True)
+    except ManifestValidationError as exc:
+        errors = list(exc.issues)
+    except ManifestError as exc:
+        loc = exc.location or SourceLocation(str(settings.manifest_dir))
+        message = str(exc)
+        if message.startswith(f"{loc}: "):
+            message = message[len(f"{loc}: ") :]
+        errors = [Diagnostic(loc, message)]
+    else:
+        warnings = [w for w in desired.warnings if isinstance(w, Diagnostic)]
+        digest = desired.digest
+        counts = {
+            "Workspace": 1,
+            "MetadataSchema": 1 if desired.schema is not None else 0,
+            "FileMetadata": len(desired.files),
+        }
+    doc = validate_document(
+        errors=errors, warnings=warnings, digest=digest, counts=counts, base=settings.manifest_dir
+    )
+    click.echo(json.dumps(doc, indent=2))
+    if _OUT.annotate:
+        for d in [*errors, *warnings]:
+            from reconciler.render.diagnostics import display_location, github_annotation
+
+            shown = display_location(d.location, settings.manifest_dir)
+            _err(github_annotation(d.message, severity=d.severity, location=shown))
+    if errors:
+        raise _Exit(EXIT_ERROR)
 
 
 # --------------------------------------------------------------------------------------------- plan
@@ -367,6 +500,7 @@ def _run_apply(
     precheck: bool,
     rolls_back: Path | None = None,
     echo_err: bool = False,
+    fmt: str = "text",
 ) -> None:
     from reconciler.apply import apply_plan
     from reconciler.journal import JournalWriter
@@ -393,9 +527,17 @@ def _run_apply(
     finally:
         if journal is not None:
             journal.close()
+    journal_path = journal.path if journal is not None else None
+    if fmt == "json":
+        from reconciler.render.json import render_apply_result_json
+
+        click.echo(
+            render_apply_result_json(result, None if journal_path is None else str(journal_path)), nl=False
+        )
+        echo_err = True
     click.echo(render_apply_result(result), nl=False, err=echo_err)
-    if journal is not None and journal.path is not None:
-        click.echo(f"Journal: {journal.path}", err=echo_err)
+    if journal_path is not None:
+        click.echo(f"Journal: {journal_path}", err=echo_err)
     if result.interrupted:
         again = "reconciler apply" if rolls_back is None else f"reconciler rollback {rolls_back}"
         undo = ""
@@ -426,6 +568,15 @@ def _run_apply(
     help="Apply only this manifest path, folder:PATH or schema (repeatable; not with PLANFILE).",
 )
 @_override_limits_option
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: the plan and the report go to stderr, a result document to stdout (needs PLANFILE or "
+    "--auto-approve).",
+)
 @click.pass_context
 def apply(
     ctx: click.Context,
@@ -438,20 +589,26 @@ def apply(
     parallelism: int | None,
     targets: tuple[str, ...],
     override_limits: bool,
+    fmt: str,
 ) -> None:
     """Apply a saved PLANFILE exactly, or plan, show, ask 'yes', and apply."""
     settings = _settings(ctx, manifest_dir, debug)
+    if fmt == "json" and planfile is None and not auto_approve:
+        raise UsageError(
+            "apply --format json needs PLANFILE or --auto-approve (the prompt cannot be part of it)"
+        )
     if planfile is not None:
         if targets:
             raise UsageError(
                 "--target cannot be combined with a saved PLANFILE (the plan is applied exactly)"
             )
-        _apply_saved(settings, planfile, provider_url, allow_destructive, parallelism)
+        _apply_saved(settings, planfile, provider_url, allow_destructive, parallelism, fmt)
         return
     desired, provider, the_plan = _make_plan(settings, provider_url, targets, override_limits, create=True)
     try:
-        click.echo(_render(the_plan, "text", settings), nl=False)
+        click.echo(_render(the_plan, "text", settings), nl=False, err=fmt == "json")
         if not the_plan.has_changes:
+            _no_changes_json(fmt)
             return
         if the_plan.is_destructive and not allow_destructive:
             raise ReconcilerError(
@@ -471,6 +628,7 @@ def apply(
             allow_destructive=allow_destructive,
             parallelism=parallelism or desired.workspace.settings.parallelism,
             precheck=False,
+            fmt=fmt,
         )
     finally:
         provider.close()
@@ -482,13 +640,15 @@ def _apply_saved(
     provider_url: str | None,
     allow_destructive: bool,
     parallelism: int | None,
+    fmt: str = "text",
 ) -> None:
     from reconciler.plan.planfile import open_saved_plan
 
     the_plan, provider, workspace = open_saved_plan(planfile, settings, provider_url)
     try:
-        click.echo(_render(the_plan, "text", settings), nl=False)
+        click.echo(_render(the_plan, "text", settings), nl=False, err=fmt == "json")
         if not the_plan.has_changes:
+            _no_changes_json(fmt)
             return
         _run_apply(
             settings,
@@ -498,9 +658,18 @@ def _apply_saved(
             allow_destructive=allow_destructive,
             parallelism=parallelism or workspace.parallelism,
             precheck=True,
+            fmt=fmt,
         )
     finally:
         provider.close()
+
+
+def _no_changes_json(fmt: str) -> None:
+    if fmt == "json":
+        from reconciler.apply import ApplyResult
+        from reconciler.render.json import render_apply_result_json
+
+        click.echo(render_apply_result_json(ApplyResult(), None), nl=False)
 
 
 # --------------------------------------------------------------------------------------------- snapshot
@@ -720,6 +889,7 @@ def import_command(
         )
     finally:
         provider.close()
+    _OUT.base = None  # the import's warnings name the files it wrote, under --out as given
     _warn(result.warnings)
     click.echo(
         f"Imported {result.schema_keys} schema key(s) and {result.folders} folder(s) with {result.items:,} "
@@ -742,22 +912,82 @@ def import_command(
     is_flag=True,
     help="Change nothing: list the files not in canonical form; exit 1 if there are any.",
 )
+@click.option(
+    "--diff",
+    "show_diff",
+    is_flag=True,
+    help="Change nothing: print a unified diff of what would change; exit 1 if anything would.",
+)
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
 @click.pass_context
-def fmt_command(ctx: click.Context, manifest_dir: Path | None, debug: bool | None, check: bool) -> None:
-    """Rewrite every manifest in canonical form (key order, indentation), keeping comments."""
+def fmt_command(
+    ctx: click.Context,
+    manifest_dir: Path | None,
+    debug: bool | None,
+    check: bool,
+    show_diff: bool,
+    paths: tuple[Path, ...],
+) -> None:
+    """Rewrite manifests in canonical form (key order, indentation), keeping comments.
+
+    Without PATHS: every manifest under the manifest directory. PATHS may be files or directories.
+    """
+    from reconciler.manifest.discovery import find_manifest_files
     from reconciler.manifest.fmt import format_manifest_dir
+    from reconciler.render.diagnostics import display_path
 
     settings = _settings(ctx, manifest_dir, debug)
+    _OUT.base = (
+        None  # fmt locates files by the paths it was given (already relative to the current directory)
+    )
     root = settings.manifest_dir
-    if not root.is_dir():
+    files: list[Path] | None = None
+    if paths:
+        root = Path.cwd()
+        files = []
+        for p in paths:
+            found = find_manifest_files(p).files if p.is_dir() else [p]
+            files.extend(Path(os.path.abspath(f)) for f in found)
+        files = sorted(dict.fromkeys(files))
+    elif not root.is_dir():
         raise UsageError(f"manifest directory {str(root)!r} does not exist (use -C/--dir to point at it)")
-    result = format_manifest_dir(root, check=check)
+    dry = check or show_diff
+    result = format_manifest_dir(root, check=dry, files=files)
     for rel in result.changed:
-        click.echo(str(root / rel))
-    if check and result.changed:
+        shown = display_path(str(root / rel))
+        if show_diff:
+            old, new = result.texts[rel]
+            click.echo(
+                "".join(difflib.unified_diff(old.splitlines(True), new.splitlines(True), shown, shown)),
+                nl=False,
+            )
+        else:
+            click.echo(shown)
+    if dry and result.changed:
         n = len(result.changed)
         _err(f"{n} file{'s' if n != 1 else ''} not in canonical form; run `reconciler fmt` to rewrite them.")
         raise _Exit(EXIT_ERROR)
+
+
+# --------------------------------------------------------------------------------------------- completion
+@cli.command("completion")
+@_common
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+@click.pass_context
+def completion(ctx: click.Context, manifest_dir: Path | None, debug: bool | None, shell: str) -> None:
+    """Print the shell completion script for SHELL.
+
+    \b
+    bash: eval "$(reconciler completion bash)"      (in ~/.bashrc)
+    zsh:  eval "$(reconciler completion zsh)"       (in ~/.zshrc)
+    fish: reconciler completion fish > ~/.config/fish/completions/reconciler.fish
+    """
+    from click.shell_completion import get_completion_class
+
+    _settings(ctx, manifest_dir, debug)
+    cls = get_completion_class(shell)
+    assert cls is not None  # the choice only offers shells click knows
+    click.echo(cls(cli, {}, "reconciler", "_RECONCILER_COMPLETE").source())
 
 
 # --------------------------------------------------------------------------------------------- entry point
@@ -779,10 +1009,49 @@ def _environment_problem(exc: Exception) -> str | None:
     return None
 
 
+#: Terraform's single-dash flags and reconciler's spelling of each (``VALUE`` is replaced by the given value).
+_TERRAFORM_FLAGS = {
+    "auto-approve": "--auto-approve",
+    "out": "--out VALUE",
+    "detailed-exitcode": "--detailed-exitcode",
+    "chdir": "-C VALUE",
+    "target": "--target VALUE",
+    "parallelism": "--parallelism VALUE",
+    "no-color": "--no-color",
+    "json": "--format json",
+    "lock": None,
+    "input": None,
+}
+_TERRAFORM_FLAG = re.compile(r"-([a-z][a-z-]+)(?:=(.*))?", re.DOTALL)
+
+
+def _terraform_hint(args: Sequence[str]) -> str | None:
+    """A one-line hint for the first Terraform-style single-dash flag (``-auto-approve``, ``-out=plan.json``)."""
+    for arg in args:
+        if arg == "--":
+            return None
+        m = _TERRAFORM_FLAG.fullmatch(arg)
+        if m is None or m.group(1) not in _TERRAFORM_FLAGS:
+            continue
+        ours = _TERRAFORM_FLAGS[m.group(1)]
+        if ours is None:
+            return f"{arg} is a Terraform flag; reconciler has no such option (drop it)"
+        value = m.group(2)
+        ours = ours.replace("VALUE", value if value else ours.split()[-1].replace("VALUE", "…"))
+        return f"{arg} is Terraform's spelling; reconciler's is {ours}"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (the console script exits with it)."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
+    _OUT.base = None
+    _OUT.annotate = os.environ.get("GITHUB_ACTIONS") == "true"
+    hint = _terraform_hint(args)
+    if hint is not None:
+        _report("error", hint)
+        return EXIT_ERROR
     try:
         cli.main(args=args, prog_name="reconciler", standalone_mode=False)
     except _Exit as exc:
@@ -795,16 +1064,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         ctx_hint = ""
         if isinstance(exc, click.UsageError) and exc.ctx is not None:
             ctx_hint = f" (see '{exc.ctx.command_path} --help')"
-        _err(f"Error: {msg}{ctx_hint}")
+        _report("error", f"{msg}{ctx_hint}")
         return EXIT_ERROR
     except ManifestValidationError as exc:
         for issue in exc.issues:
-            _err(f"Error: {issue}")
+            _report(issue.severity, issue.message, issue.location)
         n = len(exc.issues)
         _err(f"{n} problem{'s' if n != 1 else ''} found; nothing was written.")
         return EXIT_ERROR
+    except ManifestError as exc:
+        if exc.location is not None and str(exc).startswith(f"{exc.location}: "):
+            _report("error", str(exc)[len(f"{exc.location}: ") :], exc.location)
+        else:
+            _report("error", str(exc))
+        if debug:
+            traceback.print_exc()
+        return EXIT_ERROR
     except ReconcilerError as exc:
-        _err(f"Error: {exc}")
+        _report("error", str(exc))
         if debug:
             traceback.print_exc()
         return EXIT_ERROR

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -178,6 +178,11 @@ def _records(path: Path, fh: IO[str]) -> Iterator[tuple[int, dict[str, Any]]]:
         raise SnapshotError(
             f"invalid JSON: {exc.msg}", SourceLocation(str(path), exc.lineno, exc.colno)
         ) from exc
+    yield from _dict_records(doc, path)
+
+
+def _dict_records(doc: object, path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """The records of the ``.json`` form (one object with ``schema``, ``folders``, ``items``, ``datasets``)."""
     if not isinstance(doc, dict):
         raise SnapshotError("a snapshot must be a JSON object", SourceLocation(str(path), 1, 1))
     unknown = sorted(set(doc) - {"format_version", "schema", "folders", "items", "datasets"})
@@ -216,6 +221,21 @@ def _records(path: Path, fh: IO[str]) -> Iterator[tuple[int, dict[str, Any]]]:
 def read_snapshot(path: str | os.PathLike[str]) -> Snapshot:
     """Read a snapshot (``.json`` or ``.jsonl``). Raises SnapshotError with the location of the first problem."""
     p = Path(path)
+    try:
+        fh = p.open(encoding="utf-8")
+    except OSError as exc:
+        raise SnapshotError(f"cannot read snapshot: {exc.strerror}", SourceLocation(str(p))) from exc
+    with fh:
+        return _build(p, _records(p, fh))
+
+
+def snapshot_from_dict(doc: Mapping[str, Any], name: str = "<snapshot>") -> Snapshot:
+    """A snapshot given as the parsed ``.json`` form (``{"format_version": "1", "schema": ..., "folders": [...],
+    "items": [...]}``), checked as :func:`read_snapshot` checks a file; errors are located at ``name``."""
+    return _build(Path(name), _dict_records(dict(doc), Path(name)))
+
+
+def _build(p: Path, records: Iterator[tuple[int, dict[str, Any]]]) -> Snapshot:
     snap = Snapshot()
     raw_folders: list[tuple[str, str | None, str]] = []
     datasets: dict[str, SnapshotDataset] = {}
@@ -223,74 +243,69 @@ def read_snapshot(path: str | os.PathLike[str]) -> Snapshot:
     backed: list[tuple[str, int, str]] = []
     seen_header = False
     try:
-        fh = p.open(encoding="utf-8")
-    except OSError as exc:
-        raise SnapshotError(f"cannot read snapshot: {exc.strerror}", SourceLocation(str(p))) from exc
-    with fh:
-        try:
-            for lineno, rec in _records(p, fh):
-                where = rec.pop("_index", f"line {lineno}")
-                loc = SourceLocation(str(p), lineno)
-                kind = rec.get("record")
-                try:
-                    if "_bad" in rec:
-                        raise ValueError(f"{where}: must be an object")
-                    if kind == "header":
-                        if rec.get("format_version") != SNAPSHOT_FORMAT_VERSION:
-                            raise ValueError(
-                                f"unsupported snapshot format_version {rec.get('format_version')!r} "
-                                f"(this reconciler reads {SNAPSHOT_FORMAT_VERSION!r})"
-                            )
-                        seen_header = True
-                    elif kind == "schema":
-                        parse_wire_schema(rec.get("schema"))
-                        snap.schema = dict(rec.get("schema") or {})
-                    elif kind == "folder":
-                        uuid = _str(rec, "uuid", where)
-                        name = _str(rec, "name", where)
-                        parent = _str(rec, "parent", where, optional=True)
-                        assert uuid is not None and name is not None
-                        raw_folders.append((uuid, parent, name))
-                    elif kind == "item":
-                        uuid = _str(rec, "uuid", where)
-                        folder = _str(rec, "folder", where)
-                        name = _str(rec, "name", where)
-                        item_type = rec.get("item_type", "image")
-                        if not isinstance(item_type, str) or item_type not in ITEM_TYPES:
-                            raise ValueError(f"{where}: unknown item_type {item_type!r}")
-                        md = rec.get("client_metadata") or {}
-                        if not isinstance(md, dict):
-                            raise ValueError(f"{where}: 'client_metadata' must be an object")
-                        parent_item = _str(rec, "parent_item", where, optional=True)
-                        assert uuid is not None and folder is not None and name is not None
-                        snap.items.append(LiveItem(uuid, folder, name, item_type, md, parent_item))
-                    elif kind == "dataset":
-                        _unknown_fields(rec, {"record", "hash", "title", "rows"}, where)
-                        ds_hash = _str(rec, "hash", where)
-                        title = _str(rec, "title", where)
-                        assert ds_hash is not None and title is not None
-                        if ds_hash in datasets:
-                            raise ValueError(f"{where}: duplicate dataset hash {ds_hash!r}")
-                        datasets[ds_hash] = SnapshotDataset(ds_hash, title)
-                        snap.datasets.append(datasets[ds_hash])
-                    elif kind == "data_row":
-                        row, ds_hash = _data_row(rec, where)
-                        if ds_hash not in datasets:
-                            raise ValueError(
-                                f"{where}: unknown dataset {ds_hash!r} (its dataset record comes first)"
-                            )
-                        if row.data_hash in row_hashes:
-                            raise ValueError(f"{where}: duplicate data_hash {row.data_hash!r}")
-                        row_hashes.add(row.data_hash)
-                        datasets[ds_hash].rows.append(row)
-                        if row.backing_item is not None:
-                            backed.append((where, lineno, row.backing_item))
-                    else:
-                        raise ValueError(f"unknown record {kind!r}")
-                except ValueError as exc:
-                    raise SnapshotError(str(exc), loc) from exc
-        except UnicodeDecodeError as exc:
-            raise SnapshotError("not UTF-8 text", SourceLocation(str(p))) from exc
+        for lineno, rec in records:
+            where = rec.pop("_index", f"line {lineno}")
+            loc = SourceLocation(str(p), lineno)
+            kind = rec.get("record")
+            try:
+                if "_bad" in rec:
+                    raise ValueError(f"{where}: must be an object")
+                if kind == "header":
+                    if rec.get("format_version") != SNAPSHOT_FORMAT_VERSION:
+                        raise ValueError(
+                            f"unsupported snapshot format_version {rec.get('format_version')!r} "
+                            f"(this reconciler reads {SNAPSHOT_FORMAT_VERSION!r})"
+                        )
+                    seen_header = True
+                elif kind == "schema":
+                    parse_wire_schema(rec.get("schema"))
+                    snap.schema = dict(rec.get("schema") or {})
+                elif kind == "folder":
+                    uuid = _str(rec, "uuid", where)
+                    name = _str(rec, "name", where)
+                    parent = _str(rec, "parent", where, optional=True)
+                    assert uuid is not None and name is not None
+                    raw_folders.append((uuid, parent, name))
+                elif kind == "item":
+                    uuid = _str(rec, "uuid", where)
+                    folder = _str(rec, "folder", where)
+                    name = _str(rec, "name", where)
+                    item_type = rec.get("item_type", "image")
+                    if not isinstance(item_type, str) or item_type not in ITEM_TYPES:
+                        raise ValueError(f"{where}: unknown item_type {item_type!r}")
+                    md = rec.get("client_metadata") or {}
+                    if not isinstance(md, dict):
+                        raise ValueError(f"{where}: 'client_metadata' must be an object")
+                    parent_item = _str(rec, "parent_item", where, optional=True)
+                    assert uuid is not None and folder is not None and name is not None
+                    snap.items.append(LiveItem(uuid, folder, name, item_type, md, parent_item))
+                elif kind == "dataset":
+                    _unknown_fields(rec, {"record", "hash", "title", "rows"}, where)
+                    ds_hash = _str(rec, "hash", where)
+                    title = _str(rec, "title", where)
+                    assert ds_hash is not None and title is not None
+                    if ds_hash in datasets:
+                        raise ValueError(f"{where}: duplicate dataset hash {ds_hash!r}")
+                    datasets[ds_hash] = SnapshotDataset(ds_hash, title)
+                    snap.datasets.append(datasets[ds_hash])
+                elif kind == "data_row":
+                    row, ds_hash = _data_row(rec, where)
+                    if ds_hash not in datasets:
+                        raise ValueError(
+                            f"{where}: unknown dataset {ds_hash!r} (its dataset record comes first)"
+                        )
+                    if row.data_hash in row_hashes:
+                        raise ValueError(f"{where}: duplicate data_hash {row.data_hash!r}")
+                    row_hashes.add(row.data_hash)
+                    datasets[ds_hash].rows.append(row)
+                    if row.backing_item is not None:
+                        backed.append((where, lineno, row.backing_item))
+                else:
+                    raise ValueError(f"unknown record {kind!r}")
+            except ValueError as exc:
+                raise SnapshotError(str(exc), loc) from exc
+    except UnicodeDecodeError as exc:
+        raise SnapshotError("not UTF-8 text", SourceLocation(str(p))) from exc
     if not seen_header:
         raise SnapshotError("missing format_version header", SourceLocation(str(p), 1))
     try:

@@ -47,7 +47,7 @@ def undeclared_policy(workspace: Doc | None) -> UndeclaredKeys:
 def check_singletons(root: Path, workspaces: Sequence[Doc], schemas: Sequence[Doc], out: Collected) -> None:
     if not workspaces:
         out.error(
-            SourceLocation(f"{root.name or root}/"),
+            SourceLocation("."),
             "no Workspace manifest found (add one document with kind: Workspace)",
         )
     for doc in workspaces[1:]:

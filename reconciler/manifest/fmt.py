@@ -207,6 +207,7 @@ class FmtResult:
 
     changed: list[str] = field(default_factory=list)
     checked: int = 0
+    texts: dict[str, tuple[str, str]] = field(default_factory=dict)  # changed file -> (current, canonical)
 
 
 def format_manifest_dir(root: Path, *, check: bool = False, files: Iterable[Path] | None = None) -> FmtResult:
@@ -231,6 +232,7 @@ def format_manifest_dir(root: Path, *, check: bool = False, files: Iterable[Path
         result.checked += 1
         if new != text:
             result.changed.append(rel)
+            result.texts[rel] = (text, new)
             pending.append((path, new))
     if not check:
         for path, new in pending:

@@ -275,12 +275,35 @@ ManifestDoc = Annotated[
 
 
 def manifest_json_schema() -> dict[str, Any]:
-    """The JSON Schema (draft 2020-12) of one manifest document: a ``oneOf`` over the three kinds."""
+    """The JSON Schema (draft 2020-12) of one manifest document.
+
+    The three kinds are chosen by ``kind`` with ``if``/``then`` (not a ``oneOf``), so a validator reports a
+    typo in a FileMetadata document against FileMetadata rather than against every kind; and the schema uses
+    only standard keywords, so strict validators (ajv ``--strict=true``) accept it.
+    """
     schema: dict[str, Any] = TypeAdapter(ManifestDoc).json_schema(by_alias=True)
+    defs: dict[str, Any] = schema["$defs"]
+    kinds: list[tuple[str, str]] = []
+    for ref in schema["discriminator"]["mapping"].items():
+        kinds.append((ref[0], ref[1]))
+    kinds.sort(key=lambda kv: ("Workspace", "MetadataSchema", "FileMetadata").index(kv[0]))
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "reconciler manifest (apiVersion reconciler/v1)",
         "description": "One YAML document of a reconciler manifest file: a Workspace, a MetadataSchema "
         "or a FileMetadata.",
-        **schema,
+        "type": "object",
+        "required": ["apiVersion", "kind"],
+        "properties": {
+            "apiVersion": {"const": API_VERSION, "description": "Version of the manifest format."},
+            "kind": {"enum": [k for k, _ in kinds], "description": "What the document describes."},
+        },
+        "allOf": [
+            {
+                "if": {"type": "object", "properties": {"kind": {"const": kind}}, "required": ["kind"]},
+                "then": {"$ref": ref},
+            }
+            for kind, ref in kinds
+        ],
+        "$defs": defs,
     }

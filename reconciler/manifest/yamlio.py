@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Final, TypeAlias
 
 from ruamel.yaml import YAML
+from ruamel.yaml.emitter import Emitter
 from ruamel.yaml.error import MarkedYAMLError, ReusedAnchorWarning, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ruamel.yaml.reader import ReaderError
@@ -468,9 +469,25 @@ _RoundTripRepresenter.add_representer(
 _RoundTripRepresenter.add_representer(ScalarFloat, _represent_float)
 
 
+class _FlowEmitter(Emitter):
+    """ruamel's emitter, without the dash alignment it pads in front of a flow sequence nested in another
+    flow collection (it wrote ``[[[[]]]]`` back as ``[[[   []]]]``): inside ``[...]`` or ``{...}`` a nested
+    ``[`` follows its separator directly."""
+
+    def expect_flow_sequence(self, force_flow_indent: bool | None = False) -> None:
+        if not self.flow_context or force_flow_indent:
+            super().expect_flow_sequence(force_flow_indent)
+            return
+        self.write_indicator(self.flow_seq_start, True, whitespace=True)
+        self.increase_indent(flow=True, sequence=True)
+        self.flow_context.append("[")
+        self.state = self.expect_first_flow_sequence_item
+
+
 def _roundtrip_yaml() -> YAML:
     yaml = YAML(typ="rt")
     yaml.Representer = _RoundTripRepresenter
+    yaml.Emitter = _FlowEmitter
     yaml.preserve_quotes = True
     yaml.indent(mapping=2, sequence=4, offset=2)
     yaml.width = 1 << 30  # never wrap (long strings stay on one line)

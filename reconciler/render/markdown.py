@@ -223,6 +223,32 @@ def _summary_table(plan: Plan) -> list[str]:
     ]
 
 
+def _key_totals(plan: Plan) -> list[str]:
+    """Per-key totals over the whole plan (every file, however much of the comment is cut): for each metadata
+    key, on how many files it is added, changed and removed. Keys sorted; at most ``_MAX_LISTED`` rows."""
+    totals: dict[str, dict[KeyAction, int]] = defaultdict(lambda: dict.fromkeys(KeyAction, 0))
+    for f in plan.files:
+        for kc in f.changes:
+            totals[kc.key][kc.action] += 1
+    if not totals:
+        return []
+    lines = [
+        "#### Key changes (whole plan)",
+        "",
+        "| Key | Files: add | change | remove |",
+        "|---|--:|--:|--:|",
+    ]
+    for key in sorted(totals)[:_MAX_LISTED]:
+        t = totals[key]
+        lines.append(
+            f"| {_code(key, table=True)} | {t[KeyAction.ADD]:,} | {t[KeyAction.UPDATE]:,} | "
+            f"{t[KeyAction.REMOVE]:,} |"
+        )
+    if len(totals) > _MAX_LISTED:
+        lines.append(f"| … and {len(totals) - _MAX_LISTED:,} more keys | | | |")
+    return [*lines, ""]
+
+
 def _destructive(plan: Plan) -> list[str]:
     if not plan.is_destructive:
         return []
@@ -247,8 +273,8 @@ def render_plan_markdown(
 ) -> str:
     """The plan as a Markdown PR comment of at most ``max_chars`` characters. Deterministic.
 
-    Order: title, destructive changes, summary table, warnings, schema changes, then one collapsed
-    ``<details>`` section per folder (identical changes grouped, then each file's remaining key changes).
+    Order: title, destructive changes, summary table, warnings, per-key totals of the whole plan, schema
+    changes, then one collapsed ``<details>`` section per folder (identical changes grouped, then each file's remaining key changes).
     """
     max_chars = max(max_chars, _MIN_CHARS)
     out = _Budget(max_chars)
@@ -270,6 +296,7 @@ def render_plan_markdown(
         if len(plan.warnings) > _MAX_LISTED:
             head.append(f"- … and {len(plan.warnings) - _MAX_LISTED:,} more")
         head.append("")
+    head += _key_totals(plan)
 
     # The note that replaces whatever does not fit; its size is reserved before anything optional is added.
     note_reserve = 400

@@ -40,7 +40,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import unquote
 
-from reconciler.snapshot import Snapshot, SnapshotError, read_snapshot
+from reconciler.snapshot import Snapshot, SnapshotError, read_snapshot, snapshot_from_dict
 from reconciler.testing._api import (
     API_PREFIX,
     NO_BODY,
@@ -136,6 +136,20 @@ class Faults:
         return asdict(self)
 
 
+def _as_snapshot(snapshot: Snapshot | Mapping[str, Any] | str | os.PathLike[str]) -> Snapshot:
+    """A Snapshot, a snapshot dict (the ``.json`` form, parsed) or the path of a snapshot file."""
+    if isinstance(snapshot, Snapshot):
+        return snapshot
+    if isinstance(snapshot, Mapping):
+        try:
+            return snapshot_from_dict(snapshot)
+        except SnapshotError as exc:
+            raise ValueError(str(exc)) from exc
+    if isinstance(snapshot, (str, os.PathLike)):
+        return read_snapshot(snapshot)
+    raise TypeError(f"snapshot must be a Snapshot, a dict or a path, not {type(snapshot).__name__}")
+
+
 class Emulator:
     """The emulator: state, credentials, faults and request counts, served by ``start()``.
 
@@ -145,7 +159,7 @@ class Emulator:
 
     def __init__(
         self,
-        snapshot: Snapshot | None = None,
+        snapshot: Snapshot | Mapping[str, Any] | str | os.PathLike[str] | None = None,
         *,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -156,7 +170,7 @@ class Emulator:
     ) -> None:
         self._api = Api()
         if snapshot is not None:
-            self._api.load(snapshot)
+            self._api.load(_as_snapshot(snapshot))
         self._api.mint_token = self._mint_token
         self._host = host
         self._port = port
@@ -228,13 +242,13 @@ class Emulator:
         """A deep copy of the current state."""
         return self._api.snapshot()
 
-    def load(self, snapshot: Snapshot) -> None:
+    def load(self, snapshot: Snapshot | Mapping[str, Any] | str | os.PathLike[str]) -> None:
         """Replace the whole state (schema, folders, items). Page tokens issued before are refused.
 
         Raises:
             ValueError: a snapshot with malformed or duplicate UUIDs, unknown parents or item types.
         """
-        self._api.load(snapshot)
+        self._api.load(_as_snapshot(snapshot))
 
     def request_counts(self) -> dict[str, Any]:
         """``{"total": N, "by_route": {"GET storage/folders/{uuid}/items": n, ...}}`` (routes sorted)."""

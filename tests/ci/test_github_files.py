@@ -1,6 +1,5 @@
 """The GitHub Action, the workflows, the examples and the pre-commit hooks: they parse, have what they must, and
-their scripts are sound. ``actionlint`` checks the workflows too when it is installed (it is not on PyPI as a
-wheel, nor in Debian, so the test skips without it)."""
+their scripts are sound. ``actionlint`` checks the workflows and examples in tests/ci/test_real_tools.py."""
 
 from __future__ import annotations
 
@@ -67,24 +66,26 @@ def test_action_inputs_and_steps():
     action = load(REPO / "action.yml")
     assert action["runs"]["using"] == "composite"
     assert set(action["inputs"]) == {
-        "command", "manifests", "plan-file", "python-version", "args", "comment", "comment-marker", "comment-author",
+        "command", "manifests", "plan-file", "python-version", "targets", "args", "comment", "comment-marker",
+        "comment-author",
         "github-token",
     }  # fmt: skip
     assert action["inputs"]["command"]["default"] == "plan"
     assert action["inputs"]["comment-marker"]["default"] == MARKER
     assert {"exitcode", "has-changes", "plan-file", "markdown-file"} <= set(action["outputs"])
     steps = steps_of(action)
-    assert steps[0]["uses"] == "actions/setup-python@v5"
+    assert steps[0]["uses"] == "actions/setup-python@v6"
     text = "\n".join(scripts_of(action))
     assert 'python -m pip install --disable-pip-version-check --quiet "$ACTION_PATH"' in text
     assert 'reconciler validate -C "$MANIFESTS"' in text
     assert (
-        'reconciler plan -C "$MANIFESTS" --out "$PLAN_FILE" --format markdown --detailed-exitcode $ARGS'
+        'reconciler plan -C "$MANIFESTS" --out "$PLAN_FILE" --format markdown --detailed-exitcode "${extra[@]}"'
         in text
     )
     assert 'cat "$markdown" >> "$GITHUB_STEP_SUMMARY"' in text
     assert 'bash "$ACTION_PATH/scripts/github/upsert-comment.sh" "$MARKDOWN"' in text
-    assert 'reconciler apply -C "$MANIFESTS" "$PLAN_FILE" $ARGS' in text
+    assert 'reconciler apply -C "$MANIFESTS" "$PLAN_FILE" "${extra[@]}"' in text
+    assert "$ARGS" not in text.replace('<<< "$ARGS"', "")  # never word-split
     for step in steps:
         if "run" in step:
             assert step["shell"] == "bash"
@@ -106,7 +107,7 @@ def test_plan_example_comments_and_keeps_the_plan():
     steps = steps_of(plan)
     action = next(s for s in steps if s.get("uses", "").startswith("reconciler-dev/reconciler@"))
     assert action["with"] == {"command": "plan", "manifests": "manifests", "plan-file": "plan.json"}
-    upload = next(s for s in steps if s.get("uses") == "actions/upload-artifact@v4")
+    upload = next(s for s in steps if s.get("uses") == "actions/upload-artifact@v6")
     assert upload["with"]["name"] == "reconciler-plan-${{ github.event.pull_request.head.sha }}"
     assert upload["with"]["path"] == "plan.json"
 
@@ -117,11 +118,12 @@ def test_apply_example_applies_the_reviewed_plan_one_at_a_time():
     assert apply["concurrency"] == {"group": "reconciler-apply", "cancel-in-progress": False}
     text = "\n".join(scripts_of(apply))
     assert "reconciler apply -C manifests reviewed/plan.json $ALLOW_DESTRUCTIVE" in text
-    assert "manifests_digest" in text
+    assert "reconciler validate -C manifests --format json | jq -r .manifests_digest" in text
+    assert "reconciler plan -C manifests --format json" not in text  # the digest needs no live plan
     assert "reconciler plan -C manifests --detailed-exitcode" in text
     # Never re-plans and applies unreviewed changes.
     assert "--auto-approve" not in text
-    download = next(s for s in steps_of(apply) if s.get("uses") == "actions/download-artifact@v4")
+    download = next(s for s in steps_of(apply) if s.get("uses") == "actions/download-artifact@v7")
     assert download["with"]["name"] == "reconciler-plan-${{ steps.find.outputs.head }}"
 
 
@@ -167,13 +169,6 @@ def test_the_repository_runs_its_own_checks_before_each_commit():
         text=True,
     )
     assert r.returncode == 0, r.stderr
-
-
-@pytest.mark.skipif(shutil.which("actionlint") is None, reason="actionlint is not installed")
-def test_actionlint():
-    paths = [str(p) for p in [*WORKFLOWS, *EXAMPLES]]
-    r = subprocess.run(["actionlint", "-no-color", *paths], capture_output=True, text=True)
-    assert r.returncode == 0, r.stdout + r.stderr
 
 
 # --------------------------------------------------------------------------------------------- comment upsert
@@ -370,6 +365,8 @@ def _run_step(step_id: str, tmp_path: Path, env: dict[str, str]) -> tuple[int, d
         text=True,
     )
     outputs = dict(line.split("=", 1) for line in output.read_text().splitlines())
+    if r.returncode != 0:
+        print(r.stdout, r.stderr)
     return r.returncode, outputs
 
 
@@ -399,8 +396,41 @@ def test_the_action_fails_on_invalid_manifests_and_passes_the_exit_code_on(tmp_p
     from tests.helpers.cli import copy_demo
 
     manifests = copy_demo(tmp_path)
-    env = {"MANIFESTS": str(manifests), "PLAN_FILE": "plan.json", "ARGS": "--target nope.yaml"}
+    env = {"MANIFESTS": str(manifests), "PLAN_FILE": "plan.json", "ARGS": "--target\nnope.yaml\n"}
     code, outputs = _run_step("plan", tmp_path, env)
     assert code == 1
     assert outputs["exitcode"] == "1"
     assert not (tmp_path / "summary.md").exists()
+
+
+def test_the_action_takes_targets_and_arguments_one_per_line(tmp_path: Path):
+    """A folder name with spaces stays one argument; blank lines are skipped; nothing is word-split."""
+    import json
+
+    from tests.helpers.cli import copy_demo, write
+
+    manifests = copy_demo(tmp_path)
+    live = json.loads((manifests / "demo-live.json").read_text())
+    traffic = next(f["uuid"] for f in live["folders"] if f["name"] == "traffic")
+    spaced = "0c6f1d1e-0000-4000-8000-000000000001"
+    live["folders"].append({"uuid": spaced, "parent": traffic, "name": "cams 2024"})
+    live["items"].append({"uuid": "0c6f1d1e-0000-4000-8000-000000000002", "folder": spaced, "name": "a b.mp4",
+                          "item_type": "video", "client_metadata": {}})  # fmt: skip
+    (manifests / "demo-live.json").write_text(json.dumps(live))
+    write(manifests, {"files/spaced.yaml": "apiVersion: reconciler/v1\nkind: FileMetadata\nfolder: traffic/cams 2024\n"
+                      "files:\n  - name: a b.mp4\n    metadata: {reviewed: true}\n"})  # fmt: skip
+    env = {"MANIFESTS": str(manifests), "PLAN_FILE": "plan.json", "TARGETS": "folder:traffic/cams 2024\n\nschema\n",
+           "ARGS": "--override-limits\n"}  # fmt: skip
+    code, outputs = _run_step("plan", tmp_path, env)
+    assert (code, outputs["exitcode"]) == (0, "2")
+    md = (tmp_path / "reconciler-plan.md").read_text()
+    assert "<code>traffic/cams 2024</code>: 1 file to update" in md and "a b.mp4" in md
+    assert "<code>images</code>" not in md  # only the targeted folder
+    # The same through ARGS, one argument per line.
+    env.update(TARGETS="", ARGS="--target\nfolder:traffic/cams 2024\n--target\nschema\n")
+    code, outputs = _run_step("plan", tmp_path, env)
+    assert (code, outputs["exitcode"]) == (0, "2")
+    assert (tmp_path / "reconciler-plan.md").read_text() == md.replace(
+        md.split("made `")[1].split("`")[0],
+        (tmp_path / "reconciler-plan.md").read_text().split("made `")[1].split("`")[0],
+    )

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.snapshot import write_snapshot
-from tests.helpers.cli import run
+from tests.helpers.cli import REPO, run
 from tests.helpers.states import make_snapshot, uid
 from tests.helpers.workspace import child_env, file_manifest, seed_sqlite, sqlite_workspace, write_dir
 
@@ -73,7 +73,7 @@ def test_a_source_row_nested_too_deeply_is_one_located_line(tmp_path: Path):
     )
     manifest = "apiVersion: reconciler/v1\nkind: FileMetadata\nfolder: cams\nsource: rows.jsonl\n"
     ws = _ws(tmp_path, {"cams.yaml": manifest, "rows.jsonl": rows})
-    r = run(["-C", str(ws), "plan"])
+    r = run(["-C", str(ws), "plan"], cwd=ws)
     assert r.code == 1
     assert r.err == (
         "Error: rows.jsonl:2: invalid JSON: nested more than 500 levels deep (column 537)\n"
@@ -93,7 +93,7 @@ def test_a_seed_snapshot_nested_too_deeply_is_one_located_line(tmp_path: Path):
         "  path: live.db\n", "  path: live.db\n  seed: seed.json\n"
     )
     ws = write_dir(tmp_path / "m", {"workspace.yaml": workspace, "cams.yaml": CAMS})
-    r = run(["-C", str(ws), "plan"])
+    r = run(["-C", str(ws), "plan"], cwd=ws)
     assert r.code == 1, r.err
     line, column = _too_deep_at(seed.read_text())
     assert r.err == f"Error: {seed}:{line}:{column}: invalid JSON: nested more than 500 levels deep\n"
@@ -108,7 +108,7 @@ def test_a_saved_plan_or_journal_nested_too_deeply_is_one_located_line(tmp_path:
     lines.insert(3, f' "deep": {DEEP},')
     planfile.write_text("\n".join(lines) + "\n")
     for args in (["apply", str(planfile), "--auto-approve"], ["show", str(planfile)]):
-        r = run(["-C", str(ws), *args])
+        r = run(["-C", str(ws), *args], cwd=ws)
         assert r.code == 1
         assert (
             r.err
@@ -138,7 +138,7 @@ def _set_live(tmp_path: Path, name: str, text: str) -> None:
 def test_a_live_value_nested_too_deeply_is_reported_for_that_file_only(tmp_path: Path):
     ws = _ws(tmp_path)
     _set_live(tmp_path, "b.jpg", '{"junk": ' + DEEP + "}")
-    r = run(["-C", str(ws), "plan"])
+    r = run(["-C", str(ws), "plan"], cwd=ws)
     assert r.code == 1
     assert r.err == (
         f"Error: cams.yaml:1:1: cams/b.jpg (file {uid('item:cams/b.jpg')}): its live metadata is nested too "
@@ -147,7 +147,7 @@ def test_a_live_value_nested_too_deeply_is_reported_for_that_file_only(tmp_path:
     )
     # snapshot and import read every value: they name the file and write nothing.
     for args in (["snapshot", "--out", str(tmp_path / "s.json")], ["import", "--out", str(tmp_path / "imp")]):
-        r = run(["-C", str(ws), *args])
+        r = run(["-C", str(ws), *args], cwd=ws)
         assert r.code == 1
         assert r.err == (
             f"Error: file {uid('item:cams/b.jpg')}: its stored metadata is not usable JSON "
@@ -286,7 +286,7 @@ def test_fmt_rewrites_a_symlinked_manifest_through_the_link_and_keeps_modes(tmp_
     target.chmod(0o600)
     (ws / "cams.yaml").symlink_to(target)
     (ws / "workspace.yaml").chmod(0o640)
-    r = run(["-C", str(ws), "fmt"])
+    r = run(["-C", str(ws), "fmt"], cwd=REPO)
     assert r.code == 0, r.err
     assert r.out == f"{ws}/cams.yaml\n"
     assert (ws / "cams.yaml").is_symlink() and os.readlink(ws / "cams.yaml") == str(target)
@@ -306,7 +306,7 @@ def test_symlinked_manifest_directories_are_followed_once(tmp_path: Path):
     (shared / "cams.yaml").write_text(CANONICAL)
     (ws / "linked").symlink_to(shared, target_is_directory=True)
     (shared / "loop").symlink_to(shared, target_is_directory=True)  # a link back up: searched once
-    r = run(["-C", str(ws), "validate"])
+    r = run(["-C", str(ws), "validate"], cwd=ws)
     assert r.code == 0, r.err
     assert r.err == (
         f"Warning: linked/loop: symbolic link to a directory already searched ({shared}); skipped\n"

@@ -143,20 +143,21 @@ BAD = {
 def test_bad_input_is_one_located_error_and_nothing_is_written(tmp_path, case, command):
     files, message = BAD[case]
     root = workspace(tmp_path, **files)
-    args = ["-C", str(root), command] + (["--auto-approve"] if command == "apply" else [])
-    res = run(args)
+    # From the manifest directory's parent, every location is shown relative to it (m/a.yaml:5:11).
+    args = ["-C", "m", command] + (["--auto-approve"] if command == "apply" else [])
+    res = run(args, cwd=tmp_path)
     assert (res.code, res.out, res.err) == (
         1,
         "",
-        f"Error: {message}\n1 problem found; nothing was written.\n",
+        f"Error: m/{message}\n1 problem found; nothing was written.\n",
     )
     if (root / "live.db").exists():
         assert live_metadata(root) == {A_UUID: {"n": 1, "theirs": "keep"}}
 
 
 def test_no_workspace(tmp_path):
-    root = workspace(tmp_path, ws__yaml=None)
-    res = run(["-C", str(root), "validate"])
+    workspace(tmp_path, ws__yaml=None)
+    res = run(["-C", "m", "validate"], cwd=tmp_path)
     assert (res.code, res.err) == (
         1,
         "Error: m/: no Workspace manifest found (add one document with kind: Workspace)\n"
@@ -170,7 +171,7 @@ def test_every_problem_is_reported_in_one_pass(tmp_path):
         + "lable: x\nfiles:\n  - name: a.jpg\n    metadata:\n      ok: yes\n      n: '5'\n  - metadata: {}\n"
     )
     root = workspace(tmp_path, a__yaml=bad, b__yaml="kind: [\n")
-    res = run(["-C", str(root), "validate"])
+    res = run(["-C", str(root), "validate"], cwd=root)
     assert res.code == 1
     assert res.err.splitlines() == [
         "Error: a.yaml:4:1: unknown field 'lable' (allowed fields: apiVersion, kind, folder, recursive, children, "
@@ -325,7 +326,7 @@ def test_target_limits_the_plan(tmp_path):
     res = run(["-C", str(root), "plan", "--target", "schema"])
     assert "Folder f:" not in res.out and "Plan: schema 6 to add" in res.out
     # Without the schema in the plan, 'n' is written before the live schema has it: said, not hidden.
-    res = run(["-C", str(root), "plan", "--target", "folder:f"])
+    res = run(["-C", str(root), "plan", "--target", "folder:f"], cwd=root)
     assert (res.code, res.err) == (
         0,
         "Warning: a.yaml:6:19: key 'n' is declared in the manifests but not in the live schema, and this plan "
@@ -360,7 +361,7 @@ def test_validate_reads_source_rows(tmp_path):
         a__yaml=FM + "source: rows.csv\n",
         rows__csv="name,n,ok\na.jpg,1,true\nb.jpg,many,true\n",
     )
-    res = run(["-C", str(root), "validate"])
+    res = run(["-C", str(root), "validate"], cwd=root)
     assert (res.code, res.out, res.err) == (
         1,
         "",

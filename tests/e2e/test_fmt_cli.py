@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.helpers.cli import copy_demo, run
+from tests.helpers.cli import REPO, copy_demo, run
 from tests.helpers.fmt_samples import CANONICAL, MESSY
 
 
 def test_check_lists_what_would_change_and_exits_1_without_writing(tmp_path: Path):
     m = copy_demo(tmp_path)
     (m / "files" / "messy.yaml").write_text(MESSY)
-    r = run(["fmt", "--check", "-C", str(m)])
+    r = run(["fmt", "--check", "-C", str(m)], cwd=REPO)
     assert (r.code, r.out) == (1, f"{m / 'files' / 'messy.yaml'}\n")
     assert r.err == "1 file not in canonical form; run `reconciler fmt` to rewrite them.\n"
     assert (m / "files" / "messy.yaml").read_text() == MESSY
@@ -21,27 +21,27 @@ def test_fmt_rewrites_then_check_passes(tmp_path: Path):
     m = copy_demo(tmp_path)
     (m / "files" / "messy.yaml").write_text(MESSY)
     before = {p: p.read_text() for p in m.rglob("*.yaml") if p.name != "messy.yaml"}
-    r = run(["fmt", "-C", str(m)])
+    r = run(["fmt", "-C", str(m)], cwd=REPO)
     assert (r.code, r.out, r.err) == (0, f"{m / 'files' / 'messy.yaml'}\n", "")
     assert (m / "files" / "messy.yaml").read_text() == CANONICAL
     assert {p: p.read_text() for p in before} == before  # the demo manifests were already canonical
-    r = run(["fmt", "--check", "-C", str(m)])
+    r = run(["fmt", "--check", "-C", str(m)], cwd=REPO)
     assert (r.code, r.out, r.err) == (0, "", "")
-    r = run(["fmt", "-C", str(m)])
+    r = run(["fmt", "-C", str(m)], cwd=REPO)
     assert (r.code, r.out, r.err) == (0, "", "")
 
 
 def test_the_repository_manifests_need_no_formatting():
     from tests.helpers.cli import REPO
 
-    r = run(["fmt", "--check", "-C", str(REPO / "manifests")])
+    r = run(["fmt", "--check", "-C", str(REPO / "manifests")], cwd=REPO)
     assert (r.code, r.out, r.err) == (0, "", "")
 
 
 def test_invalid_yaml_is_an_error_with_its_position_and_nothing_is_written(tmp_path: Path):
     (tmp_path / "a.yaml").write_text(MESSY)
     (tmp_path / "b.yaml").write_text("apiVersion: reconciler/v1\nkind: [\n")
-    r = run(["fmt", "-C", str(tmp_path)])
+    r = run(["fmt", "-C", str(tmp_path)], cwd=REPO)
     assert r.code == 1
     assert r.out == ""
     assert r.err.startswith(f"Error: {tmp_path / 'b.yaml'}:3:1: invalid YAML")
@@ -49,7 +49,7 @@ def test_invalid_yaml_is_an_error_with_its_position_and_nothing_is_written(tmp_p
 
 
 def test_a_missing_directory_is_an_error(tmp_path: Path):
-    r = run(["fmt", "-C", str(tmp_path / "nope")])
+    r = run(["fmt", "-C", str(tmp_path / "nope")], cwd=REPO)
     assert r.code == 1
     assert (
         r.err

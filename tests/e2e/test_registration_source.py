@@ -130,7 +130,7 @@ def test_bad_registration_json_is_a_located_error(tmp_path: Path, case: str) -> 
     root = workspace(
         tmp_path, live__json=json.dumps(LIVE), a__yaml=FM + "source: upload.json\n", upload__json=text
     )
-    res = run(["-C", str(root), "plan"])
+    res = run(["-C", str(root), "plan"], cwd=root)  # locations relative to the current directory
     assert res.code == 1
     assert res.out == ""
     assert res.err.startswith(f"Error: {message}"), res.err

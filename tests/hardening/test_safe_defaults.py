@@ -124,7 +124,7 @@ def test_sources_are_confined_to_the_manifest_directory(source: str, message: st
     (root / "data" / "link.jsonl").symlink_to(outside / "rows.jsonl")
     (root / "linked").symlink_to(outside, target_is_directory=True)
     _manifest_with_source(root, source)
-    r = run(["validate", "-C", str(root)])
+    r = run(["validate", "-C", str(root)], cwd=root)
     assert r.code == 1
     assert f"Error: files/x.yaml:4:9: {message}\n" in r.err
 
@@ -139,7 +139,7 @@ def test_billion_laughs_is_refused_fast(tmp_path: Path) -> None:
     root = _sqlite_root(tmp_path)
     (root / "schema.yaml").write_text("\n".join(lines) + "\n")
     start = time.monotonic()
-    r = run(["validate", "-C", str(root)])
+    r = run(["validate", "-C", str(root)], cwd=root)
     elapsed = time.monotonic() - start
     assert r.code == 1
     assert "aliases (of anchor &a" in r.err and "expand to more than 10,000 nodes" in r.err
@@ -150,7 +150,7 @@ def test_billion_laughs_is_refused_fast(tmp_path: Path) -> None:
 def test_deeply_nested_yaml_is_refused(tmp_path: Path) -> None:
     root = _sqlite_root(tmp_path)
     (root / "deep.yaml").write_text("a: " + "[" * 600 + "]" * 600 + "\n")
-    r = run(["validate", "-C", str(root)])
+    r = run(["validate", "-C", str(root)], cwd=root)
     assert r.code == 1
     assert "Error: deep.yaml" in r.err and "nested too deeply" in r.err
 
@@ -169,7 +169,7 @@ def _sparse(path: Path, size: int, head: bytes = b"") -> Path:
 def test_a_manifest_over_10_mib_is_refused(tmp_path: Path) -> None:
     root = _sqlite_root(tmp_path)
     _sparse(root / "big.yaml", 11 * 1024 * 1024, b"apiVersion: reconciler/v1\n")
-    r = run(["validate", "-C", str(root)])
+    r = run(["validate", "-C", str(root)], cwd=root)
     assert r.code == 1
     assert (
         "Error: big.yaml: file is 11.0 MiB; a manifest may be at most 10.0 MiB (put bulk rows in a source: file)"
@@ -180,7 +180,7 @@ def test_a_manifest_over_10_mib_is_refused(tmp_path: Path) -> None:
 def test_a_manifest_that_is_a_device_is_refused_not_read_forever(tmp_path: Path) -> None:
     root = _sqlite_root(tmp_path)
     (root / "zero.yaml").symlink_to("/dev/zero")
-    r = run(["validate", "-C", str(root)])
+    r = run(["validate", "-C", str(root)], cwd=root)
     assert r.code == 1
     assert "Error: zero.yaml: not a regular file (a link to a device, a pipe, or a broken link)\n" in r.err
 
@@ -190,7 +190,7 @@ def test_a_source_line_over_the_cap_is_refused(tmp_path: Path, monkeypatch: pyte
     root = _sqlite_root(tmp_path)
     rows = (root / "data" / "batch-000.jsonl").read_text()
     (root / "data" / "batch-000.jsonl").write_text(rows + '{"name": "' + "x" * 10_000 + '"}\n')
-    r = run(["plan", "-C", str(root)])
+    r = run(["plan", "-C", str(root)], cwd=root)
     assert r.code == 1
     assert (
         "Error: data/batch-000.jsonl:7: line is longer than 4,096 bytes (one row per line); not read further\n"
@@ -211,7 +211,7 @@ def test_a_plan_file_over_the_cap_is_refused(tmp_path: Path) -> None:
 def test_a_json_snapshot_over_the_cap_is_refused(tmp_path: Path) -> None:
     root = _sqlite_root(tmp_path)
     _sparse(root / "seed.json", MAX_JSON_SNAPSHOT_BYTES + 1, b"{")
-    r = run(["plan", "-C", str(root)])
+    r = run(["plan", "-C", str(root)], cwd=root)
     assert r.code == 1
     assert (
         f"seed.json: snapshot is {MAX_JSON_SNAPSHOT_BYTES + 1:,} bytes; a .json snapshot may be at most"

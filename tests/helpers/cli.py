@@ -24,9 +24,18 @@ class Result:
 
 def run(args: Sequence[str], *, input: str | None = None, env: Mapping[str, str] | None = None,
         cwd: Path | None = None) -> Result:  # fmt: skip
-    """``reconciler ARGS`` with stdin ``input``; returns exit code, stdout and stderr."""
+    """``reconciler ARGS`` with stdin ``input``; returns exit code, stdout and stderr.
+
+    Without ``cwd``, a run given ``-C ABSOLUTE_DIR`` runs from inside that directory, as a user standing in
+    their manifest repository would: the locations it prints are then relative to the manifest directory.
+    """
     runner = CliRunner()
     old = Path.cwd()
+    if cwd is None and "-C" in args:
+        i = list(args).index("-C")
+        given = Path(args[i + 1]) if i + 1 < len(args) else None
+        if given is not None and given.is_absolute() and given.is_dir():
+            cwd = given
     if cwd is not None:
         os.chdir(cwd)
     try:

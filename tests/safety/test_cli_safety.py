@@ -64,14 +64,14 @@ SHARE = (
 
 def converges(ws: Path) -> None:
     """``apply`` brings live state to the manifests and a final ``plan`` shows no changes."""
-    r = run(["-C", str(ws), "apply", "--auto-approve", "--override-limits", "--allow-destructive"])
+    r = run(["-C", str(ws), "apply", "--auto-approve", "--override-limits", "--allow-destructive"], cwd=ws)
     assert r.code == 0, r.err
-    final = run(["-C", str(ws), "plan", "--detailed-exitcode"])
+    final = run(["-C", str(ws), "plan", "--detailed-exitcode"], cwd=ws)
     assert final.code == 0 and "No changes." in final.out
 
 
 def apply_all(ws: Path) -> Path:
-    r = run(["-C", str(ws), "apply", "--auto-approve", "--override-limits", "--allow-destructive"])
+    r = run(["-C", str(ws), "apply", "--auto-approve", "--override-limits", "--allow-destructive"], cwd=ws)
     assert r.code == 0, r.err
     (journal,) = (ws / ".reconciler" / "journal").glob("*.jsonl")
     assert f"Journal: {journal}" in r.out
@@ -80,11 +80,11 @@ def apply_all(ws: Path) -> Path:
 
 def test_limits_refuse_plan_and_apply_until_overridden(ws):
     for cmd in (["plan"], ["plan", "--out", str(ws / "p.json")], ["apply", "--auto-approve"]):
-        r = run(["-C", str(ws), *cmd])
+        r = run(["-C", str(ws), *cmd], cwd=ws)
         assert (r.code, r.out) == (1, "")
         assert r.err.startswith(LIMIT_ERROR)
     assert not (ws / "p.json").exists()
-    r = run(["-C", str(ws), "plan", "--override-limits", "--out", str(ws / "p.json")])
+    r = run(["-C", str(ws), "plan", "--override-limits", "--out", str(ws / "p.json")], cwd=ws)
     assert r.code == 0
     assert f"Destructive: {SHARE}\n" in r.out
     assert (
@@ -94,25 +94,25 @@ def test_limits_refuse_plan_and_apply_until_overridden(ws):
     saved = json.loads((ws / "p.json").read_text())
     assert saved["destructive_reasons"] == [SHARE]
     assert any("allowed by --override-limits" in w["message"] for w in saved["warnings"])
-    r = run(["-C", str(ws), "apply", str(ws / "p.json")])
+    r = run(["-C", str(ws), "apply", str(ws / "p.json")], cwd=ws)
     assert r.code == 1
     assert r.err == (
         "Error: the plan has destructive changes and --allow-destructive was not given; nothing was written:\n"
         f"  {SHARE}\n"
     )
-    r = run(["-C", str(ws), "apply", "--auto-approve", "--override-limits"])
+    r = run(["-C", str(ws), "apply", "--auto-approve", "--override-limits"], cwd=ws)
     assert r.code == 1
     assert "re-run with --allow-destructive" in r.err
-    r = run(["-C", str(ws), "apply", str(ws / "p.json"), "--allow-destructive"])
+    r = run(["-C", str(ws), "apply", str(ws / "p.json"), "--allow-destructive"], cwd=ws)
     assert r.code == 0, r.err
     assert "Apply complete: schema written; 13 file(s) written." in r.out
     assert live(ws, "cams/c00.jpg") == {"keep": 0, "tag": "t"}
-    final = run(["-C", str(ws), "plan", "--detailed-exitcode"])
+    final = run(["-C", str(ws), "plan", "--detailed-exitcode"], cwd=ws)
     assert final.code == 0 and "No changes." in final.out
 
 
 def test_rename_through_the_cli(ws):
-    r = run(["-C", str(ws), "plan", "--override-limits"])
+    r = run(["-C", str(ws), "plan", "--override-limits"], cwd=ws)
     assert (
         "  ~ capture.when          datetime, renamed from capture.time; values move to it on 1 file(s)\n"
         in r.out
@@ -127,12 +127,12 @@ def test_rename_through_the_cli(ws):
     )
     apply_all(ws)
     assert live(ws, "other/o.jpg") == {"capture.when": "2024-01-01T00:00:00Z"}
-    final = run(["-C", str(ws), "plan", "--detailed-exitcode"])
+    final = run(["-C", str(ws), "plan", "--detailed-exitcode"], cwd=ws)
     assert final.code == 0 and "No changes." in final.out
     assert "; 0 to move. Remove renamed_from once no file holds the old key." in final.err
     # A manifest that still sets the old key is an error at its line.
     (ws / "old.yaml").write_text(file_manifest("other", "o.jpg", "{capture.time: 2024-05-05T00:00:00Z}"))
-    r = run(["-C", str(ws), "plan"])
+    r = run(["-C", str(ws), "plan"], cwd=ws)
     assert r.code == 1
     assert (
         "Error: old.yaml:6:30: key 'capture.time' is renamed to 'capture.when' (renamed_from at schema.yaml:4:3); "
@@ -192,7 +192,7 @@ def test_rollback_restores_leaves_conflicts_and_is_itself_journaled(ws):
     )
     assert r.code == 0, r.err
     assert live(ws, "cams/c00.jpg") == {"keep": 0, "tag": "t"}
-    final = run(["-C", str(ws), "plan", "--override-limits"])
+    final = run(["-C", str(ws), "plan", "--override-limits"], cwd=ws)
     assert final.code == 0
     assert "files 1 to update" in final.out  # only the hand-edited conflict differs from the manifests
     converges(ws)
@@ -200,11 +200,11 @@ def test_rollback_restores_leaves_conflicts_and_is_itself_journaled(ws):
 
 def test_rollback_json_needs_auto_approve_and_prints_only_json(ws):
     journal = apply_all(ws)
-    r = run(["-C", str(ws), "rollback", str(journal), "--format", "json"])
+    r = run(["-C", str(ws), "rollback", str(journal), "--format", "json"], cwd=ws)
     assert (r.code, r.out) == (1, "")
     assert r.err == "Error: --format json needs --auto-approve (the prompt cannot be part of json output)\n"
     flags = ["--format", "json", "--auto-approve", "--override-limits", "--allow-destructive"]
-    r = run(["-C", str(ws), "rollback", str(journal), *flags])
+    r = run(["-C", str(ws), "rollback", str(journal), *flags], cwd=ws)
     assert r.code == 0, r.err
     data = json.loads(r.out)
     assert data["summary"]["files"] == {"update": 13, "merge": 0, "overwrite": 13, "unchanged": 0}
@@ -214,7 +214,9 @@ def test_rollback_json_needs_auto_approve_and_prints_only_json(ws):
 
 def test_rollback_refuses_other_providers_and_corrupt_journals(ws, tmp_path):
     journal = apply_all(ws)
-    r = run(["-C", str(ws), "rollback", str(journal), "--provider", f"sqlite:{tmp_path / 'other.db'}"])
+    r = run(
+        ["-C", str(ws), "rollback", str(journal), "--provider", f"sqlite:{tmp_path / 'other.db'}"], cwd=ws
+    )
     assert r.code == 1
     assert r.err.startswith(f"Error: {journal}: the journal was written against sqlite:")
     assert r.err.endswith(
@@ -224,7 +226,7 @@ def test_rollback_refuses_other_providers_and_corrupt_journals(ws, tmp_path):
     lines = journal.read_text().splitlines()
     broken = tmp_path / "broken.jsonl"
     broken.write_text("\n".join([lines[0], lines[1][:30], *lines[2:]]) + "\n")
-    r = run(["-C", str(ws), "rollback", str(broken)])
+    r = run(["-C", str(ws), "rollback", str(broken)], cwd=ws)
     assert r.code == 1 and r.err.startswith(f"Error: {broken}:2: corrupt journal line (invalid JSON: ")
     torn = tmp_path / "torn.jsonl"
     torn.write_text("\n".join(lines) + "\n" + lines[1][:30])

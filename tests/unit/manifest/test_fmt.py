@@ -203,3 +203,9 @@ def test_any_top_level_order_gives_one_canonical_text(order):
     ]  # fmt: skip
     for comment in ("# where", "# eol", "# d", "# the files"):
         assert comment in out
+
+
+@pytest.mark.parametrize("written", ["[[[[]]]]", "[[[[1]]]]", "[1, [2, [3, [4, [5]]]]]", "{a: [[[[[]]]]]}"])
+def test_deeply_nested_flow_sequences_are_kept_as_written(written):
+    text = f"apiVersion: reconciler/v1\nkind: X\nm:\n  k: {written}\n  l:\n    - [[[[x]]]]\n"
+    assert format_text(text) == text

@@ -320,9 +320,7 @@ def test_wrong_kind(tmp_path: Path) -> None:
 
 def test_zero_workspaces(tmp_path: Path) -> None:
     write(tmp_path, "f.yaml", files_manifest(""))
-    assert problems(tmp_path) == [
-        f"{tmp_path.name}/: no Workspace manifest found (add one document with kind: Workspace)"
-    ]
+    assert problems(tmp_path) == [".: no Workspace manifest found (add one document with kind: Workspace)"]
 
 
 def test_two_workspaces_name_both(tmp_path: Path) -> None:

@@ -26,21 +26,28 @@ def _resolve(schema: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
     return target
 
 
-def test_json_schema_is_a_one_of_over_the_three_kinds() -> None:
+def test_json_schema_chooses_the_kind_by_its_kind_field() -> None:
     schema = manifest_json_schema()
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     json.dumps(schema)  # plain JSON
+    assert "oneOf" not in schema and "discriminator" not in schema  # standard keywords only (strict ajv)
+    assert schema["required"] == ["apiVersion", "kind"]
+    assert schema["properties"]["kind"]["enum"] == ["Workspace", "MetadataSchema", "FileMetadata"]
     kinds = {}
-    for choice in schema["oneOf"]:
-        model = _resolve(schema, choice)
+    for branch in schema["allOf"]:
+        assert branch["if"] == {
+            "type": "object",
+            "properties": {"kind": {"const": branch["if"]["properties"]["kind"]["const"]}},
+            "required": ["kind"],
+        }
+        model = _resolve(schema, branch["then"])
         assert model["type"] == "object"
         assert model["additionalProperties"] is False
         assert model["properties"]["apiVersion"]["const"] == "reconciler/v1"
+        assert model["properties"]["kind"]["const"] == branch["if"]["properties"]["kind"]["const"]
         kinds[model["properties"]["kind"]["const"]] = model
         assert {"apiVersion", "kind"} <= set(model["required"])
     assert set(kinds) == {"Workspace", "MetadataSchema", "FileMetadata"}
-    assert schema["discriminator"]["propertyName"] == "kind"
-    assert set(schema["discriminator"]["mapping"]) == set(kinds)
     assert kinds["FileMetadata"]["required"] == ["apiVersion", "kind", "folder"]
 
 

@@ -59,6 +59,14 @@ def test_layout_of_a_small_plan():
         "\n"
         "- `schema.yaml:4:3`: key 'x' is not declared\n"
         "\n"
+        "#### Key changes (whole plan)\n"
+        "\n"
+        "| Key | Files: add | change | remove |\n"
+        "|---|--:|--:|--:|\n"
+        "| `capture.site` | 1 | 0 | 0 |\n"
+        "| `capture.weather` | 0 | 1 | 0 |\n"
+        "| `stale.key` | 0 | 0 | 1 |\n"
+        "\n"
         "#### Schema changes\n"
         "\n"
         "| | Key | Change | Why | |\n"
@@ -108,8 +116,9 @@ def test_identical_changes_are_grouped_with_a_few_names():
         in md
     )
     assert "<sub>1 identical change(s) shown once for 12 file changes.</sub>" in md
-    # The grouped change is not repeated per file; the rest is.
-    assert md.count("ml.split") == 1
+    # The grouped change is not repeated per file (once in the per-key totals, once grouped); the rest is.
+    assert "| `ml.split` | 12 | 0 | 0 |\n| `n` | 0 | 12 | 0 |\n" in md
+    assert md.count("ml.split") == 2
     assert "!   n             0 -> 1\n" in md
 
 
@@ -225,3 +234,19 @@ def test_a_100000_file_plan_renders_within_the_limit_quickly():
     assert text.endswith("files 100,000 to update (85,714 merge, 14,286 overwrite), 0 unchanged.\n")
     # A sanity bound only (the real figure: bench/render_scale.py); it renders in a few seconds.
     assert elapsed < 120
+
+
+def test_per_key_totals_cover_the_whole_plan_even_when_the_details_are_cut():
+    files = [file_change("d", f"f{i:04d}.jpg", add("k.a", i), update("k.b", 0, 1), n=i) for i in range(3000)]
+    files += [file_change("e", "x.jpg", remove("k.b", 5), n=9)]
+    md = render_plan_markdown(plan_of(*files), max_chars=5_000)
+    assert len(md) <= 5_000
+    assert "| `k.a` | 3,000 | 0 | 0 |\n| `k.b` | 0 | 3,000 | 1 |\n" in md
+    assert md.index("#### Key changes (whole plan)") < md.index("<details>")
+    assert "not shown: this comment is limited to 5,000 characters" in md
+
+
+def test_per_key_totals_list_at_most_twenty_keys():
+    md = render_plan_markdown(plan_of(file_change("d", "a.jpg", *[add(f"k{i:02d}", i) for i in range(25)])))
+    assert "| `k19` | 1 | 0 | 0 |\n| … and 5 more keys | | | |\n" in md
+    assert "| `k20` |" not in md
