@@ -18,6 +18,7 @@
     │   ├── PlanFormatError           a plan file that is unreadable, altered or foreign
     │   └── LimitExceededError        a plan beyond the Workspace's blast-radius limits
     ├── JournalError                  an apply journal that is corrupt or for another provider
+    ├── LockError                     the store is locked by another apply or rollback
     └── ApplyError                    an apply that did not fully succeed (carries the result)
 """
 
@@ -34,6 +35,7 @@ __all__ = [
     "Diagnostic",
     "JournalError",
     "LimitExceededError",
+    "LockError",
     "ManifestError",
     "ManifestParseError",
     "ManifestValidationError",
@@ -166,6 +168,10 @@ class LimitExceededError(PlanError):
 
 class JournalError(ReconcilerError):
     """An apply journal that cannot be read (corrupt, not a journal) or used (another provider)."""
+
+
+class LockError(ReconcilerError):
+    """Another apply or rollback holds the store's lock (or the lock file cannot be used)."""
 
 
 class ApplyError(ReconcilerError):

@@ -1,0 +1,165 @@
+"""Two ``reconciler apply`` processes on one store at the same time lose nothing (SPEC §7a).
+
+Two workspaces own different keys of the same files (team A sets ``team.a``, team B sets ``team.b``, both
+merge) and apply at the same moment, as two real processes. Afterwards every file holds both keys, or the
+run that did not get the store's lock was refused (exit 1, naming the holder) and wrote nothing.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from reconciler.providers.sqlite import SqliteProvider
+from reconciler.testing.emulator import Emulator
+from tests.helpers.workspace import (
+    TOKEN,
+    cams_snapshot,
+    child_env,
+    encord_workspace,
+    file_manifest,
+    seed_sqlite,
+    sqlite_workspace,
+    start_cli,
+    write_dir,
+)
+
+N_SQLITE = 4_000
+N_EMULATOR = 2_000
+RUNS = 20
+HOLDER = "is locked by another run: "
+
+
+def team(letter: str) -> str:
+    return file_manifest("cams", "*.jpg", f"{{team.{letter}: {letter}}}")
+
+
+def start_both(dirs: list[Path], env: dict[str, str], extra: list[str]) -> list[subprocess.Popen[str]]:
+    return [start_cli(["-C", str(d), "apply", "--auto-approve", *extra], env=env, cwd=d.parent) for d in dirs]
+
+
+def finish(procs: list[subprocess.Popen[str]]) -> list[tuple[int, str, str]]:
+    out = []
+    for p in procs:
+        o, e = p.communicate(timeout=300)
+        out.append((p.returncode, o, e))
+    return out
+
+
+def check_outcome(
+    results: list[tuple[int, str, str]], live: dict[str, dict[str, object]], n: int
+) -> tuple[int, int]:
+    """Every run either completed (and then all its keys are live) or was refused by the lock having
+    written nothing. Returns (completed, refused)."""
+    completed = refused = 0
+    for letter, (code, out, err) in zip("ab", results, strict=True):
+        key = f"team.{letter}"
+        if code == 0:
+            assert f"Apply complete: {n:,} file(s) written." in out, (out, err)
+            lost = sorted(name for name, md in live.items() if md.get(key) != letter)
+            assert lost == [], f"{len(lost)} of {n} files lost {key} after 'Apply complete': {lost[:5]}"
+            completed += 1
+        else:
+            assert code == 1, (code, out, err)
+            assert HOLDER in err, err
+            assert "Apply complete" not in out
+            assert all(key not in md for md in live.values())
+            refused += 1
+    return completed, refused
+
+
+@pytest.fixture(scope="module")
+def sqlite_seed(tmp_path_factory) -> Path:
+    return seed_sqlite(tmp_path_factory.mktemp("seed") / "live.db", cams_snapshot(N_SQLITE))
+
+
+def two_sqlite_workspaces(root: Path, seed: Path) -> tuple[list[Path], Path]:
+    db = root / "store" / "live.db"
+    db.parent.mkdir(parents=True)
+    shutil.copy(seed, db)
+    dirs = [
+        write_dir(root / f"team-{x}", {"ws.yaml": sqlite_workspace(str(db)), "cams.yaml": team(x)})
+        for x in "ab"
+    ]
+    return dirs, db
+
+
+def sqlite_live(db: Path) -> dict[str, dict[str, object]]:
+    p = SqliteProvider(db)
+    try:
+        folder = p.resolve_folder("cams")
+        return {
+            li.item.name: dict(li.item.metadata)
+            for li in p.iter_items(folder, recursive=False, children=False)
+        }
+    finally:
+        p.close()
+
+
+@pytest.mark.slow
+def test_two_concurrent_applies_on_one_sqlite_store_lose_nothing(tmp_path, sqlite_seed):
+    env = child_env()
+    tally = {"both": 0, "refused": 0}
+    for i in range(RUNS):
+        dirs, db = two_sqlite_workspaces(tmp_path / f"run{i}", sqlite_seed)
+        results = finish(start_both(dirs, env, []))
+        completed, refused = check_outcome(results, sqlite_live(db), N_SQLITE)
+        tally["both" if refused == 0 else "refused"] += 1
+        assert completed >= 1
+    print(f"\nsqlite, {RUNS} runs of 2 concurrent applies: {tally}, 0 lost keys")
+
+
+def test_with_a_lock_timeout_the_second_apply_waits_and_both_land(tmp_path, sqlite_seed):
+    dirs, db = two_sqlite_workspaces(tmp_path, sqlite_seed)
+    results = finish(start_both(dirs, child_env(), ["--lock-timeout", "2m"]))
+    assert [r[0] for r in results] == [0, 0], results
+    assert check_outcome(results, sqlite_live(db), N_SQLITE) == (2, 0)
+
+
+@pytest.fixture
+def emulator() -> Callable[[], Emulator]:
+    started: list[Emulator] = []
+
+    def make() -> Emulator:
+        emu = Emulator(cams_snapshot(N_EMULATOR), tokens=[TOKEN]).start()
+        emu.set_faults(latency_ms=20)
+        started.append(emu)
+        return emu
+
+    yield make  # type: ignore[misc]
+    for emu in started:
+        emu.stop()
+
+
+def two_encord_workspaces(root: Path, url: str, journal_dir: Path | None) -> list[Path]:
+    dirs = []
+    for x in "ab":
+        ws = encord_workspace(url)
+        if journal_dir is not None:
+            ws += f"  journal_dir: {journal_dir}\n"
+        dirs.append(write_dir(root / f"team-{x}", {"ws.yaml": ws, "cams.yaml": team(x)}))
+    return dirs
+
+
+def emulator_live(emu: Emulator) -> dict[str, dict[str, object]]:
+    return {i.name: dict(i.metadata) for i in emu.snapshot().items}
+
+
+@pytest.mark.slow
+def test_two_concurrent_applies_sharing_a_journal_dir_on_the_emulator(tmp_path, emulator):
+    """The lock of an Encord store lives in the journal directory: two workspaces sharing it never interleave."""
+    env = child_env({"ENCORD_API_TOKEN": TOKEN})
+    tally = {"both": 0, "refused": 0}
+    for i in range(5):
+        emu = emulator()
+        dirs = two_encord_workspaces(tmp_path / f"run{i}", emu.url, tmp_path / f"run{i}" / "journal")
+        results = finish(start_both(dirs, env, []))
+        emu.set_faults()
+        completed, refused = check_outcome(results, emulator_live(emu), N_EMULATOR)
+        tally["both" if refused == 0 else "refused"] += 1
+        emu.stop()
+    print(f"\nemulator, 5 runs of 2 concurrent applies sharing a lock: {tally}, 0 lost keys")
