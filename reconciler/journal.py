@@ -138,21 +138,26 @@ class JournalWriter:
                 f"{self.directory}: cannot create the journal directory: {exc.strerror}"
             ) from exc
         tmp = self.directory / f".{self._stem}.{os.getpid()}.tmp"
+        fh: IO[str] | None = None
         try:
-            with tmp.open("w", encoding="utf-8") as fh:
-                fh.write(json.dumps(self._header, ensure_ascii=False, sort_keys=True) + "\n")
-                fh.flush()
-                os.fsync(fh.fileno())
+            fh = tmp.open("a", encoding="utf-8")
+            fh.write(json.dumps(self._header, ensure_ascii=False, sort_keys=True) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
             self.path = self._link(tmp, self.directory, self._stem)
+            # Keep appending to the very file that got the name (a hard link: the same inode), so a file
+            # put in its place at any moment is detected (``_check_same_file``).
+            if os.stat(self.path).st_ino != os.fstat(fh.fileno()).st_ino:  # copied (no hard links here)
+                fh.close()
+                fh = self.path.open("a", encoding="utf-8")
         except OSError as exc:
+            if fh is not None:
+                fh.close()
             raise JournalError(f"{self.directory}: cannot create the journal: {exc.strerror}") from exc
         finally:
             tmp.unlink(missing_ok=True)
         _fsync_dir(self.directory)
-        try:
-            return self.path.open("a", encoding="utf-8")
-        except OSError as exc:
-            raise JournalError(f"{self.path}: cannot open the journal: {exc.strerror}") from exc
+        return fh
 
     @staticmethod
     def _link(tmp: Path, directory: Path, stem: str) -> Path:
