@@ -7,8 +7,8 @@ A record still present when the lock is free was left by a holder that died with
 holder takes over and says so.
 
 Where the lock file is: beside the SQLite database (``<db>.lock``), so every workspace writing that database
-shares it; for Encord, in the workspace's journal directory, one file per store (``locks/encord-<domain>-
-<hash>.lock``), so only runs sharing that journal directory share the lock. A lock protects only runs that
+shares it; for Encord, beside the workspace's journal directory, one file per store
+(``<journal_dir>.encord-<domain>-<hash>.lock``), so only runs sharing that journal directory share the lock. A lock protects only runs that
 share the filesystem it is on (``flock`` over NFS depends on the server).
 """
 
@@ -62,13 +62,13 @@ class LockHolder:
 
 
 def lock_path(identity: ProviderIdentity, journal_dir: Path) -> Path:
-    """The lock file of a store: beside a SQLite database, or in the journal directory for a remote store."""
+    """The lock file of a store: beside a SQLite database, or beside the journal directory for a remote store."""
     if identity.type == "sqlite":
         db = Path(identity.location).absolute()
         return db.with_name(db.name + ".lock")
     host = re.sub(r"[^A-Za-z0-9.-]+", "_", identity.location.split("://", 1)[-1]).strip("_")[:60]
     digest = hashlib.sha256(f"{identity.type}\0{identity.location.rstrip('/')}".encode()).hexdigest()[:12]
-    return journal_dir / "locks" / f"{identity.type}-{host}-{digest}.lock"
+    return journal_dir.parent / f"{journal_dir.name}.{identity.type}-{host}-{digest}.lock"
 
 
 def parse_duration(text: str) -> float:

@@ -37,7 +37,7 @@ def test_a_second_apply_is_refused_naming_the_holder_then_waits_with_lock_timeou
     first = start_cli(["-C", str(case.dir), "apply", "--auto-approve"], env=case.env, cwd=tmp_path)
     assert wait_for_journal(case.journal_dir, first) is not None
     r = run(["-C", str(case.dir), "apply", "--auto-approve"], env=case.env)
-    lock_file = next((case.journal_dir / "locks").glob("encord-127.0.0.1_*.lock"))
+    lock_file = next(case.journal_dir.parent.glob("journal.encord-127.0.0.1_*.lock"))
     holder = json.loads(lock_file.read_text())
     assert (holder["host"], holder["pid"], holder["command"]) == (socket.gethostname(), first.pid, "apply")
     assert (r.code, r.out) == (1, "")
