@@ -153,6 +153,8 @@ class JournalWriter:
         except OSError as exc:
             if fh is not None:
                 fh.close()
+            if self.path is not None and isinstance(exc, FileNotFoundError):
+                raise JournalError(f"{self.path}: the journal was deleted during the apply") from exc
             raise JournalError(f"{self.directory}: cannot create the journal: {exc.strerror}") from exc
         finally:
             tmp.unlink(missing_ok=True)

@@ -14,12 +14,21 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from reconciler.journal import read_journal
 from tests.helpers.cli import run
 from tests.helpers.workspace import EMULATOR_FILES, SQLITE_FILES, interrupt, start_cli, wait_for_journal
 
 WRITTEN = re.compile(r"Apply (?:interrupted|finished with errors): ([\d,]+) file\(s\) written")
+
+
+def wait_for_first_result(journal: Path, proc: subprocess.Popen[str]) -> None:
+    """Until the first batch's answer is journaled (so the next journal write is a later batch's)."""
+    deadline = time.monotonic() + 60
+    while '"record": "result"' not in journal.read_text() and proc.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
 
 
 def written(out: str) -> int:
@@ -180,6 +189,7 @@ def test_a_journal_deleted_mid_apply_is_detected_before_the_next_batch(tmp_path,
     proc = start_cli(["-C", str(case.dir), "apply", "--auto-approve"], env=case.env, cwd=tmp_path)
     journal = wait_for_journal(case.journal_dir, proc)
     assert journal is not None
+    wait_for_first_result(journal, proc)
     os.unlink(journal)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 1, (out, err)
@@ -197,6 +207,7 @@ def test_a_journal_replaced_mid_apply_is_detected(tmp_path, emulator, emulator_c
     proc = start_cli(["-C", str(case.dir), "apply", "--auto-approve"], env=case.env, cwd=tmp_path)
     journal = wait_for_journal(case.journal_dir, proc)
     assert journal is not None
+    wait_for_first_result(journal, proc)
     fake = journal.with_name("fake")
     fake.write_text(journal.read_text())
     os.replace(fake, journal)
