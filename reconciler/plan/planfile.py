@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from reconciler.errors import PlanFormatError, StalePlanError
+from reconciler.errors import ManifestError, PlanFormatError, SourceError, StalePlanError
 from reconciler.model import DesiredState, Limits
 from reconciler.plan.model import PLAN_FORMAT_VERSION, Plan
 from reconciler.render.json import plan_from_dict, plan_to_dict
@@ -168,16 +168,20 @@ def open_saved_plan(
         rule="a plan applies only to the provider it was made against",
         error=PlanFormatError,
     )
-    desired = _current_manifests(settings, plan, path)
+    provider = target.open(settings.env, seed=False)  # the store must exist: never created nor seeded here
     journal_dir = target.resolve(target.settings.journal_dir)
-    applied = _applied_by(journal_dir, checksum)
-    if applied is not None:
-        raise StalePlanError(
-            f"{path}: the plan is stale: it was already applied (journal {applied}); nothing was written. "
-            "A saved plan applies once: run `reconciler plan` again.",
-            ["applied"],
-        )
-    provider = target.open(settings.env, seed=False)
+    try:  # nothing has been sent yet
+        desired = _current_manifests(settings, plan, path)
+        applied = _applied_by(journal_dir, checksum)
+        if applied is not None:
+            raise StalePlanError(
+                f"{path}: the plan is stale: it was already applied (journal {applied}); nothing was written. "
+                "A saved plan applies once: run `reconciler plan` again.",
+                ["applied"],
+            )
+    except BaseException:
+        provider.close()
+        raise
     return (
         plan,
         provider,
@@ -186,7 +190,7 @@ def open_saved_plan(
 
 
 def _current_manifests(settings: Settings, plan: Plan, path: Path) -> DesiredState | None:
-    """The manifests in ``-C`` (``None`` when there is no manifest directory); StalePlanError when the plan
+    """The manifests in ``-C`` (``None`` when there is none, or they do not load); StalePlanError when the plan
     was made for other ones (``manifests_digest``, computed from the files' bytes before anything is parsed).
     The one place apply compares the digest."""
     from reconciler.manifest.loader import load_manifests
@@ -202,7 +206,12 @@ def _current_manifests(settings: Settings, plan: Plan, path: Path) -> DesiredSta
             "Run `reconciler plan` again.",
             ["manifests"],
         )
-    return load_manifests(settings.manifest_dir)  # they made this plan, so they load
+    try:
+        return load_manifests(settings.manifest_dir)
+    except (ManifestError, SourceError):
+        # The same readable bytes, and something unreadable beside them (a dangling link, say): the plan
+        # still applies, as only the Workspace names the store; the ownership check needs them, so is skipped.
+        return None
 
 
 def _applied_by(journal_dir: Path, checksum: str) -> Path | None:
