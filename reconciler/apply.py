@@ -4,7 +4,7 @@ Apply never re-diffs manifests: it executes the plan's key operations. For every
 dict right before writing and applies the planned operations onto that fresh dict, so keys the plan does not
 touch (set by anyone, at any time) survive. It never prints; progress goes through ``ApplyHooks``.
 
-Other writers (SPEC §7a): on a store with transactions (``TransactionalProvider``: SQLite) each batch's re-read
+Other writers (SPEC §7a): on a store with transactions (``capabilities.atomic_batches``, SQLite) each batch's re-read
 and write are one transaction, so no writer of the store loses an update. A store without conditional writes
 (Encord) cannot close the window between a batch's re-read and its write; there apply reads back every file it
 wrote after its last batch and marks ``changed-after-write`` each file on which another writer changed a key the
@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from reconciler.errors import JournalError, PlanError, ProviderConflictError, ProviderError, StalePlanError
 from reconciler.model import DesiredState, Limits, Mode, metadata_fingerprint
@@ -454,14 +454,14 @@ def apply_plan(
             for out in pool.map(run, batches):
                 result.files.extend(out)
     result.interrupted = bool(cancel is not None and cancel.is_set())
-    if not isinstance(provider, TransactionalProvider):
+    if not provider.capabilities.atomic_batches:
         _read_back(result, provider)
     return result
 
 
 def _batch_transaction(provider: StateProvider) -> AbstractContextManager[None]:
-    if isinstance(provider, TransactionalProvider):
-        return provider.batch_transaction()
+    if provider.capabilities.atomic_batches:
+        return cast("TransactionalProvider", provider).batch_transaction()
     return nullcontext()
 
 

@@ -362,7 +362,8 @@ def _lock_store(provider: Any, journal_dir: Path, command: str, timeout: float) 
     and when it takes over a lock a dead run left behind."""
     from reconciler.lock import StoreLock, lock_path
 
-    lock = StoreLock(lock_path(provider.identity, journal_dir), str(provider.identity), command)
+    path = lock_path(provider.identity, journal_dir, beside_store=provider.capabilities.lock_beside_store)
+    lock = StoreLock(path, str(provider.identity), command)
 
     def waiting(holder: Any) -> None:
         who = f" ({holder})" if holder is not None else ""

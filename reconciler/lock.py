@@ -61,9 +61,10 @@ class LockHolder:
         return False
 
 
-def lock_path(identity: ProviderIdentity, journal_dir: Path) -> Path:
-    """The lock file of a store: beside a SQLite database, or beside the journal directory for a remote store."""
-    if identity.type == "sqlite":
+def lock_path(identity: ProviderIdentity, journal_dir: Path, *, beside_store: bool) -> Path:
+    """The lock file of a store: beside a local store's file (``beside_store``: the SQLite database), or beside
+    the journal directory for a remote store."""
+    if beside_store:
         db = Path(identity.location).absolute()
         return db.with_name(db.name + ".lock")
     host = re.sub(r"[^A-Za-z0-9.-]+", "_", identity.location.split("://", 1)[-1]).strip("_")[:60]

@@ -50,6 +50,10 @@ class Capabilities:
 
     max_batch: int = 1000  # files per bulk read or write request
     parallel_writes: bool = True  # whether write batches may run concurrently
+    # a ``TransactionalProvider``: a batch's re-read and write are one transaction (else apply reads writes back)
+    atomic_batches: bool = False
+    # the store is a local file (its identity's location): its lock file goes beside it, not beside the journal
+    lock_beside_store: bool = False
     raw_listing: bool = False  # whether it has ``iter_raw_items`` (metadata as JSON text, parsed on use)
 
 

@@ -80,7 +80,9 @@ class SqliteProvider:
     ProviderError and nothing is created (read-only commands pass ``create=False``).
     """
 
-    capabilities = Capabilities(max_batch=_CHUNK, parallel_writes=False, raw_listing=True)
+    capabilities = Capabilities(
+        max_batch=_CHUNK, parallel_writes=False, raw_listing=True, atomic_batches=True, lock_beside_store=True
+    )
 
     def __init__(
         self,
