@@ -3,6 +3,15 @@
 Apply never re-diffs manifests: it executes the plan's key operations. For every file it re-reads the live
 dict right before writing and applies the planned operations onto that fresh dict, so keys the plan does not
 touch (set by anyone, at any time) survive. It never prints; progress goes through ``ApplyHooks``.
+
+Other writers (SPEC §7a): on a store with transactions (``capabilities.atomic_batches``, SQLite) each batch's re-read
+and write are one transaction, so no writer of the store loses an update. A store without conditional writes
+(Encord) cannot close the window between a batch's re-read and its write; there apply reads back every file it
+wrote after its last batch and marks ``changed-after-write`` each file on which another writer changed a key the
+plan set, so such an apply never reports success.
+
+The journal never hides a write: when it cannot be written (a full disk, an I/O error, the file deleted or
+replaced meanwhile) no further batch is sent, and the result says what was written (``journal_error``).
 """
 
 from __future__ import annotations
@@ -12,13 +21,16 @@ import logging
 import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from reconciler.errors import PlanError, ProviderError, StalePlanError
-from reconciler.model import metadata_fingerprint
-from reconciler.plan.differ import values_equal
+from reconciler.errors import JournalError, PlanError, ProviderConflictError, ProviderError, StalePlanError
+from reconciler.model import DesiredState, Limits, Mode, metadata_fingerprint
+from reconciler.plan.differ import schema_change_destructive, values_equal
+from reconciler.plan.limits import check_limits, limit_error
 from reconciler.plan.model import FileChange, KeyAction, Plan, SchemaAction, Strategy
+from reconciler.providers.base import TransactionalProvider
 from reconciler.schema import (
     Deletion,
     FieldSpec,
@@ -27,6 +39,7 @@ from reconciler.schema import (
     schema_fingerprint,
     spec_to_wire,
 )
+from reconciler.values import value_checker
 
 if TYPE_CHECKING:
     from reconciler.providers.base import StateProvider
@@ -40,7 +53,10 @@ __all__ = [
     "Journal",
     "NullApplyHooks",
     "apply_plan",
+    "changed_after_write",
+    "check_changes",
     "check_stale",
+    "destructive_changes",
     "file_is_current",
     "planned_dict",
 ]
@@ -56,6 +72,9 @@ class FileStatus(str, enum.Enum):
     UNCHANGED = "unchanged"  # already as planned (e.g. a re-run after an interrupted apply)
     STALE = "stale"
     FAILED = "failed"
+    # written, then another writer changed a key the plan set before apply read it back (stores without
+    # conditional writes only); a re-run converges
+    CHANGED_AFTER_WRITE = "changed-after-write"
     NOT_ATTEMPTED = "not-attempted"
 
 
@@ -73,14 +92,18 @@ class ApplyResult:
     schema_written: bool = False
     files: list[FileResult] = field(default_factory=list)
     interrupted: bool = False
+    journal_error: str | None = None  # the journal could not be written: no batch was sent after that
+    verify_reads: int = 0  # bulk reads of the read-back after the last batch (stores without transactions)
 
     def count(self, status: FileStatus) -> int:
         return sum(1 for r in self.files if r.status is status)
 
     @property
     def ok(self) -> bool:
-        return not self.interrupted and all(
-            r.status in (FileStatus.WRITTEN, FileStatus.UNCHANGED) for r in self.files
+        return (
+            not self.interrupted
+            and self.journal_error is None
+            and all(r.status in (FileStatus.WRITTEN, FileStatus.UNCHANGED) for r in self.files)
         )
 
 
@@ -102,6 +125,11 @@ class NullApplyHooks:
 
 class Journal(Protocol):
     """Records before/after images; ``before_batch`` must reach the disk before the batch is sent."""
+
+    def prepare(self) -> None:
+        """Called once, after every check and before the first write of any kind (the schema's too): raise
+        JournalError if the journal cannot be written, so nothing is written unjournaled."""
+        ...
 
     def before_batch(self, entries: Sequence[tuple[FileChange, MetadataView, MetadataView]]) -> None: ...
 
@@ -182,10 +210,30 @@ def check_stale(plan: Plan, provider: StateProvider) -> None:
     fresh = {}
     for i in range(0, len(uuids), provider.capabilities.max_batch):
         fresh.update(provider.get_items(uuids[i : i + provider.capabilities.max_batch]))
+    folder_uuids: dict[str, str | None] = {}
+
+    def folder_uuid(path: str) -> str | None:
+        if path not in folder_uuids:
+            try:
+                folder_uuids[path] = provider.resolve_folder(path).uuid
+            except ProviderConflictError:
+                folder_uuids[path] = None
+        return folder_uuids[path]
+
     for f in plan.files:
         item = fresh.get(f.uuid)
         if item is None:
             stale.append(f"{f.address}: the file no longer exists")
+            continue
+        where, _, last = f.address.rpartition("/")
+        if item.name != last:
+            stale.append(f"{f.address}: the file was renamed to {item.name!r} since the plan")
+            continue
+        # The folder the plan names the file under: its own folder (``sub/x.jpg`` in a recursive manifest),
+        # else the manifest's folder (a child item ``GROUP/CHILD`` lives in its group's folder).
+        home = folder_uuid(where) or folder_uuid(f.folder)
+        if home != item.folder:
+            stale.append(f"{f.address}: the file was moved to another folder since the plan")
             continue
         ok, reason = file_is_current(f, item.metadata)
         if not ok:
@@ -198,6 +246,98 @@ def check_stale(plan: Plan, provider: StateProvider) -> None:
             "Run `reconciler plan` again.\n  " + "\n  ".join(shown) + more,
             stale,
         )
+
+
+def destructive_changes(plan: Plan, live_wire: WireSchema | None) -> list[str]:
+    """Why the plan is destructive, one line each (empty: it is not), re-derived from its changes.
+
+    Schema changes are judged against the live schema (``live_wire``, needed when there are any), whatever
+    their ``destructive`` flag says; a flag that says destructive is believed too. The plan's
+    ``max_removed_share`` findings (``destructive_reasons``) only ever add to this.
+    """
+    out: list[str] = []
+    if plan.schema_changes:
+        assert live_wire is not None
+        live = parse_wire_schema(live_wire)
+        for c in plan.schema_changes:
+            why = None if c.after is None else schema_change_destructive(c.key, live.keys.get(c.key), c.after)
+            if why is None and (c.destructive or c.after is None):
+                why = c.reason or "marked destructive by the plan"
+            if why is not None:
+                out.append(f"schema key {c.key!r}: {why}")
+    out += list(plan.destructive_reasons)
+    return out
+
+
+def _moved_keys(plan: Plan) -> set[str]:
+    return {c.renamed_from for c in plan.schema_changes if c.renamed_from}
+
+
+def check_changes(plan: Plan, live_wire: WireSchema, desired: DesiredState | None) -> None:
+    """Refuse (PlanError) a saved plan that writes a value its key's schema type does not allow, or, given
+    the manifests, a key that no manifest in them sets or owns."""
+    after = dict(parse_wire_schema(live_wire).keys)
+    for c in plan.schema_changes:
+        if c.after is not None:
+            after[c.key] = c.after
+    checkers: dict[str, Any] = {}
+    problems: list[str] = []
+    allowed = _allowed_keys(desired, plan) if desired is not None else None
+    for f in plan.files:
+        for kc in f.changes:
+            if allowed is not None and not allowed(f, kc.key):
+                problems.append(
+                    f"{f.address}: key {kc.key!r} is not set or owned by any manifest in the directory"
+                )
+                continue
+            if kc.action is KeyAction.REMOVE:
+                continue
+            spec = after.get(kc.key)
+            if spec is None:
+                continue
+            check = checkers.get(kc.key)
+            if check is None:
+                check = checkers[kc.key] = value_checker(kc.key, spec)
+            err = check(kc.after)
+            if err is not None:
+                problems.append(f"{f.address}: {err}")
+        if len(problems) > 50:
+            break
+    if problems:
+        raise PlanError(
+            "the saved plan writes what the manifests and the schema do not allow; nothing was written:\n  "
+            + "\n  ".join(problems[:50])
+        )
+
+
+def _allowed_keys(desired: DesiredState, plan: Plan) -> Any:
+    """A test ``(file change, key) -> bool``: the key is one a manifest in ``desired`` sets, defaults or owns
+    (any key for an ``overwrite`` manifest, and any for manifests with a bulk source, whose keys come from
+    rows), or one moved by a schema rename."""
+    import fnmatch
+
+    by_name = {m.name: m for m in desired.files}
+    given: set[str] = set()
+    patterns: list[str] = []
+    any_key = False
+    for m in desired.files:
+        if m.mode is Mode.OVERWRITE or m.source is not None:
+            any_key = True
+        given.update(m.defaults)
+        for sel in m.files:
+            given.update(sel.metadata)
+        patterns.extend(m.owns)
+    renamed = _moved_keys(plan) | {c.key for c in plan.schema_changes if c.renamed_from}
+
+    def allowed(f: FileChange, key: str) -> bool:
+        m = by_name.get(f.manifest)
+        if m is None:
+            return key in renamed and f.manifest.endswith("(renamed_from)")
+        if m.mode is Mode.OVERWRITE or any_key or key in given or key in renamed:
+            return True
+        return any(fnmatch.fnmatchcase(key, p) for p in patterns)
+
+    return allowed
 
 
 def _new_schema(plan: Plan, live_wire: WireSchema) -> WireSchema:
@@ -233,34 +373,51 @@ def apply_plan(
     hooks: ApplyHooks | None = None,
     journal: Journal | None = None,
     cancel: threading.Event | None = None,
+    limits: Limits | None = None,
+    override_limits: bool = False,
+    desired: DesiredState | None = None,
+    saved: bool = False,
 ) -> ApplyResult:
     """Apply ``plan`` through ``provider``.
 
-    ``precheck`` re-reads everything first and refuses a stale plan with nothing written (saved plans).
-    Raises PlanError (destructive without permission), StalePlanError, or ProviderError for the schema;
-    per-file failures are reported in the result, not raised.
+    The gates come from the changes themselves, never from flags in the plan: destructiveness (schema
+    changes judged against the live schema, plus the plan's ``max_removed_share`` findings) and
+    ``limits`` (max_files, max_removed_keys). ``saved`` (a plan read from a file) also checks every value
+    against the schema and, given the manifests (``desired``), that each change is on a key a manifest sets
+    or owns. ``precheck`` re-reads everything and refuses a stale plan with nothing written.
+    Raises PlanError (destructive without permission, a value or key no manifest allows),
+    LimitExceededError, StalePlanError, or ProviderError for the schema; per-file failures are reported in
+    the result, not raised.
     """
     hooks = hooks or NullApplyHooks()
-    if plan.is_destructive and not allow_destructive:
-        what = [f"schema key {c.key!r}: {c.reason}" for c in plan.schema_changes if c.destructive]
-        what += list(plan.destructive_reasons)
+    live_wire = provider.read_schema() if plan.schema_changes else None
+    what = destructive_changes(plan, live_wire)
+    if what and not allow_destructive:
         raise PlanError(
             "the plan has destructive changes and --allow-destructive was not given; nothing was written:\n  "
             + "\n  ".join(what)
         )
+    report = check_limits(plan.files, {}, limits or Limits(), moved_keys=_moved_keys(plan))
+    if report.violations and not override_limits:
+        raise limit_error(report)
+    if saved:  # its changes are untrusted input (SPEC §4 "Trust")
+        check_changes(plan, live_wire if live_wire is not None else provider.read_schema(), desired)
     if precheck:
         check_stale(plan, provider)
+    if journal is not None:
+        journal.prepare()
     result = ApplyResult()
 
     if plan.schema_changes:
-        live_wire = provider.read_schema()
-        if schema_fingerprint(live_wire) != plan.schema_fingerprint:
-            raise StalePlanError(
-                "the plan is stale: the metadata schema changed since it was made; nothing was written. "
-                "Run `reconciler plan` again.",
-                ["schema"],
-            )
-        provider.write_schema(_new_schema(plan, live_wire))
+        with _batch_transaction(provider):  # the schema is re-read and written in one transaction too
+            live_wire = provider.read_schema()
+            if schema_fingerprint(live_wire) != plan.schema_fingerprint:
+                raise StalePlanError(
+                    "the plan is stale: the metadata schema changed since it was made; nothing was written. "
+                    "Run `reconciler plan` again.",
+                    ["schema"],
+                )
+            provider.write_schema(_new_schema(plan, live_wire))
         result.schema_written = True
         hooks.on_schema_written(len(plan.schema_changes))
         log.info("wrote schema (%d change(s))", len(plan.schema_changes))
@@ -275,8 +432,11 @@ def apply_plan(
     def run(batch: Sequence[FileChange]) -> list[FileResult]:
         if stop.is_set() or (cancel is not None and cancel.is_set()):
             return [FileResult(c, FileStatus.NOT_ATTEMPTED, "not attempted") for c in batch]
-        out = _write_batch(batch, provider, journal)
+        out, journal_error = _write_batch(batch, provider, journal)
         with lock:
+            if journal_error is not None:
+                result.journal_error = result.journal_error or journal_error
+                stop.set()
             state["done"] += len(batch)
             failed = all(r.status is FileStatus.FAILED for r in out)
             state["failed_in_row"] = state["failed_in_row"] + 1 if failed else 0
@@ -294,47 +454,119 @@ def apply_plan(
             for out in pool.map(run, batches):
                 result.files.extend(out)
     result.interrupted = bool(cancel is not None and cancel.is_set())
+    if not provider.capabilities.atomic_batches:
+        _read_back(result, provider)
     return result
+
+
+def _batch_transaction(provider: StateProvider) -> AbstractContextManager[None]:
+    if provider.capabilities.atomic_batches:
+        return cast("TransactionalProvider", provider).batch_transaction()
+    return nullcontext()
+
+
+def changed_after_write(change: FileChange, live: MetadataView) -> list[str]:
+    """The keys the plan set on a file (values written, keys removed) that no longer hold what was written."""
+    moved = []
+    for kc in change.changes:
+        cur = live.get(kc.key, _ABSENT)
+        if not _same(cur, _ABSENT if kc.action is KeyAction.REMOVE else kc.after):
+            moved.append(kc.key)
+    return moved
+
+
+def _read_back(result: ApplyResult, provider: StateProvider) -> None:
+    """Re-read every written file (bulk, ``max_batch`` per request) and mark ``changed-after-write`` those on
+    which another writer changed a key this apply set (Encord has no conditional write, SPEC §7a)."""
+    written = [i for i, r in enumerate(result.files) if r.status is FileStatus.WRITTEN]
+    size = provider.capabilities.max_batch
+    for start in range(0, len(written), size):
+        chunk = written[start : start + size]
+        result.verify_reads += 1
+        try:
+            fresh = provider.get_items([result.files[i].change.uuid for i in chunk])
+        except ProviderError as exc:
+            for i in chunk:
+                r = result.files[i]
+                result.files[i] = FileResult(
+                    r.change, FileStatus.CHANGED_AFTER_WRITE, f"written, but reading it back failed: {exc}"
+                )
+            continue
+        for i in chunk:
+            r = result.files[i]
+            item = fresh.get(r.change.uuid)
+            if item is None:
+                reason = "written, then the file disappeared"
+            else:
+                moved = changed_after_write(r.change, item.metadata)
+                if not moved:
+                    continue
+                reason = "written, then changed by another writer: " + ", ".join(moved)
+            result.files[i] = FileResult(r.change, FileStatus.CHANGED_AFTER_WRITE, reason)
 
 
 def _write_batch(
     batch: Sequence[FileChange], provider: StateProvider, journal: Journal | None
-) -> list[FileResult]:
-    try:
-        fresh = provider.get_items([c.uuid for c in batch])
-    except ProviderError as exc:
-        return [FileResult(c, FileStatus.FAILED, f"reading before write failed: {exc}") for c in batch]
+) -> tuple[list[FileResult], str | None]:
+    """Re-read, journal and write one batch. Returns its results and the journal's error, if any (then no
+    further batch may be sent). On a transactional store the re-read and the write are one transaction."""
     results: dict[str, FileResult] = {}
-    to_write: list[tuple[FileChange, MetadataView, MetadataView]] = []
-    for c in batch:
-        item = fresh.get(c.uuid)
-        if item is None:
-            results[c.uuid] = FileResult(c, FileStatus.FAILED, "the file no longer exists")
-            continue
-        ok, reason = file_is_current(c, item.metadata)
-        if not ok:
-            results[c.uuid] = FileResult(c, FileStatus.STALE, reason)
-            continue
-        new = planned_dict(c, item.metadata)
-        if new == item.metadata and all(
-            values_equal(new[k], item.metadata[k]) for k in new
-        ):  # already as planned: never written
-            results[c.uuid] = FileResult(c, FileStatus.UNCHANGED)
-            continue
-        to_write.append((c, item.metadata, new))
-    if to_write:
-        if journal is not None:
-            journal.before_batch(to_write)
+    journal_error: str | None = None
+    sent: list[FileChange] = []
+    stage = "reading before write"
+    try:
+        with _batch_transaction(provider):
+            fresh = provider.get_items([c.uuid for c in batch])
+            to_write: list[tuple[FileChange, MetadataView, MetadataView]] = []
+            for c in batch:
+                item = fresh.get(c.uuid)
+                if item is None:
+                    results[c.uuid] = FileResult(c, FileStatus.FAILED, "the file no longer exists")
+                    continue
+                ok, reason = file_is_current(c, item.metadata)
+                if not ok:
+                    results[c.uuid] = FileResult(c, FileStatus.STALE, reason)
+                    continue
+                new = planned_dict(c, item.metadata)
+                if new == item.metadata and all(
+                    values_equal(new[k], item.metadata[k]) for k in new
+                ):  # already as planned: never written
+                    results[c.uuid] = FileResult(c, FileStatus.UNCHANGED)
+                    continue
+                to_write.append((c, item.metadata, new))
+            if to_write:
+                if journal is not None:
+                    stage = "journal"
+                    journal.before_batch(to_write)
+                stage = "writing"
+                sent = [c for c, _, _ in to_write]
+                answers: Mapping[str, str | None] = provider.patch_items(
+                    {c.uuid: new for c, _, new in to_write}
+                )
+                for c in sent:
+                    err = answers.get(c.uuid, "no answer for this file")
+                    ok_ = err is None
+                    results[c.uuid] = (
+                        FileResult(c, FileStatus.WRITTEN)
+                        if ok_
+                        else FileResult(c, FileStatus.FAILED, err or "")
+                    )
+    except JournalError as exc:  # before the batch was sent: nothing of it was written
+        journal_error = str(exc)
+        for c in batch:
+            if c.uuid not in results:
+                results[c.uuid] = FileResult(
+                    c, FileStatus.NOT_ATTEMPTED, "not sent: the journal could not be written"
+                )
+        return [results[c.uuid] for c in batch], journal_error
+    except ProviderError as exc:
+        for c in sent if stage == "writing" else batch:
+            results[c.uuid] = FileResult(
+                c, FileStatus.FAILED, f"{exc}" if stage == "writing" else f"{stage} failed: {exc}"
+            )
+    if sent and journal is not None:
         try:
-            answers: Mapping[str, str | None] = provider.patch_items({c.uuid: new for c, _, new in to_write})
-        except ProviderError as exc:
-            answers = {c.uuid: str(exc) for c, _, _ in to_write}
-        written = []
-        for c, _, _ in to_write:
-            err = answers.get(c.uuid, "no answer for this file")
-            r = FileResult(c, FileStatus.WRITTEN) if err is None else FileResult(c, FileStatus.FAILED, err)
-            results[c.uuid] = r
-            written.append(r)
-        if journal is not None:
-            journal.after_batch(written)
-    return [results[c.uuid] for c in batch]
+            journal.after_batch([results[c.uuid] for c in sent])
+        except JournalError as exc:  # the batch landed: its results stand, and no further batch is sent
+            journal_error = str(exc)
+    return [results[c.uuid] for c in batch], journal_error

@@ -1,7 +1,7 @@
 """The command line: a thin click layer. The only module that prints, prompts or sets exit codes.
 
 Exit codes: 0 success (no changes with --detailed-exitcode), 1 error, 2 changes present (--detailed-exitcode
-only), 3 internal error (please report), 130 interrupted.
+only), 3 internal error (please report), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
 """
 
 from __future__ import annotations
@@ -31,10 +31,13 @@ if TYPE_CHECKING:
 
     from reconciler.apply import FileResult
     from reconciler.errors import Diagnostic
-    from reconciler.model import DesiredState
+    from reconciler.journal import JournalFile
+    from reconciler.lock import LockHolder, StoreLock
+    from reconciler.model import DesiredState, Limits
     from reconciler.plan.model import Plan
     from reconciler.providers.base import StateProvider
     from reconciler.render.text import Styler
+    from reconciler.rollback import RollbackWorkspace
 
 from reconciler._version import __version__
 from reconciler.config import Settings, provider_for
@@ -54,6 +57,7 @@ EXIT_ERROR = 1
 EXIT_CHANGES = 2
 EXIT_INTERNAL = 3
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
 
 ISSUES_URL = "https://github.com/reconciler-dev/reconciler/issues"
 
@@ -63,6 +67,16 @@ class _Exit(Exception):
 
     def __init__(self, code: int) -> None:
         self.code = code
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM outside an apply's batches (or a second signal during them): stop at once, exit 143."""
+
+    code = EXIT_TERMINATED
+
+
+def _signal_exit_code(signum: int) -> int:
+    return EXIT_TERMINATED if signum == signal.SIGTERM else EXIT_INTERRUPTED
 
 
 def _err(text: str) -> None:
@@ -369,6 +383,7 @@ def _make_plan(
     provider_url: str | None,
     targets: Sequence[str],
     override_limits: bool = False,
+    before_plan: Callable[[DesiredState, StateProvider], None] | None = None,
     *,
     create: bool = False,
 ) -> tuple[DesiredState, StateProvider, Plan]:
@@ -378,6 +393,8 @@ def _make_plan(
     tg = parse_targets(targets, desired)
     provider = provider_for(settings, desired, provider_url, create=create)
     try:
+        if before_plan is not None:
+            before_plan(desired, provider)
         with _ProgressHooks() as hooks:
             plan = make_plan(desired, provider, targets=tg, hooks=hooks, override_limits=override_limits)
     except BaseException:
@@ -448,9 +465,9 @@ def plan(
     _desired, provider, the_plan = _make_plan(settings, provider_url, targets, override_limits)
     provider.close()
     if out is not None:
-        from reconciler.plan.planfile import write_planfile
+        from reconciler.plan.planfile import plan_key, write_planfile
 
-        write_planfile(out, the_plan)
+        write_planfile(out, the_plan, key=plan_key(settings.env))
     click.echo(_render(the_plan, fmt, settings), nl=False)
     if out is not None and fmt == "text":
         click.echo(f"\nSaved the plan to {out}. Apply exactly this plan with: reconciler apply {out}")
@@ -460,24 +477,77 @@ def plan(
 
 # --------------------------------------------------------------------------------------------- apply
 @contextlib.contextmanager
-def _interruptible() -> Iterator[threading.Event]:
-    """First Ctrl-C: stop after the batch in flight. A second one: stop at once."""
-    cancel = threading.Event()
+def _interruptible() -> Iterator[_Cancel]:
+    """The first Ctrl-C or SIGTERM: stop after the batch in flight. A second signal: stop at once."""
+    cancel = _Cancel()
     if threading.current_thread() is not threading.main_thread():
         yield cancel
         return
 
     def handler(signum: int, frame: FrameType | None) -> None:
         if cancel.is_set():
-            raise KeyboardInterrupt
+            raise _Terminated() if signum == signal.SIGTERM else KeyboardInterrupt
+        cancel.signum = signum
         cancel.set()
-        _err("\nInterrupted: stopping after the batch in flight (Ctrl-C again to stop at once)...")
+        what = "Terminated (SIGTERM)" if signum == signal.SIGTERM else "Interrupted"
+        _err(f"\n{what}: stopping after the batch in flight (Ctrl-C again to stop at once)...")
 
-    previous = signal.signal(signal.SIGINT, handler)
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield cancel
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, h in previous.items():
+            signal.signal(sig, h)
+
+
+class _Cancel(threading.Event):
+    """Set by the first signal; ``signum`` says which one (for the exit code)."""
+
+    signum: int = signal.SIGINT
+
+
+def _lock_store(provider: StateProvider, journal_dir: Path, command: str, timeout: float) -> StoreLock:
+    """Take the store's lock (reconciler/lock.py) before anything is read for writing; stderr says when it waits
+    and when it takes over a lock a dead run left behind."""
+    from reconciler.lock import StoreLock, lock_path
+
+    path = lock_path(provider.identity, journal_dir, beside_store=provider.capabilities.lock_beside_store)
+    lock = StoreLock(path, str(provider.identity), command)
+
+    def waiting(holder: LockHolder | None) -> None:
+        who = f" ({holder})" if holder is not None else ""
+        _err(f"Waiting up to {timeout:g}s for the lock of {provider.identity}, held by another run{who}...")
+
+    lock.acquire(timeout, on_wait=waiting)
+    if lock.took_over is not None:
+        _err(
+            f"Warning: took over the lock of {provider.identity} left by {lock.took_over}, which is no longer "
+            "running."
+        )
+    return lock
+
+
+class _Duration(click.ParamType):  # type: ignore[type-arg]  # generic only in type stubs of newer click
+    name = "DURATION"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        from reconciler.lock import parse_duration
+
+        if isinstance(value, (int, float)):
+            return float(value)
+        try:
+            return parse_duration(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+_lock_timeout_option = click.option(
+    "--lock-timeout",
+    type=_Duration(),
+    default="0",
+    show_default=True,
+    help="How long to wait for another apply or rollback of the same store to end (30s, 2m, or seconds).",
+)
 
 
 def _confirm(question: str) -> bool:
@@ -500,51 +570,78 @@ def _run_apply(
     precheck: bool,
     rolls_back: Path | None = None,
     echo_err: bool = False,
+    limits: Limits | None = None,
+    override_limits: bool = False,
+    desired: DesiredState | None = None,
+    saved: bool = False,
+    plan_checksum: str | None = None,
     fmt: str = "text",
 ) -> None:
     from reconciler.apply import apply_plan
     from reconciler.journal import JournalWriter
     from reconciler.render.text import render_apply_result
 
-    journal = None
-    if the_plan.files:
-        kind = "apply" if rolls_back is None else "rollback"
-        journal = JournalWriter(
-            journal_dir, the_plan, kind=kind, rolls_back=None if rolls_back is None else str(rolls_back)
-        )
+    kind = "apply" if rolls_back is None else "rollback"
+    journal = JournalWriter(
+        journal_dir,
+        the_plan,
+        kind=kind,
+        rolls_back=None if rolls_back is None else str(rolls_back),
+        plan_checksum=plan_checksum,
+    )
     try:
         with _interruptible() as cancel, _ProgressHooks() as hooks:
-            result = apply_plan(
-                the_plan,
-                provider,
-                allow_destructive=allow_destructive,
-                precheck=precheck,
-                parallelism=parallelism,
-                hooks=hooks,
-                journal=journal,
-                cancel=cancel,
-            )
+            try:
+                result = apply_plan(
+                    the_plan,
+                    provider,
+                    allow_destructive=allow_destructive,
+                    precheck=precheck,
+                    parallelism=parallelism,
+                    hooks=hooks,
+                    journal=journal,  # probed before the first write (the schema's too)
+                    cancel=cancel,
+                    limits=limits,
+                    override_limits=override_limits,
+                    desired=desired,
+                    saved=saved,
+                )
+            except KeyboardInterrupt:  # a second signal: stopped at once, mid-batch
+                if journal.path is not None:
+                    _err(
+                        f"Stopped at once: the batch in flight may or may not have landed. Journal: {journal.path} "
+                        f"(undo what was written with `reconciler rollback {journal.path}`)."
+                    )
+                raise
     finally:
-        if journal is not None:
-            journal.close()
-    journal_path = journal.path if journal is not None else None
+        journal.close()
     if fmt == "json":
         from reconciler.render.json import render_apply_result_json
 
         click.echo(
-            render_apply_result_json(result, None if journal_path is None else str(journal_path)), nl=False
+            render_apply_result_json(result, None if journal.path is None else str(journal.path)), nl=False
         )
         echo_err = True
     click.echo(render_apply_result(result), nl=False, err=echo_err)
-    if journal_path is not None:
-        click.echo(f"Journal: {journal_path}", err=echo_err)
+    if journal.path is not None:
+        click.echo(f"Journal: {journal.path}", err=echo_err)
+    undo = ""
+    if journal.path is not None:
+        undo = f", or `reconciler rollback {journal.path}` to undo what was written"
+    if result.journal_error is not None:
+        from reconciler.apply import FileStatus
+
+        written = result.count(FileStatus.WRITTEN) + result.count(FileStatus.CHANGED_AFTER_WRITE)
+        _err(
+            f"Error: the journal could not be written ({result.journal_error}); no further batch was sent. "
+            f"{written:,} file(s) written before that; they are recorded in {journal.path}. Undo them with "
+            f"`reconciler rollback {journal.path}`, or fix the disk and run the apply again."
+        )
+        raise _Exit(EXIT_ERROR)
     if result.interrupted:
         again = "reconciler apply" if rolls_back is None else f"reconciler rollback {rolls_back}"
-        undo = ""
-        if journal is not None and journal.path is not None:
-            undo = f", or `reconciler rollback {journal.path}` to undo what was written"
         _err(f"Interrupted: stopped after the batches in flight. Run `{again}` again to finish{undo}.")
-        raise _Exit(EXIT_INTERRUPTED)
+        raise _Exit(_signal_exit_code(cancel.signum))
     if not result.ok:
         raise _Exit(EXIT_ERROR)
 
@@ -577,6 +674,7 @@ def _run_apply(
     help="json: the plan and the report go to stderr, a result document to stdout (needs PLANFILE or "
     "--auto-approve).",
 )
+@_lock_timeout_option
 @click.pass_context
 def apply(
     ctx: click.Context,
@@ -589,6 +687,7 @@ def apply(
     parallelism: int | None,
     targets: tuple[str, ...],
     override_limits: bool,
+    lock_timeout: float,
     fmt: str,
 ) -> None:
     """Apply a saved PLANFILE exactly, or plan, show, ask 'yes', and apply."""
@@ -602,9 +701,39 @@ def apply(
             raise UsageError(
                 "--target cannot be combined with a saved PLANFILE (the plan is applied exactly)"
             )
-        _apply_saved(settings, planfile, provider_url, allow_destructive, parallelism, fmt)
+        _apply_saved(settings, planfile, provider_url, allow_destructive, parallelism, lock_timeout,
+                     override_limits, fmt)  # fmt: skip
         return
-    desired, provider, the_plan = _make_plan(settings, provider_url, targets, override_limits, create=True)
+    with contextlib.ExitStack() as locks:
+
+        def lock_first(
+            desired: DesiredState, provider: StateProvider
+        ) -> None:  # before planning, as Terraform does
+            locks.enter_context(_lock_store(provider, _journal_dir(desired), "apply", lock_timeout))
+
+        _apply_fresh(settings, provider_url, targets, override_limits, allow_destructive, auto_approve,
+                     parallelism, lock_first, fmt)  # fmt: skip
+
+
+def _journal_dir(desired: DesiredState) -> Path:
+    journal_dir = Path(desired.workspace.settings.journal_dir)
+    return journal_dir if journal_dir.is_absolute() else Path(desired.root) / journal_dir
+
+
+def _apply_fresh(
+    settings: Settings,
+    provider_url: str | None,
+    targets: tuple[str, ...],
+    override_limits: bool,
+    allow_destructive: bool,
+    auto_approve: bool,
+    parallelism: int | None,
+    before_plan: Callable[[DesiredState, StateProvider], None],
+    fmt: str,
+) -> None:
+    desired, provider, the_plan = _make_plan(
+        settings, provider_url, targets, override_limits, before_plan, create=True
+    )
     try:
         click.echo(_render(the_plan, "text", settings), nl=False, err=fmt == "json")
         if not the_plan.has_changes:
@@ -618,16 +747,16 @@ def apply(
         if not auto_approve and not _confirm("\nDo you want to perform these actions?"):
             _err("Apply cancelled. Nothing was written.")
             raise _Exit(EXIT_ERROR)
-        root = Path(desired.root)
-        journal_dir = Path(desired.workspace.settings.journal_dir)
         _run_apply(
             settings,
             the_plan,
             provider,
-            journal_dir if journal_dir.is_absolute() else root / journal_dir,
+            _journal_dir(desired),
             allow_destructive=allow_destructive,
             parallelism=parallelism or desired.workspace.settings.parallelism,
             precheck=False,
+            limits=desired.workspace.settings.limits,
+            override_limits=override_limits,
             fmt=fmt,
         )
     finally:
@@ -640,6 +769,8 @@ def _apply_saved(
     provider_url: str | None,
     allow_destructive: bool,
     parallelism: int | None,
+    lock_timeout: float,
+    override_limits: bool,
     fmt: str = "text",
 ) -> None:
     from reconciler.plan.planfile import open_saved_plan
@@ -650,16 +781,22 @@ def _apply_saved(
         if not the_plan.has_changes:
             _no_changes_json(fmt)
             return
-        _run_apply(
-            settings,
-            the_plan,
-            provider,
-            workspace.journal_dir,
-            allow_destructive=allow_destructive,
-            parallelism=parallelism or workspace.parallelism,
-            precheck=True,
-            fmt=fmt,
-        )
+        with _lock_store(provider, workspace.journal_dir, "apply", lock_timeout):
+            _run_apply(
+                settings,
+                the_plan,
+                provider,
+                workspace.journal_dir,
+                allow_destructive=allow_destructive,
+                parallelism=parallelism or workspace.parallelism,
+                precheck=True,
+                limits=workspace.limits,
+                override_limits=override_limits,
+                desired=workspace.desired,
+                saved=True,
+                plan_checksum=workspace.checksum,
+                fmt=fmt,
+            )
     finally:
         provider.close()
 
@@ -760,6 +897,7 @@ def show(ctx: click.Context, manifest_dir: Path | None, debug: bool | None, fmt:
 )
 @_override_limits_option
 @click.option("--parallelism", type=click.IntRange(1, 64), default=None, help="Concurrent write batches.")
+@_lock_timeout_option
 @click.pass_context
 def rollback(
     ctx: click.Context,
@@ -772,13 +910,14 @@ def rollback(
     allow_destructive: bool,
     override_limits: bool,
     parallelism: int | None,
+    lock_timeout: float,
 ) -> None:
     """Plan and (on 'yes') apply the restoration of the before-images in an apply JOURNAL.
 
     Files whose metadata changed since that apply are reported as conflicts and left alone (exit 1).
     """
     from reconciler.journal import read_journal
-    from reconciler.rollback import open_journal_provider, plan_rollback
+    from reconciler.rollback import open_journal_provider
 
     settings = _settings(ctx, manifest_dir, debug)
     if fmt != "text" and not auto_approve:
@@ -787,6 +926,29 @@ def rollback(
     if journal.torn:
         _err(f"Warning: {journal_path}: its last line was incomplete (the apply was killed) and is left out.")
     provider, workspace = open_journal_provider(journal, settings, provider_url)
+    with contextlib.ExitStack() as locks:
+        try:
+            locks.enter_context(_lock_store(provider, workspace.journal_dir, "rollback", lock_timeout))
+        except BaseException:
+            provider.close()
+            raise
+        _rollback_locked(settings, fmt, journal, provider, workspace, auto_approve, allow_destructive,
+                         override_limits, parallelism)  # fmt: skip
+
+
+def _rollback_locked(
+    settings: Settings,
+    fmt: str,
+    journal: JournalFile,
+    provider: StateProvider,
+    workspace: RollbackWorkspace,
+    auto_approve: bool,
+    allow_destructive: bool,
+    override_limits: bool,
+    parallelism: int | None,
+) -> None:
+    from reconciler.rollback import plan_rollback
+
     try:
         rb = plan_rollback(journal, provider, limits=workspace.limits, override_limits=override_limits)
         the_plan = rb.plan
@@ -823,6 +985,8 @@ def rollback(
                 precheck=True,
                 rolls_back=journal.path,
                 echo_err=fmt != "text",
+                limits=workspace.limits,
+                override_limits=override_limits,
             )
     finally:
         provider.close()
@@ -1045,6 +1209,28 @@ def _terraform_hint(args: Sequence[str]) -> str | None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (the console script exits with it)."""
     args = list(sys.argv[1:] if argv is None else argv)
+    with _terminate_on_sigterm():
+        return _main(args)
+
+
+@contextlib.contextmanager
+def _terminate_on_sigterm() -> Iterator[None]:
+    """SIGTERM (docker stop, CI cancel, ``timeout``) ends any command like Ctrl-C does, with exit 143."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise _Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _main(args: list[str]) -> int:
     debug = "--debug" in args
     _OUT.base = None
     _OUT.annotate = os.environ.get("GITHUB_ACTIONS") == "true"
@@ -1056,7 +1242,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         cli.main(args=args, prog_name="reconciler", standalone_mode=False)
     except _Exit as exc:
         return exc.code
-    except click.exceptions.Abort:
+    except _Terminated:
+        _err("Terminated.")
+        return EXIT_TERMINATED
+    except click.exceptions.Abort as exc:  # click turns KeyboardInterrupt (and so _Terminated) into Abort
+        if isinstance(exc.__cause__, _Terminated):
+            _err("Terminated.")
+            return EXIT_TERMINATED
         _err("Aborted.")
         return EXIT_INTERRUPTED
     except click.ClickException as exc:  # bad flags and arguments: exit 1, one line

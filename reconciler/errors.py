@@ -18,7 +18,8 @@
     │   └── LimitExceededError        a plan beyond the Workspace's blast-radius limits
     ├── SnapshotError                 a snapshot file (seed or ``snapshot --out``) that cannot be read
     ├── OutputError                   a file or stream reconciler must write cannot be written
-    └── JournalError                  an apply journal that is corrupt or for another provider
+    ├── JournalError                  an apply journal that is corrupt or for another provider
+    └── LockError                     the store is locked by another apply or rollback
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ __all__ = [
     "Diagnostic",
     "JournalError",
     "LimitExceededError",
+    "LockError",
     "ManifestError",
     "ManifestParseError",
     "ManifestValidationError",
@@ -166,3 +168,7 @@ class OutputError(ReconcilerError):
 
 class JournalError(ReconcilerError):
     """An apply journal that cannot be read (corrupt, not a journal) or used (another provider)."""
+
+
+class LockError(ReconcilerError):
+    """Another apply or rollback holds the store's lock (or the lock file cannot be used)."""

@@ -3,7 +3,8 @@
 ``<journal_dir>/<UTC timestamp>-<plan id>.jsonl`` (one JSON object per line, SPEC §7)::
 
     {"record": "header", "format_version": "1", "kind": "apply" | "rollback", "plan_id": ...,
-     "provider": {"type": ..., "path" | "domain": ...}, "tool_version": ..., "started_at": ...}
+     "provider": {"type": ..., "path" | "domain": ...}, "tool_version": ..., "started_at": ...,
+     "plan_checksum": ...}      (plan_checksum: only when a saved plan is applied)
     {"record": "file", "uuid": ..., "folder": ..., "name": ..., "before": {...}, "after": {...},
      "status": "pending"}
     {"record": "result", "uuid": ..., "status": "written" | "failed", "reason": ...}
@@ -19,6 +20,7 @@ reporting real corruption as ``path:line: message``.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import enum
 import hashlib
@@ -120,6 +122,7 @@ class JournalWriter:
         now: dt.datetime | None = None,
         kind: str = "apply",
         rolls_back: str | None = None,
+        plan_checksum: str | None = None,
     ) -> None:
         stamp = (now or dt.datetime.now(dt.timezone.utc)).strftime("%Y%m%dT%H%M%SZ")
         pid = plan_id(plan)
@@ -127,6 +130,7 @@ class JournalWriter:
         self.path: Path | None = None
         self._stem = f"{stamp}-{pid}"
         self._fh: IO[str] | None = None
+        self._size = 0  # bytes of the journal written so far (checked against the file on disk)
         self._lock = threading.Lock()
         self._header: dict[str, object] = {
             "record": "header",
@@ -139,6 +143,8 @@ class JournalWriter:
         }
         if rolls_back is not None:
             self._header["rolls_back"] = rolls_back
+        if plan_checksum:  # a saved plan's: an apply of the same file again is recognised as a replay
+            self._header["plan_checksum"] = plan_checksum
 
     def _open(self) -> IO[str]:
         """Create the journal with its header in place, atomically: a process killed at any moment leaves
@@ -149,26 +155,33 @@ class JournalWriter:
             raise JournalError(
                 f"{self.directory}: cannot create the journal directory: {exc.strerror}"
             ) from exc
+        fh: IO[str] | None = None
         try:
             fd, name = new_temp_file(self.directory / self._stem)
         except OSError as exc:
             raise JournalError(f"{self.directory}: cannot create the journal: {exc.strerror}") from exc
         tmp = Path(name)
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(json.dumps(self._header, ensure_ascii=False, sort_keys=True) + "\n")
-                fh.flush()
-                os.fsync(fh.fileno())
+            fh = os.fdopen(fd, "a", encoding="utf-8")
+            fh.write(json.dumps(self._header, ensure_ascii=False, sort_keys=True) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
             self.path = self._link(tmp, self.directory, self._stem)
+            # Keep appending to the very file that got the name (a hard link: the same inode), so a file
+            # put in its place at any moment is detected (``_check_same_file``).
+            if os.stat(self.path).st_ino != os.fstat(fh.fileno()).st_ino:  # copied (no hard links here)
+                fh.close()
+                fh = self.path.open("a", encoding="utf-8")
         except OSError as exc:
+            if fh is not None:
+                fh.close()
+            if self.path is not None and isinstance(exc, FileNotFoundError):
+                raise JournalError(f"{self.path}: the journal was deleted during the apply") from exc
             raise JournalError(f"{self.directory}: cannot create the journal: {exc.strerror}") from exc
         finally:
             tmp.unlink(missing_ok=True)
         _fsync_dir(self.directory)
-        try:
-            return self.path.open("a", encoding="utf-8")
-        except OSError as exc:
-            raise JournalError(f"{self.path}: cannot open the journal: {exc.strerror}") from exc
+        return fh
 
     @staticmethod
     def _link(tmp: Path, directory: Path, stem: str) -> Path:
@@ -190,15 +203,70 @@ class JournalWriter:
             return path
         raise JournalError(f"{directory}: too many journals named {stem}")
 
+    def prepare(self) -> None:
+        """apply's ``Journal.prepare``: :meth:`probe`."""
+        self.probe()
+
+    def probe(self) -> None:
+        """Create the journal directory and prove it takes a write (write, fsync and remove a probe file).
+
+        Called before the first write of any kind (the schema's too), so a journal that cannot be written
+        stops an apply before anything changes. Raises JournalError.
+        """
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise JournalError(
+                f"{self.directory}: cannot create the journal directory: {exc.strerror}; nothing was written"
+            ) from exc
+        probe = self.directory / f".probe-{os.getpid()}-{threading.get_ident()}"
+        try:
+            fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+            try:
+                os.write(fd, b"reconciler journal probe\n" * 64)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise JournalError(
+                f"{self.directory}: the journal directory cannot be written: {exc.strerror}; nothing was written"
+            ) from exc
+        finally:
+            with contextlib.suppress(OSError):
+                probe.unlink(missing_ok=True)
+
+    def _check_same_file(self, fh: IO[str]) -> None:
+        """The journal on disk must still be the file this writer appends to, as long as it wrote it: a journal
+        deleted, replaced or cut meanwhile would hide the writes it recorded."""
+        try:
+            on_disk = os.stat(self.path) if self.path is not None else None
+        except FileNotFoundError:
+            on_disk = None
+        except OSError as exc:
+            raise JournalError(f"{self.path}: cannot check the journal: {exc.strerror}") from exc
+        mine = os.fstat(fh.fileno())
+        if on_disk is None:
+            raise JournalError(f"{self.path}: the journal was deleted during the apply")
+        if (on_disk.st_dev, on_disk.st_ino) != (mine.st_dev, mine.st_ino):
+            raise JournalError(f"{self.path}: the journal was replaced by another file during the apply")
+        if on_disk.st_size != self._size:
+            raise JournalError(
+                f"{self.path}: the journal was changed by someone else during the apply "
+                f"({on_disk.st_size} bytes on disk, {self._size} written)"
+            )
+
     def _write(self, records: Sequence[dict[str, object]]) -> None:
         text = "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in records)
         with self._lock:
             try:
                 if self._fh is None:
                     self._fh = self._open()
+                    self._size = os.fstat(self._fh.fileno()).st_size
+                self._check_same_file(self._fh)
                 self._fh.write(text)
                 self._fh.flush()
                 os.fsync(self._fh.fileno())
+                self._size = os.fstat(self._fh.fileno()).st_size
             except OSError as exc:
                 raise JournalError(f"{self.path}: cannot write the journal: {exc.strerror}") from exc
 
@@ -229,7 +297,9 @@ class JournalWriter:
     def close(self) -> None:
         with self._lock:
             if self._fh is not None:
-                self._fh.close()
+                # A failed final flush: the write error was already reported.
+                with contextlib.suppress(OSError):
+                    self._fh.close()
 
 
 def _fsync_dir(directory: Path) -> None:

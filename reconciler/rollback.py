@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from reconciler._version import __version__
@@ -167,6 +168,7 @@ class RollbackWorkspace:
 
     limits: Limits
     parallelism: int
+    journal_dir: Path  # the Workspace's (the store's lock is beside it, for Encord)
 
 
 def open_journal_provider(
@@ -190,4 +192,4 @@ def open_journal_provider(
     )
     provider = target.open(settings.env, seed=False)
     limits, parallelism = target.settings.limits, target.settings.parallelism
-    return provider, RollbackWorkspace(limits, parallelism)
+    return provider, RollbackWorkspace(limits, parallelism, target.resolve(target.settings.journal_dir))

@@ -33,6 +33,7 @@ LAYERS: dict[str, int] = {
     "reconciler.manifest": 3,
     "reconciler.testing": 3,
     "reconciler.config": 4,
+    "reconciler.lock": 4,
     "reconciler.plan": 5,
     "reconciler.apply": 6,
     "reconciler.render": 6,

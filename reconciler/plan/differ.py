@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from reconciler.model import SchemaManifest
     from reconciler.types import JsonValue, MetadataView
 
-__all__ = ["SchemaDiff", "diff_metadata", "diff_schema", "values_equal"]
+__all__ = ["SchemaDiff", "diff_metadata", "diff_schema", "schema_change_destructive", "values_equal"]
 
 log = logging.getLogger(__name__)
 
@@ -221,6 +221,27 @@ def _classify_update(key: str, before: FieldSpec, after: FieldSpec) -> SchemaCha
         True,
         f"changes the type {before.describe()} -> {after.describe()}",
     )
+
+
+def schema_change_destructive(key: str, have: FieldSpec | None, after: FieldSpec) -> str | None:
+    """Why making live key ``have`` into ``after`` is destructive (``None``: it is not), by the rules of
+    :func:`diff_schema`, from the live schema alone: apply asks this of a saved plan's changes instead of
+    trusting their ``destructive`` flags (SPEC §4 "Trust")."""
+    if have is None:
+        return "hard delete" if after.deleted is Deletion.HARD else None
+    if after.deleted is not None:
+        if have.deleted is None:
+            return "soft delete" if after.deleted is Deletion.SOFT else "hard delete (not restorable)"
+        if after.deleted is Deletion.HARD and have.deleted is not Deletion.HARD:
+            return "hard delete of a soft-deleted key"
+        return None
+    if have.deleted is Deletion.HARD:
+        return "a hard-deleted key cannot be changed"
+    base = have.alive() if have.deleted is Deletion.SOFT else have
+    if base.same_type(after):
+        return None
+    change = _classify_update(key, base, after)
+    return change.reason if change.destructive else None
 
 
 def diff_schema(desired: SchemaManifest | None, live: SchemaSpec) -> SchemaDiff:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from reconciler.model import LiveFolder, LiveItem, ProviderConfig
 from reconciler.schema import WireSchema
@@ -19,6 +20,7 @@ __all__ = [
     "ProviderRequest",
     "StateProvider",
     "StoreKind",
+    "TransactionalProvider",
 ]
 
 
@@ -43,6 +45,10 @@ class Capabilities:
 
     max_batch: int = 1000  # files per bulk read or write request
     parallel_writes: bool = True  # whether write batches may run concurrently
+    # a ``TransactionalProvider``: a batch's re-read and write are one transaction (else apply reads writes back)
+    atomic_batches: bool = False
+    # the store is a local file (its identity's location): its lock file goes beside it, not beside the journal
+    lock_beside_store: bool = False
     raw_listing: bool = False  # whether it has ``iter_raw_items`` (metadata as JSON text, parsed on use)
 
 
@@ -174,3 +180,12 @@ class StateProvider(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class TransactionalProvider(Protocol):
+    """A store with transactions: reads and writes inside :meth:`batch_transaction` are one atomic unit, so
+    no other writer's change lands between a batch's re-read and its write. A store without them (Encord: no
+    conditional write exists) gets its writes read back after the last batch instead (``apply.py``)."""
+
+    def batch_transaction(self) -> AbstractContextManager[None]: ...

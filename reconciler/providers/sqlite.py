@@ -1,4 +1,4 @@
-"""The embedded provider: live state in a local SQLite database (WAL, one transaction per write batch).
+"""The embedded provider: live state in a local SQLite database (WAL; a batch is re-read and written in one transaction).
 
 Layout version 1::
 
@@ -81,7 +81,9 @@ class SqliteProvider:
     ProviderError and nothing is created (read-only commands pass ``create=False``).
     """
 
-    capabilities = Capabilities(max_batch=_CHUNK, parallel_writes=False, raw_listing=True)
+    capabilities = Capabilities(
+        max_batch=_CHUNK, parallel_writes=False, raw_listing=True, atomic_batches=True, lock_beside_store=True
+    )
 
     def __init__(
         self,
@@ -95,6 +97,7 @@ class SqliteProvider:
         self.identity = ProviderIdentity("sqlite", str(self.path))
         self.stats = CallStats()
         self._lock = threading.RLock()
+        self._depth = 0  # open transactions on the connection (nested ones join the outer)
         if not self.path.exists():
             if seed is None and not create:
                 raise ProviderError(f"no SQLite database at {self.path}")
@@ -220,25 +223,46 @@ class SqliteProvider:
         )
 
     class _Tx:
+        """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on error) holding the connection's lock; nested
+        inside another on the same thread it joins the outer transaction."""
+
         def __init__(self, provider: SqliteProvider) -> None:
             self.p = provider
+            self.outer = False
 
         def __enter__(self) -> None:
             self.p._lock.acquire()
+            if self.p._depth:
+                self.p._depth += 1
+                return
             try:
                 self.p._db.execute("BEGIN IMMEDIATE")
             except BaseException:
                 self.p._lock.release()
                 raise
+            self.p._depth = 1
+            self.outer = True
 
         def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
             try:
-                self.p._db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+                self.p._depth -= 1
+                if self.outer:
+                    self.p._db.execute("COMMIT" if exc_type is None else "ROLLBACK")
             finally:
                 self.p._lock.release()
 
     def _transaction(self) -> SqliteProvider._Tx:
         return SqliteProvider._Tx(self)
+
+    @contextlib.contextmanager
+    def batch_transaction(self) -> Iterator[None]:
+        """One write transaction around a batch's re-read and write (``BEGIN IMMEDIATE``): no other writer
+        of the database can change the batch's files between the two, so no update is lost."""
+        try:
+            with self._transaction():
+                yield
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.path) from exc
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         with self._lock:

@@ -195,11 +195,17 @@ def render_apply_result(result: ApplyResult) -> str:
     lines: list[str] = []
     # Not-attempted files (an interrupted or stopped apply) are counted, not listed: there may be millions.
     for r in sorted(result.files, key=lambda r: (r.change.folder, r.change.name)):
-        if r.status in (FileStatus.FAILED, FileStatus.STALE):
+        if r.status in (FileStatus.FAILED, FileStatus.STALE, FileStatus.CHANGED_AFTER_WRITE):
             lines.append(f"  {r.status.value}: {r.change.address}: {r.reason}")
     written = result.count(FileStatus.WRITTEN)
     parts = [f"{written:,} file(s) written"]
-    for st in (FileStatus.UNCHANGED, FileStatus.STALE, FileStatus.FAILED, FileStatus.NOT_ATTEMPTED):
+    for st in (
+        FileStatus.UNCHANGED,
+        FileStatus.STALE,
+        FileStatus.FAILED,
+        FileStatus.CHANGED_AFTER_WRITE,
+        FileStatus.NOT_ATTEMPTED,
+    ):
         n = result.count(st)
         if n:
             parts.append(f"{n:,} {st.value}")

@@ -43,7 +43,7 @@ def test_apply_vs_sdk_tiny_without_latency(tmp_path: Path) -> None:
     by = {m.method: m for m in results}
     assert set(by) == {"reconciler apply", "SDK bundle script", "SDK get+update loop"}
     assert all(m.verified for m in results), apply_report(results, 0)
-    # schema, folder, one page, one get-bulk, one patch-bulk
-    assert by["reconciler apply"].requests == 5, by["reconciler apply"].by_route
+    # schema, folder, one page, one get-bulk, one patch-bulk, one get-bulk reading the writes back
+    assert by["reconciler apply"].requests == 6, by["reconciler apply"].by_route
     assert by["SDK get+update loop"].requests == 10  # 2 per file
     assert "SDK bundle / reconciler" in apply_report(results, 0)

@@ -317,8 +317,18 @@ def test_apply_planfile_needs_no_manifests_with_provider(planfile: Path, store: 
     assert "extra" in live_schema(store)
     # The journal goes to the default place under the current directory.
     assert list((empty_dir / ".reconciler" / "journal").glob("*.jsonl"))
-    # Applying the same plan again: every file is already as planned, the schema is not (it moved): stale.
+    # Applying the same plan again: the journal records that this plan was applied, so it is stale (a replay).
+    journal = next((empty_dir / ".reconciler" / "journal").glob("*.jsonl"))
     r = run(["apply", str(planfile), "--provider", f"sqlite:{store}"], cwd=empty_dir)
+    assert (r.code, r.out) == (1, "")
+    assert r.err == (
+        f"Error: {planfile}: the plan is stale: it was already applied (journal {journal.absolute()}); nothing "
+        "was written. A saved plan applies once: run `reconciler plan` again.\n"
+    )
+    # Elsewhere (no journal of it), the schema check still refuses it: the schema moved since the plan.
+    other = empty_dir / "elsewhere"
+    other.mkdir()
+    r = run(["apply", str(planfile), "--provider", f"sqlite:{store}"], cwd=other)
     assert r.code == 1
     assert "schema: the metadata schema changed since the plan" in r.err
 

@@ -103,7 +103,15 @@ def test_limits_refuse_plan_and_apply_until_overridden(ws):
     r = run(["-C", str(ws), "apply", "--auto-approve", "--override-limits"], cwd=ws)
     assert r.code == 1
     assert "re-run with --allow-destructive" in r.err
-    r = run(["-C", str(ws), "apply", str(ws / "p.json"), "--allow-destructive"], cwd=ws)
+    # The limits are re-derived from the saved plan's changes at apply time (the plan's warnings are not
+    # trusted): applying it needs --override-limits again.
+    r = run(["-C", str(ws), "apply", str(ws / "p.json"), "--allow-destructive"])
+    assert r.code == 1
+    assert r.err == (
+        "Error: blast-radius limit exceeded: the plan updates 13 files, more than settings.limits.max_files = 10. "
+        "Nothing was written. Check the manifests, or re-run with --override-limits if this is intended.\n"
+    )
+    r = run(["-C", str(ws), "apply", str(ws / "p.json"), "--allow-destructive", "--override-limits"])
     assert r.code == 0, r.err
     assert "Apply complete: schema written; 13 file(s) written." in r.out
     assert live(ws, "cams/c00.jpg") == {"keep": 0, "tag": "t"}

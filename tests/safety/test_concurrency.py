@@ -207,7 +207,12 @@ def test_foreign_writers_during_plan_and_apply(env):
     assert writers.errors == []
     env.emu.set_faults()
     assert result.count(FileStatus.STALE) == 0, [r.reason for r in result.files if r.reason][:5]
-    assert result.count(FileStatus.WRITTEN) == N_FILES
+    # A writer that read a file before apply wrote it and wrote it back after clobbers a planned key: apply's
+    # read-back after its last batch finds it (changed-after-write), so such an apply is never "ok".
+    clobbered = {r.change.name for r in result.files if r.status is FileStatus.CHANGED_AFTER_WRITE}
+    assert result.count(FileStatus.WRITTEN) + len(clobbered) == N_FILES
+    assert result.ok is (not clobbered)
+    assert result.verify_reads == N_FILES // 1000
 
     live = env.live()
     name_uuid = {n: uid(f"item:{FOLDER}/{n}") for n in names(N_FILES)}
@@ -229,6 +234,7 @@ def test_foreign_writers_during_plan_and_apply(env):
     )
     # Files no writer touched inside their window hold exactly the planned keys.
     raced = {w.name for w in in_window}
+    assert clobbered <= raced
     for name, md in live.items():
         if name not in raced:
             assert (md["capture.site"], md["tag"]) == ("london", "t"), name
@@ -267,7 +273,11 @@ def test_touched_key_changes_during_apply_make_exactly_those_files_stale(env):
     assert sorted((r.change.name, r.reason) for r in result.files if r.status is FileStatus.STALE) == [
         (name, "changed since the plan: capture.site") for name in late
     ]
-    assert result.count(FileStatus.WRITTEN) == N_FILES - len(late)
+    # The early file was written, then hand-edited: the read-back after the last batch names it.
+    assert [
+        (r.change.name, r.reason) for r in result.files if r.status is FileStatus.CHANGED_AFTER_WRITE
+    ] == [(early, "written, then changed by another writer: capture.site")]
+    assert result.count(FileStatus.WRITTEN) == N_FILES - len(late) - 1
     live = env.live()
     assert all(live[n]["ext.note"] == n for n in foreign)
     assert live[late[0]] == {"n": int(late[0][1:5]), "capture.site": "hand-edited"} | (
