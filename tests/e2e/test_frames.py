@@ -184,6 +184,25 @@ def test_owns_a_key_prunes_it_on_every_frame_and_frame_patterns_own_only_frames(
     assert (again.code, again.out.splitlines()[0]) == (0, NO_CHANGES)
 
 
+def test_overwrite_makes_the_frames_exactly_the_ones_given(store: Store) -> None:
+    manifest = FM + "mode: overwrite\nfiles:\n  - name: v1.mp4\n    frames:\n      13: {clip: [1, 2, 3]}\n"
+    setup(store, {"a.yaml": manifest})
+    plan = store.cli("plan")
+    assert plan.out.splitlines()[:7] == [
+        "Folder videos:",
+        "  ~ v1.mp4                overwrite",
+        '      - $encord           {"other": 1}',
+        '      - frames[2].label   "keep"',
+        "      ~ frames[13].clip   [0, 0, 0] -> [1, 2, 3]",
+        '      - label             "x"',
+        "",
+    ]
+    assert store.cli("apply", "--auto-approve").code == 0
+    assert store.wire()[V1] == {"$encord": {"frame_metadata": {"13": {"clip": [1, 2, 3]}}}}
+    again = store.cli("plan", "--detailed-exitcode")
+    assert (again.code, again.out.splitlines()[0]) == (0, NO_CHANGES)
+
+
 def test_frame_pattern_owns_frames_but_not_the_files_own_key(store: Store) -> None:
     manifest = FM + 'owns: ["frames[*].label"]\n' + "files:\n  - name: v1.mp4\n    metadata: {}\n"
     setup(store, {"a.yaml": manifest})
@@ -261,6 +280,10 @@ BAD = {
     "frame abc": (
         ENTRY + "      abc: {clip: [1, 2, 3]}\n",
         "a.yaml:7:7: frames: 'abc' is not a frame number (a non-negative integer such as 0 or 13)",
+    ),
+    "frame 013": (
+        ENTRY + "      013: {clip: [1, 2, 3]}\n",
+        "a.yaml:7:7: frames: '013' is not a frame number (a non-negative integer such as 0 or 13)",
     ),
     "wrong embedding size": (
         ENTRY + "      13: {clip: [1, 2]}\n",
@@ -397,3 +420,25 @@ def test_owning_a_key_conflicts_with_another_manifest_giving_it_on_a_frame(store
         "Error: b.yaml:5:11: conflict: manifests a.yaml and b.yaml both own 'frames[13].clip' on "
         "name 'v1.mp4' in folder 'videos' (other selector at a.yaml:6:11)"
     )
+
+
+def test_import_jsonl_rows_carry_frames_and_read_back_as_the_same_keys(tmp_path: Path) -> None:
+    from reconciler.errors import Diagnostic, SourceLocation
+    from reconciler.manifest.importer import _jsonl, _rows
+    from reconciler.manifest.source import iter_source_rows
+    from reconciler.model import LiveItem, SourceSpec
+    from reconciler.providers.base import ListedItem
+
+    keys: dict[str, JsonValue] = {"label": "x", "frames[2].label": "keep", "frames[13].clip": [0, 0, 0]}
+    text = _jsonl(_rows([ListedItem("v1.mp4", LiveItem(V1, "f", "v1.mp4", "video", keys))]))
+    assert json.loads(text) == {
+        "name": "v1.mp4",
+        "metadata": {"label": "x"},
+        "frames": {"2": {"label": "keep"}, "13": {"clip": [0, 0, 0]}},
+    }
+    (tmp_path / "rows.jsonl").write_text(text)
+    problems: list[Diagnostic] = []
+    spec = SourceSpec("rows.jsonl", "jsonl", SourceLocation("a.yaml"))
+    rows = list(iter_source_rows(tmp_path, spec, {}, problems))
+    assert problems == []
+    assert [r.values for r in rows] == [keys]
