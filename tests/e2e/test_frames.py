@@ -442,3 +442,26 @@ def test_import_jsonl_rows_carry_frames_and_read_back_as_the_same_keys(tmp_path:
     rows = list(iter_source_rows(tmp_path, spec, {}, problems))
     assert problems == []
     assert [r.values for r in rows] == [keys]
+
+
+def test_a_saved_plan_applies_the_frame_keys_it_shows(store: Store) -> None:
+    setup(store, {"a.yaml": MANIFEST})
+    saved = store.cli("plan", "--out", str(store.root / "p.plan"))
+    assert saved.code == 0, saved.err
+    shown = store.cli("show", str(store.root / "p.plan"))
+    assert shown.out.startswith(PLAN_TEXT.split("\n\n")[0])
+    applied = store.cli("apply", str(store.root / "p.plan"))
+    assert (applied.code, applied.err) == (0, ""), applied.err
+    assert store.wire()[V1] == {
+        "label": "x",
+        "$encord": {
+            "other": 1,
+            "frame_metadata": {
+                "2": {"label": "keep"},
+                "13": {"clip": [1, 2, 3]},
+                "20": {"clip": [4, 5, 6], "label": "twenty"},
+            },
+        },
+    }
+    again = store.cli("plan", "--detailed-exitcode")
+    assert (again.code, again.out.splitlines()[0]) == (0, NO_CHANGES)
