@@ -26,15 +26,22 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from reconciler.jsonio import loads
 from reconciler.types import JsonValue, MetadataDict
 
 __all__ = [
     "WIRE_FRAMES",
     "WIRE_ROOT",
+    "base_key",
     "frame_key",
+    "frame_number",
     "frames_to_keys",
     "has_frame_keys",
+    "may_hold_frames",
     "parse_frame_key",
+    "plan_order",
+    "raw_to_keys",
+    "split_frame_keys",
     "to_keys",
     "to_wire",
 ]
@@ -60,6 +67,68 @@ def parse_frame_key(name: str) -> tuple[int, str] | None:
         return None
     m = _FRAME_KEY.fullmatch(name)
     return (int(m.group(1)), m.group(2)) if m else None
+
+
+def base_key(name: str) -> str:
+    """The key a plan key stands for in the schema: ``frames[13].clip`` -> ``clip``; any other key as it is.
+
+    A per-frame value is checked against (and judged undeclared by) the schema entry of its ``KEY`` part.
+    """
+    if not name.startswith(_PREFIX):
+        return name
+    parsed = parse_frame_key(name)
+    return parsed[1] if parsed else name
+
+
+def frame_number(name: str) -> int | None:
+    """A frame number as written in a manifest or source (``"13"``), or ``None`` when it is not a canonical
+    non-negative integer (``"-1"``, ``"1.5"``, ``"abc"``, ``"013"``)."""
+    return int(name) if _CANONICAL_FRAME.fullmatch(name) else None
+
+
+def may_hold_frames(text: str) -> bool:
+    """Whether a clientMetadata JSON text may hold per-frame metadata (then it is decoded and mapped with
+    :func:`to_keys`); ``False`` means its keys are exactly its wire keys. Escaped text (``\\u0024``) counts as
+    possibly holding it, so no spelling of the wire root slips past."""
+    return WIRE_ROOT in text or "\\u" in text
+
+
+def raw_to_keys(text: str) -> str | MetadataDict:
+    """A raw listing's clientMetadata JSON text as engine keys: the text itself when its keys are its wire
+    keys (the common case, left for the planner to parse on use), else the decoded dict through
+    :func:`to_keys`. Text that does not decode to an object is returned as it is (the planner reports it)."""
+    if not may_hold_frames(text):
+        return text
+    try:
+        value = loads(text)
+    except ValueError:
+        return text
+    if not isinstance(value, dict) or WIRE_ROOT not in value:
+        return text
+    return to_keys(value)
+
+
+def split_frame_keys(keys: Mapping[str, JsonValue]) -> tuple[MetadataDict, dict[int, MetadataDict]]:
+    """Engine keys as ``(plain keys, {frame: {key: value}})``, frames in numeric order (for ``import``)."""
+    plain: MetadataDict = {}
+    frames: dict[int, MetadataDict] = {}
+    for name, value in keys.items():
+        parsed = parse_frame_key(name) if name.startswith(_PREFIX) else None
+        if parsed is None:
+            plain[name] = value
+        else:
+            frames.setdefault(parsed[0], {})[parsed[1]] = value
+    return plain, {n: frames[n] for n in sorted(frames)}
+
+
+def plan_order(name: str) -> tuple[str] | tuple[str, int, str]:
+    """The sort key of a plan key: per-frame keys by frame number, then key (``frames[7].clip`` before
+    ``frames[13].clip``); every other key by its name, exactly as plain string order."""
+    if name.startswith(_PREFIX):
+        parsed = parse_frame_key(name)
+        if parsed is not None:
+            return (_PREFIX, parsed[0], parsed[1])
+    return (name,)
 
 
 def has_frame_keys(keys: Mapping[str, object]) -> bool:

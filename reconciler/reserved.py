@@ -5,6 +5,10 @@
 - ``keyframes``: a list of frame numbers (non-negative integers) with ``keyframe_mode: frame``, or of times
   (non-negative numbers) with ``keyframe_mode: seconds``; kept in the order written, as Encord keeps them.
 - ``$encord``: Encord's own container (a mapping), e.g. for per-frame metadata; kept as it is.
+- ``frames``: not a metadata key but the field beside ``metadata`` (a files entry, a source row) that gives
+  per-frame values, ``{<frame>: {key: value}}``: frame numbers are non-negative integers, each frame a mapping
+  of ordinary (schema) keys. In plans each value is the key ``frames[<frame>].<key>`` (:mod:`reconciler.frames`),
+  so a metadata key spelled that way is refused: it is written under ``frames:``.
 
 This module is the one place that knows these keys: what shape each has, and which ``keyframe_mode`` a
 ``keyframes`` value is read with. A reserved key is never "undeclared" and never checked against the schema.
@@ -20,6 +24,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Final
 
+from reconciler.frames import frame_number
 from reconciler.model import KeyframeMode
 from reconciler.types import JsonValue
 from reconciler.values import describe_value
@@ -29,15 +34,18 @@ __all__ = [
     "CONFIG_FIELDS",
     "DEFAULT_KEYFRAME_MODE",
     "ENCORD",
+    "FRAMES",
     "KEYFRAMES",
     "KEYFRAME_MODES",
     "RESERVED_KEYS",
     "KeyframeMode",
     "ReservedProblem",
     "check_config",
+    "check_frames",
     "check_keyframes",
     "check_reserved",
     "first_problem",
+    "frame_key_problem",
     "is_reserved",
     "keyframe_mode",
 ]
@@ -45,8 +53,10 @@ __all__ = [
 CONFIG: Final = "config"
 KEYFRAMES: Final = "keyframes"
 ENCORD: Final = "$encord"
-#: Every reserved key (a new one, e.g. per-frame metadata, is added here and in :func:`check_reserved`).
+#: Every reserved key (a new one is added here and in :func:`check_reserved`).
 RESERVED_KEYS: Final = frozenset({CONFIG, KEYFRAMES, ENCORD})
+#: The field beside ``metadata`` that gives per-frame values (not a metadata key: see :func:`check_frames`).
+FRAMES: Final = "frames"
 
 KEYFRAME_MODES: Final[tuple[KeyframeMode, ...]] = ("frame", "seconds")
 DEFAULT_KEYFRAME_MODE: Final[KeyframeMode] = "frame"
@@ -193,3 +203,53 @@ def first_problem(
     for problem in check_reserved(values, inherited_mode):
         return problem.message
     return None
+
+
+def frame_key_problem(key: str) -> str | None:
+    """Why a metadata key may not be written as it is: ``frames[13].clip`` is how plans spell a per-frame
+    value, which a manifest or source row gives under ``frames:``."""
+    if not key.startswith("frames["):
+        return None
+    return f"key {key!r}: per-frame values are written under frames: (frames: {{13: {{clip: ...}}}})"
+
+
+def check_frames(value: JsonValue) -> Iterator[ReservedProblem]:
+    """The ``frames`` field: ``{<frame>: {key: value}}`` with non-negative integer frame numbers (written as
+    YAML/JSON keys: ``13`` or ``"13"``) and, in each frame, ordinary metadata keys (no reserved key, no
+    per-frame spelling). ``null`` is no frames. The values themselves are checked against the schema by the
+    caller, each by its key (:func:`reconciler.frames.base_key`)."""
+    if value is None:
+        return
+    if not isinstance(value, dict):
+        yield ReservedProblem(
+            FRAMES, f"frames: expected a mapping of frame numbers to metadata, got {describe_value(value)}"
+        )
+        return
+    for name, values in value.items():
+        if frame_number(name) is None:
+            yield ReservedProblem(
+                FRAMES,
+                f"frames: {name!r} is not a frame number (a non-negative integer such as 0 or 13)",
+                (name,),
+                at_key=True,
+            )
+            continue
+        if not isinstance(values, dict):
+            yield ReservedProblem(
+                FRAMES,
+                f"frames.{name}: expected a mapping of metadata keys to values, got {describe_value(values)}",
+                (name,),
+            )
+            continue
+        for key in values:
+            if is_reserved(key):
+                yield ReservedProblem(
+                    FRAMES,
+                    f"frames.{name}: {key!r} is a reserved key of the whole file, not a per-frame key",
+                    (name, key),
+                    at_key=True,
+                )
+            elif key.startswith("frames["):
+                yield ReservedProblem(
+                    FRAMES, f"frames.{name}: key {key!r} cannot be per-frame", (name, key), at_key=True
+                )

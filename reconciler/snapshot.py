@@ -36,6 +36,7 @@ from typing import IO, Any
 
 from reconciler.errors import SnapshotError, SourceLocation
 from reconciler.fileio import write_file
+from reconciler.frames import to_wire
 from reconciler.jsonio import loads
 from reconciler.model import LiveFolder, LiveItem
 from reconciler.schema import WireSchema, parse_wire_schema
@@ -376,7 +377,7 @@ def _item_record(item: LiveItem) -> dict[str, Any]:
         "folder": item.folder,
         "name": item.name,
         "item_type": item.item_type,
-        "client_metadata": item.metadata,
+        "client_metadata": to_wire(item.metadata),  # engine keys -> wire (per-frame values under $encord)
     }
     if item.parent_item:
         rec["parent_item"] = item.parent_item

@@ -3,8 +3,9 @@
 
 A key set to a non-null value that the schema does not declare (and that is not reserved) is an error under
 ``error``, a warning once per key under ``warn``, and nothing under ``allow`` or without a schema. A source
-row reports each undeclared key at its first row only. It lives below ``manifest/`` and ``plan/`` so both
-reach it (re-exported by :mod:`reconciler.plan.semantics`).
+row reports each undeclared key at its first row only. A per-frame value, the plan key ``frames[N].KEY``
+(:mod:`reconciler.frames`), is judged by its ``KEY``: declaring ``clip`` declares it on every frame. It lives
+below ``manifest/`` and ``plan/`` so both reach it (re-exported by :mod:`reconciler.plan.semantics`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Protocol
 
 from reconciler.errors import Diagnostic
+from reconciler.frames import base_key
 from reconciler.model import UndeclaredKeys
 from reconciler.reserved import RESERVED_KEYS
 
@@ -60,10 +62,11 @@ class UndeclaredJudge:
         self._warned: set[str] = set()
 
     def is_declared(self, key: str) -> bool:
-        return key in self.known
+        return base_key(key) in self.known
 
     def judge(self, key: str, value: JsonValue, location: SourceLocation) -> None:
-        """Report ``key`` (set to ``value`` at ``location``) if it is undeclared."""
+        """Report ``key`` (set to ``value`` at ``location``) if it is undeclared (a per-frame key by its KEY)."""
+        key = base_key(key)
         if value is None or key in self.known or not self.active:
             return
         msg = f"key {key!r} {UNDECLARED}"
@@ -82,4 +85,5 @@ class UndeclaredJudge:
         for key, value in values.items():
             if value is not None and key not in self.known:
                 self.judge(key, value, row.location)
-                self.known.add(key)
+                self.known.add(key)  # the plan key (frames[13].clip), so the next row's check stays cheap
+                self.known.add(base_key(key))

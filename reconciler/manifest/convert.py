@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid as uuidlib
 from typing import TYPE_CHECKING
 
+from reconciler.frames import frame_key
 from reconciler.manifest.schema import FileEntryDoc, KeyDoc, TypeName
 from reconciler.model import (
     Assignment,
@@ -116,10 +117,16 @@ def _selector(doc: Doc, entry: FileEntryDoc, path: YamlPath) -> FileSelector:
     else:
         assert entry.uuid is not None
         kind, pattern = SelectorKind.UUID, canonical_uuid(entry.uuid) or entry.uuid
+    metadata = _assignments(doc, entry.metadata, (*path, "metadata"))
+    for name, values in (entry.frames or {}).items():
+        assert isinstance(values, dict)  # checked by the rules (reconciler.reserved.check_frames)
+        for key, value in values.items():
+            # A per-frame value is the plan key frames[N].KEY (reconciler.frames).
+            metadata[frame_key(int(name), key)] = Assignment(value, doc.at((*path, "frames", name, key)))
     return FileSelector(
         kind=kind,
         pattern=pattern,
-        metadata=_assignments(doc, entry.metadata, (*path, "metadata")),
+        metadata=metadata,
         location=doc.at((*path, kind.value)),
     )
 

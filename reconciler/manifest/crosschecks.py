@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from reconciler.errors import SourceLocation
+from reconciler.frames import base_key
 from reconciler.manifest.diagnostics import Collected, Doc
 from reconciler.model import SourceSpec, UndeclaredKeys
 from reconciler.undeclared import UndeclaredJudge
@@ -74,7 +75,7 @@ def check_values(
     for key, value, location in assignments:
         if value is None:
             continue  # null always means "remove the key"
-        spec = (keys or {}).get(key)
+        spec = (keys or {}).get(base_key(key))  # a per-frame value frames[N].KEY is a value of KEY
         if spec is not None:
             problem = check_value(key, value, spec)
             if problem is not None:

@@ -18,7 +18,8 @@ A ``plan`` right after an import shows no changes. What is written, and why:
   cannot be written (``null`` means "remove" in a manifest); such keys are left out of ``owns``. So are the
   reserved keys (``config``, ``keyframes``, ``$encord``) on files whose live value a manifest would refuse
   (``config: {fps: 30}``, fractional keyframes without ``keyframe_mode: seconds``): those values are not
-  written, and the files keep them.
+  written, and the files keep them. Per-frame values (``frames[N].KEY`` keys) are written as the entry's
+  ``frames:`` (or the source row's ``"frames"``), so they round-trip too.
 - Folders with more than ``source_threshold`` files get their rows in ``data/<folder-slug>.jsonl``
   (``source:``); smaller ones list ``name:`` entries. Files of image groups, image sequences and DICOM series
   are listed as ``GROUP/CHILD`` with ``children: true``. A name shared by several files is selected by ``uuid``.
@@ -37,6 +38,7 @@ from pathlib import Path
 
 from reconciler.errors import Diagnostic, OutputError, ReconcilerError, SourceLocation, UsageError
 from reconciler.fileio import write_file
+from reconciler.frames import frame_key, split_frame_keys
 from reconciler.jsonio import depth
 from reconciler.manifest.emit import yaml_key, yaml_value
 from reconciler.manifest.yamlio import load_documents
@@ -244,12 +246,15 @@ def _file_manifest(
         lines.append("files:")
         for r in rows:
             lines.append(f"  - {r.selector}: {yaml_value(r.value)}")
-            md = {k: v for k, v in r.metadata.items() if v is not None}
-            if md:
-                lines.append("    metadata:")
+            md, frames = split_frame_keys({k: v for k, v in r.metadata.items() if v is not None})
+            if md or not frames:
+                lines.append("    metadata:" if md else "    metadata: {}")
                 lines += [f"      {yaml_key(k)}: {yaml_value(v)}" for k, v in md.items()]
-            else:
-                lines.append("    metadata: {}")
+            if frames:  # per-frame values (frames[N].KEY keys) as the files entry's frames:
+                lines.append("    frames:")
+                for frame, values in frames.items():
+                    lines.append(f"      {frame}:")
+                    lines += [f"        {yaml_key(k)}: {yaml_value(v)}" for k, v in values.items()]
     return "\n".join(lines) + "\n", null_keys
 
 
@@ -271,8 +276,11 @@ def _refused_warning(path: Path, rows: Sequence[_Row]) -> Diagnostic | None:
 def _jsonl(rows: Sequence[_Row]) -> str:
     out = []
     for r in rows:
-        md = {k: v for k, v in r.metadata.items() if v is not None}
-        out.append(json.dumps({r.selector: r.value, "metadata": md}, ensure_ascii=False, allow_nan=False))
+        md, frames = split_frame_keys({k: v for k, v in r.metadata.items() if v is not None})
+        row: dict[str, JsonValue] = {r.selector: r.value, "metadata": md}
+        if frames:
+            row["frames"] = {str(n): dict(values) for n, values in frames.items()}
+        out.append(json.dumps(row, ensure_ascii=False, allow_nan=False))
     return "\n".join(out) + "\n"
 
 
@@ -283,7 +291,21 @@ def _listed_metadata(path: Path) -> list[JsonValue] | None:
     entries = data.get("files") if isinstance(data, dict) else None
     if not isinstance(entries, list):
         return None
-    return [e.get("metadata") if isinstance(e, dict) else None for e in entries]
+    return [_entry_keys(e) if isinstance(e, dict) else None for e in entries]
+
+
+def _entry_keys(entry: dict[str, JsonValue]) -> JsonValue:
+    """A read-back files entry's values as plan keys (its ``frames:`` as ``frames[N].KEY``)."""
+    md = entry.get("metadata", {})
+    frames = entry.get("frames")
+    if not isinstance(md, dict) or not isinstance(frames, dict):
+        return entry.get("metadata")
+    out: dict[str, JsonValue] = dict(md)
+    for name, values in frames.items():
+        if not isinstance(values, dict):
+            return None
+        out.update((frame_key(int(name), k), v) for k, v in values.items())
+    return out
 
 
 class _Writer:

@@ -17,13 +17,22 @@ from typing import TYPE_CHECKING, Final
 from pydantic import ValidationError
 
 from reconciler.errors import SourceLocation
+from reconciler.frames import frame_key
 from reconciler.manifest.convert import canonical_uuid, field_spec
 from reconciler.manifest.crosschecks import Assigned
 from reconciler.manifest.diagnostics import Collected, Doc, quote_list, suggest, where
 from reconciler.manifest.schema import API_VERSION, KEY_ENTRY, KIND_MODELS, TYPE_NAMES
 from reconciler.model import KeyframeMode, Mode, SelectorKind, SourceSpec
 from reconciler.providers import registry
-from reconciler.reserved import CONFIG, DEFAULT_KEYFRAME_MODE, check_reserved, is_reserved, keyframe_mode
+from reconciler.reserved import (
+    CONFIG,
+    DEFAULT_KEYFRAME_MODE,
+    check_frames,
+    check_reserved,
+    frame_key_problem,
+    is_reserved,
+    keyframe_mode,
+)
 from reconciler.schema import (
     EMBEDDING_ACTIVE_LIMIT,
     EMBEDDING_MAX,
@@ -299,6 +308,7 @@ def check_file_manifest(doc: Doc, out: Collected, root: Path) -> FileFacts:
         if selected is None:
             continue
         _check_metadata(doc, out, facts, entry.get("metadata"), ("files", i, "metadata"), kf_mode)
+        _check_frames(doc, out, facts, entry.get("frames"), ("files", i, "frames"))
         kind, pattern, location = selected
         if kind is SelectorKind.GLOB:
             continue
@@ -361,6 +371,10 @@ def _check_metadata(
     for key, value in raw.items():
         if is_reserved(key):
             continue  # checked below, with the other reserved keys of this scope
+        frame_problem = frame_key_problem(key)
+        if frame_problem is not None:
+            out.error(doc.key_at((*path, key)), frame_problem)
+            continue
         problem = check_key_name(key)
         if problem is not None:
             out.warn(doc.key_at((*path, key)), f"{problem} (Encord's rule for metadata keys)")
@@ -369,6 +383,32 @@ def _check_metadata(
         at = (*path, reserved.key, *reserved.path)
         out.error(doc.key_at(at) if reserved.at_key else doc.at(at), reserved.message)
     return tuple(raw)
+
+
+def _check_frames(
+    doc: Doc, out: Collected, facts: FileFacts, raw: JsonValue, path: YamlPath
+) -> tuple[str, ...]:
+    """A files entry's ``frames:`` (reconciler.reserved.check_frames): its values, each as the plan key
+    ``frames[N].KEY``, join the values checked against the schema; the plan keys it gives."""
+    if not isinstance(raw, dict):
+        return ()  # absent, or reported by pydantic
+    problems = list(check_frames(raw))
+    for problem in problems:
+        at = (*path, *problem.path)
+        out.error(doc.key_at(at) if problem.at_key else doc.at(at), problem.message)
+    if problems:
+        return ()
+    given: list[str] = []
+    for name, values in raw.items():
+        assert isinstance(values, dict)
+        for key, value in values.items():
+            name_problem = check_key_name(key)
+            if name_problem is not None:
+                out.warn(doc.key_at((*path, name, key)), f"{name_problem} (Encord's rule for metadata keys)")
+            plan_key = frame_key(int(name), key)
+            facts.assignments.append(Assigned(plan_key, value, doc.at((*path, name, key))))
+            given.append(plan_key)
+    return tuple(given)
 
 
 def _check_source(

@@ -220,6 +220,11 @@ class FileEntryDoc(_Doc):
     metadata: dict[str, JsonValue] | None = Field(
         None, description="Key -> value to set on the selected files; `null` removes the key."
     )
+    frames: dict[str, JsonValue] | None = Field(
+        None,
+        description="Per-frame metadata of a video: frame number (a non-negative integer) -> key -> value, "
+        "each value checked against the schema like a file's; plans show `frames[13].clip`.",
+    )
 
 
 class FileMetadataDoc(_Header):

@@ -4,7 +4,8 @@ Memory does not grow with the file: each line is parsed, checked against the sch
 Bad rows are reported as ``path:line: message`` in the caller's diagnostics list (at most ``max_errors``,
 then one summary line) and skipped.
 
-JSONL: one object per line, ``{"name": ...}`` or ``{"uuid": ...}`` plus ``"metadata": {...}``; blank lines are
+JSONL: one object per line, ``{"name": ...}`` or ``{"uuid": ...}`` plus ``"metadata": {...}`` and optionally
+``"frames": {"13": {"clip": [...]}}`` (per-frame values, the plan keys ``frames[13].clip``); blank lines are
 skipped. CSV: a header row with a ``name`` or ``uuid`` column and one column per metadata key; each cell is
 converted by its key's schema type (:func:`reconciler.values.convert_cell`); an empty cell means "not set".
 Registration JSON (``.json``): Encord's cloud-integration upload file, a top-level object whose sections
@@ -25,9 +26,10 @@ from collections.abc import Iterator, Mapping
 from typing import IO, TYPE_CHECKING, AnyStr, NamedTuple
 
 from reconciler.errors import Diagnostic, SourceLocation
+from reconciler.frames import base_key, frame_key, to_keys
 from reconciler.jsonio import loads, too_deep
 from reconciler.model import Assignment, SelectorKind
-from reconciler.reserved import KEYFRAMES, RESERVED_KEYS, first_problem
+from reconciler.reserved import KEYFRAMES, RESERVED_KEYS, check_frames, first_problem, frame_key_problem
 from reconciler.schema import KeyType, check_key_name
 from reconciler.values import (
     CellConverter,
@@ -48,7 +50,7 @@ __all__ = ["SourceRow", "iter_source_rows"]
 
 _UUID_CHARS = frozenset("0123456789abcdefABCDEF")
 _MISSING: object = object()
-_ROW_FIELDS = frozenset({"name", "uuid", "metadata"})
+_ROW_FIELDS = frozenset({"name", "uuid", "metadata", "frames"})
 
 
 class SourceRow(NamedTuple):
@@ -128,18 +130,23 @@ class _Checkers:
         self.schema = schema
         self.keyframe_mode: KeyframeMode = keyframe_mode
         self.cache: dict[str, ValueChecker | None] = {}
-        self._shapes: dict[tuple[str, ...], tuple[list[ValueChecker | None], bool]] = {}
+        self._shapes: dict[tuple[str, ...], tuple[list[ValueChecker | None], bool, str | None]] = {}
 
-    def check_all(self, metadata: dict[str, JsonValue]) -> str | None:
+    def check_all(self, metadata: dict[str, JsonValue], *, frame_keys: bool = False) -> str | None:
         """The first problem among a row's values, or ``None``. Rows mostly share their keys (in order), so
-        the checkers are looked up once per key sequence."""
+        the checkers are looked up once per key sequence. ``frame_keys``: the dict may hold per-frame plan
+        keys (``frames[13].clip``, from a row's ``frames`` or a registration entry's wire form); elsewhere a
+        key spelled so is refused (it is written under ``frames``)."""
         keys = tuple(metadata)
         shape = self._shapes.get(keys)
         if shape is None:
-            shape = ([self.get(key) for key in keys], not RESERVED_KEYS.isdisjoint(keys))
+            spelled = next((frame_key_problem(k) for k in keys if k.startswith("frames[")), None)
+            shape = ([self.get(key) for key in keys], not RESERVED_KEYS.isdisjoint(keys), spelled)
             if len(self._shapes) < 1024:
                 self._shapes[keys] = shape
-        checkers, reserved = shape
+        checkers, reserved, spelled = shape
+        if spelled is not None and not frame_keys:
+            return spelled
         for check, value in zip(checkers, metadata.values(), strict=True):
             if check is not None and value is not None:
                 problem = check(value)
@@ -158,11 +165,12 @@ class _Checkers:
         if key in RESERVED_KEYS:
             checker = None  # checked per row (check_reserved)
         else:
-            spec = self.schema.get(key)
+            name = base_key(key)  # a per-frame value frames[N].KEY is a value of KEY
+            spec = self.schema.get(name)
             if spec is not None:
                 checker = _fast_checker(value_checker(key, spec), spec)
             else:
-                checker = _bad_name_checker(check_key_name(key))
+                checker = _bad_name_checker(check_key_name(name))
         self.cache[key] = checker
         return checker
 
@@ -377,7 +385,7 @@ def _jsonl_row(
         return None
     if not obj.keys() <= _ROW_FIELDS:
         extra = sorted(k for k in obj if k not in _ROW_FIELDS)
-        report(lineno, f'unknown field {extra[0]!r} (a row has "name" or "uuid", and "metadata")')
+        report(lineno, f'unknown field {extra[0]!r} (a row has "name" or "uuid", "metadata" and "frames")')
         return None
     if "name" in obj and "uuid" in obj:
         report(lineno, 'a row takes only one of "name" or "uuid"')
@@ -406,7 +414,38 @@ def _jsonl_row(
     if problem is not None:
         report(lineno, problem)
         return None
+    frames = obj.get("frames")
+    if frames is not None:
+        return _with_frames(kind, selector, metadata, frames, lineno, path, checkers, report)
     return SourceRow(kind, selector, metadata, path, lineno, _metadata_text(line))
+
+
+def _with_frames(
+    kind: SelectorKind,
+    selector: str,
+    metadata: dict[str, JsonValue],
+    frames: JsonValue,
+    lineno: int,
+    path: str,
+    checkers: _Checkers,
+    report: _Reporter,
+) -> SourceRow | None:
+    """A row with ``"frames": {"13": {"clip": [...]}}``: its per-frame values join its values as the plan keys
+    ``frames[13].clip`` (reconciler.frames), each checked against the schema by its key."""
+    for shape_problem in check_frames(frames):
+        report(lineno, shape_problem.message)
+        return None
+    assert isinstance(frames, dict)
+    per_frame: dict[str, JsonValue] = {}
+    for name, values in frames.items():
+        assert isinstance(values, dict)
+        for key, value in values.items():
+            per_frame[frame_key(int(name), key)] = value
+    problem = checkers.check_all(per_frame, frame_keys=True)
+    if problem is not None:
+        report(lineno, problem)
+        return None
+    return SourceRow(kind, selector, {**metadata, **per_frame}, path, lineno)
 
 
 _AFTER_KEY = re.compile(r"\s*:\s*")
@@ -780,7 +819,8 @@ def _registration_entry(
         report(line, f"title {title!r} appears twice (first at line {first}); give each file one entry")
         return None
     titles[title] = line
-    problem = checkers.check_all(metadata)
+    metadata = to_keys(metadata)  # clientMetadata is the wire form: per-frame values as frames[N].KEY keys
+    problem = checkers.check_all(metadata, frame_keys=True)
     if problem is not None:
         report(line, problem)
         return None

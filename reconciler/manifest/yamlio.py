@@ -321,7 +321,7 @@ class _Builder:
         for key_node, value_node in pairs:
             if isinstance(key_node, ScalarNode) and key_node.tag == _CORE + "merge":
                 continue
-            key = self._key(key_node)
+            key = self._key(key_node, path)
             if key is None:
                 continue
             kpos = _pos(key_node)
@@ -336,7 +336,7 @@ class _Builder:
             explicit.setdefault(k, v)
         return explicit
 
-    def _key(self, node: Node) -> str | None:
+    def _key(self, node: Node, path: YamlPath = ()) -> str | None:
         if not isinstance(node, ScalarNode):
             self._problem(node, "mapping keys must be plain strings, not lists or mappings")
             return None
@@ -345,6 +345,8 @@ class _Builder:
         value = self._scalar(node)
         if isinstance(value, str):
             return value
+        if _is_frames_mapping(path) and isinstance(value, int | float) and not isinstance(value, bool):
+            return str(node.value)  # a frame number, kept as written (the manifest rules check it)
         shown = "null" if value is None else _json_text(value)
         self._problem(node, f"mapping key {shown} must be a string (quote it: '{node.value}')")
         return None
@@ -519,3 +521,9 @@ def dump_roundtrip(docs: list[RoundTripDocument]) -> str:
     yaml = _roundtrip_yaml()
     yaml.dump_all(docs, out)
     return out.getvalue()
+
+
+def _is_frames_mapping(path: YamlPath) -> bool:
+    """Whether ``path`` is a files entry's ``frames:`` mapping, whose keys are frame numbers (``13:``): the one
+    place a number is a mapping key, kept as the text written so that ``-1``, ``1.5`` or ``013`` can be pointed at."""
+    return len(path) == 3 and path[0] == "files" and path[2] == "frames"

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from reconciler.errors import Diagnostic
+from reconciler.frames import plan_order
 from reconciler.plan.model import FieldChange, KeyAction, KeyChange, SchemaAction, SchemaChange
 from reconciler.schema import Deletion, FieldSpec, KeyType, SchemaSpec
 
@@ -145,14 +146,15 @@ _ABSENT: Any = object()
 def diff_metadata(
     before: MetadataView, after: MetadataView, *, keys: Iterable[str] | None = None
 ) -> tuple[KeyChange, ...]:
-    """The key changes that turn ``before`` into ``after``, sorted by key (alembic's set arithmetic).
+    """The key changes that turn ``before`` into ``after``, sorted by key (alembic's set arithmetic; per-frame
+    keys by frame number, :func:`reconciler.frames.plan_order`).
 
     ``keys``: the only keys that can differ, when the caller knows it (a merge touches only the keys it
     owns); the rest are not compared.
     """
     changes: list[KeyChange] = []
     if keys is not None:
-        for key in sorted(keys):
+        for key in sorted(keys, key=plan_order):
             b, a = before.get(key, _ABSENT), after.get(key, _ABSENT)
             if b is _ABSENT:
                 if a is not _ABSENT:
@@ -162,15 +164,15 @@ def diff_metadata(
             elif not values_equal(b, a):
                 changes.append(KeyChange(key, KeyAction.UPDATE, b, a, _field_changes(b, a)))
         return tuple(changes)
-    for key in sorted(after.keys() - before.keys()):
+    for key in sorted(after.keys() - before.keys(), key=plan_order):
         changes.append(KeyChange(key, KeyAction.ADD, None, after[key]))
-    for key in sorted(before.keys() - after.keys()):
+    for key in sorted(before.keys() - after.keys(), key=plan_order):
         changes.append(KeyChange(key, KeyAction.REMOVE, before[key], None))
-    for key in sorted(before.keys() & after.keys()):
+    for key in sorted(before.keys() & after.keys(), key=plan_order):
         b, a = before[key], after[key]
         if not values_equal(b, a):
             changes.append(KeyChange(key, KeyAction.UPDATE, b, a, _field_changes(b, a)))
-    changes.sort(key=lambda c: c.key)
+    changes.sort(key=lambda c: plan_order(c.key))
     return tuple(changes)
 
 
@@ -374,5 +376,5 @@ def diff_schema(desired: SchemaManifest | None, live: SchemaSpec) -> SchemaDiff:
                     )
                 )
                 after[key] = FieldSpec(have.type, have.values, have.size, Deletion.SOFT)
-    changes.sort(key=lambda c: c.key)
+    changes.sort(key=lambda c: plan_order(c.key))
     return SchemaDiff(tuple(changes), tuple(errors), SchemaSpec(after))

@@ -52,8 +52,9 @@ class RawListingProvider(Protocol):
 
     def iter_raw_items(
         self, folder: LiveFolder, *, recursive: bool, children: bool
-    ) -> Iterator[tuple[str, str, str, str]]:
-        """``(rel_name, uuid, folder_uuid, metadata_json)`` for the same items as ``iter_items``."""
+    ) -> Iterator[tuple[str, str, str, str | dict[str, JsonValue]]]:
+        """``(rel_name, uuid, folder_uuid, metadata)`` for the same items as ``iter_items``: the metadata's JSON
+        text, or the decoded dict when it holds per-frame values (engine keys, :mod:`reconciler.frames`)."""
         ...
 
 

@@ -20,6 +20,7 @@ from reconciler.errors import (
     ProviderResponseError,
     UsageError,
 )
+from reconciler.frames import base_key
 from reconciler.model import (
     Assignment,
     DesiredState,
@@ -154,6 +155,8 @@ class _ValueChecker:
             return
         if is_reserved(key):
             return  # checked with the rest of its scope when the manifests were loaded (reconciler.reserved)
+        value_key = key
+        key = base_key(key)  # a per-frame value frames[N].KEY is a value of KEY (judged and checked as KEY)
         spec: FieldSpec | None = self.schema.keys.get(key)
         self.judge.judge(key, a.value, a.location)
         if spec is None:
@@ -168,7 +171,7 @@ class _ValueChecker:
                     )
                 )
             return
-        err = check_value(key, a.value, spec)
+        err = check_value(value_key, a.value, spec)
         if err:
             self.errors.append(Diagnostic(a.location, needs_schema_change(key, a.value, err, self.intended)))
 

@@ -7,7 +7,11 @@ limits, key renames, and the offline checks ``validate`` runs (:mod:`reconciler.
 
 * **Ownership.** An overwrite manifest owns every key of the files it selects. A merge manifest owns, on one
   file, the keys it gives that file (a ``null`` value included: it removes the key) and every key matching
-  one of its ``owns`` patterns (``fnmatch``, case-sensitive).
+  one of its ``owns`` patterns (``fnmatch``, case-sensitive). A per-frame value is the key ``frames[N].KEY``
+  (:mod:`reconciler.frames`); a pattern owns it when it matches the whole key (``*``), or its ``KEY``
+  (``owns: [clip]`` owns ``clip`` and ``clip`` on every frame, so taking ``clip`` out prunes it on every
+  frame too), or when the pattern is itself per-frame, ``frames[F].K``, with ``F`` matching the frame number
+  and ``K`` the key (``frames[*].clip``: every frame's ``clip`` but not the file's own; brackets literal).
 * **Layering.** The values one manifest gives one file: ``defaults``, then each matching ``glob`` entry in
   order, then the ``source:`` row, then the exact ``name:``/``uuid:`` entry; later layers win key by key.
 * **Desired dict.** merge: owned keys become exactly the given values (absent or ``null``: removed), other
@@ -24,6 +28,7 @@ import re
 from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from reconciler.frames import parse_frame_key
 from reconciler.model import Assignment, FileManifest, FileSelector, Mode, SelectorKind
 from reconciler.plan.differ import values_equal
 from reconciler.plan.policy import compile_glob
@@ -38,11 +43,68 @@ __all__ = [
     "UndeclaredJudge",
     "compiled",
     "conflict",
+    "owns_test",
     "plain_values",
 ]
 
 _ABSENT: Any = object()
 T = TypeVar("T")
+
+# --------------------------------------------------------------------------------------------- owns patterns
+
+#: A per-frame ``owns`` pattern: ``frames[F].K`` (``F`` a pattern of frame numbers, ``K`` of keys).
+_FRAME_PATTERN = re.compile(r"frames\[([^\]]+)\]\.(.+)", re.DOTALL)
+
+
+def _frame_pattern(pattern: str) -> tuple[str, str] | None:
+    m = _FRAME_PATTERN.fullmatch(pattern)
+    return (m.group(1), m.group(2)) if m else None
+
+
+def owns_test(patterns: tuple[str, ...]) -> Callable[[str], bool] | None:
+    """The ownership rule of ``owns`` patterns as one test of a key (``None`` without patterns): ``fnmatch`` on
+    the whole key; for a per-frame key ``frames[N].KEY`` also on ``KEY``, and ``frames[F].K`` patterns on the
+    frame number and the key (see the module's Ownership rule)."""
+    if not patterns:
+        return None
+    plain = [p for p in patterns if _frame_pattern(p) is None]
+    framed = [
+        (re.compile(fnmatch.translate(f)), re.compile(fnmatch.translate(k)))
+        for f, k in (fp for fp in map(_frame_pattern, patterns) if fp is not None)
+    ]
+    whole = re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in plain)) if plain else None
+
+    def owns(key: str) -> bool:
+        if whole is not None and whole.match(key):
+            return True
+        if not key.startswith("frames["):
+            return False
+        parsed = parse_frame_key(key)
+        if parsed is None:
+            return False
+        frame, name = str(parsed[0]), parsed[1]
+        if whole is not None and whole.match(name):
+            return True
+        return any(f.match(frame) and k.match(name) for f, k in framed)
+
+    return owns
+
+
+def _patterns_overlap(pa: str, pb: str) -> bool:
+    """Whether two ``owns`` patterns can own one key (the offline check, which sees no live keys)."""
+    if pa == pb or fnmatch.fnmatchcase(pa, pb) or fnmatch.fnmatchcase(pb, pa):
+        return True
+    fa, fb = _frame_pattern(pa), _frame_pattern(pb)
+    if fa is None and fb is None:
+        return False
+    # A plain pattern owns a per-frame key by its KEY part: compare it with the key part of the other.
+    ka = fa[1] if fa is not None else pa
+    kb = fb[1] if fb is not None else pb
+    if fa is not None and fb is not None:
+        frames_meet = fa[0] == fb[0] or fnmatch.fnmatchcase(fa[0], fb[0]) or fnmatch.fnmatchcase(fb[0], fa[0])
+        if not frames_meet:
+            return False
+    return ka == kb or fnmatch.fnmatchcase(ka, kb) or fnmatch.fnmatchcase(kb, ka)
 
 
 def plain_values(given: Mapping[str, Assignment]) -> dict[str, JsonValue]:
@@ -64,11 +126,7 @@ class CompiledManifest:
         self.m = m
         self.merge = m.mode is Mode.MERGE
         self.patterns: tuple[str, ...] = tuple(m.owns) if self.merge else ()
-        self._rx = (
-            re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in self.patterns))
-            if self.patterns
-            else None
-        )
+        self._rx = owns_test(self.patterns)
         self._cache: dict[str, bool] = {}
         self.defaults: dict[str, JsonValue] = plain_values(m.defaults)
         self.globs: list[tuple[re.Pattern[str], FileSelector, dict[str, JsonValue]]] = [
@@ -87,7 +145,7 @@ class CompiledManifest:
             return False
         hit = self._cache.get(key)
         if hit is None:
-            hit = self._cache[key] = self._rx.match(key) is not None
+            hit = self._cache[key] = self._rx(key)
         return hit
 
     def owns(self, key: str, given: Collection[str]) -> bool:
@@ -263,7 +321,7 @@ def conflict(
     if pattern_overlap:
         for pa in a.patterns:
             for pb in b.patterns:
-                if pa == pb or fnmatch.fnmatchcase(pa, pb) or fnmatch.fnmatchcase(pb, pa):
+                if _patterns_overlap(pa, pb):
                     shared.add(pa if len(pa) >= len(pb) else pb)
     return sorted(shared)
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from reconciler.errors import ProviderConflictError, ProviderError, ProviderResponseError, UsageError
+from reconciler.frames import raw_to_keys, to_keys, to_wire
 from reconciler.jsonio import loads
 from reconciler.model import LiveFolder, LiveItem, ProviderConfig
 from reconciler.providers.base import (
@@ -325,7 +326,7 @@ class SqliteProvider:
             top: dict[str, str] = {}
             kids: list[LiveItem] = []
             for r in rows:
-                item = LiveItem(r[0], r[1], r[2], r[3], _metadata(r[0], r[5]), r[4])
+                item = LiveItem(r[0], r[1], r[2], r[3], to_keys(_metadata(r[0], r[5])), r[4])
                 if item.parent_item is None:
                     rel = prefixes[item.folder] + item.name
                     top[item.uuid] = rel
@@ -341,8 +342,10 @@ class SqliteProvider:
 
     def iter_raw_items(
         self, folder: LiveFolder, *, recursive: bool, children: bool
-    ) -> Iterator[tuple[str, str, str, str]]:
+    ) -> Iterator[tuple[str, str, str, str | dict[str, JsonValue]]]:
         """The items of :meth:`iter_items` as ``(rel_name, uuid, folder_uuid, metadata_json)``, streamed.
+
+        Metadata that holds per-frame values comes decoded, as engine keys (:func:`reconciler.frames.raw_to_keys`).
 
         The metadata stays JSON text (the planner parses it only for the files it diffs), rows are fetched
         in pages, and nothing is sorted in Python: top-level items come in (folder, name) order from the
@@ -365,7 +368,7 @@ class SqliteProvider:
                 f"WHERE folder IN ({marks}) AND parent_item IS NULL ORDER BY folder, name"
             )
             for name, uuid, item_folder, raw in self._stream(top, chunk):
-                yield prefixes[item_folder] + name, uuid, item_folder, raw
+                yield prefixes[item_folder] + name, uuid, item_folder, raw_to_keys(raw)
             if children:
                 kids = (
                     "SELECT p.name, c.name, c.uuid, p.folder, c.metadata FROM items AS c "
@@ -374,7 +377,12 @@ class SqliteProvider:
                     "ORDER BY p.folder, p.name, c.name"
                 )
                 for parent_name, name, uuid, parent_folder, raw in self._stream(kids, chunk + chunk):
-                    yield f"{prefixes[parent_folder]}{parent_name}/{name}", uuid, parent_folder, raw
+                    yield (
+                        f"{prefixes[parent_folder]}{parent_name}/{name}",
+                        uuid,
+                        parent_folder,
+                        raw_to_keys(raw),
+                    )
 
     def _stream(self, sql: str, params: Sequence[Any], page: int = 5000) -> Iterator[Any]:
         """Rows of a query, fetched ``page`` at a time (the lock is held per page, not across yields)."""
@@ -403,7 +411,7 @@ class SqliteProvider:
                 f"SELECT uuid, folder, name, item_type, parent_item, metadata FROM items WHERE uuid IN ({marks})",
                 chunk,
             ):
-                out[r[0]] = LiveItem(r[0], r[1], r[2], r[3], _metadata(r[0], r[5]), r[4])
+                out[r[0]] = LiveItem(r[0], r[1], r[2], r[3], to_keys(_metadata(r[0], r[5])), r[4])
         return out
 
     def patch_items(self, patches: Mapping[str, Mapping[str, JsonValue]]) -> dict[str, str | None]:
@@ -411,13 +419,16 @@ class SqliteProvider:
             raise ProviderError(f"at most {_CHUNK} files per write batch, got {len(patches)}")
         self.stats.count("PATCH items/patch-bulk", write=True)
         result: dict[str, str | None] = {}
+        texts: dict[str, str] = {}
+        for uuid, md in patches.items():
+            try:  # engine keys -> the stored (wire) form; per-frame keys go under $encord (reconciler.frames)
+                texts[uuid] = json.dumps(to_wire(md), ensure_ascii=False)
+            except ValueError as exc:
+                result[uuid] = str(exc)
         try:
             with self._transaction():
-                for uuid, md in patches.items():
-                    cur = self._db.execute(
-                        "UPDATE items SET metadata = ? WHERE uuid = ?",
-                        (json.dumps(dict(md), ensure_ascii=False), uuid),
-                    )
+                for uuid, text in texts.items():
+                    cur = self._db.execute("UPDATE items SET metadata = ? WHERE uuid = ?", (text, uuid))
                     result[uuid] = None if cur.rowcount == 1 else "file no longer exists"
         except sqlite3.Error as exc:
             raise _translate(exc, self.path) from exc

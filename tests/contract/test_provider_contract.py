@@ -115,3 +115,82 @@ def test_identity_has_no_secrets(make_provider, provider_kind):
     p = make_provider(make_snapshot({"f": []}))
     assert p.identity.type == provider_kind
     assert TOKEN not in str(identity_to_json(p.identity))
+
+
+#: One file's clientMetadata as stored (wire) and as every provider hands it to the engine (keys).
+FRAMES_WIRE = {
+    "label": "x",
+    "$encord": {"other": 1, "frame_metadata": {"2": {"label": "keep"}, "13": {"clip": [0, 0, 0]}}},
+}
+FRAMES_KEYS = {
+    "label": "x",
+    "$encord": {"other": 1},
+    "frames[2].label": "keep",
+    "frames[13].clip": [0, 0, 0],
+}
+
+
+def test_per_frame_values_are_keys_on_every_read_and_wire_on_every_write(make_provider):
+    p = make_provider(
+        make_snapshot({"v": [("a.mp4", FRAMES_WIRE), ("b.mp4", {"plain": 1})]}, item_type="video")
+    )
+    a, b = uid("item:v/a.mp4"), uid("item:v/b.mp4")
+    folder = p.resolve_folder("v")
+    listed = {li.rel_name: li.item.metadata for li in p.iter_items(folder, recursive=False, children=False)}
+    assert listed == {"a.mp4": FRAMES_KEYS, "b.mp4": {"plain": 1}}
+    if p.capabilities.raw_listing:  # the raw listing decodes only what holds $encord, as keys
+        raw = {rel: md for rel, _, _, md in p.iter_raw_items(folder, recursive=False, children=False)}
+        assert raw == {"a.mp4": FRAMES_KEYS, "b.mp4": '{"plain": 1}'}
+    assert p.get_items([a])[a].metadata == FRAMES_KEYS
+    written = {**FRAMES_KEYS, "frames[13].clip": [1, 2, 3], "frames[20].label": "new"}
+    del written["frames[2].label"]
+    assert p.patch_items({a: written}) == {a: None}
+    assert p.get_items([a])[a].metadata == written
+    snap_items = {i.uuid: i.metadata for i in _stored(p)}
+    assert snap_items[a] == {
+        "label": "x",
+        "$encord": {"other": 1, "frame_metadata": {"13": {"clip": [1, 2, 3]}, "20": {"label": "new"}}},
+    }
+    assert snap_items[b] == {"plain": 1}
+    # Removing the last per-frame value leaves the rest of $encord as it was.
+    assert p.patch_items({a: {"label": "x", "$encord": {"other": 1}}}) == {a: None}
+    assert _stored_one(p, a) == {"label": "x", "$encord": {"other": 1}}
+
+
+def test_per_frame_keys_beside_an_opaque_encord_value_fail_that_file_only(make_provider):
+    p = make_provider(
+        make_snapshot({"v": [("a.mp4", {"$encord": "opaque"}), ("b.mp4", {})]}, item_type="video")
+    )
+    a, b = uid("item:v/a.mp4"), uid("item:v/b.mp4")
+    assert p.get_items([a])[a].metadata == {"$encord": "opaque"}
+    answers = p.patch_items({a: {"$encord": "opaque", "frames[1].k": 1}, b: {"frames[1].k": 1}})
+    assert answers == {
+        a: "cannot write per-frame metadata: '$encord' holds str, not a mapping",
+        b: None,
+    }
+    assert _stored_one(p, a) == {"$encord": "opaque"}
+    assert _stored_one(p, b) == {"$encord": {"frame_metadata": {"1": {"k": 1}}}}
+
+
+def _stored(p):
+    """The items exactly as the store holds them (wire form): the SQLite rows, or the emulator's state."""
+    import json
+    import sqlite3
+
+    from reconciler.providers.sqlite import SqliteProvider
+
+    if isinstance(p, SqliteProvider):
+        db = sqlite3.connect(f"file:{p.path}?mode=ro", uri=True)
+        try:
+            rows = db.execute("SELECT uuid, metadata FROM items").fetchall()
+        finally:
+            db.close()
+        return [LiveItem(u, "", "", "", json.loads(md)) for u, md in rows]
+    import httpx
+
+    doc = httpx.get(p._client.domain + "/_emulator/state").json()
+    return [LiveItem(i["uuid"], "", "", "", i.get("client_metadata") or {}) for i in doc["items"]]
+
+
+def _stored_one(p, uuid):
+    return {i.uuid: i.metadata for i in _stored(p)}[uuid]

@@ -104,3 +104,55 @@ def test_randomized_round_trips() -> None:
         keys = to_keys(wire)
         assert to_wire(keys) == wire
         assert to_keys(to_wire(keys)) == keys
+
+
+def test_base_key_frame_number_and_plan_order() -> None:
+    from reconciler.frames import base_key, frame_number, plan_order
+
+    assert [base_key(k) for k in ("frames[13].clip", "clip", "frames[013].clip")] == [
+        "clip",
+        "clip",
+        "frames[013].clip",
+    ]
+    assert [frame_number(n) for n in ("0", "13", "-1", "1.5", "abc", "013", "")] == [
+        0,
+        13,
+        None,
+        None,
+        None,
+        None,
+        None,
+    ]
+    keys = ["frames[13].clip", "label", "frames[7].clip", "frames[7].a", "a", "frames"]
+    assert sorted(keys, key=plan_order) == [
+        "a",
+        "frames",
+        "frames[7].a",
+        "frames[7].clip",
+        "frames[13].clip",
+        "label",
+    ]
+    plain = ["b", "a", "frames[x", "c.d", "frames"]
+    assert sorted(plain, key=plan_order) == sorted(plain)  # other keys: exactly string order
+
+
+def test_raw_to_keys_decodes_only_what_may_hold_frames() -> None:
+    from reconciler.frames import raw_to_keys
+
+    plain = '{"a": 1, "b": "\\u00e9"}'
+    assert raw_to_keys(plain) is plain  # escaped, decoded, no $encord: the text itself
+    assert raw_to_keys('{"a": 1}') == '{"a": 1}'
+    assert raw_to_keys('{"$encord": {"frame_metadata": {"1": {"k": 2}}}}') == {"frames[1].k": 2}
+    # An escaped spelling of the wire root is found too.
+    assert raw_to_keys('{"\\u0024encord": {"frame_metadata": {"1": {"k": 2}}}}') == {"frames[1].k": 2}
+    assert raw_to_keys('{"$encord": 1') == '{"$encord": 1'  # not JSON: left for the planner to report
+
+
+def test_split_frame_keys() -> None:
+    from reconciler.frames import split_frame_keys
+
+    assert split_frame_keys({"frames[13].b": 1, "a": 2, "frames[2].c": 3, "frames[13].a": 4}) == (
+        {"a": 2},
+        {2: {"c": 3}, 13: {"b": 1, "a": 4}},
+    )
+    assert list(split_frame_keys({"frames[13].b": 1, "frames[2].c": 3})[1]) == [2, 13]

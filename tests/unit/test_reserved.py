@@ -175,3 +175,27 @@ def test_reserved_keys() -> None:
         "keyframes",
         "$encord",
     ]
+
+
+def test_check_frames_shapes() -> None:
+    from reconciler.reserved import check_frames, frame_key_problem
+
+    assert list(check_frames({"0": {"a": 1}, "13": {"clip": [1]}})) == []
+    assert list(check_frames(None)) == []
+    got = [(p.message, p.path, p.at_key) for p in check_frames({"-1": {}, "13": [1], "2": {"config": {}}})]
+    assert got == [
+        ("frames: '-1' is not a frame number (a non-negative integer such as 0 or 13)", ("-1",), True),
+        ("frames.13: expected a mapping of metadata keys to values, got a list of 1 item(s)", ("13",), False),
+        (
+            "frames.2: 'config' is a reserved key of the whole file, not a per-frame key",
+            ("2", "config"),
+            True,
+        ),
+    ]
+    assert [p.message for p in check_frames([1])] == [
+        "frames: expected a mapping of frame numbers to metadata, got a list of 1 item(s)"
+    ]
+    assert frame_key_problem("clip") is None
+    assert frame_key_problem("frames[1].clip") == (
+        "key 'frames[1].clip': per-frame values are written under frames: (frames: {13: {clip: ...}})"
+    )

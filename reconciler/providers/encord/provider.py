@@ -21,6 +21,7 @@ from reconciler.errors import (
     ProviderError,
     ProviderResponseError,
 )
+from reconciler.frames import to_keys, to_wire
 from reconciler.model import LiveDataset, LiveFolder, LiveItem
 from reconciler.providers.base import CallStats, Capabilities, ListedItem, ProviderIdentity
 from reconciler.providers.encord.auth import auth_from_env
@@ -376,7 +377,7 @@ class EncordProvider:
         assert wire.metadata_url is not None
         uuid = wire.item.uuid
         data = self._client.fetch_signed_json(wire.metadata_url, f"item {uuid}: clientMetadataSignedUrl")
-        return parse_metadata(data, uuid)
+        return to_keys(parse_metadata(data, uuid))
 
     def _relative_folder_path(self, root: LiveFolder, uuid: str) -> str:
         """The path of folder ``uuid`` relative to ``root`` (for an item in a folder the listing missed)."""
@@ -467,7 +468,11 @@ class EncordProvider:
             if not _is_uuid(u):
                 out[u] = f"{u!r} is not a UUID"
                 continue
-            sent = dict(md)
+            try:  # engine keys -> wire: per-frame keys go under $encord (reconciler.frames)
+                sent = to_wire(md)
+            except ValueError as exc:
+                out[u] = str(exc)
+                continue
             try:
                 text = json.dumps(sent, allow_nan=False)
             except (TypeError, ValueError) as exc:
@@ -561,8 +566,11 @@ class EncordProvider:
 
         def one(item: tuple[str, Mapping[str, JsonValue]]) -> tuple[str, str | None]:
             data_hash, md = item
-            sent = dict(md)
             request = f"v1 datarow {data_hash}"
+            try:
+                sent = to_wire(md)
+            except ValueError as exc:
+                return data_hash, str(exc)
             try:
                 data = self._client.call_v1(
                     dataset_hash,
@@ -579,7 +587,7 @@ class EncordProvider:
                 return data_hash, str(exc)
             if updated is not None and "client_metadata" not in updated:
                 return data_hash, f"{request}: Encord did not update client_metadata (updated: {updated})"
-            return data_hash, _compare_written(sent, row.metadata, request)
+            return data_hash, _compare_written(sent, to_wire(row.metadata), request)
 
         items = list(patches.items())
         if len(items) <= 1:

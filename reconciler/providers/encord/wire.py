@@ -16,6 +16,7 @@ from pydantic import ConfigDict, StringConstraints, TypeAdapter, ValidationError
 from typing_extensions import NotRequired, TypedDict
 
 from reconciler.errors import ProviderResponseError
+from reconciler.frames import to_keys
 from reconciler.jsonio import loads
 from reconciler.model import LiveDataRow, LiveDataset, LiveItem
 from reconciler.types import JsonValue
@@ -135,7 +136,8 @@ def read_item(raw: object, *, parent_item: str | None = None, folder: str | None
         raise ProviderResponseError(f"Encord answered item {uuid} without a usable 'parent'")
     url = doc.get("clientMetadataSignedUrl") or None
     md_raw = doc["clientMetadata"] if "clientMetadata" in doc else doc.get("client_metadata")
-    metadata = {} if url is not None else parse_metadata(md_raw, uuid)
+    # Engine keys: per-frame values under $encord become frames[N].KEY keys (reconciler.frames).
+    metadata = {} if url is not None else to_keys(parse_metadata(md_raw, uuid))
     item = LiveItem(
         uuid=uuid,
         folder=item_folder,
@@ -235,7 +237,7 @@ def _row(doc: _DataRow) -> LiveDataRow:
         title=doc["data_title"],
         data_type=doc["data_type"],
         backing_item=doc.get("backing_item_uuid") or None,
-        metadata=dict(doc.get("client_metadata") or {}),
+        metadata=to_keys(doc.get("client_metadata") or {}),
     )
 
 

@@ -100,7 +100,7 @@ def test_jsonl_bad_rows_are_reported_and_skipped(tmp_path: Path) -> None:
         'data/r.jsonl:8: a row takes only one of "name" or "uuid"',
         "data/r.jsonl:9: uuid 'nope' is not a UUID",
         "data/r.jsonl:10: name must be a non-empty string, got the string ''",
-        'data/r.jsonl:11: unknown field \'meta\' (a row has "name" or "uuid", and "metadata")',
+        'data/r.jsonl:11: unknown field \'meta\' (a row has "name" or "uuid", "metadata" and "frames")',
         "data/r.jsonl:12: metadata must be a JSON object, got a list of 0 item(s)",
         "data/r.jsonl:13: keyframes: item 1 must be a non-negative integer frame number (keyframe_mode: frame), "
         "got the number 1.5",
