@@ -1,0 +1,104 @@
+"""The JSON codec: orjson where it gives the same answer as Python's ``json``, the standard library elsewhere.
+
+Every reader and writer of JSON in the engine (listings, bulk answers, sources, plan files, journal lines,
+checksums, fingerprints) goes through here, so the text and values are exactly what Python's ``json`` module
+gives, only faster:
+
+- :func:`loads` decodes with orjson, and with ``json.loads`` when orjson refuses the text (so every error,
+  with its line and column, is the standard library's) or when the text has an integer of 19 or more digits
+  (orjson turns integers beyond 64 bits into floats; Python keeps them exact).
+- :func:`canonical` / :func:`canonical_bytes` write sorted keys, no spaces, UTF-8 kept, no NaN: byte for byte
+  ``json.dumps(v, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)``. orjson's
+  output is used unless it could differ: a float orjson writes another way than ``repr`` (exponents below
+  ``1e-4``), a ``null`` (orjson writes NaN and infinities as null), an integer beyond 64 bits, a subclass of
+  a JSON type, nesting deeper than orjson allows. Then the standard library writes it.
+- :func:`dumps_indented` is ``json.dumps(v, indent=1, ensure_ascii=False)`` (plan files) by the same rule.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import orjson
+
+__all__ = ["canonical", "canonical_bytes", "checksum_text", "dumps_indented", "loads"]
+
+#: An integer literal orjson would not keep exact (more than 18 digits); also matches inside strings and
+#: long fractions, which only costs the slower path.
+_LONG_DIGITS = re.compile(rb"\d{19}")
+_LONG_DIGITS_STR = re.compile(r"\d{19}")
+#: Where orjson's text may differ from Python's: a float below 1e-4 written positionally (``0.00001``) or
+#: with a one-digit exponent (``1e-7``; Python writes ``1e-07``), and ``null`` (NaN and infinities).
+_MAYBE_DIFFERENT = re.compile(rb"0\.0000|e-\d(?!\d)|null")
+
+_std_canonical = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+).encode
+_std_checksum = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+_std_indented = json.JSONEncoder(indent=1, ensure_ascii=False).encode
+
+_SORTED = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATACLASS
+_INDENTED = orjson.OPT_INDENT_2 | orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATACLASS
+_INDENT = re.compile(rb"^((?:  )+)", re.MULTILINE)
+
+
+def _refuse(value: object) -> Any:
+    raise TypeError(type(value).__name__)
+
+
+def loads(data: str | bytes | bytearray | memoryview) -> Any:
+    """``json.loads(data)``, decoded by orjson when that gives the same value (see the module docstring).
+
+    Raises ``json.JSONDecodeError`` (a ``ValueError``) exactly as ``json.loads`` does.
+    """
+    try:
+        if isinstance(data, str):
+            if _LONG_DIGITS_STR.search(data) is None:
+                return orjson.loads(data)
+        elif _LONG_DIGITS.search(data) is None:
+            return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        pass
+    if isinstance(data, memoryview):
+        data = bytes(data)
+    return json.loads(data)
+
+
+def _orjson(value: object, option: int) -> bytes | None:
+    try:
+        out = orjson.dumps(value, default=_refuse, option=option)
+    except (orjson.JSONEncodeError, TypeError):
+        return None
+    return None if _MAYBE_DIFFERENT.search(out) else out
+
+
+def canonical_bytes(value: object) -> bytes:
+    """The canonical text of a JSON value as UTF-8: sorted keys, no spaces, NaN refused (ValueError)."""
+    out = _orjson(value, _SORTED)
+    return out if out is not None else _std_canonical(value).encode()
+
+
+def canonical(value: object) -> str:
+    """:func:`canonical_bytes` as text."""
+    out = _orjson(value, _SORTED)
+    return out.decode() if out is not None else _std_canonical(value)
+
+
+def checksum_text(value: object) -> bytes:
+    """``json.dumps(v, sort_keys=True, separators=(",", ":"), ensure_ascii=False)`` as UTF-8 (NaN allowed)."""
+    out = _orjson(value, _SORTED)
+    return out if out is not None else _std_checksum(value).encode()
+
+
+def _halve(m: re.Match[bytes]) -> bytes:
+    return b" " * (len(m.group(1)) // 2)
+
+
+def dumps_indented(value: object) -> str:
+    """``json.dumps(v, indent=1, ensure_ascii=False)``: one space per level (orjson indents by two)."""
+    out = _orjson(value, _INDENTED)
+    if out is None:
+        return _std_indented(value)
+    return _INDENT.sub(_halve, out).decode()
