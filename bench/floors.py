@@ -82,17 +82,6 @@ class Row:
         return statistics.median(self.ratios)
 
 
-def _alternate(pairs: int, a: Any, b: Any) -> None:
-    """Run ``a()`` and ``b()`` ``pairs`` times, alternating which goes first."""
-    for n in range(pairs):
-        if n % 2 == 0:
-            a()
-            b()
-        else:
-            b()
-            a()
-
-
 # -- floor programs (each runs as its own process: ``python -m bench.floors floor-list ...``) ------------------
 
 
@@ -192,7 +181,16 @@ def row_plan_network(work: Path, *, files: int, folders: int, latency_ms: float,
     ratios: list[float] = []
     uuids = ",".join(folder_uuid(spec, f) for f in range(folders))
     try:
-        plan_cmd = [PYTHON, "-m", "reconciler", "-C", str(g.manifests), "plan", "--provider", f"encord:{emu.url}"]
+        plan_cmd = [
+            PYTHON,
+            "-m",
+            "reconciler",
+            "-C",
+            str(g.manifests),
+            "plan",
+            "--provider",
+            f"encord:{emu.url}",
+        ]
         floor_cmd = [
             *(PYTHON, "-m", "bench.floors", "floor-list", "--domain", emu.url, "--key-file", str(key_file)),
             *("--folders", uuids, "--parallel", "4"),
@@ -243,7 +241,16 @@ def row_plan_local(work: Path, *, files: int, pairs: int) -> Row:
     ratios: list[float] = []
     plan_cmd = [PYTHON, "-m", "reconciler", "-C", str(g.manifests), "plan"]
     floor_cmd = [
-        *(PYTHON, "-m", "bench.floors", "floor-diff", "--database", str(g.database), "--source", str(g.source))
+        *(
+            PYTHON,
+            "-m",
+            "bench.floors",
+            "floor-diff",
+            "--database",
+            str(g.database),
+            "--source",
+            str(g.source),
+        )
     ]
     for n in range(pairs):
         for side in (a, b) if n % 2 == 0 else (b, a):
@@ -330,6 +337,13 @@ def report(rows: list[Row]) -> str:
                 lines.append(f"  {'':<32} ({routes})")
         pairs = ", ".join(f"{x:.2f}" for x in r.ratios)
         lines.append(f"  ratio {r.ratio_label}: median {r.ratio:.2f}x (pairs: {pairs})")
+        cpu = [a.cpu_s / b.cpu_s for a, b in zip(r.a.runs, r.b.runs, strict=True)]
+        if r.name == "apply":
+            cpu = [1 / x for x in cpu]
+        lines.append(
+            f"  same ratio of CPU time: median {statistics.median(cpu):.2f}x "
+            f"(pairs: {', '.join(f'{x:.2f}' for x in cpu)})"
+        )
         lines.extend(f"  {n}" for n in r.notes)
         lines.append("")
     return "\n".join(lines)

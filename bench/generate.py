@@ -311,7 +311,8 @@ def generate(out: Path, spec: BenchSpec) -> Generated:
         changed = write_source(source, spec)
     else:
         changed = sum(
-            write_source(manifests / "data" / _per_folder(source_name, f), spec, f) for f in range(spec.folders)
+            write_source(manifests / "data" / _per_folder(source_name, f), spec, f)
+            for f in range(spec.folders)
         )
         # Every row in one file as well (what a floor program or an SDK script reads).
         write_source(source, spec)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from reconciler import jsoncodec
 from reconciler.errors import PlanFormatError
 from reconciler.fileio import write_file
 from reconciler.jsonio import loads
@@ -31,15 +32,14 @@ MAX_PLANFILE_BYTES = 2 * 1024**3
 
 def _checksum(data: Mapping[str, Any]) -> str:
     body = {k: v for k, v in data.items() if k != "checksum"}
-    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+    return "sha256:" + hashlib.sha256(jsoncodec.checksum_text(body)).hexdigest()
 
 
 def write_planfile(path: str | os.PathLike[str], plan: Plan) -> None:
     """Write the plan with its checksum (``reconciler.fileio``: whole or not at all). Raises OutputError."""
     data = plan_to_dict(plan)
     data["checksum"] = _checksum(data)
-    write_file(path, json.dumps(data, indent=1, ensure_ascii=False) + "\n", what="plan")
+    write_file(path, jsoncodec.dumps_indented(data) + "\n", what="plan")
 
 
 def read_planfile(path: str | os.PathLike[str]) -> Plan:
