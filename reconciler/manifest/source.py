@@ -25,6 +25,7 @@ from collections.abc import Iterator, Mapping
 from typing import IO, TYPE_CHECKING, AnyStr, NamedTuple
 
 from reconciler.errors import Diagnostic, SourceLocation
+from reconciler.jsoncodec import UNDECIDED, try_loads
 from reconciler.jsonio import loads, too_deep
 from reconciler.model import Assignment, SelectorKind
 from reconciler.reserved import KEYFRAMES, RESERVED_KEYS, first_problem
@@ -312,6 +313,12 @@ def _jsonl_rows(file: Path, path: str, checkers: _Checkers, report: _Reporter) -
             if lineno == 1 and text.startswith("\ufeff"):
                 text = text[1:]  # a byte order mark
             if not text or text.isspace():
+                continue
+            obj = try_loads(raw) if lineno > 1 else UNDECIDED  # a byte order mark is only allowed on line 1
+            if obj is not UNDECIDED:
+                row = _jsonl_row(obj, lineno, path, checkers, report, text)
+                if row is not None:
+                    yield row
                 continue
             try:
                 try:
