@@ -25,7 +25,7 @@ import hashlib
 import json
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, TypeVar, cast
@@ -33,6 +33,7 @@ from typing import IO, TYPE_CHECKING, TypeVar, cast
 from pydantic import SkipValidation, TypeAdapter, ValidationError
 from typing_extensions import NotRequired, TypedDict
 
+from reconciler import jsoncodec
 from reconciler._version import __version__
 from reconciler.errors import JournalError
 from reconciler.fileio import new_temp_file
@@ -156,7 +157,7 @@ class JournalWriter:
         tmp = Path(name)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(json.dumps(self._header, ensure_ascii=False, sort_keys=True) + "\n")
+                fh.write(_line(self._header))
                 fh.flush()
                 os.fsync(fh.fileno())
             self.path = self._link(tmp, self.directory, self._stem)
@@ -191,7 +192,7 @@ class JournalWriter:
         raise JournalError(f"{directory}: too many journals named {stem}")
 
     def _write(self, records: Sequence[dict[str, object]]) -> None:
-        text = "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in records)
+        text = "".join(map(_line, records))
         with self._lock:
             try:
                 if self._fh is None:
@@ -230,6 +231,11 @@ class JournalWriter:
         with self._lock:
             if self._fh is not None:
                 self._fh.close()
+
+
+def _line(record: Mapping[str, object]) -> str:
+    """One journal line: sorted keys, no spaces, UTF-8 kept (:func:`jsoncodec.checksum_text`)."""
+    return jsoncodec.checksum_text(record).decode() + "\n"
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -57,7 +57,7 @@ def _random_float(rng: random.Random) -> float:
     return rng.choice((0.1, 1e16, 1e15, 1e-4, 1e-5, 1e-7, -0.0, 0.0, 5e-324, 1e22, 100.0, 2.5, 1e308))
 
 
-_ALPHABET = "aZ09 _.-\"\\/\n\t\x00\x01\x1f\x7f\u00e9\u2028\u2029\u2603\U0001d11e\ufeff"
+_ALPHABET = 'aZ09 _.-"\\/\n\t\x00\x01\x1f\x7f\u00e9\u2028\u2029\u2603\U0001d11e\ufeff'
 
 
 def _random_text(rng: random.Random) -> str:
