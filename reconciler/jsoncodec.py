@@ -43,6 +43,7 @@ _LONG_RUN = b"0" * 19
 def _has_long_digits(data: bytes) -> bool:
     return _LONG_RUN in data.translate(_DIGIT_RUNS)
 
+
 #: Where orjson's text may differ from Python's: a float below 1e-4 written positionally (``0.00001``) or
 #: with a one-digit exponent (``1e-7``; Python writes ``1e-07``), and ``null`` (NaN and infinities).
 _MAYBE_DIFFERENT = re.compile(rb"0\.0000|e-\d(?!\d)|null")
