@@ -62,6 +62,8 @@ class Side:
     label: str
     runs: list[Timed] = field(default_factory=list)
     requests: list[int] = field(default_factory=list)
+    #: CPU seconds the emulator spent serving each run (read from /proc; empty without an emulator).
+    server_cpu: list[float] = field(default_factory=list)
     by_route: dict[str, int] = field(default_factory=dict)
 
 
@@ -166,6 +168,15 @@ def _key(work: Path) -> tuple[Path, str]:
     return _make_key(work)
 
 
+def _proc_cpu(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (Linux ``/proc``; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _floor_json(t: Timed) -> dict[str, Any]:
     result: dict[str, Any] = json.loads(t.output.strip().splitlines()[-1])
     return result
@@ -198,7 +209,9 @@ def row_plan_network(work: Path, *, files: int, folders: int, latency_ms: float,
 
         def run(side: Side, cmd: list[str], check: Any) -> None:
             emu._call("DELETE", "requests")
+            before = _proc_cpu(emu.proc.pid)
             t = run_timed(cmd, env=env, cwd=ROOT)
+            side.server_cpu.append(_proc_cpu(emu.proc.pid) - before)
             counts = emu.requests()
             check(t)
             side.runs.append(t)
@@ -298,7 +311,9 @@ def row_apply(work: Path, *, files: int, latency_ms: float, pairs: int) -> Row:
         for n in range(pairs):
             for side in (a, b) if n % 2 == 0 else (b, a):
                 emu.reset()
+                before = _proc_cpu(emu.proc.pid)
                 t = run_timed(cmds["a" if side is a else "b"], env=env, cwd=ROOT)
+                side.server_cpu.append(_proc_cpu(emu.proc.pid) - before)
                 counts = emu.requests()
                 live = emu.items()
                 bad = sum(1 for u, md in want.items() if live.get(u) != md)
@@ -331,6 +346,8 @@ def report(rows: list[Row]) -> str:
             cpus = ", ".join(f"{t.cpu_s:.2f}" for t in side.runs)
             rss = max(t.max_rss_mb for t in side.runs)
             req = f"; requests {side.requests[-1]}" if side.requests else ""
+            if side.server_cpu:
+                req += f"; emulator CPU s {', '.join(f'{x:.2f}' for x in side.server_cpu)}"
             lines.append(f"  {side.label:<32} wall s {walls}; CPU s {cpus}; peak RSS {rss:.0f} MB{req}")
             if side.requests and side is r.a:
                 routes = ", ".join(f"{k} {v}" for k, v in sorted(side.by_route.items()))
