@@ -53,6 +53,16 @@ __all__ = ["Row", "floor_diff", "floor_list", "main", "run_rows"]
 
 PYTHON = sys.executable
 ROOT = Path(__file__).resolve().parent.parent
+#: Where the measured reconciler is imported from (``--reconciler-root``: another checkout, e.g. a baseline).
+RECONCILER_ROOT: Path | None = None
+
+
+def _reconciler_env(**extra: str) -> dict[str, str]:
+    """The environment of reconciler commands: :func:`bench_env`, with ``RECONCILER_ROOT`` first."""
+    env = bench_env(**extra)
+    if RECONCILER_ROOT is not None:
+        env["PYTHONPATH"] = str(RECONCILER_ROOT) + os.pathsep + env["PYTHONPATH"]
+    return env
 
 
 @dataclass
@@ -186,7 +196,8 @@ def row_plan_network(work: Path, *, files: int, folders: int, latency_ms: float,
     spec = BenchSpec(files=files, keys=10, changed=0.01, folders=folders)
     g = generate(work / f"net-{files}x{folders}", spec)
     key_file, pubhex = _key(work)
-    env = bench_env(ENCORD_SSH_KEY_FILE=str(key_file))
+    renv = {"ENCORD_SSH_KEY_FILE": str(key_file)}
+    env = bench_env(**renv)
     emu = _emulator(g.snapshot, pubhex, latency_ms)
     a, b = Side("reconciler plan"), Side("floor: list 4-way, decode")
     ratios: list[float] = []
@@ -210,7 +221,7 @@ def row_plan_network(work: Path, *, files: int, folders: int, latency_ms: float,
         def run(side: Side, cmd: list[str], check: Any) -> None:
             emu._call("DELETE", "requests")
             before = _proc_cpu(emu.proc.pid)
-            t = run_timed(cmd, env=env, cwd=ROOT)
+            t = run_timed(cmd, env=_reconciler_env(**renv) if side is a else env, cwd=ROOT)
             side.server_cpu.append(_proc_cpu(emu.proc.pid) - before)
             counts = emu.requests()
             check(t)
@@ -267,7 +278,9 @@ def row_plan_local(work: Path, *, files: int, pairs: int) -> Row:
     ]
     for n in range(pairs):
         for side in (a, b) if n % 2 == 0 else (b, a):
-            t = run_timed(plan_cmd if side is a else floor_cmd, env=env, cwd=g.root)
+            t = run_timed(
+                plan_cmd if side is a else floor_cmd, env=_reconciler_env() if side is a else env, cwd=g.root
+            )
             if side is a:
                 m = _SUMMARY.search(t.output)
                 if not m or int(m.group(1).replace(",", "")) != g.changed_files:
@@ -293,9 +306,11 @@ def row_apply(work: Path, *, files: int, latency_ms: float, pairs: int) -> Row:
     key_file, pubhex = _key(work)
     names = key_names(spec.keys)
     want = {file_uuid(spec, i): desired_metadata(spec, i, names) for i in range(files)}
-    env = bench_env(ENCORD_SSH_KEY_FILE=str(key_file))
+    renv = {"ENCORD_SSH_KEY_FILE": str(key_file)}
+    env = bench_env(**renv)
     emu = _emulator(g.snapshot, pubhex, latency_ms)
     a, b = Side("reconciler apply"), Side("SDK bundle script")
+    plan_only = Side("reconciler plan (same change)")
     ratios: list[float] = []
     try:
         cmds = {
@@ -308,11 +323,18 @@ def row_apply(work: Path, *, files: int, latency_ms: float, pairs: int) -> Row:
                 *("--key-file", str(key_file), "--folder", folder_uuid(spec), "--source", str(g.source)),
             ],
         }
+        plan_cmd = [*cmds["a"][:5], "plan", *cmds["a"][-2:]]
         for n in range(pairs):
+            emu.reset()
+            plan_only.runs.append(run_timed(plan_cmd, env=_reconciler_env(**renv), cwd=ROOT))
             for side in (a, b) if n % 2 == 0 else (b, a):
                 emu.reset()
                 before = _proc_cpu(emu.proc.pid)
-                t = run_timed(cmds["a" if side is a else "b"], env=env, cwd=ROOT)
+                t = run_timed(
+                    cmds["a" if side is a else "b"],
+                    env=_reconciler_env(**renv) if side is a else env,
+                    cwd=ROOT,
+                )
                 side.server_cpu.append(_proc_cpu(emu.proc.pid) - before)
                 counts = emu.requests()
                 live = emu.items()
@@ -326,6 +348,7 @@ def row_apply(work: Path, *, files: int, latency_ms: float, pairs: int) -> Row:
     finally:
         emu.stop()
     cpu_ms = statistics.median(t.cpu_s for t in a.runs) / files * 1000
+    phase = statistics.median(x.cpu_s - p.cpu_s for x, p in zip(a.runs, plan_only.runs, strict=True))
     return Row(
         "apply",
         f"apply, {files:,} changed files, emulator at {latency_ms:g} ms",
@@ -333,7 +356,12 @@ def row_apply(work: Path, *, files: int, latency_ms: float, pairs: int) -> Row:
         b,
         ratios,
         "SDK / reconciler (wall; > 1: reconciler faster)",
-        [f"reconciler CPU per written file {cpu_ms:.3f} ms (whole process, plan included)"],
+        [
+            f"reconciler CPU per written file {cpu_ms:.3f} ms (whole process, plan included)",
+            f"reconciler CPU per written file in the apply phase {phase / files * 1000:.3f} ms "
+            f"(apply CPU minus the CPU of `reconciler plan` of the same change, median of pairs; plan CPU s "
+            f"{', '.join(f'{t.cpu_s:.2f}' for t in plan_only.runs)})",
+        ],
     )
 
 
@@ -427,7 +455,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--apply-files", type=int, default=10_000)
     p.add_argument("--apply-latency-ms", type=float, default=20)
     p.add_argument("--work", type=Path, help="where workloads are kept (default: temporary)")
+    p.add_argument(
+        "--reconciler-root",
+        type=Path,
+        help="import the measured reconciler from this source tree (e.g. `git archive main` unpacked: a baseline)",
+    )
     args = p.parse_args(argv)
+    global RECONCILER_ROOT
+    RECONCILER_ROOT = args.reconciler_root.resolve() if args.reconciler_root else None
     with tempfile.TemporaryDirectory(prefix="bench-floors-") as tmp:
         work = args.work or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
