@@ -61,6 +61,7 @@ def _maybe_different(out: bytes) -> bool:
         at = out.find(b"e-", at + 2)
     return False
 
+
 _std_canonical = json.JSONEncoder(
     sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
 ).encode

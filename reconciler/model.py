@@ -244,6 +244,8 @@ class LiveItem:
     item_type: str
     metadata: dict[str, JsonValue]
     parent_item: str | None = None
+    #: The metadata as the server's JSON text, when it came as text (listings keep it instead of the dict).
+    metadata_text: str | None = field(default=None, compare=False, repr=False)
 
 
 def canonical_json(value: object) -> str:
