@@ -85,7 +85,7 @@ def try_loads(data: str | bytes) -> Any:
     """The value orjson decodes when it is the one ``json.loads`` gives, else :data:`UNDECIDED` (the caller
     then decodes the standard library's way, for its value or its error)."""
     try:
-        if not _has_long_digits(data if type(data) is bytes else data.encode("utf-8", "surrogatepass")):
+        if not _has_long_digits(data if isinstance(data, bytes) else data.encode("utf-8", "surrogatepass")):
             return orjson.loads(data)
     except orjson.JSONDecodeError:
         pass
