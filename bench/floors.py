@@ -55,13 +55,17 @@ PYTHON = sys.executable
 ROOT = Path(__file__).resolve().parent.parent
 #: Where the measured reconciler is imported from (``--reconciler-root``: another checkout, e.g. a baseline).
 RECONCILER_ROOT: Path | None = None
+#: A second source tree measured alongside in the apply row (``--baseline-root``), for before/after CPU.
+BASELINE_ROOT: Path | None = None
 
 
-def _reconciler_env(**extra: str) -> dict[str, str]:
-    """The environment of reconciler commands: :func:`bench_env`, with ``RECONCILER_ROOT`` first."""
+def _reconciler_env(root: Path | None = None, **extra: str) -> dict[str, str]:
+    """The environment of reconciler commands: :func:`bench_env`, with ``root`` (default
+    ``RECONCILER_ROOT``) first on the import path."""
     env = bench_env(**extra)
-    if RECONCILER_ROOT is not None:
-        env["PYTHONPATH"] = str(RECONCILER_ROOT) + os.pathsep + env["PYTHONPATH"]
+    root = root or RECONCILER_ROOT
+    if root is not None:
+        env["PYTHONPATH"] = str(root) + os.pathsep + env["PYTHONPATH"]
     return env
 
 
@@ -311,6 +315,7 @@ def row_apply(work: Path, *, files: int, latency_ms: float, pairs: int) -> Row:
     emu = _emulator(g.snapshot, pubhex, latency_ms)
     a, b = Side("reconciler apply"), Side("SDK bundle script")
     plan_only = Side("reconciler plan (same change)")
+    base, base_plan = Side("baseline apply"), Side("baseline plan")
     ratios: list[float] = []
     try:
         cmds = {
@@ -327,6 +332,13 @@ def row_apply(work: Path, *, files: int, latency_ms: float, pairs: int) -> Row:
         for n in range(pairs):
             emu.reset()
             plan_only.runs.append(run_timed(plan_cmd, env=_reconciler_env(**renv), cwd=ROOT))
+            if BASELINE_ROOT is not None:
+                emu.reset()
+                base_plan.runs.append(
+                    run_timed(plan_cmd, env=_reconciler_env(BASELINE_ROOT, **renv), cwd=ROOT)
+                )
+                emu.reset()
+                base.runs.append(run_timed(cmds["a"], env=_reconciler_env(BASELINE_ROOT, **renv), cwd=ROOT))
             for side in (a, b) if n % 2 == 0 else (b, a):
                 emu.reset()
                 before = _proc_cpu(emu.proc.pid)
@@ -349,6 +361,27 @@ def row_apply(work: Path, *, files: int, latency_ms: float, pairs: int) -> Row:
         emu.stop()
     cpu_ms = statistics.median(t.cpu_s for t in a.runs) / files * 1000
     phase = statistics.median(x.cpu_s - p.cpu_s for x, p in zip(a.runs, plan_only.runs, strict=True))
+    notes = [
+        f"reconciler CPU per written file {cpu_ms:.3f} ms (whole process, plan included)",
+        f"reconciler CPU per written file in the apply phase {phase / files * 1000:.3f} ms "
+        f"(apply CPU minus the CPU of `reconciler plan` of the same change, median of pairs; plan CPU s "
+        f"{', '.join(f'{t.cpu_s:.2f}' for t in plan_only.runs)})",
+    ]
+    if base.runs:
+        per = [
+            (x.cpu_s - p.cpu_s) / (y.cpu_s - q.cpu_s)
+            for x, p, y, q in zip(a.runs, plan_only.runs, base.runs, base_plan.runs, strict=True)
+        ]
+        whole = [x.cpu_s / y.cpu_s for x, y in zip(a.runs, base.runs, strict=True)]
+        bphase = statistics.median(y.cpu_s - q.cpu_s for y, q in zip(base.runs, base_plan.runs, strict=True))
+        notes += [
+            f"baseline ({BASELINE_ROOT}): apply CPU s {', '.join(f'{t.cpu_s:.2f}' for t in base.runs)}; "
+            f"plan CPU s {', '.join(f'{t.cpu_s:.2f}' for t in base_plan.runs)}; apply-phase CPU per written "
+            f"file {bphase / files * 1000:.3f} ms",
+            f"apply-phase CPU per file, this tree / baseline: median {statistics.median(per):.2f} "
+            f"(pairs: {', '.join(f'{x:.2f}' for x in per)}); whole process: median "
+            f"{statistics.median(whole):.2f}",
+        ]
     return Row(
         "apply",
         f"apply, {files:,} changed files, emulator at {latency_ms:g} ms",
@@ -356,12 +389,7 @@ def row_apply(work: Path, *, files: int, latency_ms: float, pairs: int) -> Row:
         b,
         ratios,
         "SDK / reconciler (wall; > 1: reconciler faster)",
-        [
-            f"reconciler CPU per written file {cpu_ms:.3f} ms (whole process, plan included)",
-            f"reconciler CPU per written file in the apply phase {phase / files * 1000:.3f} ms "
-            f"(apply CPU minus the CPU of `reconciler plan` of the same change, median of pairs; plan CPU s "
-            f"{', '.join(f'{t.cpu_s:.2f}' for t in plan_only.runs)})",
-        ],
+        notes,
     )
 
 
@@ -460,9 +488,15 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         help="import the measured reconciler from this source tree (e.g. `git archive main` unpacked: a baseline)",
     )
+    p.add_argument(
+        "--baseline-root",
+        type=Path,
+        help="apply row: also run the reconciler of this source tree in every pair (before/after CPU per file)",
+    )
     args = p.parse_args(argv)
-    global RECONCILER_ROOT
+    global RECONCILER_ROOT, BASELINE_ROOT
     RECONCILER_ROOT = args.reconciler_root.resolve() if args.reconciler_root else None
+    BASELINE_ROOT = args.baseline_root.resolve() if args.baseline_root else None
     with tempfile.TemporaryDirectory(prefix="bench-floors-") as tmp:
         work = args.work or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
