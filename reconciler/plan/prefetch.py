@@ -61,7 +61,7 @@ class Prefetch:
         self._jobs: dict[ListingKey, _Job] = {}
         self._queue: queue.Queue[_Job | None] = queue.Queue()
         self._stop = threading.Event()
-        parallel = getattr(provider.capabilities, "parallel_reads", False)
+        parallel = provider.capabilities.parallel_reads
         self._workers = max(1, parallelism) if parallel and parallelism > 1 else 0
         self._threads: list[threading.Thread] = []
 

@@ -44,6 +44,9 @@ class Capabilities:
     max_batch: int = 1000  # files per bulk read or write request
     parallel_writes: bool = True  # whether write batches may run concurrently
     raw_listing: bool = False  # whether it has ``iter_raw_items`` (metadata as JSON text, parsed on use)
+    #: Whether folders may be listed concurrently (a network store: the requests overlap; not the embedded
+    #: store, whose listings are CPU work under one lock).
+    parallel_reads: bool = False
 
 
 @dataclass(frozen=True)

@@ -162,7 +162,7 @@ class EncordProvider:
     child-item listings and bulk reads. ``retry`` and ``transport`` are for tests.
     """
 
-    capabilities = Capabilities(max_batch=BULK_LIMIT, parallel_writes=True)
+    capabilities = Capabilities(max_batch=BULK_LIMIT, parallel_writes=True, parallel_reads=True)
 
     def __init__(
         self,
