@@ -62,6 +62,7 @@ _API_PREFIX: Final = "/v2/public/"
 #: Where :meth:`EncordClient.pages` puts ``pageToken`` in a parameter list (dropped on the first page).
 PAGE_TOKEN: Final = "\x00pageToken"
 
+
 @dataclass(frozen=True)
 class EncodedBody:
     """A request body the caller has already serialised exactly as :meth:`EncordClient.call` would."""
