@@ -238,15 +238,23 @@ def _make_plan(
     override_limits: bool = False,
     *,
     create: bool = False,
+    parallelism: int | None = None,
 ) -> tuple[DesiredState, StateProvider, Plan]:
     from reconciler.plan.planner import make_plan, parse_targets
 
     desired = _load(settings)
     tg = parse_targets(targets, desired)
-    provider = provider_for(settings, desired, provider_url, create=create)
+    provider = provider_for(settings, desired, provider_url, parallelism, create=create)
     try:
         with _ProgressHooks() as hooks:
-            plan = make_plan(desired, provider, targets=tg, hooks=hooks, override_limits=override_limits)
+            plan = make_plan(
+                desired,
+                provider,
+                targets=tg,
+                hooks=hooks,
+                override_limits=override_limits,
+                parallelism=parallelism,
+            )
     except BaseException:
         provider.close()
         raise
@@ -298,6 +306,12 @@ _override_limits_option = click.option(
     help="Plan only this manifest path, folder:PATH or schema (repeatable).",
 )
 @_override_limits_option
+@click.option(
+    "--parallelism",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Folders listed at once (default: the Workspace's settings.parallelism).",
+)
 @click.pass_context
 def plan(
     ctx: click.Context,
@@ -309,10 +323,13 @@ def plan(
     detailed_exitcode: bool,
     targets: tuple[str, ...],
     override_limits: bool,
+    parallelism: int | None,
 ) -> None:
     """Read live state, diff it against the manifests, and print the plan."""
     settings = _settings(ctx, manifest_dir, debug)
-    _desired, provider, the_plan = _make_plan(settings, provider_url, targets, override_limits)
+    _desired, provider, the_plan = _make_plan(
+        settings, provider_url, targets, override_limits, parallelism=parallelism
+    )
     provider.close()
     if out is not None:
         from reconciler.plan.planfile import write_planfile
@@ -417,7 +434,12 @@ def _run_apply(
     is_flag=True,
     help="Allow destructive changes: schema deletions and type changes, removals over max_removed_share.",
 )
-@click.option("--parallelism", type=click.IntRange(1, 64), default=None, help="Concurrent write batches.")
+@click.option(
+    "--parallelism",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Concurrent requests: folders listed and write batches sent at once.",
+)
 @click.option(
     "--target",
     "targets",
@@ -448,7 +470,9 @@ def apply(
             )
         _apply_saved(settings, planfile, provider_url, allow_destructive, parallelism)
         return
-    desired, provider, the_plan = _make_plan(settings, provider_url, targets, override_limits, create=True)
+    desired, provider, the_plan = _make_plan(
+        settings, provider_url, targets, override_limits, create=True, parallelism=parallelism
+    )
     try:
         click.echo(_render(the_plan, "text", settings), nl=False)
         if not the_plan.has_changes:
