@@ -16,22 +16,30 @@ import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
-
-from reconciler.plan import listing
-from reconciler.plan.listing import LiveIndex, read_index
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from reconciler.manifest.source import SourceRow
     from reconciler.model import LiveFolder
     from reconciler.providers.base import StateProvider
 
-__all__ = ["READ_AHEAD_ROWS", "Prefetch"]
+__all__ = ["PROGRESS_EVERY", "READ_AHEAD_ROWS", "Prefetch"]
 
 #: Source rows read ahead while a folder is being listed (about 3 kB each in memory).
-READ_AHEAD_ROWS = listing.READ_AHEAD_ROWS
+READ_AHEAD_ROWS = 20_000
+#: How often (in files) a listing's progress is reported.
+PROGRESS_EVERY = 10_000
 
 ListingKey = tuple[str, bool, bool]  # folder uuid, recursive, children
+Progress = Callable[[str, int, "int | None"], None]
+
+
+class ReadIndex(Protocol):
+    """How one folder is listed into an index (the planner's ``read_index``)."""
+
+    def __call__(
+        self, provider: Any, folder: LiveFolder, *, recursive: bool, children: bool, on_progress: Progress
+    ) -> Any: ...
 
 
 class _Stopped(Exception):
@@ -45,7 +53,7 @@ class _Job:
     children: bool
     done: threading.Event = field(default_factory=threading.Event)
     seen: int = 0
-    index: LiveIndex | None = None
+    index: Any = None
     error: BaseException | None = None
 
 
@@ -55,8 +63,11 @@ class Prefetch:
     Use as a context manager: leaving it stops listings nobody collected (at their next progress report).
     """
 
-    def __init__(self, provider: StateProvider, parallelism: int, on_progress: listing.Progress) -> None:
+    def __init__(
+        self, provider: StateProvider, parallelism: int, on_progress: Progress, read_index: ReadIndex
+    ) -> None:
         self._provider = provider
+        self._read_index = read_index
         self._on_progress = on_progress
         self._jobs: dict[ListingKey, _Job] = {}
         self._queue: queue.Queue[_Job | None] = queue.Queue()
@@ -64,6 +75,11 @@ class Prefetch:
         parallel = provider.capabilities.parallel_reads
         self._workers = max(1, parallelism) if parallel and parallelism > 1 else 0
         self._threads: list[threading.Thread] = []
+
+    @property
+    def active(self) -> bool:
+        """Whether listings are made ahead, on listing threads (else :meth:`get` lists on demand)."""
+        return self._workers > 0
 
     def __enter__(self) -> Prefetch:
         return self
@@ -100,7 +116,7 @@ class Prefetch:
                 job.seen = n
 
             try:
-                job.index = read_index(
+                job.index = self._read_index(
                     self._provider,
                     job.folder,
                     recursive=job.recursive,
@@ -119,7 +135,7 @@ class Prefetch:
         recursive: bool,
         children: bool,
         rows: Callable[[], Iterator[SourceRow]] | None = None,
-    ) -> tuple[LiveIndex, Iterable[SourceRow] | None]:
+    ) -> tuple[Any, Iterable[SourceRow] | None]:
         """The listing of ``folder``, and (given ``rows``, which opens the manifest's source) the source's
         rows: those read while the listing was being made, then the rest as they stream."""
         key = (folder.uuid, recursive, children)
@@ -128,7 +144,7 @@ class Prefetch:
             self.start(folder, recursive=recursive, children=children)
             job = self._jobs.get(key)
         if job is None:  # listings on demand, in this thread
-            index = read_index(
+            index = self._read_index(
                 self._provider, folder, recursive=recursive, children=children, on_progress=self._on_progress
             )
             return index, (rows() if rows is not None else None)
@@ -142,7 +158,7 @@ class Prefetch:
                 ahead.append(row)
                 if job.done.is_set() or len(ahead) >= READ_AHEAD_ROWS:
                     break
-                if job.seen - reported >= listing.PROGRESS_EVERY:
+                if job.seen - reported >= PROGRESS_EVERY:
                     reported = job.seen
                     self._on_progress(stage, reported, None)
         while not job.done.wait(0.2):
