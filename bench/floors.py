@@ -59,7 +59,7 @@ RECONCILER_ROOT: Path | None = None
 BASELINE_ROOT: Path | None = None
 
 
-def _reconciler_env(root: Path | None = None, **extra: str) -> dict[str, str]:
+def _reconciler_env(root: Path | None = None, /, **extra: str) -> dict[str, str]:
     """The environment of reconciler commands: :func:`bench_env`, with ``root`` (default
     ``RECONCILER_ROOT``) first on the import path."""
     env = bench_env(**extra)
@@ -117,7 +117,11 @@ def floor_list(domain: str, key_file: Path, folders: list[str], parallel: int) -
             items = requests = 0
             token = ""
             while True:
-                params = [("isRecursive", "False"), ("order", "name"), ("desc", "False")]
+                params: list[tuple[str, str | int | float | bool | None]] = [
+                    ("isRecursive", "False"),
+                    ("order", "name"),
+                    ("desc", "False"),
+                ]
                 if token:
                     params.append(("pageToken", token))
                 params += [("pageSize", "1000"), ("signUrls", "False"), ("includeClientMetadata", "True")]

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from reconciler.model import LiveFolder, LiveItem
+from reconciler.plan.listing import read_index
 from reconciler.plan.prefetch import Prefetch
-from reconciler.plan.stream import read_index
 from reconciler.providers.base import Capabilities, ListedItem
 from reconciler.testing.emulator import Emulator
 from tests.helpers.cli import run, write
