@@ -1,6 +1,6 @@
 """Synthetic workloads for the benchmarks: a live-state snapshot, a bulk source and the manifests that use it.
 
-``N`` files in one folder, ``K`` metadata keys cycling through every schema type, and a deterministic share
+``N`` files in one folder (or spread over ``--folders F``, one manifest and source per folder), ``K`` metadata keys cycling through every schema type, and a deterministic share
 of the files whose desired value differs from the live one (one key each). Everything is a pure function
 of the arguments, so two runs write identical files.
 
@@ -31,6 +31,8 @@ __all__ = [
     "desired_metadata",
     "file_name",
     "file_uuid",
+    "folder_name",
+    "folder_of",
     "folder_uuid",
     "generate",
     "is_changed",
@@ -65,6 +67,8 @@ class BenchSpec:
     changed: float = 0.01
     folder: str = "bench"
     seed: int = 7
+    #: Folders the files are spread over (file ``i`` in folder ``i % folders``); 1: one folder named ``folder``.
+    folders: int = 1
     source_format: str = "jsonl"  # jsonl | csv
     snapshot_format: str = "jsonl"  # jsonl | json
     #: JSONL rows as Python's ``json.dumps`` writes them (``python``: ``", "`` and ``": "``) or ``compact``.
@@ -88,8 +92,18 @@ def key_names(k: int) -> list[tuple[str, str]]:
     return [(f"bench.{i:02d}.{TYPES[i % len(TYPES)]}", TYPES[i % len(TYPES)]) for i in range(k)]
 
 
-def folder_uuid(spec: BenchSpec) -> str:
-    return str(uuid.uuid5(_NS, f"folder:{spec.folder}:{spec.seed}"))
+def folder_name(spec: BenchSpec, f: int = 0) -> str:
+    """Folder ``f``'s name: ``spec.folder`` with one folder, ``bench-00``, ``bench-01``, ... with several."""
+    return spec.folder if spec.folders <= 1 else f"{spec.folder}-{f:02d}"
+
+
+def folder_uuid(spec: BenchSpec, f: int = 0) -> str:
+    return str(uuid.uuid5(_NS, f"folder:{folder_name(spec, f)}:{spec.seed}"))
+
+
+def folder_of(spec: BenchSpec, i: int) -> int:
+    """The folder (0-based) file ``i`` is in."""
+    return i % spec.folders if spec.folders > 1 else 0
 
 
 def file_uuid(spec: BenchSpec, i: int) -> str:
@@ -165,11 +179,11 @@ def _schema_wire(keys: list[tuple[str, str]]) -> dict[str, Any]:
 
 
 def _items(spec: BenchSpec, keys: list[tuple[str, str]]) -> Iterator[dict[str, Any]]:
-    folder = folder_uuid(spec)
+    folders = [folder_uuid(spec, f) for f in range(max(1, spec.folders))]
     for i in range(spec.files):
         yield {
             "uuid": file_uuid(spec, i),
-            "folder": folder,
+            "folder": folders[folder_of(spec, i)],
             "name": file_name(i),
             "item_type": "image",
             "client_metadata": live_metadata(spec, i, keys),
@@ -179,21 +193,25 @@ def _items(spec: BenchSpec, keys: list[tuple[str, str]]) -> Iterator[dict[str, A
 def write_snapshot(path: Path, spec: BenchSpec) -> None:
     """The live state: the schema, one folder, ``spec.files`` items (JSONL streams; JSON for small ones)."""
     keys = key_names(spec.keys)
-    folder = {"uuid": folder_uuid(spec), "parent": None, "name": spec.folder}
+    folders = [
+        {"uuid": folder_uuid(spec, f), "parent": None, "name": folder_name(spec, f)}
+        for f in range(max(1, spec.folders))
+    ]
     dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
     with path.open("w", encoding="utf-8") as fh:
         if spec.snapshot_format == "json":
             doc = {
                 "format_version": "1",
                 "schema": _schema_wire(keys),
-                "folders": [folder],
+                "folders": folders,
                 "items": list(_items(spec, keys)),
             }
             fh.write(dumps(doc) + "\n")
             return
         fh.write(dumps({"record": "header", "format_version": "1"}) + "\n")
         fh.write(dumps({"record": "schema", "schema": _schema_wire(keys)}) + "\n")
-        fh.write(dumps({"record": "folder", **folder}) + "\n")
+        for folder in folders:
+            fh.write(dumps({"record": "folder", **folder}) + "\n")
         for item in _items(spec, keys):
             fh.write(dumps({"record": "item", **item}) + "\n")
 
@@ -206,17 +224,18 @@ def _csv_cell(value: Any) -> str:
     return str(value) if not isinstance(value, float) else repr(value)
 
 
-def write_source(path: Path, spec: BenchSpec) -> int:
-    """One desired row per file (all keys); returns how many rows change something."""
+def write_source(path: Path, spec: BenchSpec, folder: int | None = None) -> int:
+    """One desired row per file (all keys) of ``folder`` (``None``: every file); returns how many change."""
     keys = key_names(spec.keys)
     changed = 0
     separators = (",", ":") if spec.source_style == "compact" else (", ", ": ")
     dumps = json.JSONEncoder(ensure_ascii=False, separators=separators).encode
+    step = max(1, spec.folders) if folder is not None else 1
     with path.open("w", encoding="utf-8", newline="") as fh:
         writer = csv.writer(fh, lineterminator="\n") if spec.source_format == "csv" else None
         if writer is not None:
             writer.writerow(["name", *(name for name, _ in keys)])
-        for i in range(spec.files):
+        for i in range(folder or 0, spec.files, step):
             md = desired_metadata(spec, i, keys)
             changed += is_changed(spec, i) and bool(keys)
             if writer is not None:
@@ -239,6 +258,7 @@ def _schema_yaml(keys: list[tuple[str, str]]) -> str:
 
 
 def write_manifests(manifests: Path, spec: BenchSpec, source_name: str) -> None:
+    """The Workspace, the schema, and one FileMetadata per folder (``files.yaml``, or ``files-NN.yaml``)."""
     (manifests / "data").mkdir(parents=True, exist_ok=True)
     (manifests / "workspace.yaml").write_text(
         "apiVersion: reconciler/v1\n"
@@ -252,14 +272,22 @@ def write_manifests(manifests: Path, spec: BenchSpec, source_name: str) -> None:
         encoding="utf-8",
     )
     (manifests / "schema.yaml").write_text(_schema_yaml(key_names(spec.keys)), encoding="utf-8")
-    (manifests / "files.yaml").write_text(
-        "apiVersion: reconciler/v1\n"
-        "kind: FileMetadata\n"
-        f"folder: {spec.folder}\n"
-        "mode: merge\n"
-        f"source: data/{source_name}\n",
-        encoding="utf-8",
-    )
+    for f in range(max(1, spec.folders)):
+        stem = "files" if spec.folders <= 1 else f"files-{f:02d}"
+        name = source_name if spec.folders <= 1 else _per_folder(source_name, f)
+        (manifests / f"{stem}.yaml").write_text(
+            "apiVersion: reconciler/v1\n"
+            "kind: FileMetadata\n"
+            f"folder: {folder_name(spec, f)}\n"
+            "mode: merge\n"
+            f"source: data/{name}\n",
+            encoding="utf-8",
+        )
+
+
+def _per_folder(source_name: str, f: int) -> str:
+    stem, _, ext = source_name.rpartition(".")
+    return f"{stem}-{f:02d}.{ext}"
 
 
 def generate(out: Path, spec: BenchSpec) -> Generated:
@@ -279,7 +307,15 @@ def generate(out: Path, spec: BenchSpec) -> Generated:
     source_name = f"desired.{spec.source_format}"
     write_manifests(manifests, spec, source_name)
     source = manifests / "data" / source_name
-    changed = write_source(source, spec)
+    if spec.folders <= 1:
+        changed = write_source(source, spec)
+    else:
+        changed = sum(
+            write_source(manifests / "data" / _per_folder(source_name, f), spec, f)
+            for f in range(spec.folders)
+        )
+        # Every row in one file as well (what a floor program or an SDK script reads).
+        write_source(source, spec)
     return Generated(
         root=out,
         snapshot=snapshot,
@@ -296,6 +332,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--keys", type=int, default=10, help="metadata keys per file (K, default 10)")
     p.add_argument("--changed", type=float, default=0.01, help="share of files to change (default 0.01)")
     p.add_argument("--folder", default="bench", help="folder name (default bench)")
+    p.add_argument("--folders", type=int, default=1, help="folders the files are spread over (default 1)")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--source-format", choices=("jsonl", "csv"), default="jsonl")
     p.add_argument("--snapshot-format", choices=("jsonl", "json"), default="jsonl")
@@ -316,6 +353,7 @@ def main(argv: list[str] | None = None) -> int:
         keys=args.keys,
         changed=args.changed,
         folder=args.folder,
+        folders=args.folders,
         seed=args.seed,
         source_format=args.source_format,
         snapshot_format=args.snapshot_format,

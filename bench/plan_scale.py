@@ -56,8 +56,13 @@ def prepare(work: Path, spec: BenchSpec) -> tuple[Generated, float | None]:
     Returns the paths and the seconds seeding took (``None`` when the database was already there).
     """
     out = work / f"plan-{spec.files}x{spec.keys}-{spec.changed:g}-{spec.source_format}-{spec.source_style}"
+    if spec.folders > 1:
+        out = out.with_name(out.name + f"-{spec.folders}folders")
     stamp = out / "spec.json"
-    wanted = json.dumps(asdict(spec), sort_keys=True)
+    fields = asdict(spec)
+    if fields["folders"] == 1:  # workloads written before folders existed are still reused
+        del fields["folders"]
+    wanted = json.dumps(fields, sort_keys=True)
     g: Generated | None = None
     if stamp.exists() and stamp.read_text() == wanted:
         changed = json.loads((out / "changed.json").read_text())

@@ -386,17 +386,25 @@ def _make_plan(
     before_plan: Callable[[DesiredState, StateProvider], None] | None = None,
     *,
     create: bool = False,
+    parallelism: int | None = None,
 ) -> tuple[DesiredState, StateProvider, Plan]:
     from reconciler.plan.planner import make_plan, parse_targets
 
     desired = _load(settings)
     tg = parse_targets(targets, desired)
-    provider = provider_for(settings, desired, provider_url, create=create)
+    provider = provider_for(settings, desired, provider_url, parallelism, create=create)
     try:
         if before_plan is not None:
             before_plan(desired, provider)
         with _ProgressHooks() as hooks:
-            plan = make_plan(desired, provider, targets=tg, hooks=hooks, override_limits=override_limits)
+            plan = make_plan(
+                desired,
+                provider,
+                targets=tg,
+                hooks=hooks,
+                override_limits=override_limits,
+                parallelism=parallelism,
+            )
     except BaseException:
         provider.close()
         raise
@@ -448,6 +456,12 @@ _override_limits_option = click.option(
     help="Plan only this manifest path, folder:PATH or schema (repeatable).",
 )
 @_override_limits_option
+@click.option(
+    "--parallelism",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Folders listed at once (default: the Workspace's settings.parallelism).",
+)
 @click.pass_context
 def plan(
     ctx: click.Context,
@@ -459,10 +473,13 @@ def plan(
     detailed_exitcode: bool,
     targets: tuple[str, ...],
     override_limits: bool,
+    parallelism: int | None,
 ) -> None:
     """Read live state, diff it against the manifests, and print the plan."""
     settings = _settings(ctx, manifest_dir, debug)
-    _desired, provider, the_plan = _make_plan(settings, provider_url, targets, override_limits)
+    _desired, provider, the_plan = _make_plan(
+        settings, provider_url, targets, override_limits, parallelism=parallelism
+    )
     provider.close()
     if out is not None:
         from reconciler.plan.planfile import plan_key, write_planfile
@@ -656,7 +673,12 @@ def _run_apply(
     is_flag=True,
     help="Allow destructive changes: schema deletions and type changes, removals over max_removed_share.",
 )
-@click.option("--parallelism", type=click.IntRange(1, 64), default=None, help="Concurrent write batches.")
+@click.option(
+    "--parallelism",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Concurrent requests: folders listed and write batches sent at once.",
+)
 @click.option(
     "--target",
     "targets",
@@ -732,7 +754,7 @@ def _apply_fresh(
     fmt: str,
 ) -> None:
     desired, provider, the_plan = _make_plan(
-        settings, provider_url, targets, override_limits, before_plan, create=True
+        settings, provider_url, targets, override_limits, before_plan, create=True, parallelism=parallelism
     )
     try:
         click.echo(_render(the_plan, "text", settings), nl=False, err=fmt == "json")

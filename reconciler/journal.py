@@ -27,7 +27,7 @@ import hashlib
 import json
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, TypeVar, cast
@@ -35,6 +35,7 @@ from typing import IO, TYPE_CHECKING, TypeVar, cast
 from pydantic import SkipValidation, TypeAdapter, ValidationError
 from typing_extensions import NotRequired, TypedDict
 
+from reconciler import jsoncodec
 from reconciler._version import __version__
 from reconciler.errors import JournalError
 from reconciler.fileio import new_temp_file
@@ -163,7 +164,7 @@ class JournalWriter:
         tmp = Path(name)
         try:
             fh = os.fdopen(fd, "a", encoding="utf-8")
-            fh.write(json.dumps(self._header, ensure_ascii=False, sort_keys=True) + "\n")
+            fh.write(_line(self._header))
             fh.flush()
             os.fsync(fh.fileno())
             self.path = self._link(tmp, self.directory, self._stem)
@@ -256,7 +257,7 @@ class JournalWriter:
             )
 
     def _write(self, records: Sequence[dict[str, object]]) -> None:
-        text = "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in records)
+        text = "".join(map(_line, records))
         with self._lock:
             try:
                 if self._fh is None:
@@ -300,6 +301,11 @@ class JournalWriter:
                 # A failed final flush: the write error was already reported.
                 with contextlib.suppress(OSError):
                     self._fh.close()
+
+
+def _line(record: Mapping[str, object]) -> str:
+    """One journal line: sorted keys, no spaces, UTF-8 kept (:func:`jsoncodec.checksum_text`)."""
+    return jsoncodec.checksum_text(record).decode() + "\n"
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from reconciler.jsoncodec import UNDECIDED, try_loads
+
 __all__ = ["DEPTH_SHOWN", "depth", "loads", "too_deep"]
 
 #: The depth a message names: input that fails to decode for its depth is nested at least this deep.
@@ -17,7 +19,12 @@ DEPTH_SHOWN = 500
 
 
 def loads(text: str | bytes) -> Any:
-    """``json.loads``, with too deep nesting reported as ``json.JSONDecodeError`` (a ValueError)."""
+    """``json.loads``, with too deep nesting reported as ``json.JSONDecodeError`` (a ValueError).
+
+    Decoded by orjson where that gives ``json.loads``' value (:func:`reconciler.jsoncodec.try_loads`)."""
+    value = try_loads(text)
+    if value is not UNDECIDED:
+        return value
     try:
         return json.loads(text)
     except RecursionError:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import enum
 import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar, Final, Literal, TypeAlias
 
+from reconciler import jsoncodec
 from reconciler.errors import Diagnostic, SourceLocation
 from reconciler.schema import FieldSpec
 
@@ -244,19 +244,15 @@ class LiveItem:
     item_type: str
     metadata: dict[str, JsonValue]
     parent_item: str | None = None
-
-
-#: One encoder for every call (``json.dumps`` with options builds a new one each time: 20% of a fingerprint).
-_CANONICAL = json.JSONEncoder(
-    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-).encode
+    #: The metadata as the server's JSON text, when it came as text (listings keep it instead of the dict).
+    metadata_text: str | None = field(default=None, compare=False, repr=False)
 
 
 def canonical_json(value: object) -> str:
-    """The canonical text of a JSON value: sorted keys, no spaces, UTF-8 kept."""
-    return _CANONICAL(value)
+    """The canonical text of a JSON value: sorted keys, no spaces, UTF-8 kept (:mod:`reconciler.jsoncodec`)."""
+    return jsoncodec.canonical(value)
 
 
 def metadata_fingerprint(metadata: MetadataView) -> str:
     """A digest of a whole metadata dict, used to detect changes between plan and apply."""
-    return "sha256:" + hashlib.sha256(canonical_json(metadata).encode()).hexdigest()
+    return "sha256:" + hashlib.sha256(jsoncodec.canonical_bytes(metadata)).hexdigest()

@@ -27,6 +27,7 @@ from typing import IO, TYPE_CHECKING, AnyStr, NamedTuple
 
 from reconciler.errors import Diagnostic, SourceLocation
 from reconciler.frames import base_key, frame_key, to_keys
+from reconciler.jsoncodec import UNDECIDED, try_loads
 from reconciler.jsonio import loads, too_deep
 from reconciler.model import Assignment, SelectorKind
 from reconciler.reserved import KEYFRAMES, RESERVED_KEYS, check_frames, first_problem, frame_key_problem
@@ -320,6 +321,12 @@ def _jsonl_rows(file: Path, path: str, checkers: _Checkers, report: _Reporter) -
             if lineno == 1 and text.startswith("\ufeff"):
                 text = text[1:]  # a byte order mark
             if not text or text.isspace():
+                continue
+            obj = try_loads(raw) if lineno > 1 else UNDECIDED  # a byte order mark is only allowed on line 1
+            if obj is not UNDECIDED:
+                row = _jsonl_row(obj, lineno, path, checkers, report, text)
+                if row is not None:
+                    yield row
                 continue
             try:
                 try:

@@ -35,6 +35,8 @@ def values_equal(a: JsonValue, b: JsonValue) -> bool:
     if ta is type(b):  # fast paths for what JSON decodes to (a large plan compares millions of values)
         if ta is str or ta is int or ta is bool:
             return a == b
+        if ta is float:
+            return a == b or (a != a and b != b)  # NaN equals NaN here
         # CPython's == on lists and dicts of strings and numbers is this function's equality.
         plain = _PLAIN_TYPES.issuperset
         if isinstance(a, list) and isinstance(b, list):

@@ -27,11 +27,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reconciler.errors import Diagnostic, ProviderConflictError
+from reconciler.jsoncodec import UNDECIDED, try_loads
 from reconciler.model import (
     Assignment,
     FileManifest,
     FileSelector,
     LiveFolder,
+    SourceSpec,
     UndeclaredKeys,
     metadata_fingerprint,
 )
@@ -39,6 +41,7 @@ from reconciler.plan import listing
 from reconciler.plan.differ import diff_metadata
 from reconciler.plan.listing import LiveIndex, read_index, read_index_and_source
 from reconciler.plan.model import FileChange, Strategy
+from reconciler.plan.prefetch import Prefetch
 from reconciler.plan.selection import Selection, overlap_groups, selected
 from reconciler.plan.semantics import CompiledManifest, conflict, plain_values
 from reconciler.undeclared import UndeclaredJudge
@@ -129,6 +132,7 @@ def plan_files(
     rename_check: RenameCheck | None = None,
     planned: Callable[[FileManifest], bool] | None = None,
     on_progress: listing.Progress,
+    parallelism: int = 1,
 ) -> FilePlan:
     """Select, layer and diff the files of ``manifests`` (in order; later manifests layer on earlier ones).
 
@@ -147,6 +151,7 @@ def plan_files(
     early_rows: dict[int, Iterable[SourceRow]] = {}  # id(manifest) -> its source, already being read
     folders: list[LiveFolder] = []
     left_out: list[tuple[int, FileManifest]] = []
+    to_plan: list[tuple[int, FileManifest, LiveFolder]] = []
     for position, m in enumerate(manifests):
         if planned is not None and not planned(m):
             left_out.append((position, m))
@@ -157,33 +162,49 @@ def plan_files(
             result.errors.append(Diagnostic(m.location, f"{m.name}: {exc}"))
             continue
         folders.append(folder)
-        key = (folder.uuid, m.recursive, m.children)
-        index = indexes.get(key)
-        if index is None:
-            if m.source is not None and not provider.capabilities.raw_listing:
-                index, early_rows[id(m)] = read_index_and_source(
-                    provider, folder, m, root, spec_map, result.errors, on_progress
-                )
-            else:
-                index = read_index(
-                    provider, folder, recursive=m.recursive, children=m.children, on_progress=on_progress
-                )
-            indexes[key] = index
-        placed.append((position, Selection(m, index, result.errors), True))
+        to_plan.append((position, m, folder))
+    to_check: list[tuple[int, FileManifest, LiveFolder]] = []
     for position, m in left_out:
         try:
             folder = provider.resolve_folder(m.folder)
         except ProviderConflictError:
             continue  # not this plan's manifest: its own plan reports it
-        if not any(_may_overlap(folder, f) for f in folders):
-            continue
-        key = (folder.uuid, m.recursive, m.children)
-        index = indexes.get(key)
-        if index is None:
-            index = indexes[key] = read_index(
-                provider, folder, recursive=m.recursive, children=m.children, on_progress=on_progress
-            )
-        placed.append((position, Selection(m, index, []), False))
+        if any(_may_overlap(folder, f) for f in folders):
+            to_check.append((position, m, folder))
+    from reconciler.manifest.source import iter_source_rows
+
+    with Prefetch(provider, parallelism, on_progress, read_index) as prefetch:
+        for _, m, folder in (*to_plan, *to_check):  # listed ahead, up to `parallelism` folders at once
+            prefetch.start(folder, recursive=m.recursive, children=m.children)
+        for position, m, folder in to_plan:
+            key = (folder.uuid, m.recursive, m.children)
+            index = indexes.get(key)
+            if index is None:
+                if m.source is not None and prefetch.active:
+                    src = m.source
+
+                    def open_rows(src: SourceSpec = src) -> Iterator[SourceRow]:
+                        return iter(iter_source_rows(root, src, spec_map, result.errors))
+
+                    index, early = prefetch.get(
+                        folder, recursive=m.recursive, children=m.children, rows=open_rows
+                    )
+                    assert early is not None
+                    early_rows[id(m)] = early
+                elif m.source is not None and not provider.capabilities.raw_listing:
+                    index, early_rows[id(m)] = read_index_and_source(
+                        provider, folder, m, root, spec_map, result.errors, on_progress
+                    )
+                else:
+                    index = prefetch.get(folder, recursive=m.recursive, children=m.children)[0]
+                indexes[key] = index
+            placed.append((position, Selection(m, index, result.errors), True))
+        for position, m, folder in to_check:
+            key = (folder.uuid, m.recursive, m.children)
+            index = indexes.get(key)
+            if index is None:
+                index = indexes[key] = prefetch.get(folder, recursive=m.recursive, children=m.children)[0]
+            placed.append((position, Selection(m, index, []), False))
     placed.sort(key=lambda e: e[0])
     compiled = [s for _, s, _ in placed]
     active = [a for _, _, a in placed]
@@ -279,10 +300,12 @@ class _FilePlanner:
             # (A null in it would remove a key, so such rows take the long way.)
             self._unchanged(m, uuid)
             return
-        try:
-            live = _scan_json(raw, 0)[0] if type(raw) is str else raw
-        except (StopIteration, ValueError, RecursionError):
-            live = None
+        live = try_loads(raw) if type(raw) is str else raw
+        if live is UNDECIDED:
+            try:
+                live = _scan_json(raw, 0)[0] if isinstance(raw, str) else None
+            except (StopIteration, ValueError, RecursionError):
+                live = None
         if type(live) is not dict:
             live = index.metadata(i)  # the careful way, with its error
         moved = self._moved(live) if self.renames else None

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, cast, runtime_checkable
 
 from reconciler.errors import Diagnostic, ProviderResponseError
+from reconciler.jsoncodec import UNDECIDED, try_loads
 from reconciler.model import FileManifest, LiveFolder
 
 if TYPE_CHECKING:
@@ -116,6 +117,9 @@ class LiveIndex:
             return raw
         if not raw.strip():
             return {}
+        value = try_loads(raw)
+        if value is not UNDECIDED and type(value) is dict:
+            return value
         try:
             value = _decode(raw.strip())[0]
         except ValueError as exc:
@@ -158,7 +162,7 @@ def read_index(
             by_name[li.rel_name] = n
             uuids.append(item.uuid)
             rels.append(li.rel_name)
-            raws.append(item.metadata)
+            raws.append(item.metadata if item.metadata_text is None else item.metadata_text)
             folders.add(item.folder)
             n += 1
             if n >= next_report:

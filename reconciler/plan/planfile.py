@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from reconciler import jsoncodec
 from reconciler.errors import ManifestError, PlanFormatError, StalePlanError
 from reconciler.fileio import write_file
 from reconciler.jsonio import loads
@@ -51,7 +52,7 @@ _SIGNED = ("checksum", "signature")
 
 def _body(data: Mapping[str, Any]) -> bytes:
     body = {k: v for k, v in data.items() if k not in _SIGNED}
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return jsoncodec.checksum_text(body)
 
 
 def _checksum(data: Mapping[str, Any]) -> str:
@@ -75,7 +76,7 @@ def write_planfile(path: str | os.PathLike[str], plan: Plan, *, key: bytes | Non
     data["checksum"] = _checksum(data)
     if key is not None:
         data["signature"] = _signature(data, key)
-    write_file(path, json.dumps(data, indent=1, ensure_ascii=False) + "\n", what="plan")
+    write_file(path, jsoncodec.dumps_indented(data) + "\n", what="plan")
 
 
 def read_planfile(path: str | os.PathLike[str]) -> Plan:

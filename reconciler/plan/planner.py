@@ -232,8 +232,12 @@ def make_plan(
     hooks: PlanHooks | None = None,
     now: dt.datetime | None = None,
     override_limits: bool = False,
+    parallelism: int | None = None,
 ) -> Plan:
     """Read live state and compute the plan that brings it to the desired state.
+
+    ``parallelism`` (default: the Workspace's ``settings.parallelism``) is how many folders are listed at once
+    when the provider can serve listings concurrently.
 
     ``override_limits`` lets the plan exceed ``settings.limits`` max_files / max_removed_keys (recorded as
     warnings in the plan). Raises ManifestValidationError (all problems at once), ProviderError, or
@@ -299,6 +303,7 @@ def make_plan(
         rename_check=rename_check,
         planned=None if targets.is_all else targets.wants,
         on_progress=hooks.on_progress,
+        parallelism=parallelism or desired.workspace.settings.parallelism,
     )
     errors.extend(fp.errors)
     warnings.extend(fp.warnings)

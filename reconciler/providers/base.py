@@ -50,6 +50,9 @@ class Capabilities:
     # the store is a local file (its identity's location): its lock file goes beside it, not beside the journal
     lock_beside_store: bool = False
     raw_listing: bool = False  # whether it has ``iter_raw_items`` (metadata as JSON text, parsed on use)
+    #: Whether folders may be listed concurrently (a network store: the requests overlap; not the embedded
+    #: store, whose listings are CPU work under one lock).
+    parallel_reads: bool = False
 
 
 @dataclass(frozen=True)

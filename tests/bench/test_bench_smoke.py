@@ -47,3 +47,29 @@ def test_apply_vs_sdk_tiny_without_latency(tmp_path: Path) -> None:
     assert by["reconciler apply"].requests == 6, by["reconciler apply"].by_route
     assert by["SDK get+update loop"].requests == 10  # 2 per file
     assert "SDK bundle / reconciler" in apply_report(results, 0)
+
+
+def test_floors_every_row_at_a_toy_size(tmp_path: Path) -> None:
+    from bench.floors import report as floors_report
+    from bench.floors import run_rows
+
+    rows = run_rows(
+        tmp_path,
+        ["plan-network", "plan-local", "apply"],
+        pairs=2,
+        net_files=300,
+        net_folders=3,
+        net_latency_ms=0,
+        local_files=300,
+        apply_files=100,
+        apply_latency_ms=0,
+    )
+    by = {r.name: r for r in rows}
+    assert set(by) == {"plan-network", "plan-local", "apply"}
+    assert all(len(r.ratios) == 2 and r.ratio > 0 for r in rows)
+    # schema, 3 folder lookups, one page per folder; the floor: one page per folder
+    assert by["plan-network"].a.requests == [7, 7] and by["plan-network"].b.requests == [3, 3]
+    # schema, folder, one page, one get-bulk, one patch-bulk
+    assert by["apply"].a.requests == [5, 5]
+    text = floors_report(rows)
+    assert "median" in text and "plan-local" in text

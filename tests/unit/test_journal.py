@@ -72,6 +72,11 @@ def test_writer_lines_and_reader_round_trip(tmp_path):
         "after": {"x": 1, "k": 1},
         "status": "pending",
     }
+    # Each line: sorted keys, no spaces, UTF-8 kept.
+    assert path.read_text().splitlines()[1] == (
+        '{"after":{"k":1,"x":1},"before":{"x":1},"folder":"f","name":"a.jpg","record":"file",'
+        '"status":"pending","uuid":"u1"}'
+    )
     j = read_journal(path)
     assert not j.torn
     assert j.header.provider == ProviderIdentity("sqlite", "/tmp/live.db")
@@ -169,11 +174,11 @@ def test_killed_before_the_header_was_complete(tmp_path):
             "6: unknown result status 'maybe'",
         ),
         (
-            lambda ls: [ls[0], ls[1].replace('"before": {"x": 1}', '"before": 3'), *ls[2:]],
+            lambda ls: [ls[0], ls[1].replace('"before":{"x":1}', '"before":3'), *ls[2:]],
             "2: corrupt journal line ('before' must be an object)",
         ),
         (
-            lambda ls: [ls[0].replace('"format_version": "1"', '"format_version": "9"'), *ls[1:]],
+            lambda ls: [ls[0].replace('"format_version":"1"', '"format_version":"9"'), *ls[1:]],
             "1: journal format_version '9' is not one this reconciler reads ('1')",
         ),
     ],

@@ -43,6 +43,7 @@ __all__ = [
     "MAX_RESPONSE_BYTES",
     "PAGE_TOKEN",
     "US_DOMAIN",
+    "EncodedBody",
     "EncordClient",
     "PayloadTooLargeError",
     "QueryParams",
@@ -60,6 +61,14 @@ _API_PREFIX: Final = "/v2/public/"
 
 #: Where :meth:`EncordClient.pages` puts ``pageToken`` in a parameter list (dropped on the first page).
 PAGE_TOKEN: Final = "\x00pageToken"
+
+
+@dataclass(frozen=True)
+class EncodedBody:
+    """A request body the caller has already serialised exactly as :meth:`EncordClient.call` would."""
+
+    content: bytes
+
 
 #: Query parameters in wire order; booleans are sent as ``True``/``False`` like the SDK.
 QueryParams = Sequence[tuple[str, "str | int | bool"]]
@@ -356,7 +365,10 @@ class EncordClient:
         url = self.domain + _API_PREFIX + path + ("?" + query if query else "")
         headers: dict[str, str] = {}
         content: bytes | None = None
-        if body is not None:
+        if isinstance(body, EncodedBody):
+            content = body.content
+            headers["Content-Type"] = "application/json"
+        elif body is not None:
             try:
                 # The SDK's bytes: requests' json.dumps defaults (", " and ": ", ASCII escapes).
                 content = json.dumps(body, allow_nan=False).encode("ascii")

@@ -28,6 +28,7 @@ from reconciler.providers.encord.auth import auth_from_env
 from reconciler.providers.encord.client import (
     DEFAULT_DOMAIN,
     PAGE_TOKEN,
+    EncodedBody,
     EncordClient,
     PayloadTooLargeError,
     QueryParams,
@@ -162,7 +163,7 @@ class EncordProvider:
     child-item listings and bulk reads. ``retry`` and ``transport`` are for tests.
     """
 
-    capabilities = Capabilities(max_batch=BULK_LIMIT, parallel_writes=True)
+    capabilities = Capabilities(max_batch=BULK_LIMIT, parallel_writes=True, parallel_reads=True)
 
     def __init__(
         self,
@@ -484,7 +485,10 @@ class EncordProvider:
         return out
 
     def _patch_chunk(self, chunk: Sequence[_Patch]) -> dict[str, str | None]:
-        body = {"itemPatches": {p.canon: {"clientMetadata": p.sent} for p in chunk}}
+        # json.dumps({"itemPatches": {canon: {"clientMetadata": sent}, ...}}) from each file's text, already
+        # made with the same settings (the bytes are the same; every dict is not encoded a second time).
+        parts = ", ".join(f'"{p.canon}": {{"clientMetadata": {p.text}}}' for p in chunk)
+        body = EncodedBody(('{"itemPatches": {' + parts + "}}").encode("ascii"))
         try:
             data = self._client.call("PATCH", _PATCH_BULK, body=body, write=True)
         except ProviderAuthError:

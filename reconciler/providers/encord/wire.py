@@ -145,6 +145,7 @@ def read_item(raw: object, *, parent_item: str | None = None, folder: str | None
         item_type=doc["itemType"],
         metadata=metadata,
         parent_item=parent_item,
+        metadata_text=md_raw if url is None and type(md_raw) is str and md_raw else None,
     )
     return WireItem(item, url)
 
