@@ -371,15 +371,20 @@ def _make_plan(
     override_limits: bool = False,
     *,
     create: bool = False,
+    shard: str | None = None,
 ) -> tuple[DesiredState, StateProvider, Plan]:
     from reconciler.plan.planner import make_plan, parse_targets
+    from reconciler.plan.shard import parse_shard
 
+    the_shard = parse_shard(shard) if shard is not None else None
     desired = _load(settings)
     tg = parse_targets(targets, desired)
     provider = provider_for(settings, desired, provider_url, create=create)
     try:
         with _ProgressHooks() as hooks:
-            plan = make_plan(desired, provider, targets=tg, hooks=hooks, override_limits=override_limits)
+            plan = make_plan(
+                desired, provider, targets=tg, hooks=hooks, override_limits=override_limits, shard=the_shard
+            )
     except BaseException:
         provider.close()
         raise
@@ -410,6 +415,11 @@ _provider_option = click.option(
 _format_option = click.option(
     "--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True
 )
+_shard_option = click.option(
+    "--shard",
+    metavar="K/N",
+    help="Plan only shard K of N (by folder, or by file uuid inside fewer folders than shards).",
+)
 _override_limits_option = click.option(
     "--override-limits",
     is_flag=True,
@@ -431,6 +441,7 @@ _override_limits_option = click.option(
     help="Plan only this manifest path, folder:PATH or schema (repeatable).",
 )
 @_override_limits_option
+@_shard_option
 @click.pass_context
 def plan(
     ctx: click.Context,
@@ -442,10 +453,11 @@ def plan(
     detailed_exitcode: bool,
     targets: tuple[str, ...],
     override_limits: bool,
+    shard: str | None,
 ) -> None:
     """Read live state, diff it against the manifests, and print the plan."""
     settings = _settings(ctx, manifest_dir, debug)
-    _desired, provider, the_plan = _make_plan(settings, provider_url, targets, override_limits)
+    _desired, provider, the_plan = _make_plan(settings, provider_url, targets, override_limits, shard=shard)
     provider.close()
     if out is not None:
         from reconciler.plan.planfile import write_planfile
@@ -577,6 +589,7 @@ def _run_apply(
     help="json: the plan and the report go to stderr, a result document to stdout (needs PLANFILE or "
     "--auto-approve).",
 )
+@_shard_option
 @click.pass_context
 def apply(
     ctx: click.Context,
@@ -590,6 +603,7 @@ def apply(
     targets: tuple[str, ...],
     override_limits: bool,
     fmt: str,
+    shard: str | None,
 ) -> None:
     """Apply a saved PLANFILE exactly, or plan, show, ask 'yes', and apply."""
     settings = _settings(ctx, manifest_dir, debug)
@@ -602,9 +616,15 @@ def apply(
             raise UsageError(
                 "--target cannot be combined with a saved PLANFILE (the plan is applied exactly)"
             )
+        if shard is not None:
+            raise UsageError(
+                "--shard cannot be combined with a saved PLANFILE (a shard's saved plan records its shard)"
+            )
         _apply_saved(settings, planfile, provider_url, allow_destructive, parallelism, fmt)
         return
-    desired, provider, the_plan = _make_plan(settings, provider_url, targets, override_limits, create=True)
+    desired, provider, the_plan = _make_plan(
+        settings, provider_url, targets, override_limits, create=True, shard=shard
+    )
     try:
         click.echo(_render(the_plan, "text", settings), nl=False, err=fmt == "json")
         if not the_plan.has_changes:

@@ -40,6 +40,7 @@ from reconciler.plan.renames import (
     move_values,
     scan_old_keys,
 )
+from reconciler.plan.shard import Shard
 from reconciler.providers.base import StateProvider
 from reconciler.reserved import is_reserved
 from reconciler.schema import FieldSpec, SchemaSpec, parse_wire_schema, schema_fingerprint
@@ -229,8 +230,12 @@ def make_plan(
     hooks: PlanHooks | None = None,
     now: dt.datetime | None = None,
     override_limits: bool = False,
+    shard: Shard | None = None,
 ) -> Plan:
     """Read live state and compute the plan that brings it to the desired state.
+
+    With ``shard``, only that shard's share of the files (:mod:`reconciler.plan.shard`); the schema only in
+    shard 1, and the hard limits on the shard's share of them (see :func:`check_limits`).
 
     ``override_limits`` lets the plan exceed ``settings.limits`` max_files / max_removed_keys (recorded as
     warnings in the plan). Raises ManifestValidationError (all problems at once), ProviderError, or
@@ -238,6 +243,7 @@ def make_plan(
     """
     targets = targets or Targets()
     hooks = hooks or NullPlanHooks()
+    wants_schema = targets.wants_schema() and (shard is None or shard.plans_schema)
     errors: list[Diagnostic] = []
     warnings: list[Diagnostic] = list(desired.warnings)
 
@@ -252,17 +258,17 @@ def make_plan(
         live_schema = parse_wire_schema(live_wire)
     except ValueError as exc:
         raise ProviderResponseError(f"live metadata schema: {exc}") from exc
-    sd = diff_schema(desired.schema if targets.wants_schema() else None, live_schema)
+    sd = diff_schema(desired.schema if wants_schema else None, live_schema)
     errors.extend(sd.errors)
     after_schema = sd.after
-    renames, rename_errors = collect_renames(desired.schema if targets.wants_schema() else None)
+    renames, rename_errors = collect_renames(desired.schema if wants_schema else None)
     errors.extend(rename_errors)
     has_schema = desired.schema is not None or bool(live_schema.keys)
     declared = frozenset(desired.schema.keys) if desired.schema is not None else None
     # Left out by --target: the schema the manifests declare, for what a value that needs it is told.
     intended = (
         diff_schema(desired.schema, live_schema).after
-        if desired.schema is not None and not targets.wants_schema()
+        if desired.schema is not None and not wants_schema
         else None
     )
     checker = _ValueChecker(
@@ -295,6 +301,7 @@ def make_plan(
         renames=renames,
         rename_check=rename_check,
         planned=None if targets.is_all else targets.wants,
+        shard=shard,
         on_progress=hooks.on_progress,
     )
     errors.extend(fp.errors)
@@ -318,6 +325,9 @@ def make_plan(
     scan = RenameScan()
     if renames:
         scan = scan_old_keys(provider, renames, hooks.on_progress)
+        if fp.rule is not None:
+            rule = fp.rule
+            scan.items = {u: e for u, e in scan.items.items() if rule.owns_file(u, e[0])}
         for uuid, (folder_path, rel, item) in scan.items.items():
             if uuid not in fp.claims:
                 rename_check.check_file(f"{folder_path}/{rel}", item.metadata, ())
@@ -366,7 +376,9 @@ def make_plan(
 
     # 5. Blast-radius limits (plan/limits.py).
     limits = desired.workspace.settings.limits
-    report = check_limits(files, fp.claims, limits, moved_keys=renames.keys())
+    report = check_limits(
+        files, fp.claims, limits, moved_keys=renames.keys(), shards=shard.count if shard is not None else 1
+    )
     if report.violations:
         if not override_limits:
             raise limit_error(report)
@@ -389,4 +401,5 @@ def make_plan(
         writes=provider.stats.writes,
         warnings=tuple(sorted(set(warnings))),
         destructive_reasons=report.destructive_reasons,
+        shard=shard,
     )
