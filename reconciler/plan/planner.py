@@ -136,9 +136,11 @@ class _ValueChecker:
         has_schema: bool,
         declared: frozenset[str] | None,
         intended: SchemaSpec | None = None,
+        hint: str | None = None,
     ) -> None:
         self.schema = schema
         self.intended = intended
+        self.hint = hint or TARGET_HINT
         self.errors: list[Diagnostic] = []
         self.warnings: list[Diagnostic] = []
         self.judge = UndeclaredJudge(
@@ -164,19 +166,28 @@ class _ValueChecker:
                     Diagnostic(
                         a.location,
                         f"key {key!r} is declared in the manifests but not in the live schema, and this plan "
-                        "does not change the schema (add --target schema)",
+                        f"does not change the schema ({self.hint.split(' (')[0]})",
                         "warning",
                     )
                 )
             return
         err = check_value(key, a.value, spec)
         if err:
-            self.errors.append(Diagnostic(a.location, needs_schema_change(key, a.value, err, self.intended)))
+            self.errors.append(
+                Diagnostic(a.location, needs_schema_change(key, a.value, err, self.intended, self.hint))
+            )
 
 
-def needs_schema_change(key: str, value: JsonValue, err: str, intended: SchemaSpec | None) -> str:
+#: What a plan that leaves the schema out tells a value that needs the schema change (``--target``, shards).
+TARGET_HINT = "add --target schema (or plan without --target)"
+SHARD_HINT = "apply shard 1, which plans the schema, first (or apply --target schema)"
+
+
+def needs_schema_change(
+    key: str, value: JsonValue, err: str, intended: SchemaSpec | None, hint: str = TARGET_HINT
+) -> str:
     """``err`` for a value that fails against the live schema, or, when the value is valid for the schema the
-    manifests declare and this plan leaves the schema out, a message that says so and names ``--target``."""
+    manifests declare and this plan leaves the schema out, a message that says so and names ``hint``."""
     if intended is None:
         return err
     spec = intended.keys.get(key)
@@ -184,7 +195,7 @@ def needs_schema_change(key: str, value: JsonValue, err: str, intended: SchemaSp
         return err
     return (
         f"{key}: {describe_value(value)} is valid only with the change to {key!r} that the MetadataSchema "
-        "manifest declares, and this plan leaves the schema out: add --target schema (or plan without --target)"
+        f"manifest declares, and this plan leaves the schema out: {hint}"
     )
 
 
@@ -194,6 +205,7 @@ def _needs_left_out_schema(
     intended: SchemaSpec | None,
     manifests: Mapping[str, FileManifest],
     reported: Sequence[Diagnostic],
+    hint: str = TARGET_HINT,
 ) -> list[Diagnostic]:
     """Per manifest and key: values the plan would write that only the left-out schema change allows."""
     said = {(d.location.path, d.message.split(":", 1)[0]) for d in reported}
@@ -211,7 +223,7 @@ def _needs_left_out_schema(
             found[(name, kc.key)] = (
                 n + 1,
                 example,
-                msg or needs_schema_change(kc.key, kc.after, err, intended),
+                msg or needs_schema_change(kc.key, kc.after, err, intended, hint),
             )
     out: list[Diagnostic] = []
     for (name, key), (n, example, msg) in sorted(found.items()):
@@ -271,8 +283,9 @@ def make_plan(
         if desired.schema is not None and not wants_schema
         else None
     )
+    hint = SHARD_HINT if shard is not None and not shard.plans_schema else TARGET_HINT
     checker = _ValueChecker(
-        after_schema, desired.workspace.settings.undeclared_keys, has_schema, declared, intended
+        after_schema, desired.workspace.settings.undeclared_keys, has_schema, declared, intended, hint
     )
     spec_map: dict[str, FieldSpec] = dict(after_schema.keys)
     # Source rows are checked against the intended type of a key the plan leaves unchanged; what the plan
@@ -308,7 +321,9 @@ def make_plan(
     warnings.extend(fp.warnings)
     by_manifest = {m.name: m for m in manifests}
     if live_specs:
-        errors.extend(_needs_left_out_schema(fp.files, live_specs, intended, by_manifest, checker.errors))
+        errors.extend(
+            _needs_left_out_schema(fp.files, live_specs, intended, by_manifest, checker.errors, hint)
+        )
 
     # A manifest still setting a renamed key gets the rename's message instead of "key is deleted".
     old_key_errors = check_manifest_assignments(manifests, renames)
