@@ -273,7 +273,8 @@ def make_plan(
     sd = diff_schema(desired.schema if wants_schema else None, live_schema)
     errors.extend(sd.errors)
     after_schema = sd.after
-    renames, rename_errors = collect_renames(desired.schema if wants_schema else None)
+    # Every shard moves renamed keys' values on its share of the files; only shard 1 plans the schema.
+    renames, rename_errors = collect_renames(desired.schema if targets.wants_schema() else None)
     errors.extend(rename_errors)
     has_schema = desired.schema is not None or bool(live_schema.keys)
     declared = frozenset(desired.schema.keys) if desired.schema is not None else None

@@ -311,3 +311,27 @@ def test_the_hard_limits_hold_each_shard_to_its_share(tmp_path):
         )
     finally:
         p.close()
+
+
+@pytest.mark.parametrize("folders", [["a", "b", "c", "d"], ["a"]])
+def test_renamed_keys_move_on_every_shard_share(tmp_path, folders):
+    """A key rename moves values on every file holding the old key, those no manifest selects included (in
+    folders no manifest names too): each file in exactly one shard, whichever way the rule splits."""
+    from reconciler.model import DesiredKey, SchemaManifest
+
+    live = {f: [(f"{f}{i}.jpg", {"old": i, "k0": 0}) for i in range(12)] for f in ["a", "b", "c", "d", "z"]}
+    snap = make_snapshot(live, {"old": {"ty": "variant", "hint": "number"}})
+    loc = SourceLocation("schema.yaml", 4, 3)
+    sm = SchemaManifest({"new": DesiredKey(FieldSpec(KeyType.NUMBER), loc, renamed_from="old")}, loc)
+    d = desired(*(manifest(f"{f}.yaml", f, sel("glob", "*1.jpg", k0=1)) for f in folders), schema_manifest=sm)
+    p = sqlite(tmp_path, snap)
+    try:
+        whole = make_plan(d, p)
+        assert len(whole.files) == 60
+        for count in range(1, 5):
+            plans = [make_plan(d, p, shard=Shard(k, count)) for k in range(1, count + 1)]
+            assert sorted(r for x in plans for r in file_rows(x)) == sorted(file_rows(whole)), count
+            assert [c.key for c in plans[0].schema_changes] == ["new"]
+            assert all(x.schema_changes == () for x in plans[1:])
+    finally:
+        p.close()
