@@ -62,8 +62,12 @@ def _norm(path: str) -> str:
     return path.strip("/")
 
 
-def _inside(path: str, top: str) -> bool:
-    return not top or path == top or path.startswith(top + "/")
+def _ancestors(path: str) -> list[str]:
+    """The folders above ``path``, the root ``""`` included (none above the root)."""
+    if not path:
+        return []
+    parts = path.split("/")
+    return ["/".join(parts[:i]) for i in range(len(parts))]
 
 
 class ShardRule:
@@ -71,8 +75,8 @@ class ShardRule:
 
     def __init__(self, shard: Shard, folder_paths: Iterable[str]) -> None:
         self.shard = shard
-        paths = sorted({_norm(p) for p in folder_paths})
-        tops = [p for p in paths if not any(q != p and _inside(p, q) for q in paths)]
+        paths = {_norm(p) for p in folder_paths}
+        tops = [p for p in paths if not any(q in paths for q in _ancestors(p))]
         #: Whole folder groups (True) or files by uuid inside every folder (False).
         self.by_folder = len(tops) >= shard.count
         ordered = sorted(tops, key=lambda t: hashlib.sha256(t.encode()).hexdigest())
@@ -80,10 +84,13 @@ class ShardRule:
 
     def _group_shard(self, path: str) -> int | None:
         p = _norm(path)
-        for top, n in self._top_shard.items():
-            if _inside(p, top):
-                return n
-        return None
+        hit = self._top_shard.get(p)
+        if hit is None:
+            for q in _ancestors(p):
+                hit = self._top_shard.get(q)
+                if hit is not None:
+                    break
+        return hit
 
     def lists(self, folder_path: str) -> bool:
         """Whether this shard plans the manifests on ``folder_path`` (by file: every shard does)."""
