@@ -335,3 +335,15 @@ def test_renamed_keys_move_on_every_shard_share(tmp_path, folders):
             assert all(x.schema_changes == () for x in plans[1:])
     finally:
         p.close()
+
+
+def test_a_by_file_shard_does_not_warn_of_globs_matching_no_file(tmp_path):
+    snap = make_snapshot({"big": [(f"f{n}.jpg", {}) for n in range(20)]})
+    d = desired(manifest("m.yaml", "big", sel("glob", "f1*", k0=1), sel("glob", "zzz*", k0=2)))
+    p = sqlite(tmp_path, snap)
+    try:
+        assert [w.message for w in make_plan(d, p).warnings] == ["glob 'zzz*' matches no file"]
+        for k in (1, 2):
+            assert make_plan(d, p, shard=Shard(k, 2)).warnings == ()
+    finally:
+        p.close()
