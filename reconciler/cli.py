@@ -387,9 +387,12 @@ def _make_plan(
     *,
     create: bool = False,
     parallelism: int | None = None,
+    shard: str | None = None,
 ) -> tuple[DesiredState, StateProvider, Plan]:
     from reconciler.plan.planner import make_plan, parse_targets
+    from reconciler.plan.shard import parse_shard
 
+    the_shard = parse_shard(shard) if shard is not None else None
     desired = _load(settings)
     tg = parse_targets(targets, desired)
     provider = provider_for(settings, desired, provider_url, parallelism, create=create)
@@ -404,6 +407,7 @@ def _make_plan(
                 hooks=hooks,
                 override_limits=override_limits,
                 parallelism=parallelism,
+                shard=the_shard,
             )
     except BaseException:
         provider.close()
@@ -435,6 +439,11 @@ _provider_option = click.option(
 _format_option = click.option(
     "--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True
 )
+_shard_option = click.option(
+    "--shard",
+    metavar="K/N",
+    help="Plan only shard K of N (by folder, or by file uuid inside fewer folders than shards).",
+)
 _override_limits_option = click.option(
     "--override-limits",
     is_flag=True,
@@ -462,6 +471,7 @@ _override_limits_option = click.option(
     default=None,
     help="Folders listed at once (default: the Workspace's settings.parallelism).",
 )
+@_shard_option
 @click.pass_context
 def plan(
     ctx: click.Context,
@@ -474,11 +484,12 @@ def plan(
     targets: tuple[str, ...],
     override_limits: bool,
     parallelism: int | None,
+    shard: str | None,
 ) -> None:
     """Read live state, diff it against the manifests, and print the plan."""
     settings = _settings(ctx, manifest_dir, debug)
     _desired, provider, the_plan = _make_plan(
-        settings, provider_url, targets, override_limits, parallelism=parallelism
+        settings, provider_url, targets, override_limits, parallelism=parallelism, shard=shard
     )
     provider.close()
     if out is not None:
@@ -697,6 +708,7 @@ def _run_apply(
     "--auto-approve).",
 )
 @_lock_timeout_option
+@_shard_option
 @click.pass_context
 def apply(
     ctx: click.Context,
@@ -711,6 +723,7 @@ def apply(
     override_limits: bool,
     lock_timeout: float,
     fmt: str,
+    shard: str | None,
 ) -> None:
     """Apply a saved PLANFILE exactly, or plan, show, ask 'yes', and apply."""
     settings = _settings(ctx, manifest_dir, debug)
@@ -723,6 +736,10 @@ def apply(
             raise UsageError(
                 "--target cannot be combined with a saved PLANFILE (the plan is applied exactly)"
             )
+        if shard is not None:
+            raise UsageError(
+                "--shard cannot be combined with a saved PLANFILE (a shard's saved plan records its shard)"
+            )
         _apply_saved(settings, planfile, provider_url, allow_destructive, parallelism, lock_timeout,
                      override_limits, fmt)  # fmt: skip
         return
@@ -734,7 +751,7 @@ def apply(
             locks.enter_context(_lock_store(provider, _journal_dir(desired), "apply", lock_timeout))
 
         _apply_fresh(settings, provider_url, targets, override_limits, allow_destructive, auto_approve,
-                     parallelism, lock_first, fmt)  # fmt: skip
+                     parallelism, lock_first, fmt, shard)  # fmt: skip
 
 
 def _journal_dir(desired: DesiredState) -> Path:
@@ -752,9 +769,17 @@ def _apply_fresh(
     parallelism: int | None,
     before_plan: Callable[[DesiredState, StateProvider], None],
     fmt: str,
+    shard: str | None = None,
 ) -> None:
     desired, provider, the_plan = _make_plan(
-        settings, provider_url, targets, override_limits, before_plan, create=True, parallelism=parallelism
+        settings,
+        provider_url,
+        targets,
+        override_limits,
+        before_plan,
+        create=True,
+        parallelism=parallelism,
+        shard=shard,
     )
     try:
         click.echo(_render(the_plan, "text", settings), nl=False, err=fmt == "json")

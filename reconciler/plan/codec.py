@@ -23,6 +23,7 @@ from reconciler.plan.model import (
     SchemaChange,
     Strategy,
 )
+from reconciler.plan.shard import Shard
 from reconciler.providers.registry import identity_from_json, identity_to_json
 from reconciler.schema import Deletion, FieldSpec
 
@@ -87,6 +88,11 @@ class SummaryDoc(TypedDict):
     api_calls: NotRequired[CallsDoc | None]
 
 
+class ShardDoc(TypedDict):
+    index: int
+    count: int
+
+
 class PlanDoc(TypedDict):
     """The plan JSON as the reader checks it (fields it does not read are ignored)."""
 
@@ -100,6 +106,7 @@ class PlanDoc(TypedDict):
     manifests_digest: str
     format_version: str
     destructive_reasons: NotRequired[list[str] | None]
+    shard: NotRequired[ShardDoc | None]
 
 
 _PLAN_DOC: TypeAdapter[PlanDoc] = TypeAdapter(PlanDoc)
@@ -149,10 +156,11 @@ def _file_change(f: FileChange) -> dict[str, Any]:
 
 
 def plan_to_dict(plan: Plan) -> dict[str, Any]:
-    """The plan in the JSON shape of the product contract (without ``checksum``)."""
+    """The plan in the JSON shape of the product contract (without ``checksum``). A shard's plan also has
+    ``shard: {"index": K, "count": N}``."""
     s = plan.schema_counts()
     f = plan.file_counts()
-    return {
+    out: dict[str, Any] = {
         "format_version": plan.format_version,
         "tool_version": plan.tool_version,
         "created_at": plan.created_at,
@@ -172,6 +180,17 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         "destructive_reasons": list(plan.destructive_reasons),
         "warnings": [{"location": str(w.location), "message": w.message} for w in plan.warnings],
     }
+    if plan.shard is not None:
+        out["shard"] = {"index": plan.shard.index, "count": plan.shard.count}
+    return out
+
+
+def _shard(doc: ShardDoc | None, origin: str) -> Shard | None:
+    if doc is None:
+        return None
+    if not 1 <= doc["index"] <= doc["count"]:
+        raise PlanFormatError(f"{origin}.shard: expected 1 <= index <= count")
+    return Shard(doc["index"], doc["count"])
 
 
 def _spec(data: Mapping[str, object] | None, where: str) -> FieldSpec | None:
@@ -273,6 +292,7 @@ def plan_from_dict(data: object, *, origin: str = "plan") -> Plan:
             warnings=_warnings(doc.get("warnings") or []),
             format_version=doc["format_version"],
             destructive_reasons=tuple(doc.get("destructive_reasons") or ()),
+            shard=_shard(doc.get("shard"), origin),
         )
     except ValueError as exc:  # an unknown enum value
         raise PlanFormatError(f"{origin}: {exc}") from exc

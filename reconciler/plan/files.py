@@ -18,6 +18,7 @@ take part in that selection-only pass and in the conflict check: a conflict is f
 
 from __future__ import annotations
 
+import contextlib
 import json
 import json.scanner
 import logging
@@ -44,6 +45,7 @@ from reconciler.plan.model import FileChange, Strategy
 from reconciler.plan.prefetch import Prefetch
 from reconciler.plan.selection import Selection, overlap_groups, selected
 from reconciler.plan.semantics import CompiledManifest, conflict, plain_values
+from reconciler.plan.shard import Shard, ShardRule
 from reconciler.undeclared import UndeclaredJudge
 
 if TYPE_CHECKING:
@@ -85,6 +87,7 @@ class FilePlan:
     claims: dict[str, tuple[FileClaim, ...]] = field(default_factory=dict)
     errors: list[Diagnostic] = field(default_factory=list)
     warnings: list[Diagnostic] = field(default_factory=list)
+    rule: ShardRule | None = None
 
 
 class _RowAssignments(Mapping[str, Assignment]):
@@ -131,6 +134,7 @@ def plan_files(
     renames: Mapping[str, Rename] | None = None,
     rename_check: RenameCheck | None = None,
     planned: Callable[[FileManifest], bool] | None = None,
+    shard: Shard | None = None,
     on_progress: listing.Progress,
     parallelism: int = 1,
 ) -> FilePlan:
@@ -141,7 +145,8 @@ def plan_files(
 
     Problems go to ``FilePlan.errors`` (all of them, in one pass); ``files`` is only meaningful when there
     are none. ``renames`` move old keys' values on the files selected (``rename_check`` is told about every
-    selected file that holds an old key). Raises ProviderError.
+    selected file that holds an old key). With ``shard``, only that shard's share is planned
+    (:mod:`reconciler.plan.shard`; ``FilePlan.rule`` says how it was split). Raises ProviderError.
     """
     result = FilePlan()
     renames = renames or {}
@@ -152,28 +157,64 @@ def plan_files(
     folders: list[LiveFolder] = []
     left_out: list[tuple[int, FileManifest]] = []
     to_plan: list[tuple[int, FileManifest, LiveFolder]] = []
+    resolved: dict[int, LiveFolder | ProviderConflictError] = {}
+
+    def resolve(m: FileManifest) -> LiveFolder:
+        hit = resolved.get(id(m))
+        if hit is None:
+            try:
+                hit = provider.resolve_folder(m.folder)
+            except ProviderConflictError as exc:
+                hit = exc
+            resolved[id(m)] = hit
+        if isinstance(hit, ProviderConflictError):
+            raise hit
+        return hit
+
+    keep: Callable[[str], bool] | None = None
+    if shard is not None:
+        paths = []
+        for m in manifests:
+            with contextlib.suppress(ProviderConflictError):
+                paths.append(resolve(m).path)
+        result.rule = ShardRule(shard, paths)
+        keep = None if result.rule.by_folder else result.rule.keeps
     for position, m in enumerate(manifests):
         if planned is not None and not planned(m):
             left_out.append((position, m))
             continue
         try:
-            folder = provider.resolve_folder(m.folder)
+            folder = resolve(m)
         except ProviderConflictError as exc:
             result.errors.append(Diagnostic(m.location, f"{m.name}: {exc}"))
             continue
+        if result.rule is not None and not result.rule.lists(folder.path):
+            continue  # another shard's folder group
         folders.append(folder)
         to_plan.append((position, m, folder))
     to_check: list[tuple[int, FileManifest, LiveFolder]] = []
     for position, m in left_out:
         try:
-            folder = provider.resolve_folder(m.folder)
+            folder = resolve(m)
         except ProviderConflictError:
             continue  # not this plan's manifest: its own plan reports it
         if any(_may_overlap(folder, f) for f in folders):
             to_check.append((position, m, folder))
     from reconciler.manifest.source import iter_source_rows
 
-    with Prefetch(provider, parallelism, on_progress, read_index) as prefetch:
+    def read_kept(
+        provider: StateProvider,
+        folder: LiveFolder,
+        *,
+        recursive: bool,
+        children: bool,
+        on_progress: listing.Progress,
+    ) -> LiveIndex:
+        return read_index(
+            provider, folder, recursive=recursive, children=children, on_progress=on_progress, keep=keep
+        )
+
+    with Prefetch(provider, parallelism, on_progress, read_kept) as prefetch:
         for _, m, folder in (*to_plan, *to_check):  # listed ahead, up to `parallelism` folders at once
             prefetch.start(folder, recursive=m.recursive, children=m.children)
         for position, m, folder in to_plan:
@@ -193,7 +234,7 @@ def plan_files(
                     early_rows[id(m)] = early
                 elif m.source is not None and not provider.capabilities.raw_listing:
                     index, early_rows[id(m)] = read_index_and_source(
-                        provider, folder, m, root, spec_map, result.errors, on_progress
+                        provider, folder, m, root, spec_map, result.errors, on_progress, keep
                     )
                 else:
                     index = prefetch.get(folder, recursive=m.recursive, children=m.children)[0]

@@ -83,8 +83,13 @@ def check_limits(
     limits: Limits,
     *,
     moved_keys: Collection[str] = (),
+    shards: int = 1,
 ) -> LimitReport:
     """Check a plan's file changes against the limits.
+
+    A shard's plan (one of ``shards``) is held to its share of ``max_files`` and ``max_removed_keys``: when
+    the whole plan exceeds a limit, at least one shard exceeds its share, so a plan-every-shard-then-apply
+    workflow refuses it (a shard may also refuse a plan whose shards are uneven: ``--override-limits``).
 
     ``claims`` maps every selected file's uuid to the manifests that select it (unchanged files too: they
     are the denominator of the share). ``moved_keys`` are keys whose removal is a rename's move.
@@ -108,13 +113,15 @@ def check_limits(
                     removed.setdefault(c.manifest.name, Counter())[kc.key] += 1
 
     violations: list[str] = []
-    if limits.max_files is not None and len(files) > limits.max_files:
+    share = "" if shards == 1 else f"this shard's share (1/{shards}) of "
+    if limits.max_files is not None and len(files) * shards > limits.max_files:
         violations.append(
-            f"the plan updates {len(files):,} files, more than settings.limits.max_files = {limits.max_files:,}"
+            f"the plan updates {len(files):,} files, more than {share}"
+            f"settings.limits.max_files = {limits.max_files:,}"
         )
-    if limits.max_removed_keys is not None and removals > limits.max_removed_keys:
+    if limits.max_removed_keys is not None and removals * shards > limits.max_removed_keys:
         violations.append(
-            f"the plan removes {removals:,} key values, more than "
+            f"the plan removes {removals:,} key values, more than {share}"
             f"settings.limits.max_removed_keys = {limits.max_removed_keys:,}"
         )
 

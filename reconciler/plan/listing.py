@@ -11,10 +11,12 @@ error, never a silent pick.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import json
 import threading
 import unicodedata
+from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, cast, runtime_checkable
@@ -71,8 +73,10 @@ class LiveIndex:
         "_by_uuid",
         "ambiguous",
         "by_name",
+        "elsewhere",
         "folder",
         "folders",
+        "keep",
         "metadata_raw",
         "rels",
         "uuids",
@@ -89,6 +93,17 @@ class LiveIndex:
         self._by_nfc: dict[str, list[str]] | None = None
         #: Relative names that more than one live file has -> their ordinals (``by_name`` holds the last).
         self.ambiguous: dict[str, list[int]] = {}
+        #: A sharded listing (:mod:`reconciler.plan.shard`): which uuids this shard keeps, and the sorted
+        #: ``hash()`` of each relative name it left to other shards (8 bytes a file).
+        self.keep: Callable[[str], bool] | None = None
+        self.elsewhere: array[int] = array("q")
+
+    def is_elsewhere(self, rel: str) -> bool:
+        """Whether a file of this name was listed and left to another shard."""
+        e = self.elsewhere
+        h = hash(rel)
+        j = bisect.bisect_left(e, h)
+        return j < len(e) and e[j] == h
 
     def __len__(self) -> int:
         return len(self.uuids)
@@ -130,10 +145,22 @@ class LiveIndex:
 
 
 def read_index(
-    provider: StateProvider, folder: LiveFolder, *, recursive: bool, children: bool, on_progress: Progress
+    provider: StateProvider,
+    folder: LiveFolder,
+    *,
+    recursive: bool,
+    children: bool,
+    on_progress: Progress,
+    keep: Callable[[str], bool] | None = None,
 ) -> LiveIndex:
-    """List a folder into a :class:`LiveIndex`, reporting progress every :data:`PROGRESS_EVERY` files."""
+    """List a folder into a :class:`LiveIndex`, reporting progress every :data:`PROGRESS_EVERY` files.
+
+    With ``keep`` (a shard), only the files whose uuid it accepts are kept; the others leave their name's
+    hash in :attr:`LiveIndex.elsewhere`.
+    """
     index = LiveIndex(folder)
+    index.keep = keep
+    elsewhere = index.elsewhere
     uuids, rels, raws, by_name = index.uuids, index.rels, index.metadata_raw, index.by_name
     stage = f"reading {folder.path}"
     on_progress(stage, 0, None)
@@ -145,13 +172,16 @@ def read_index(
         for rel, uuid, item_folder, raw in cast(RawListingProvider, provider).iter_raw_items(
             folder, recursive=recursive, children=children
         ):
+            if item_folder != last_folder:
+                folders.add(item_folder)
+                last_folder = item_folder
+            if keep is not None and not keep(uuid):
+                elsewhere.append(hash(rel))
+                continue
             by_name[rel] = n
             uuids.append(uuid)
             rels.append(rel)
             raws.append(raw)
-            if item_folder != last_folder:
-                folders.add(item_folder)
-                last_folder = item_folder
             n += 1
             if n >= next_report:
                 on_progress(stage, n, None)
@@ -159,11 +189,14 @@ def read_index(
     else:
         for li in provider.iter_items(folder, recursive=recursive, children=children):
             item = li.item
+            folders.add(item.folder)
+            if keep is not None and not keep(item.uuid):
+                elsewhere.append(hash(li.rel_name))
+                continue
             by_name[li.rel_name] = n
             uuids.append(item.uuid)
             rels.append(li.rel_name)
             raws.append(item.metadata if item.metadata_text is None else item.metadata_text)
-            folders.add(item.folder)
             n += 1
             if n >= next_report:
                 on_progress(stage, n, None)
@@ -174,6 +207,12 @@ def read_index(
         for i, rel in enumerate(rels):
             seen.setdefault(rel, []).append(i)
         index.ambiguous = {rel: ords for rel, ords in seen.items() if len(ords) > 1}
+    if elsewhere:
+        index.elsewhere = array("q", sorted(elsewhere))
+        # A name this shard keeps that another shard's file shares is ambiguous here too.
+        for rel, i in by_name.items():
+            if rel not in index.ambiguous and index.is_elsewhere(rel):
+                index.ambiguous[rel] = [i]
     on_progress(stage, n, n)
     return index
 
@@ -190,6 +229,7 @@ def read_index_and_source(
     spec_map: Mapping[str, FieldSpec],
     errors: list[Diagnostic],
     on_progress: Progress,
+    keep: Callable[[str], bool] | None = None,
 ) -> tuple[LiveIndex, Iterable[SourceRow]]:
     """List ``folder`` on a helper thread while this thread reads the first rows of ``m``'s source.
 
@@ -212,7 +252,9 @@ def read_index_and_source(
     def listing() -> None:
         try:
             done.append(
-                read_index(provider, folder, recursive=m.recursive, children=m.children, on_progress=count)
+                read_index(
+                    provider, folder, recursive=m.recursive, children=m.children, on_progress=count, keep=keep
+                )
             )
         except BaseException as exc:  # handed to the planning thread, which raises it
             failed.append(exc)

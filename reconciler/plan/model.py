@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from reconciler.errors import Diagnostic
+from reconciler.plan.shard import Shard
 from reconciler.providers.base import ProviderIdentity
 from reconciler.schema import FieldSpec
 
@@ -143,6 +144,8 @@ class Plan:
     format_version: str = PLAN_FORMAT_VERSION
     # Blast-radius findings that make the plan destructive beyond schema changes (display + guard).
     destructive_reasons: tuple[str, ...] = field(default=())
+    #: ``plan --shard K/N``: this plan is shard K of N (``None``: the whole organisation).
+    shard: Shard | None = None
 
     @property
     def has_changes(self) -> bool:

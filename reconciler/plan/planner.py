@@ -41,6 +41,7 @@ from reconciler.plan.renames import (
     move_values,
     scan_old_keys,
 )
+from reconciler.plan.shard import Shard
 from reconciler.providers.base import StateProvider
 from reconciler.reserved import is_reserved
 from reconciler.schema import FieldSpec, SchemaSpec, parse_wire_schema, schema_fingerprint
@@ -136,9 +137,11 @@ class _ValueChecker:
         has_schema: bool,
         declared: frozenset[str] | None,
         intended: SchemaSpec | None = None,
+        hint: str | None = None,
     ) -> None:
         self.schema = schema
         self.intended = intended
+        self.hint = hint or TARGET_HINT
         self.errors: list[Diagnostic] = []
         self.warnings: list[Diagnostic] = []
         self.judge = UndeclaredJudge(
@@ -166,19 +169,28 @@ class _ValueChecker:
                     Diagnostic(
                         a.location,
                         f"key {key!r} is declared in the manifests but not in the live schema, and this plan "
-                        "does not change the schema (add --target schema)",
+                        f"does not change the schema ({self.hint.split(' (')[0]})",
                         "warning",
                     )
                 )
             return
         err = check_value(value_key, a.value, spec)
         if err:
-            self.errors.append(Diagnostic(a.location, needs_schema_change(key, a.value, err, self.intended)))
+            self.errors.append(
+                Diagnostic(a.location, needs_schema_change(key, a.value, err, self.intended, self.hint))
+            )
 
 
-def needs_schema_change(key: str, value: JsonValue, err: str, intended: SchemaSpec | None) -> str:
+#: What a plan that leaves the schema out tells a value that needs the schema change (``--target``, shards).
+TARGET_HINT = "add --target schema (or plan without --target)"
+SHARD_HINT = "apply shard 1, which plans the schema, first (or apply --target schema)"
+
+
+def needs_schema_change(
+    key: str, value: JsonValue, err: str, intended: SchemaSpec | None, hint: str = TARGET_HINT
+) -> str:
     """``err`` for a value that fails against the live schema, or, when the value is valid for the schema the
-    manifests declare and this plan leaves the schema out, a message that says so and names ``--target``."""
+    manifests declare and this plan leaves the schema out, a message that says so and names ``hint``."""
     if intended is None:
         return err
     spec = intended.keys.get(key)
@@ -186,7 +198,7 @@ def needs_schema_change(key: str, value: JsonValue, err: str, intended: SchemaSp
         return err
     return (
         f"{key}: {describe_value(value)} is valid only with the change to {key!r} that the MetadataSchema "
-        "manifest declares, and this plan leaves the schema out: add --target schema (or plan without --target)"
+        f"manifest declares, and this plan leaves the schema out: {hint}"
     )
 
 
@@ -196,6 +208,7 @@ def _needs_left_out_schema(
     intended: SchemaSpec | None,
     manifests: Mapping[str, FileManifest],
     reported: Sequence[Diagnostic],
+    hint: str = TARGET_HINT,
 ) -> list[Diagnostic]:
     """Per manifest and key: values the plan would write that only the left-out schema change allows."""
     said = {(d.location.path, d.message.split(":", 1)[0]) for d in reported}
@@ -213,7 +226,7 @@ def _needs_left_out_schema(
             found[(name, kc.key)] = (
                 n + 1,
                 example,
-                msg or needs_schema_change(kc.key, kc.after, err, intended),
+                msg or needs_schema_change(kc.key, kc.after, err, intended, hint),
             )
     out: list[Diagnostic] = []
     for (name, key), (n, example, msg) in sorted(found.items()):
@@ -233,11 +246,14 @@ def make_plan(
     now: dt.datetime | None = None,
     override_limits: bool = False,
     parallelism: int | None = None,
+    shard: Shard | None = None,
 ) -> Plan:
     """Read live state and compute the plan that brings it to the desired state.
 
     ``parallelism`` (default: the Workspace's ``settings.parallelism``) is how many folders are listed at once
     when the provider can serve listings concurrently.
+    With ``shard``, only that shard's share of the files (:mod:`reconciler.plan.shard`); the schema only in
+    shard 1, and the hard limits on the shard's share of them (see :func:`check_limits`).
 
     ``override_limits`` lets the plan exceed ``settings.limits`` max_files / max_removed_keys (recorded as
     warnings in the plan). Raises ManifestValidationError (all problems at once), ProviderError, or
@@ -245,6 +261,7 @@ def make_plan(
     """
     targets = targets or Targets()
     hooks = hooks or NullPlanHooks()
+    wants_schema = targets.wants_schema() and (shard is None or shard.plans_schema)
     errors: list[Diagnostic] = []
     warnings: list[Diagnostic] = list(desired.warnings)
 
@@ -259,9 +276,10 @@ def make_plan(
         live_schema = parse_wire_schema(live_wire)
     except ValueError as exc:
         raise ProviderResponseError(f"live metadata schema: {exc}") from exc
-    sd = diff_schema(desired.schema if targets.wants_schema() else None, live_schema)
+    sd = diff_schema(desired.schema if wants_schema else None, live_schema)
     errors.extend(sd.errors)
     after_schema = sd.after
+    # Every shard moves renamed keys' values on its share of the files; only shard 1 plans the schema.
     renames, rename_errors = collect_renames(desired.schema if targets.wants_schema() else None)
     errors.extend(rename_errors)
     has_schema = desired.schema is not None or bool(live_schema.keys)
@@ -269,11 +287,12 @@ def make_plan(
     # Left out by --target: the schema the manifests declare, for what a value that needs it is told.
     intended = (
         diff_schema(desired.schema, live_schema).after
-        if desired.schema is not None and not targets.wants_schema()
+        if desired.schema is not None and not wants_schema
         else None
     )
+    hint = SHARD_HINT if shard is not None and not shard.plans_schema else TARGET_HINT
     checker = _ValueChecker(
-        after_schema, desired.workspace.settings.undeclared_keys, has_schema, declared, intended
+        after_schema, desired.workspace.settings.undeclared_keys, has_schema, declared, intended, hint
     )
     spec_map: dict[str, FieldSpec] = dict(after_schema.keys)
     # Source rows are checked against the intended type of a key the plan leaves unchanged; what the plan
@@ -302,6 +321,7 @@ def make_plan(
         renames=renames,
         rename_check=rename_check,
         planned=None if targets.is_all else targets.wants,
+        shard=shard,
         on_progress=hooks.on_progress,
         parallelism=parallelism or desired.workspace.settings.parallelism,
     )
@@ -309,7 +329,9 @@ def make_plan(
     warnings.extend(fp.warnings)
     by_manifest = {m.name: m for m in manifests}
     if live_specs:
-        errors.extend(_needs_left_out_schema(fp.files, live_specs, intended, by_manifest, checker.errors))
+        errors.extend(
+            _needs_left_out_schema(fp.files, live_specs, intended, by_manifest, checker.errors, hint)
+        )
 
     # A manifest still setting a renamed key gets the rename's message instead of "key is deleted".
     old_key_errors = check_manifest_assignments(manifests, renames)
@@ -326,6 +348,9 @@ def make_plan(
     scan = RenameScan()
     if renames:
         scan = scan_old_keys(provider, renames, hooks.on_progress)
+        if fp.rule is not None:
+            rule = fp.rule
+            scan.items = {u: e for u, e in scan.items.items() if rule.owns_file(u, e[0])}
         for uuid, (folder_path, rel, item) in scan.items.items():
             if uuid not in fp.claims:
                 rename_check.check_file(f"{folder_path}/{rel}", item.metadata, ())
@@ -374,7 +399,9 @@ def make_plan(
 
     # 5. Blast-radius limits (plan/limits.py).
     limits = desired.workspace.settings.limits
-    report = check_limits(files, fp.claims, limits, moved_keys=renames.keys())
+    report = check_limits(
+        files, fp.claims, limits, moved_keys=renames.keys(), shards=shard.count if shard is not None else 1
+    )
     if report.violations:
         if not override_limits:
             raise limit_error(report)
@@ -397,4 +424,5 @@ def make_plan(
         writes=provider.stats.writes,
         warnings=tuple(sorted(set(warnings))),
         destructive_reasons=report.destructive_reasons,
+        shard=shard,
     )

@@ -76,16 +76,24 @@ class Selection:
                 ords = index.ambiguous.get(key)
                 if ords is not None:
                     uuids = " and ".join(sorted(index.uuids[o] for o in ords))
+                    if index.elsewhere and index.is_elsewhere(key):  # a sharded listing (plan/shard.py)
+                        many, uuids = "more than one file", f"{uuids} and others"
+                    else:
+                        many = f"{len(ords)} files"
                     errors.append(
                         Diagnostic(
                             location,
-                            f"name {key!r} matches {len(ords)} files in folder {index.folder.path!r} ({uuids}); "
+                            f"name {key!r} matches {many} in folder {index.folder.path!r} ({uuids}); "
                             "select each by uuid instead",
                         )
                     )
                     return None
+            if i is None and index.elsewhere and index.is_elsewhere(key):
+                return None  # another shard's file
         else:
             i = index.ordinal_of_uuid(key)
+            if i is None and index.keep is not None and not index.keep(key):
+                return None  # another shard's file: that shard judges it
         if i is None:
             self.report_missing(f"{kind.value} {key!r}", location, key if kind is SelectorKind.NAME else None)
         return i
@@ -134,7 +142,7 @@ class Selection:
             else:
                 out.append(Diagnostic(self.m.location, msg, "warning"))
         for (_, s, _), hit in zip(self.c.globs, self.glob_hit, strict=True):
-            if not hit:
+            if not hit and not self.index.elsewhere:  # (a shard's glob may match other shards' files)
                 warnings.append(Diagnostic(s.location, f"glob {s.pattern!r} matches no file", "warning"))
 
 
@@ -169,7 +177,8 @@ def selected(
             if row.kind is name and not ambiguous:
                 i = by_name.get(row.key)
                 if i is None:
-                    c.report_missing(f"{row.kind.value} {row.key!r}", row.location, row.key)
+                    if not (index.elsewhere and index.is_elsewhere(row.key)):
+                        c.report_missing(f"{row.kind.value} {row.key!r}", row.location, row.key)
                     continue
             else:
                 i = c.resolve(row.kind, row.key, row.location, errors)

@@ -42,7 +42,7 @@ def scripts_of(doc: dict[str, Any]) -> list[str]:
 
 def test_the_files_exist():
     assert [p.name for p in WORKFLOWS] == ["ci.yml"]
-    assert [p.name for p in EXAMPLES] == ["apply.yml", "drift.yml", "plan.yml"]
+    assert [p.name for p in EXAMPLES] == ["apply.yml", "drift.yml", "plan.yml", "sharded.yml"]
 
 
 @pytest.mark.parametrize("path", ALL_FILES, ids=lambda p: str(p.relative_to(REPO)))
@@ -136,6 +136,27 @@ def test_drift_example_runs_on_a_schedule_and_handles_exit_2():
     ifs = [s.get("if") for s in steps_of(drift)]
     assert "steps.plan.outputs.exitcode == '2'" in ifs
     assert "gh issue create" in text and "gh issue edit" in text and "gh issue close" in text
+
+
+def test_sharded_example_plans_every_shard_before_any_applies():
+    doc = load(REPO / "examples" / "github" / "sharded.yml")
+    jobs = doc["jobs"]
+    assert list(jobs) == ["schema", "plan", "apply"]
+    assert jobs["plan"]["needs"] == "schema" and jobs["apply"]["needs"] == "plan"
+    shards = int(doc["env"]["SHARDS"])
+    for name in ("plan", "apply"):
+        assert jobs[name]["strategy"]["matrix"]["shard"] == list(range(1, shards + 1))
+        assert jobs[name]["env"]["SHARD"] == "${{ matrix.shard }}"
+    assert jobs["plan"]["strategy"]["fail-fast"] is True
+    schema = "\n".join(s["run"] for s in jobs["schema"]["steps"] if "run" in s)
+    assert "reconciler plan -C manifests --target schema --out schema-plan.json" in schema
+    assert "reconciler apply -C manifests schema-plan.json" in schema
+    plan = "\n".join(s["run"] for s in jobs["plan"]["steps"] if "run" in s)
+    assert 'reconciler plan -C manifests --shard "$SHARD/$SHARDS" --out "plan-$SHARD.json"' in plan
+    apply = "\n".join(s["run"] for s in jobs["apply"]["steps"] if "run" in s)
+    assert 'reconciler apply -C manifests "plan-$SHARD.json"' in apply
+    assert 'reconciler plan -C manifests --shard "$SHARD/$SHARDS" --detailed-exitcode' in apply
+    assert "--auto-approve" not in plan + apply + schema
 
 
 def test_pre_commit_hooks():

@@ -43,7 +43,7 @@ def readme_block(after: str, lang: str) -> str:
 
 def test_actionlint_passes_every_workflow_and_example():
     paths = [str(p) for p in [*WORKFLOWS, *EXAMPLES]]
-    assert len(paths) == 4
+    assert len(paths) == 5
     r = subprocess.run([tool("actionlint"), "-no-color", *paths], capture_output=True, text=True)
     assert (r.returncode, r.stdout, r.stderr) == (0, "", "")
 
