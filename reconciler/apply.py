@@ -19,6 +19,7 @@ from reconciler.errors import PlanError, ProviderError, StalePlanError
 from reconciler.model import metadata_fingerprint
 from reconciler.plan.differ import values_equal
 from reconciler.plan.model import FileChange, KeyAction, Plan, SchemaAction, Strategy
+from reconciler.progress import PRECHECK, Progress, no_progress
 from reconciler.schema import (
     Deletion,
     FieldSpec,
@@ -85,7 +86,10 @@ class ApplyResult:
 
 
 class ApplyHooks(Protocol):
-    """Progress reports (the CLI draws a bar; tests may record)."""
+    """Progress reports (the CLI draws a bar; tests may record). ``on_progress`` hears the pre-check
+    (:data:`reconciler.progress.PRECHECK`)."""
+
+    def on_progress(self, stage: str, done: int, total: int | None) -> None: ...
 
     def on_schema_written(self, changes: int) -> None: ...
 
@@ -93,6 +97,9 @@ class ApplyHooks(Protocol):
 
 
 class NullApplyHooks:
+    def on_progress(self, stage: str, done: int, total: int | None) -> None:
+        return None
+
     def on_schema_written(self, changes: int) -> None:
         return None
 
@@ -172,8 +179,12 @@ def planned_dict(change: FileChange, live: MetadataView) -> dict[str, JsonValue]
     return out
 
 
-def check_stale(plan: Plan, provider: StateProvider) -> None:
-    """Re-read the schema and every planned file; raise StalePlanError (listing them) if anything moved."""
+def check_stale(plan: Plan, provider: StateProvider, on_progress: Progress = no_progress) -> None:
+    """Re-read the schema and every planned file; raise StalePlanError (listing them) if anything moved.
+
+    Reports :data:`~reconciler.progress.PRECHECK` (done: planned files read again).
+    """
+    on_progress(PRECHECK, 0, len(plan.files))
     live_wire = provider.read_schema()
     stale: list[str] = []
     if schema_fingerprint(live_wire) != plan.schema_fingerprint:
@@ -182,6 +193,7 @@ def check_stale(plan: Plan, provider: StateProvider) -> None:
     fresh = {}
     for i in range(0, len(uuids), provider.capabilities.max_batch):
         fresh.update(provider.get_items(uuids[i : i + provider.capabilities.max_batch]))
+        on_progress(PRECHECK, min(i + provider.capabilities.max_batch, len(uuids)), len(uuids))
     for f in plan.files:
         item = fresh.get(f.uuid)
         if item is None:
@@ -249,7 +261,7 @@ def apply_plan(
             + "\n  ".join(what)
         )
     if precheck:
-        check_stale(plan, provider)
+        check_stale(plan, provider, hooks.on_progress)
     result = ApplyResult()
 
     if plan.schema_changes:

@@ -41,6 +41,7 @@ from reconciler.plan.listing import LiveIndex, read_index, read_index_and_source
 from reconciler.plan.model import FileChange, Strategy
 from reconciler.plan.selection import Selection, overlap_groups, selected
 from reconciler.plan.semantics import CompiledManifest, conflict, plain_values
+from reconciler.progress import RESOLVING_FOLDERS, planning
 from reconciler.undeclared import UndeclaredJudge
 
 if TYPE_CHECKING:
@@ -147,14 +148,22 @@ def plan_files(
     early_rows: dict[int, Iterable[SourceRow]] = {}  # id(manifest) -> its source, already being read
     folders: list[LiveFolder] = []
     left_out: list[tuple[int, FileManifest]] = []
+    resolved: list[LiveFolder | None] = []  # by position
+    on_progress(RESOLVING_FOLDERS, 0, len(manifests))
+    for position, m in enumerate(manifests):
+        try:
+            resolved.append(provider.resolve_folder(m.folder))
+        except ProviderConflictError as exc:
+            resolved.append(None)
+            if planned is None or planned(m):  # a left-out manifest's own plan reports it
+                result.errors.append(Diagnostic(m.location, f"{m.name}: {exc}"))
+        on_progress(RESOLVING_FOLDERS, position + 1, len(manifests))
     for position, m in enumerate(manifests):
         if planned is not None and not planned(m):
             left_out.append((position, m))
             continue
-        try:
-            folder = provider.resolve_folder(m.folder)
-        except ProviderConflictError as exc:
-            result.errors.append(Diagnostic(m.location, f"{m.name}: {exc}"))
+        folder = resolved[position]
+        if folder is None:
             continue
         folders.append(folder)
         key = (folder.uuid, m.recursive, m.children)
@@ -171,11 +180,8 @@ def plan_files(
             indexes[key] = index
         placed.append((position, Selection(m, index, result.errors), True))
     for position, m in left_out:
-        try:
-            folder = provider.resolve_folder(m.folder)
-        except ProviderConflictError:
-            continue  # not this plan's manifest: its own plan reports it
-        if not any(_may_overlap(folder, f) for f in folders):
+        folder = resolved[position]
+        if folder is None or not any(_may_overlap(folder, f) for f in folders):
             continue
         key = (folder.uuid, m.recursive, m.children)
         index = indexes.get(key)
@@ -209,7 +215,7 @@ def plan_files(
                     if counts.get(index.uuids[i], 0) > 1:
                         pending.setdefault(index.uuids[i], []).append((c, i, _claim(c, i, row, exact), False))
             continue
-        stage = f"planning {c.m.name}"
+        stage = planning(c.m.name)
         total = len(index)
         on_progress(stage, 0, total)
         n = 0

@@ -15,12 +15,13 @@ import itertools
 import json
 import threading
 import unicodedata
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, cast, runtime_checkable
 
 from reconciler.errors import Diagnostic, ProviderResponseError
 from reconciler.model import FileManifest, LiveFolder
+from reconciler.progress import Progress, reading
 
 if TYPE_CHECKING:
     from reconciler.manifest.source import SourceRow
@@ -42,8 +43,6 @@ __all__ = [
 PROGRESS_EVERY = 10_000
 
 _decode = json.JSONDecoder().raw_decode
-
-Progress = Callable[[str, int, "int | None"], None]
 
 
 @runtime_checkable
@@ -130,7 +129,7 @@ def read_index(
     """List a folder into a :class:`LiveIndex`, reporting progress every :data:`PROGRESS_EVERY` files."""
     index = LiveIndex(folder)
     uuids, rels, raws, by_name = index.uuids, index.rels, index.metadata_raw, index.by_name
-    stage = f"reading {folder.path}"
+    stage = reading(folder.path)
     on_progress(stage, 0, None)
     n = 0
     next_report = PROGRESS_EVERY
@@ -212,7 +211,7 @@ def read_index_and_source(
         except BaseException as exc:  # handed to the planning thread, which raises it
             failed.append(exc)
 
-    stage = f"reading {folder.path}"
+    stage = reading(folder.path)
     on_progress(stage, 0, None)
     worker = threading.Thread(target=listing, name="reconciler-listing", daemon=True)
     worker.start()
