@@ -14,6 +14,7 @@ import re
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -193,5 +194,8 @@ def test_the_progress_line_redraws_only_on_a_terminal(monkeypatch: pytest.Monkey
         with _ProgressHooks() as hooks:
             hooks.on_progress(progress.RESOLVING_FOLDERS, 0, 1)
             assert "_RefreshThread" in _threads()  # redraws the line (and its elapsed column) on its own
+        deadline = time.monotonic() + 5  # the refresh thread ends within one redraw of the stop
+        while "_RefreshThread" in _threads() and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert "_RefreshThread" not in _threads()
     os.close(master)
