@@ -30,6 +30,7 @@ from reconciler.model import DesiredState, Limits, Mode, metadata_fingerprint
 from reconciler.plan.differ import schema_change_destructive, values_equal
 from reconciler.plan.limits import check_limits, limit_error
 from reconciler.plan.model import FileChange, KeyAction, Plan, SchemaAction, Strategy
+from reconciler.progress import PRECHECK, Progress, no_progress
 from reconciler.providers.base import TransactionalProvider
 from reconciler.schema import (
     Deletion,
@@ -108,7 +109,10 @@ class ApplyResult:
 
 
 class ApplyHooks(Protocol):
-    """Progress reports (the CLI draws a bar; tests may record)."""
+    """Progress reports (the CLI draws a bar; tests may record). ``on_progress`` hears the pre-check
+    (:data:`reconciler.progress.PRECHECK`)."""
+
+    def on_progress(self, stage: str, done: int, total: int | None) -> None: ...
 
     def on_schema_written(self, changes: int) -> None: ...
 
@@ -116,6 +120,9 @@ class ApplyHooks(Protocol):
 
 
 class NullApplyHooks:
+    def on_progress(self, stage: str, done: int, total: int | None) -> None:
+        return None
+
     def on_schema_written(self, changes: int) -> None:
         return None
 
@@ -200,8 +207,12 @@ def planned_dict(change: FileChange, live: MetadataView) -> dict[str, JsonValue]
     return out
 
 
-def check_stale(plan: Plan, provider: StateProvider) -> None:
-    """Re-read the schema and every planned file; raise StalePlanError (listing them) if anything moved."""
+def check_stale(plan: Plan, provider: StateProvider, on_progress: Progress = no_progress) -> None:
+    """Re-read the schema and every planned file; raise StalePlanError (listing them) if anything moved.
+
+    Reports :data:`~reconciler.progress.PRECHECK` (done: planned files read again).
+    """
+    on_progress(PRECHECK, 0, len(plan.files))
     live_wire = provider.read_schema()
     stale: list[str] = []
     if schema_fingerprint(live_wire) != plan.schema_fingerprint:
@@ -210,6 +221,7 @@ def check_stale(plan: Plan, provider: StateProvider) -> None:
     fresh = {}
     for i in range(0, len(uuids), provider.capabilities.max_batch):
         fresh.update(provider.get_items(uuids[i : i + provider.capabilities.max_batch]))
+        on_progress(PRECHECK, min(i + provider.capabilities.max_batch, len(uuids)), len(uuids))
     folder_uuids: dict[str, str | None] = {}
 
     def folder_uuid(path: str) -> str | None:
@@ -403,7 +415,7 @@ def apply_plan(
     if saved:  # its changes are untrusted input (SPEC §4 "Trust")
         check_changes(plan, live_wire if live_wire is not None else provider.read_schema(), desired)
     if precheck:
-        check_stale(plan, provider)
+        check_stale(plan, provider, hooks.on_progress)
     if journal is not None:
         journal.prepare()
     result = ApplyResult()

@@ -49,6 +49,7 @@ from reconciler.errors import (
     SourceLocation,
     UsageError,
 )
+from reconciler.progress import APPLYING
 
 __all__ = ["main"]
 
@@ -337,11 +338,19 @@ def _validate_json(settings: Settings) -> None:
 
 # --------------------------------------------------------------------------------------------- plan
 class _ProgressHooks:
-    """Plan and apply progress on stderr, only when stderr is a terminal."""
+    """The long phases' progress (:mod:`reconciler.progress`) on stderr, only when stderr is a terminal.
+
+    One line: the phase's label, a bar (moving back and forth while the total is unknown), done/total and
+    the time spent in this phase. A new phase is drawn at once; rich's refresh thread redraws the line
+    :data:`_REFRESH_PER_SECOND` times a second, so the elapsed column ticks while a slow request is
+    awaited. Without a terminal nothing is drawn and no thread is started.
+    """
 
     def __init__(self) -> None:
         self._progress: Progress | None = None
         self._task: TaskID | None = None
+        self._stage: str | None = None
+        self._lock = threading.Lock()
         if sys.stderr.isatty():
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -353,6 +362,8 @@ class _ProgressHooks:
                 TimeElapsedColumn(),
                 console=Console(stderr=True),
                 transient=True,
+                refresh_per_second=_REFRESH_PER_SECOND,
+                redirect_stdout=False,  # stdout carries the plan: never into the progress console
             )
 
     def __enter__(self) -> _ProgressHooks:
@@ -367,15 +378,26 @@ class _ProgressHooks:
     def on_progress(self, stage: str, done: int, total: int | None) -> None:
         if self._progress is None:
             return
-        if self._task is None:
-            self._task = self._progress.add_task(stage, total=total)
-        self._progress.update(self._task, description=stage, completed=done, total=total)
+        with self._lock:
+            if stage == self._stage and self._task is not None:
+                self._progress.update(self._task, completed=done, total=total)
+                return
+            # A new phase: a new task, so its elapsed time starts at 0 and an unknown total shows as one.
+            if self._task is not None:
+                self._progress.remove_task(self._task)
+            self._stage = stage
+            self._task = self._progress.add_task(stage, total=total, completed=done)
+            self._progress.refresh()
 
     def on_schema_written(self, changes: int) -> None:
         return None
 
     def on_batch_done(self, results: Sequence[FileResult], done: int, total: int) -> None:
-        self.on_progress("applying", done, total)
+        self.on_progress(APPLYING, done, total)
+
+
+#: How often the progress line is redrawn on a terminal (its elapsed column counts seconds).
+_REFRESH_PER_SECOND = 4
 
 
 def _make_plan(
@@ -395,11 +417,13 @@ def _make_plan(
     the_shard = parse_shard(shard) if shard is not None else None
     desired = _load(settings)
     tg = parse_targets(targets, desired)
-    provider = provider_for(settings, desired, provider_url, parallelism, create=create)
-    try:
-        if before_plan is not None:
-            before_plan(desired, provider)
-        with _ProgressHooks() as hooks:
+    with _ProgressHooks() as hooks:  # opening the store may seed it
+        provider = provider_for(
+            settings, desired, provider_url, parallelism, create=create, on_progress=hooks.on_progress
+        )
+        try:
+            if before_plan is not None:
+                before_plan(desired, provider)
             plan = make_plan(
                 desired,
                 provider,
@@ -409,9 +433,9 @@ def _make_plan(
                 parallelism=parallelism,
                 shard=the_shard,
             )
-    except BaseException:
-        provider.close()
-        raise
+        except BaseException:
+            provider.close()
+            raise
     _warn([w for w in plan.warnings if w not in set(desired.warnings)])
     return desired, provider, plan
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from reconciler.errors import ReconcilerError, UsageError
 from reconciler.model import DesiredState, ProviderConfig, WorkspaceSettings
+from reconciler.progress import Progress, no_progress
 from reconciler.providers.base import ProviderIdentity, StateProvider
 from reconciler.providers.registry import (
     ProviderRequest,
@@ -49,8 +50,10 @@ def provider_for(
     parallelism: int | None = None,
     *,
     create: bool = False,
+    on_progress: Progress = no_progress,
 ) -> StateProvider:
-    """Open the provider named by ``--provider`` or the Workspace manifest (``create``: commands that write)."""
+    """Open the provider named by ``--provider`` or the Workspace manifest (``create``: commands that write;
+    ``on_progress``: see :class:`~reconciler.providers.base.ProviderRequest`)."""
     return open_provider(
         ProviderRequest(
             config=provider_config(desired, override),
@@ -58,6 +61,7 @@ def provider_for(
             env=settings.env,
             parallelism=parallelism or desired.workspace.settings.parallelism,
             create=create,
+            on_progress=on_progress,
         )
     )
 
@@ -84,8 +88,16 @@ class Target:
     def identity(self) -> ProviderIdentity:
         return identity_of(self.config, self.root)
 
-    def open(self, env: Mapping[str, str], *, create: bool = False, seed: bool = True) -> StateProvider:
-        """Open the store (``create``/``seed``: see :class:`~reconciler.providers.base.ProviderRequest`)."""
+    def open(
+        self,
+        env: Mapping[str, str],
+        *,
+        create: bool = False,
+        seed: bool = True,
+        on_progress: Progress = no_progress,
+    ) -> StateProvider:
+        """Open the store (``create``/``seed``/``on_progress``: see
+        :class:`~reconciler.providers.base.ProviderRequest`)."""
         return open_provider(
             ProviderRequest(
                 config=self.config,
@@ -94,6 +106,7 @@ class Target:
                 parallelism=self.settings.parallelism,
                 create=create,
                 seed=seed,
+                on_progress=on_progress,
             )
         )
 

@@ -23,6 +23,7 @@ LAYERS: dict[str, int] = {
     "reconciler.jsonio": 0,
     "reconciler.types": 0,
     "reconciler.redact": 0,
+    "reconciler.progress": 0,
     "reconciler.model": 1,
     "reconciler.schema": 1,
     "reconciler.values": 1,

@@ -46,6 +46,7 @@ from reconciler.plan.prefetch import Prefetch
 from reconciler.plan.selection import Selection, overlap_groups, selected
 from reconciler.plan.semantics import CompiledManifest, conflict, plain_values
 from reconciler.plan.shard import Shard, ShardRule
+from reconciler.progress import RESOLVING_FOLDERS, planning
 from reconciler.undeclared import UndeclaredJudge
 
 if TYPE_CHECKING:
@@ -171,6 +172,11 @@ def plan_files(
             raise hit
         return hit
 
+    on_progress(RESOLVING_FOLDERS, 0, len(manifests))
+    for n, m in enumerate(manifests, 1):  # every folder first (errors are reported where each is used)
+        with contextlib.suppress(ProviderConflictError):
+            resolve(m)
+        on_progress(RESOLVING_FOLDERS, n, len(manifests))
     keep: Callable[[str], bool] | None = None
     if shard is not None:
         paths = []
@@ -271,7 +277,7 @@ def plan_files(
                     if counts.get(index.uuids[i], 0) > 1:
                         pending.setdefault(index.uuids[i], []).append((c, i, _claim(c, i, row, exact), False))
             continue
-        stage = f"planning {c.m.name}"
+        stage = planning(c.m.name)
         total = len(index)
         on_progress(stage, 0, total)
         n = 0

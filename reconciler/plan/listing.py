@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Protocol, cast, runtime_checkable
 from reconciler.errors import Diagnostic, ProviderResponseError
 from reconciler.jsoncodec import UNDECIDED, try_loads
 from reconciler.model import FileManifest, LiveFolder
+from reconciler.progress import Progress, reading
 
 if TYPE_CHECKING:
     from reconciler.manifest.source import SourceRow
@@ -45,8 +46,6 @@ __all__ = [
 PROGRESS_EVERY = 10_000
 
 _decode = json.JSONDecoder().raw_decode
-
-Progress = Callable[[str, int, "int | None"], None]
 
 
 @runtime_checkable
@@ -162,7 +161,7 @@ def read_index(
     index.keep = keep
     elsewhere = index.elsewhere
     uuids, rels, raws, by_name = index.uuids, index.rels, index.metadata_raw, index.by_name
-    stage = f"reading {folder.path}"
+    stage = reading(folder.path)
     on_progress(stage, 0, None)
     n = 0
     next_report = PROGRESS_EVERY
@@ -259,7 +258,7 @@ def read_index_and_source(
         except BaseException as exc:  # handed to the planning thread, which raises it
             failed.append(exc)
 
-    stage = f"reading {folder.path}"
+    stage = reading(folder.path)
     on_progress(stage, 0, None)
     worker = threading.Thread(target=listing, name="reconciler-listing", daemon=True)
     worker.start()

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from reconciler.errors import Diagnostic, SourceLocation
 from reconciler.plan.differ import values_equal
 from reconciler.plan.limits import claim_owns
+from reconciler.progress import RENAMES
 from reconciler.values import format_value
 
 if TYPE_CHECKING:
@@ -144,6 +145,7 @@ def scan_old_keys(
     """Read every folder (with child items) for files holding an old key."""
     before = provider.stats.reads
     scan = RenameScan()
+    on_progress(RENAMES, 0, None)
     folders = provider.list_folders()
     scan.folders = len(folders)
     for n, folder in enumerate(folders, 1):
@@ -152,7 +154,7 @@ def scan_old_keys(
         for li in listed:
             if any(old in li.item.metadata for old in renames):
                 scan.items[li.item.uuid] = (folder.path, li.rel_name, li.item)
-        on_progress("renames: reading every folder", n, len(folders))
+        on_progress(RENAMES, n, len(folders))
     scan.reads = provider.stats.reads - before
     return scan
 

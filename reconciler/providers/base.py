@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from reconciler.model import LiveFolder, LiveItem, ProviderConfig
+from reconciler.progress import Progress, no_progress
 from reconciler.schema import WireSchema
 from reconciler.types import JsonValue
 
@@ -61,7 +62,8 @@ class ProviderRequest:
     (credentials, settings), parallelism, and what may happen to a store that does not exist yet:
     ``create`` an empty one (only commands that write), or load the config's seed (``seed``: commands that
     read live state to plan from it; never a saved plan or a journal, which need the store they recorded).
-    Otherwise a missing store is an error and nothing is created."""
+    Otherwise a missing store is an error and nothing is created. ``on_progress`` hears about long work
+    done while opening (seeding a new database; :mod:`reconciler.progress`)."""
 
     config: ProviderConfig
     root: Path
@@ -69,6 +71,7 @@ class ProviderRequest:
     parallelism: int
     create: bool = False
     seed: bool = True
+    on_progress: Progress = no_progress
 
 
 class StoreKind(Protocol):

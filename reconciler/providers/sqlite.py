@@ -17,7 +17,7 @@ import os
 import sqlite3
 import tempfile
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -26,6 +26,7 @@ from reconciler.errors import ProviderConflictError, ProviderError, ProviderResp
 from reconciler.frames import raw_to_keys, to_keys, to_wire
 from reconciler.jsonio import loads
 from reconciler.model import LiveFolder, LiveItem, ProviderConfig
+from reconciler.progress import Progress, no_progress, seeding
 from reconciler.providers.base import (
     CallStats,
     Capabilities,
@@ -58,6 +59,27 @@ CREATE TABLE IF NOT EXISTS items (
 CREATE INDEX IF NOT EXISTS items_by_folder ON items (folder, parent_item, name);
 CREATE INDEX IF NOT EXISTS items_by_parent ON items (parent_item);
 """
+
+#: How often (in files) seeding reports progress.
+SEED_PROGRESS_EVERY = 10_000
+
+
+def _counted(items: Sequence[LiveItem], stage: str | None, on_progress: Progress) -> Iterable[LiveItem]:
+    """``items``, reporting ``stage`` every :data:`SEED_PROGRESS_EVERY` items and at the end (if a stage)."""
+    if stage is None:
+        return items
+    total = len(items)
+
+    def walk() -> Iterator[LiveItem]:
+        on_progress(stage, 0, total)
+        for n, item in enumerate(items, 1):
+            yield item
+            if n % SEED_PROGRESS_EVERY == 0 and n != total:
+                on_progress(stage, n, total)
+        on_progress(stage, total, total)
+
+    return walk()
+
 
 _CHILD_PARENT_TYPES = ("group", "imageGroup", "imageSequence", "dicomSeries")
 
@@ -93,6 +115,7 @@ class SqliteProvider:
         seed: str | Path | None = None,
         timeout: float = 5.0,
         create: bool = True,
+        on_progress: Progress = no_progress,
     ) -> None:
         self.path = Path(path)
         self.identity = ProviderIdentity("sqlite", str(self.path))
@@ -102,7 +125,7 @@ class SqliteProvider:
         if not self.path.exists():
             if seed is None and not create:
                 raise ProviderError(f"no SQLite database at {self.path}")
-            self._create(Path(seed) if seed is not None else None)
+            self._create(Path(seed) if seed is not None else None, on_progress)
         try:
             # mode=rw: a database that vanished since is an error, never a new empty one.
             self._db = sqlite3.connect(
@@ -126,8 +149,9 @@ class SqliteProvider:
             raise
 
     # -- set-up -------------------------------------------------------------------------------------------
-    def _create(self, seed: Path | None) -> None:
-        """Build the database (empty, or from ``seed``) beside ``path`` and link it into place."""
+    def _create(self, seed: Path | None, on_progress: Progress = no_progress) -> None:
+        """Build the database (empty, or from ``seed``, reporting :func:`~reconciler.progress.seeding`)
+        beside ``path`` and link it into place."""
         made: list[Path] = []  # directories this creates, removed again if it fails
         parent = self.path.absolute().parent
         while not parent.exists():
@@ -141,7 +165,11 @@ class SqliteProvider:
             ) from exc
         tmp: Path | None = None
         try:
-            snapshot = read_snapshot(seed) if seed is not None else Snapshot()
+            snapshot, stage = Snapshot(), None
+            if seed is not None:
+                stage = seeding(self.path, seed)
+                on_progress(stage, 0, None)
+                snapshot = read_snapshot(seed)
             fd, name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".seeding", dir=self.path.parent)
             os.close(fd)
             tmp = Path(name)
@@ -152,7 +180,7 @@ class SqliteProvider:
                     if stmt.strip():
                         db.execute(stmt)
                 db.execute("INSERT INTO meta (key, value) VALUES ('layout_version', ?)", (LAYOUT_VERSION,))
-                self._load(snapshot, db)
+                self._load(snapshot, db, stage=stage, on_progress=on_progress)
                 db.execute("COMMIT")
             finally:
                 db.close()
@@ -198,7 +226,15 @@ class SqliteProvider:
                 f"(this reconciler knows {LAYOUT_VERSION!r}); upgrade reconciler or recreate the database"
             )
 
-    def _load(self, snap: Snapshot, db: sqlite3.Connection | None = None) -> None:
+    def _load(
+        self,
+        snap: Snapshot,
+        db: sqlite3.Connection | None = None,
+        *,
+        stage: str | None = None,
+        on_progress: Progress = no_progress,
+    ) -> None:
+        """Replace everything with ``snap`` (reporting ``stage`` as the files go in, when given)."""
         db = db or self._db
         db.execute("DELETE FROM schema_wire")
         db.execute("DELETE FROM folders")
@@ -219,7 +255,7 @@ class SqliteProvider:
                     i.parent_item,
                     json.dumps(i.metadata, ensure_ascii=False),
                 )
-                for i in snap.items
+                for i in _counted(snap.items, stage, on_progress)
             ),
         )
 
@@ -509,7 +545,12 @@ class SqliteKind:
         config = request.config
         assert isinstance(config, SqliteConfig)
         seed = _resolve(config.seed, request.root) if config.seed and request.seed else None
-        return SqliteProvider(_resolve(config.path, request.root), seed=seed, create=request.create)
+        return SqliteProvider(
+            _resolve(config.path, request.root),
+            seed=seed,
+            create=request.create,
+            on_progress=request.on_progress,
+        )
 
 
 def _relative_path(path: str, out: Path) -> str:

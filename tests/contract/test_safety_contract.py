@@ -296,6 +296,9 @@ class _StopAfterFirstBatch:
     def __init__(self, cancel: threading.Event) -> None:
         self.cancel = cancel
 
+    def on_progress(self, stage: str, done: int, total: int | None) -> None:
+        return None
+
     def on_schema_written(self, changes: int) -> None:
         return None
 
