@@ -69,7 +69,7 @@ def test_floors_every_row_at_a_toy_size(tmp_path: Path) -> None:
     assert all(len(r.ratios) == 2 and r.ratio > 0 for r in rows)
     # schema, 3 folder lookups, one page per folder; the floor: one page per folder
     assert by["plan-network"].a.requests == [7, 7] and by["plan-network"].b.requests == [3, 3]
-    # schema, folder, one page, one get-bulk, one patch-bulk
-    assert by["apply"].a.requests == [5, 5]
+    # schema, folder, one page, one get-bulk, one patch-bulk, the get-bulk read-back after the last batch
+    assert by["apply"].a.requests == [6, 6]
     text = floors_report(rows)
     assert "median" in text and "plan-local" in text

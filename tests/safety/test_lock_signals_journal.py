@@ -26,7 +26,7 @@ WRITTEN = re.compile(r"Apply (?:interrupted|finished with errors): ([\d,]+) file
 def wait_for_first_result(journal: Path, proc: subprocess.Popen[str]) -> None:
     """Until the first batch's answer is journaled (so the next journal write is a later batch's)."""
     deadline = time.monotonic() + 60
-    while '"record": "result"' not in journal.read_text() and proc.poll() is None:
+    while '"record":"result"' not in journal.read_text() and proc.poll() is None:
         assert time.monotonic() < deadline
         time.sleep(0.005)
 
@@ -186,7 +186,10 @@ def test_a_full_disk_after_a_batch_landed_still_reports_what_was_written(tmp_pat
 def test_a_journal_deleted_mid_apply_is_detected_before_the_next_batch(tmp_path, emulator, emulator_case):
     case = emulator_case("ws")
     emulator.set_faults(latency_ms=300)
-    proc = start_cli(["-C", str(case.dir), "apply", "--auto-approve"], env=case.env, cwd=tmp_path)
+    # One batch at a time, so there is a next batch to refuse.
+    proc = start_cli(
+        ["-C", str(case.dir), "apply", "--auto-approve", "--parallelism", "1"], env=case.env, cwd=tmp_path
+    )
     journal = wait_for_journal(case.journal_dir, proc)
     assert journal is not None
     wait_for_first_result(journal, proc)
@@ -204,7 +207,10 @@ def test_a_journal_deleted_mid_apply_is_detected_before_the_next_batch(tmp_path,
 def test_a_journal_replaced_mid_apply_is_detected(tmp_path, emulator, emulator_case):
     case = emulator_case("ws")
     emulator.set_faults(latency_ms=300)
-    proc = start_cli(["-C", str(case.dir), "apply", "--auto-approve"], env=case.env, cwd=tmp_path)
+    # One batch at a time, so there is a next batch to refuse.
+    proc = start_cli(
+        ["-C", str(case.dir), "apply", "--auto-approve", "--parallelism", "1"], env=case.env, cwd=tmp_path
+    )
     journal = wait_for_journal(case.journal_dir, proc)
     assert journal is not None
     wait_for_first_result(journal, proc)

@@ -16,7 +16,7 @@ from pydantic import ConfigDict, StringConstraints, TypeAdapter, ValidationError
 from typing_extensions import NotRequired, TypedDict
 
 from reconciler.errors import ProviderResponseError
-from reconciler.frames import to_keys
+from reconciler.frames import may_hold_frames, to_keys
 from reconciler.jsonio import loads
 from reconciler.model import LiveDataRow, LiveDataset, LiveItem
 from reconciler.types import JsonValue
@@ -145,7 +145,10 @@ def read_item(raw: object, *, parent_item: str | None = None, folder: str | None
         item_type=doc["itemType"],
         metadata=metadata,
         parent_item=parent_item,
-        metadata_text=md_raw if url is None and type(md_raw) is str and md_raw else None,
+        # The server's text stands for the metadata only when its keys are the engine keys (no per-frame part).
+        metadata_text=md_raw
+        if url is None and type(md_raw) is str and md_raw and not may_hold_frames(md_raw)
+        else None,
     )
     return WireItem(item, url)
 
