@@ -32,7 +32,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -629,37 +629,30 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _put_faults(self, body: bytes) -> None:
         emu = self.server.emulator
-        try:
-            data = json.loads(body.decode("utf-8")) if body else {}
-        except (UnicodeDecodeError, ValueError):
-            self._error(400, "malformed JSON body")
-            return
-        if not isinstance(data, dict):
-            self._error(400, "faults must be a JSON object")
-            return
-        try:
-            emu.set_faults(**data)
-        except ValueError as exc:
-            self._error(400, str(exc))
-            return
-        self._send(Response(200, emu.faults().to_json()))
+        self._put_settings(body, "faults", emu.set_faults, lambda: emu.faults().to_json())
 
     def _put_modes(self, body: bytes) -> None:
         emu = self.server.emulator
+        self._put_settings(body, "modes", emu.set_modes, lambda: emu.modes().to_json())
+
+    def _put_settings(
+        self, body: bytes, what: str, apply: Callable[..., object], current: Callable[[], object]
+    ) -> None:
+        """``PUT /_emulator/faults`` and ``/modes``: a JSON object of settings, answered with them all."""
         try:
             data = json.loads(body.decode("utf-8")) if body else {}
         except (UnicodeDecodeError, ValueError):
             self._error(400, "malformed JSON body")
             return
         if not isinstance(data, dict):
-            self._error(400, "modes must be a JSON object")
+            self._error(400, f"{what} must be a JSON object")
             return
         try:
-            emu.set_modes(**data)
+            apply(**data)
         except ValueError as exc:
             self._error(400, str(exc))
             return
-        self._send(Response(200, emu.modes().to_json()))
+        self._send(Response(200, current()))
 
     def _put_state(self, body: bytes) -> None:
         content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
