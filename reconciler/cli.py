@@ -1036,6 +1036,13 @@ def _rollback_locked(
     help="Import this folder and its subfolders (repeatable).",
 )
 @click.option(
+    "--dataset",
+    "datasets",
+    multiple=True,
+    metavar="HASH",
+    help="Import this dataset's data units (repeatable; only when named).",
+)
+@click.option(
     "--out",
     "out",
     required=True,
@@ -1050,6 +1057,7 @@ def import_command(
     provider_url: str | None,
     with_schema: bool,
     folders: tuple[str, ...],
+    datasets: tuple[str, ...],
     out: Path,
 ) -> None:
     """Write manifests that describe the live state exactly (default: the schema and every folder)."""
@@ -1075,14 +1083,16 @@ def import_command(
             provider_root=target.root,
             schema=with_schema,
             folders=folders,
+            datasets=datasets,
         )
     finally:
         provider.close()
     _OUT.base = None  # the import's warnings name the files it wrote, under --out as given
     _warn(result.warnings)
+    also = f" and {result.datasets} dataset(s)" if result.datasets else ""
     click.echo(
-        f"Imported {result.schema_keys} schema key(s) and {result.folders} folder(s) with {result.items:,} "
-        f"file(s) from {provider.identity} into {out}:"
+        f"Imported {result.schema_keys} schema key(s) and {result.folders} folder(s){also} with "
+        f"{result.items:,} file(s) from {provider.identity} into {out}:"
     )
     for rel in result.files_written:
         click.echo(f"  {out / rel}")
