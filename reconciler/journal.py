@@ -563,7 +563,7 @@ def _file(rec: dict[str, object], where: str, line: int) -> _MutableEntry:
     )
 
 
-def _dataset_field(c: FileChange) -> dict[str, Any]:
+def _dataset_field(c: FileChange) -> dict[str, object]:
     d = c.dataset
     if d is None:
         return {}
@@ -577,7 +577,7 @@ def _dataset_field(c: FileChange) -> dict[str, Any]:
     }
 
 
-def _read_dataset_field(rec: dict[str, Any], where: str) -> DatasetRef | None:
+def _read_dataset_field(rec: dict[str, object], where: str) -> DatasetRef | None:
     from reconciler.plan.model import DatasetRef
 
     raw = rec.get("dataset")
@@ -588,9 +588,11 @@ def _read_dataset_field(rec: dict[str, Any], where: str) -> DatasetRef | None:
     backing = raw.get("backing_item")
     if backing is not None and not isinstance(backing, str):
         raise JournalError(f"{where}: corrupt journal line ('dataset.backing_item' must be a string or null)")
-    ref = DatasetRef(
-        _str(raw, "hash", where), _str(raw, "title", where), _str(raw, "data_hash", where), backing
-    )
+    fields = [raw.get(k) for k in ("hash", "title", "data_hash")]
+    for key, value in zip(("hash", "title", "data_hash"), fields, strict=True):
+        if not isinstance(value, str):
+            raise JournalError(f"{where}: corrupt journal line ('dataset.{key}' must be a string)")
+    ref = DatasetRef(str(fields[0]), str(fields[1]), str(fields[2]), backing)
     if rec.get("uuid") != (ref.backing_item or ref.data_hash):
         raise JournalError(
             f"{where}: corrupt journal line (a data unit's uuid must be its backing_item, or its data_hash)"

@@ -111,6 +111,18 @@ def _claim(s: Selection, i: int, row: SourceRow | None, exact: FileSelector | No
     return FileClaim(s.m, s.c.layer_located(s.index.rels[i], located, exact))
 
 
+def _dataset_index(
+    provider: StateProvider, dataset_hash: str, read: dict[str, LiveIndex], on_progress: listing.Progress
+) -> LiveIndex:
+    """A dataset's units, read once per plan (one request on Encord). Raises ProviderConflictError."""
+    index = read.get(dataset_hash)
+    if index is None:
+        from reconciler.plan.datasets import read_dataset_index
+
+        index = read[dataset_hash] = read_dataset_index(provider, dataset_hash, on_progress)
+    return index
+
+
 def _may_overlap(a: LiveFolder, b: LiveFolder) -> bool:
     """Whether listings of two folders can share files (one is the other or inside it)."""
     pa, pb = a.path.strip("/"), b.path.strip("/")
@@ -147,9 +159,18 @@ def plan_files(
     early_rows: dict[int, Iterable[SourceRow]] = {}  # id(manifest) -> its source, already being read
     folders: list[LiveFolder] = []
     left_out: list[tuple[int, FileManifest]] = []
+    datasets: dict[str, LiveIndex] = {}  # dataset hash -> its units (reconciler.plan.datasets)
     for position, m in enumerate(manifests):
         if planned is not None and not planned(m):
             left_out.append((position, m))
+            continue
+        if m.dataset is not None:
+            try:
+                units = _dataset_index(provider, m.dataset, datasets, on_progress)
+            except ProviderConflictError as exc:
+                result.errors.append(Diagnostic(m.location, f"{m.name}: {exc}"))
+                continue
+            placed.append((position, Selection(m, units, result.errors), True))
             continue
         try:
             folder = provider.resolve_folder(m.folder)
@@ -171,11 +192,19 @@ def plan_files(
             indexes[key] = index
         placed.append((position, Selection(m, index, result.errors), True))
     for position, m in left_out:
+        # A dataset's units may be files of any folder: a planned dataset meets every left-out manifest.
+        if m.dataset is not None:
+            try:
+                units = _dataset_index(provider, m.dataset, datasets, on_progress)
+            except ProviderConflictError:
+                continue  # not this plan's manifest: its own plan reports it
+            placed.append((position, Selection(m, units, []), False))
+            continue
         try:
             folder = provider.resolve_folder(m.folder)
         except ProviderConflictError:
             continue  # not this plan's manifest: its own plan reports it
-        if not any(_may_overlap(folder, f) for f in folders):
+        if not datasets and not any(_may_overlap(folder, f) for f in folders):
             continue
         key = (folder.uuid, m.recursive, m.children)
         index = indexes.get(key)
@@ -328,6 +357,7 @@ class _FilePlanner:
                 manifest=manifest,
                 live_fingerprint=metadata_fingerprint(live),
                 changes=changes,
+                dataset=index.dataset.ref(i) if index.dataset is not None else None,
             )
         )
 

@@ -24,6 +24,7 @@ from reconciler.model import FileManifest, LiveFolder
 
 if TYPE_CHECKING:
     from reconciler.manifest.source import SourceRow
+    from reconciler.plan.datasets import DatasetListing
     from reconciler.providers.base import StateProvider
     from reconciler.schema import FieldSpec
     from reconciler.types import JsonValue
@@ -68,7 +69,9 @@ class LiveIndex:
         "_by_nfc",
         "_by_uuid",
         "ambiguous",
+        "by_data_hash",
         "by_name",
+        "dataset",
         "folder",
         "folders",
         "metadata_raw",
@@ -87,11 +90,22 @@ class LiveIndex:
         self._by_nfc: dict[str, list[str]] | None = None
         #: Relative names that more than one live file has -> their ordinals (``by_name`` holds the last).
         self.ambiguous: dict[str, list[int]] = {}
+        #: A dataset's listing (reconciler.plan.datasets): ``folder`` is then the dataset, named by its title.
+        self.dataset: DatasetListing | None = None
+        self.by_data_hash: dict[str, int] = {}
+
+    @property
+    def where(self) -> str:
+        """How messages name the listing: ``folder 'a/b'`` or ``dataset 'title'``."""
+        kind = "dataset" if self.dataset is not None else "folder"
+        return f"{kind} {self.folder.path!r}"
 
     def __len__(self) -> int:
         return len(self.uuids)
 
     def ordinal_of_uuid(self, uuid: str) -> int | None:
+        if self.dataset is not None:  # a dataset's uuid selectors name data hashes
+            return self.by_data_hash.get(uuid.lower())
         if self._by_uuid is None:
             self._by_uuid = {u.lower(): i for i, u in enumerate(self.uuids)}
         return self._by_uuid.get(uuid.lower())

@@ -114,7 +114,7 @@ class Selection:
         self.missing_count += 1
         if self.missing_count > MAX_MISSING_REPORTED:
             return
-        msg = f"{what} matches no file in folder {self.index.folder.path!r}"
+        msg = f"{what} matches no file in {self.index.where}"
         if self.m.on_missing is OnMissing.ERROR:
             self.missing.append(Diagnostic(loc, msg + " (set on_missing: warn or ignore to allow)"))
         else:
@@ -126,8 +126,8 @@ class Selection:
         hidden = self.missing_count - MAX_MISSING_REPORTED
         if hidden > 0:
             msg = (
-                f"{hidden:,} more selector(s) or source row(s) match no file in folder "
-                f"{self.index.folder.path!r} (first {MAX_MISSING_REPORTED} above)"
+                f"{hidden:,} more selector(s) or source row(s) match no file in "
+                f"{self.index.where} (first {MAX_MISSING_REPORTED} above)"
             )
             if self.m.on_missing is OnMissing.ERROR:
                 out.append(Diagnostic(self.m.location, msg))
@@ -220,6 +220,7 @@ def overlap_groups(selections: Sequence[Selection]) -> list[bool]:
     for a in range(len(selections)):
         for b in range(a + 1, len(selections)):
             ia, ib = selections[a].index, selections[b].index
-            if ia is ib or not ia.folders.isdisjoint(ib.folders):
+            # A dataset's units are storage items of any folder (or none): it may share files with anything.
+            if ia is ib or ia.dataset or ib.dataset or not ia.folders.isdisjoint(ib.folders):
                 shared[a] = shared[b] = True
     return shared
