@@ -6,7 +6,11 @@ import json
 import sqlite3
 from pathlib import Path
 
-from tests.helpers.cli import run, write
+import pytest
+
+from reconciler.snapshot import read_snapshot
+from reconciler.testing import Emulator
+from tests.helpers.cli import Result, run, write
 
 WS = "apiVersion: reconciler/v1\nkind: Workspace\nprovider: {type: sqlite, path: live.db, seed: live.json}\n"
 SCH = "apiVersion: reconciler/v1\nkind: MetadataSchema\nkeys:\n  weather: {type: enum, values: [rain, sunny]}\n  n: number\n"
@@ -58,45 +62,189 @@ def stored(root: Path) -> tuple[dict[str, object], dict[str, object]]:
         db.close()
 
 
-def test_dataset_plan_apply_plan(tmp_path: Path) -> None:
+class Store:
+    """The live state of one test: the embedded store seeded from LIVE, or the emulator serving it."""
+
+    def __init__(self, kind: str, tmp_path: Path, **files: str) -> None:
+        self.kind = kind
+        self.emu: Emulator | None = None
+        self.env: dict[str, str] = {}
+        if kind == "sqlite":
+            self.root = workspace(tmp_path, **files)
+        else:
+            seed = tmp_path / "seed.json"
+            seed.write_text(json.dumps(LIVE))
+            self.emu = Emulator(read_snapshot(seed), tokens=["ds-token"]).start()
+            self.env = {"ENCORD_API_TOKEN": "ds-token"}
+            ws = f"apiVersion: reconciler/v1\nkind: Workspace\nprovider: {{type: encord, domain: {self.emu.url}}}\n"
+            self.root = workspace(tmp_path, ws__yaml=ws, **files)
+
+    def run(self, *args: str) -> Result:
+        return run(["-C", str(self.root), *args], env=self.env)
+
+    def state(self) -> tuple[dict[str, object], dict[str, object]]:
+        if self.emu is None:
+            return stored(self.root)
+        snap = self.emu.snapshot()
+        rows = {r.data_hash: r.metadata for d in snap.datasets for r in d.rows if r.backing_item is None}
+        return {i.uuid: i.metadata for i in snap.items}, rows
+
+    def close(self) -> None:
+        if self.emu is not None:
+            self.emu.stop()
+
+
+@pytest.fixture(params=["sqlite", "encord"])
+def store_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def test_dataset_plan_apply_plan_rollback(tmp_path: Path, store_kind: str) -> None:
     manifest = DM + (
         'files:\n  - glob: "*.jpg"\n    metadata: {weather: rain}\n'
         "  - name: legacy.png\n    metadata: {n: 2}\n"
         f"  - uuid: {DH_B}\n    metadata: {{n: 5}}\n"
     )
+    store = Store(store_kind, tmp_path, d__yaml=manifest)
+    try:
+        plan = store.run("plan", "--detailed-exitcode")
+        assert (plan.code, plan.err) == (2, "")
+        assert plan.out == (
+            "Dataset cams:\n"
+            "  ~ a.jpg                 merge\n"
+            '      + weather           "rain"\n'
+            "  ~ b.jpg                 merge\n"
+            "      + n                 5\n"
+            '      + weather           "rain"\n'
+            "  ~ legacy.png            merge\n"
+            "      + n                 2\n"
+            "\n"
+            "Plan: schema 0 to add, 0 to change, 0 to delete; files 3 to update (3 merge, 0 overwrite; 1 by the "
+            "legacy per-row call), 0 unchanged.\n"
+        )
+        js = json.loads(store.run("plan", "--format", "json").out)
+        ref = {"hash": DS, "title": "cams"}
+        assert [(f["uuid"], f["folder"], f["name"], f["dataset"]) for f in js["files"]] == [
+            (A_UUID, "cams", "a.jpg", {**ref, "data_hash": DH_A, "backing_item": A_UUID}),
+            (B_UUID, "cams", "b.jpg", {**ref, "data_hash": DH_B, "backing_item": B_UUID}),
+            (DH_L, "cams", "legacy.png", {**ref, "data_hash": DH_L, "backing_item": None}),
+        ]
+        assert js["summary"]["api_calls"]["data_row_writes"] == 1
+        if store.emu is not None:  # reading the dataset is one v1 call, whatever its size
+            assert store.emu.request_counts()["by_route"]["POST public dataset GET"] == 2
+            store.emu.reset_counts()
+        out = tmp_path / "p.json"
+        assert store.run("plan", "--out", str(out)).code == 0
+        applied = store.run("apply", str(out))
+        assert (applied.code, applied.err) == (0, ""), applied.out
+        if store.emu is not None:  # backed rows in one patch-bulk; the row without one by the legacy call
+            routes = store.emu.request_counts()["by_route"]
+            assert routes["PATCH storage/items/patch-bulk"] == 1
+            assert routes["POST public datarow POST"] == 1
+        items, rows = store.state()
+        assert items == {
+            A_UUID: {"n": 1, "theirs": "keep", "weather": "rain"},
+            B_UUID: {"n": 5, "weather": "rain"},
+        }
+        assert rows == {DH_L: {"old": True, "n": 2}}
+        again = store.run("plan", "--detailed-exitcode")
+        assert (again.code, again.err) == (0, ""), again.out
+        assert again.out.startswith("No changes.")
+        journals = sorted((store.root / ".reconciler" / "journal").glob("*.jsonl"))
+        back = store.run("rollback", str(journals[-1]), "--auto-approve")
+        assert back.code == 0, back.out + back.err
+        assert store.state() == (
+            {A_UUID: {"n": 1, "theirs": "keep"}, B_UUID: {}},
+            {DH_L: {"old": True}},
+        )
+    finally:
+        store.close()
+
+
+BAD = {
+    "folder and dataset": (
+        DM + "folder: f\nfiles: [{glob: '*', metadata: {n: 1}}]\n",
+        "Error: d.yaml:3:1: a FileMetadata manifest names one of folder or dataset, not both",
+    ),
+    "neither folder nor dataset": (
+        "apiVersion: reconciler/v1\nkind: FileMetadata\nfiles: [{glob: '*', metadata: {n: 1}}]\n",
+        "Error: d.yaml:1:1: a FileMetadata manifest needs folder (a folder path or UUID) or dataset "
+        "(a dataset hash)",
+    ),
+    "recursive on a dataset": (
+        DM + "recursive: true\nfiles: [{glob: '*', metadata: {n: 1}}]\n",
+        "Error: d.yaml:4:1: recursive applies only to folder manifests (a dataset's data units are not in "
+        "folders); remove it",
+    ),
+    "children on a dataset": (
+        DM + "children: false\nfiles: [{glob: '*', metadata: {n: 1}}]\n",
+        "Error: d.yaml:4:1: children applies only to folder manifests (a dataset's data units are not in "
+        "folders); remove it",
+    ),
+    "unknown dataset": (
+        "apiVersion: reconciler/v1\nkind: FileMetadata\ndataset: no-such-dataset\n"
+        "files: [{glob: '*', metadata: {n: 1}}]\n",
+        "Error: d.yaml:1:1: d.yaml: dataset 'no-such-dataset' not found",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_dataset_manifests(tmp_path: Path, case: str) -> None:
+    manifest, expected = BAD[case]
     root = workspace(tmp_path, d__yaml=manifest)
-    plan = run(["-C", str(root), "plan", "--detailed-exitcode"])
-    assert (plan.code, plan.err) == (2, "")
-    assert plan.out == (
-        "Dataset cams:\n"
-        "  ~ a.jpg                 merge\n"
-        '      + weather           "rain"\n'
-        "  ~ b.jpg                 merge\n"
-        "      + n                 5\n"
-        '      + weather           "rain"\n'
-        "  ~ legacy.png            merge\n"
-        "      + n                 2\n"
-        "\n"
-        "Plan: schema 0 to add, 0 to change, 0 to delete; files 3 to update (3 merge, 0 overwrite; 1 by the "
-        "legacy per-row call), 0 unchanged.\n"
+    res = run(["-C", str(root), "plan"])
+    assert (res.code, res.out, res.err) == (1, "", expected + "\n1 problem found; nothing was written.\n")
+    if case != "unknown dataset":  # refused before the store is opened: no database is made
+        assert not (root / "live.db").exists()
+        return
+    assert stored(root) == (
+        {A_UUID: {"n": 1, "theirs": "keep"}, B_UUID: {}},
+        {DH_L: {"old": True}},
     )
-    js = json.loads(run(["-C", str(root), "plan", "--format", "json"]).out)
-    assert [(f["uuid"], f["folder"], f["name"], f["dataset"]) for f in js["files"]] == [
-        (A_UUID, "cams", "a.jpg", {"hash": DS, "title": "cams", "data_hash": DH_A, "backing_item": A_UUID}),
-        (B_UUID, "cams", "b.jpg", {"hash": DS, "title": "cams", "data_hash": DH_B, "backing_item": B_UUID}),
-        (DH_L, "cams", "legacy.png", {"hash": DS, "title": "cams", "data_hash": DH_L, "backing_item": None}),
-    ]
-    assert js["summary"]["api_calls"]["data_row_writes"] == 1
-    out = tmp_path / "p.json"
-    assert run(["-C", str(root), "plan", "--out", str(out)]).code == 0
-    applied = run(["-C", str(root), "apply", str(out)])
+
+
+FOLDER_M = "apiVersion: reconciler/v1\nkind: FileMetadata\nfolder: f\n"
+
+
+def test_a_dataset_and_a_folder_manifest_owning_one_key_of_one_file_conflict(tmp_path: Path) -> None:
+    root = workspace(
+        tmp_path,
+        d__yaml=DM + "files:\n  - name: a.jpg\n    metadata: {weather: rain}\n",
+        f__yaml=FOLDER_M + "files:\n  - glob: '*.jpg'\n    metadata: {weather: sunny}\n",
+    )
+    res = run(["-C", str(root), "plan"])
+    assert (res.code, res.out) == (1, "")
+    assert res.err == (
+        "Error: f.yaml:1:1: conflict: d.yaml and f.yaml both own key 'weather' on cams/a.jpg\n"
+        "1 problem found; nothing was written.\n"
+    )
+    assert stored(root)[0][A_UUID] == {"n": 1, "theirs": "keep"}
+
+
+def test_an_overwrite_dataset_manifest_and_a_folder_manifest_on_one_file_conflict(tmp_path: Path) -> None:
+    root = workspace(
+        tmp_path,
+        d__yaml=DM + "mode: overwrite\nfiles:\n  - name: b.jpg\n    metadata: {n: 3}\n",
+        f__yaml=FOLDER_M + "files:\n  - name: b.jpg\n    metadata: {weather: sunny}\n",
+    )
+    res = run(["-C", str(root), "plan"])
+    assert (res.code, res.out) == (1, "")
+    assert res.err == (
+        "Error: f.yaml:1:1: conflict: d.yaml and f.yaml select the same file cams/b.jpg; an overwrite "
+        "manifest must be the only manifest on its files\n"
+        "1 problem found; nothing was written.\n"
+    )
+
+
+def test_a_dataset_and_a_folder_manifest_on_different_keys_of_one_file_both_apply(tmp_path: Path) -> None:
+    root = workspace(
+        tmp_path,
+        d__yaml=DM + "files:\n  - name: a.jpg\n    metadata: {weather: rain}\n",
+        f__yaml=FOLDER_M + "files:\n  - name: a.jpg\n    metadata: {n: 7}\n",
+    )
+    applied = run(["-C", str(root), "apply", "--auto-approve"])
     assert (applied.code, applied.err) == (0, ""), applied.out
-    items, rows = stored(root)
-    assert items == {
-        A_UUID: {"n": 1, "theirs": "keep", "weather": "rain"},
-        B_UUID: {"n": 5, "weather": "rain"},
-    }
-    assert rows == {DH_L: {"old": True, "n": 2}}
+    assert stored(root)[0][A_UUID] == {"n": 7, "theirs": "keep", "weather": "rain"}
     again = run(["-C", str(root), "plan", "--detailed-exitcode"])
     assert (again.code, again.err) == (0, ""), again.out
-    assert again.out.startswith("No changes.")
