@@ -248,3 +248,89 @@ def test_a_dataset_and_a_folder_manifest_on_different_keys_of_one_file_both_appl
     assert stored(root)[0][A_UUID] == {"n": 7, "theirs": "keep", "weather": "rain"}
     again = run(["-C", str(root), "plan", "--detailed-exitcode"])
     assert (again.code, again.err) == (0, ""), again.out
+
+
+def test_import_dataset_writes_a_dataset_manifest_that_plans_no_changes(
+    tmp_path: Path, store_kind: str
+) -> None:
+    store = Store(store_kind, tmp_path)
+    try:
+        if store.emu is None:
+            assert store.run("snapshot", "--out", str(tmp_path / "first.json")).code == 0  # seeds the store
+        out = tmp_path / "imported"
+        res = store.run("import", "--dataset", DS, "--out", str(out))
+        assert (res.code, res.err) == (0, ""), res.out
+        assert res.out.splitlines()[0].startswith(
+            "Imported 0 schema key(s) and 0 folder(s) and 1 dataset(s) with 3 file(s) from "
+        )
+        assert (out / "files" / "dataset-cams.yaml").read_text().split("apiVersion: reconciler/v1\n")[1] == (
+            "kind: FileMetadata\n"
+            f"dataset: {DS}\n"
+            "mode: merge\n"
+            'owns: ["*"]\n'
+            "files:\n"
+            "  - name: a.jpg\n"
+            "    metadata:\n"
+            '      "n": 1\n'
+            "      theirs: keep\n"
+            "  - name: b.jpg\n"
+            "    metadata: {}\n"
+            "  - name: legacy.png\n"
+            "    metadata:\n"
+            "      old: true\n"
+        )
+        again = run(["-C", str(out), "plan", "--detailed-exitcode"], env=store.env)
+        assert (again.code, again.err) == (
+            0,
+            "Warning: files/dataset-cams.yaml:15:15: key 'theirs' is not declared in the metadata schema\n"
+            "Warning: files/dataset-cams.yaml:20:12: key 'old' is not declared in the metadata schema\n",
+        )
+        assert again.out.startswith("No changes.")
+    finally:
+        store.close()
+
+
+def test_import_of_a_dataset_and_the_folders_of_its_files_is_refused(tmp_path: Path) -> None:
+    root = workspace(tmp_path)
+    out = tmp_path / "imported"
+    res = run(["-C", str(root), "import", "--folder", "f", "--dataset", DS, "--out", str(out)])
+    assert (res.code, res.out) == (1, "")
+    assert res.err == (
+        f"Error: --dataset {DS}: its data units are files of the storage folders imported too, and a folder "
+        "manifest and a dataset manifest that both own every key of one file conflict; import the dataset and "
+        "the folders into separate directories\n"
+    )
+    assert list(out.iterdir()) == []
+
+
+def test_snapshot_writes_the_datasets_and_seeds_an_equal_store(tmp_path: Path, store_kind: str) -> None:
+    store = Store(store_kind, tmp_path)
+    try:
+        snap = tmp_path / "snap.json"
+        args = ["--dataset", DS] if store.emu is not None else []  # Encord's API cannot list datasets
+        res = store.run("snapshot", "--out", str(snap), *args)
+        assert (res.code, res.err) == (0, ""), res.out
+        assert res.out == f"Wrote 1 folder(s) and 2 file(s), 1 dataset(s) with 3 data unit(s) to {snap}.\n"
+        assert json.loads(snap.read_text())["datasets"] == LIVE["datasets"]
+        none = store.run("snapshot", "--out", str(tmp_path / "folders.json"), "--folder", "f")
+        assert none.out.endswith(
+            "Wrote 1 folder(s) and 2 file(s) to " + str(tmp_path / "folders.json") + ".\n"
+        )
+        assert "datasets" not in json.loads((tmp_path / "folders.json").read_text())
+    finally:
+        store.close()
+
+
+def test_snapshot_of_a_dataset_whose_files_are_left_out_is_refused(tmp_path: Path) -> None:
+    live = json.loads(json.dumps(LIVE))
+    live["folders"].append({"uuid": "f0000000-0000-4000-8000-000000000002", "parent": None, "name": "g"})
+    root = workspace(tmp_path, live)
+    res = run(
+        ["-C", str(root), "snapshot", "--out", str(tmp_path / "s.json"), "--folder", "g", "--dataset", DS]
+    )
+    assert (res.code, res.out) == (1, "")
+    assert res.err == (
+        f"Error: --dataset {DS}: data unit 'a.jpg' is backed by file {A_UUID}, which is outside the folders "
+        "written (add its folder with --folder, or leave --folder out)\n"
+    )
+    assert not (tmp_path / "s.json").exists()
