@@ -334,3 +334,71 @@ def test_snapshot_of_a_dataset_whose_files_are_left_out_is_refused(tmp_path: Pat
         "written (add its folder with --folder, or leave --folder out)\n"
     )
     assert not (tmp_path / "s.json").exists()
+
+
+def big_dataset(n: int) -> dict:
+    """LIVE plus ``n`` images in folder f, each backing a data unit of the dataset."""
+    live = json.loads(json.dumps(LIVE))
+    for i in range(n):
+        u = f"b0000000-0000-4000-8000-{i:012d}"
+        live["items"].append(
+            {
+                "uuid": u,
+                "folder": F_UUID,
+                "name": f"img{i:05d}.jpg",
+                "item_type": "image",
+                "client_metadata": {},
+            }
+        )
+        live["datasets"][0]["rows"].append(
+            {"data_hash": f"e0000000-0000-4000-8000-{i:012d}", "title": f"img{i:05d}.jpg", "data_type": "IMAGE",
+             "backing_item": u}
+        )  # fmt: skip
+    return live
+
+
+def test_a_source_over_1500_data_units_writes_in_bulk_of_at_most_1000(tmp_path: Path) -> None:
+    live = big_dataset(1500)
+    rows = "".join(json.dumps({"name": f"img{i:05d}.jpg", "metadata": {"n": i}}) + "\n" for i in range(1500))
+    rows += json.dumps({"uuid": DH_L, "metadata": {"n": -1}}) + "\n"
+    rows += json.dumps({"name": "nope.jpg", "metadata": {"n": 0}}) + "\n"
+    seed = tmp_path / "seed.json"
+    seed.write_text(json.dumps(live))
+    with Emulator(read_snapshot(seed), tokens=["ds-token"]) as emu:
+        env = {"ENCORD_API_TOKEN": "ds-token"}
+        ws = f"apiVersion: reconciler/v1\nkind: Workspace\nprovider: {{type: encord, domain: {emu.url}}}\n"
+        root = workspace(
+            tmp_path,
+            live,
+            ws__yaml=ws,
+            d__yaml=DM + "on_missing: warn\nsource: rows.jsonl\n",
+            rows__jsonl=rows,
+        )
+        plan = run(["-C", str(root), "plan", "--detailed-exitcode"], env=env)
+        assert plan.code == 2, plan.err
+        assert plan.err == "Warning: rows.jsonl:1502: name 'nope.jpg' matches no file in dataset 'cams'\n"
+        assert plan.out.endswith(
+            "files 1,501 to update (1,501 merge, 0 overwrite; 1 by the legacy per-row call), 0 unchanged.\n"
+        )
+        emu.reset_counts()
+        applied = run(["-C", str(root), "apply", "--auto-approve"], env=env)
+        assert applied.code == 0, applied.out + applied.err
+        routes = emu.request_counts()["by_route"]
+        assert routes["PATCH storage/items/patch-bulk"] == 2
+        assert routes["POST public datarow POST"] == 1
+        snap = emu.snapshot()
+        assert {i.name: i.metadata.get("n") for i in snap.items if i.name.startswith("img")} == {
+            f"img{i:05d}.jpg": i for i in range(1500)
+        }
+        again = run(["-C", str(root), "plan", "--detailed-exitcode"], env=env)
+        assert again.code == 0, again.out + again.err
+
+
+def test_limits_count_data_units_like_files(tmp_path: Path) -> None:
+    ws = WS + "settings:\n  limits:\n    max_files: 2\n"
+    root = workspace(tmp_path, ws__yaml=ws, d__yaml=DM + "files:\n  - glob: '*'\n    metadata: {n: 9}\n")
+    res = run(["-C", str(root), "plan"])
+    assert (res.code, res.out) == (1, "")
+    assert res.err.startswith(
+        "Error: blast-radius limit exceeded: the plan updates 3 files, more than settings.limits.max_files = 2."
+    )
