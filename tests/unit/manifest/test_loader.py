@@ -290,7 +290,7 @@ def test_unknown_field_lists_the_allowed_ones(tmp_path: Path) -> None:
     workspace(tmp_path)
     write(tmp_path, "f.yaml", files_manifest("colour: red\n"))
     assert problems(tmp_path) == [
-        "f.yaml:4:1: unknown field 'colour' (allowed fields: apiVersion, kind, folder, recursive, children, "
+        "f.yaml:4:1: unknown field 'colour' (allowed fields: apiVersion, kind, folder, dataset, recursive, children, "
         "mode, owns, on_missing, defaults, files, source)"
     ]
 
