@@ -42,7 +42,7 @@ LIVE = {
 DM = f"apiVersion: reconciler/v1\nkind: FileMetadata\ndataset: {DS}\n"
 
 
-def workspace(tmp_path: Path, live: dict | None = None, **files: str) -> Path:
+def workspace(tmp_path: Path, live: dict | None = None, /, **files: str) -> Path:
     base = {"ws.yaml": WS, "s.yaml": SCH, "live.json": json.dumps(live or LIVE)}
     base.update({k.replace("__", "."): v for k, v in files.items()})
     return write(tmp_path / "m", base)
@@ -86,7 +86,9 @@ class Store:
         if self.emu is None:
             return stored(self.root)
         snap = self.emu.snapshot()
-        rows = {r.data_hash: r.metadata for d in snap.datasets for r in d.rows if r.backing_item is None}
+        rows: dict[str, object] = {
+            r.data_hash: r.metadata for d in snap.datasets for r in d.rows if r.backing_item is None
+        }
         return {i.uuid: i.metadata for i in snap.items}, rows
 
     def close(self) -> None:
