@@ -8,6 +8,7 @@ manifests; a unit without a backing item is known by its data hash. A ``uuid:`` 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -34,6 +35,14 @@ class DatasetListing:
     def ref(self, i: int) -> DatasetRef:
         return DatasetRef(self.hash, self.title, self.data_hashes[i], self.backing[i])
 
+    def ambiguity(self, title: str, ords: Sequence[int]) -> str:
+        """The error for a name selector naming a title that the units ``ords`` share."""
+        hashes = " and ".join(sorted(self.data_hashes[o] for o in ords))
+        return (
+            f"name {title!r} matches {len(ords)} data units in dataset {self.title!r} (data hashes {hashes}); "
+            "select each by uuid (its data hash) instead"
+        )
+
 
 def read_dataset_index(provider: StateProvider, dataset_hash: str, on_progress: Progress) -> LiveIndex:
     """The data units of a dataset as a :class:`LiveIndex` (``index.dataset`` set).
@@ -56,6 +65,11 @@ def read_dataset_index(provider: StateProvider, dataset_hash: str, on_progress: 
         listing.backing.append(row.backing_item)
         by_hash[row.data_hash.lower()] = n
     index.by_data_hash = by_hash
+    if len(index.by_name) < len(ds.rows):  # a title two units share selects neither by name (selection.py)
+        seen: dict[str, list[int]] = {}
+        for n, title in enumerate(index.rels):
+            seen.setdefault(title, []).append(n)
+        index.ambiguous = {t: ords for t, ords in seen.items() if len(ords) > 1}
     index.dataset = listing
     on_progress(stage, len(ds.rows), len(ds.rows))
     return index

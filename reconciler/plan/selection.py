@@ -79,8 +79,10 @@ class Selection:
                     errors.append(
                         Diagnostic(
                             location,
-                            f"name {key!r} matches {len(ords)} files in folder {index.folder.path!r} ({uuids}); "
-                            "select each by uuid instead",
+                            index.dataset.ambiguity(key, ords)
+                            if index.dataset is not None
+                            else f"name {key!r} matches {len(ords)} files in folder {index.folder.path!r} "
+                            f"({uuids}); select each by uuid instead",
                         )
                     )
                     return None

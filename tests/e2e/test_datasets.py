@@ -404,3 +404,39 @@ def test_limits_count_data_units_like_files(tmp_path: Path) -> None:
     assert res.err.startswith(
         "Error: blast-radius limit exceeded: the plan updates 3 files, more than settings.limits.max_files = 2."
     )
+
+
+def test_a_title_two_data_units_share_is_an_error_naming_both(tmp_path: Path) -> None:
+    live = json.loads(json.dumps(LIVE))
+    live["datasets"][0]["rows"][1]["title"] = "a.jpg"
+    root = workspace(
+        tmp_path,
+        live,
+        d__yaml=DM + "source: rows.jsonl\nfiles:\n  - name: a.jpg\n    metadata: {n: 2}\n",
+        rows__jsonl=json.dumps({"name": "a.jpg", "metadata": {"n": 3}}) + "\n",
+    )
+    res = run(["-C", str(root), "plan"])
+    why = (
+        f"name 'a.jpg' matches 2 data units in dataset 'cams' (data hashes {DH_A} and {DH_B}); select each by "
+        "uuid (its data hash) instead"
+    )
+    assert (res.code, res.out) == (1, "")
+    assert (
+        res.err
+        == f"Error: d.yaml:6:11: {why}\nError: rows.jsonl:1: {why}\n2 problems found; nothing was written.\n"
+    )
+    assert stored(root)[0] == {A_UUID: {"n": 1, "theirs": "keep"}, B_UUID: {}}
+    by_hash = (
+        DM
+        + f"files:\n  - uuid: {DH_B}\n    metadata: {{n: 2}}\n  - glob: 'a.*'\n    metadata: {{weather: rain}}\n"
+    )
+    (root / "d.yaml").write_text(by_hash)
+    (root / "rows.jsonl").unlink()
+    applied = run(["-C", str(root), "apply", "--auto-approve"])
+    assert applied.code == 0, applied.out + applied.err
+    assert stored(root)[0] == {
+        A_UUID: {"n": 1, "theirs": "keep", "weather": "rain"},
+        B_UUID: {"n": 2, "weather": "rain"},
+    }
+    again = run(["-C", str(root), "plan", "--detailed-exitcode"])
+    assert again.code == 0, again.out + again.err
