@@ -440,3 +440,37 @@ def test_a_title_two_data_units_share_is_an_error_naming_both(tmp_path: Path) ->
     }
     again = run(["-C", str(root), "plan", "--detailed-exitcode"])
     assert again.code == 0, again.out + again.err
+
+
+def test_validate_finds_conflicts_between_dataset_manifests_offline(tmp_path: Path) -> None:
+    other = DM.replace(DS, "d5000000-0000-4000-8000-000000000099")
+    root = workspace(
+        tmp_path,
+        d__yaml=DM + "files:\n  - name: a.jpg\n    metadata: {n: 2}\n",
+        e__yaml=DM + "files:\n  - name: a.jpg\n    metadata: {n: 3}\n",
+        o__yaml=other + "files:\n  - name: a.jpg\n    metadata: {n: 4}\n",  # another dataset: no conflict
+    )
+    res = run(["-C", str(root), "validate"])
+    assert (res.code, res.out) == (1, "")
+    assert res.err == (
+        f"Error: e.yaml:5:11: conflict: manifests d.yaml and e.yaml both own 'n' on name 'a.jpg' in dataset '{DS}' "
+        "(other selector at d.yaml:5:11)\n"
+        "1 problem found; nothing was written.\n"
+    )
+
+
+def test_a_targeted_plan_of_a_dataset_manifest_checks_the_folder_manifests_it_leaves_out(
+    tmp_path: Path,
+) -> None:
+    root = workspace(
+        tmp_path,
+        d__yaml=DM + "files:\n  - name: a.jpg\n    metadata: {weather: rain}\n",
+        f__yaml=FOLDER_M + "files:\n  - glob: '*.jpg'\n    metadata: {weather: sunny}\n",
+    )
+    for target in ("d.yaml", "f.yaml"):
+        res = run(["-C", str(root), "plan", "--target", target])
+        assert (res.code, res.out) == (1, ""), target
+        assert res.err == (
+            "Error: f.yaml:1:1: conflict: d.yaml and f.yaml both own key 'weather' on cams/a.jpg\n"
+            "1 problem found; nothing was written.\n"
+        )
