@@ -99,3 +99,17 @@ def test_the_journal_records_a_data_units_dataset(tmp_path: Path) -> None:
     assert str(info.value).endswith(
         "corrupt journal line (a data unit's uuid must be its backing_item, or its data_hash)"
     )
+
+
+def test_text_and_markdown_group_data_units_under_their_dataset() -> None:
+    from reconciler.render.markdown import render_plan_markdown
+    from reconciler.render.text import render_plan_text
+
+    text = render_plan_text(PLAN)
+    assert text.index("Dataset cams:\n  ~ a.jpg") < text.index("Folder cams:\n  ~ x.jpg")
+    assert text.endswith(
+        "files 3 to update (3 merge, 0 overwrite; 1 by the legacy per-row call), 0 unchanged.\n"
+    )
+    md = render_plan_markdown(PLAN)
+    assert "<summary>Dataset <code>cams</code>: 2 files to update (2 merge, 0 overwrite)</summary>" in md
+    assert "<summary><code>cams</code>: 1 file to update (1 merge, 0 overwrite)</summary>" in md
