@@ -8,40 +8,16 @@ manifests; a unit without a backing item is known by its data hash. A ``uuid:`` 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from reconciler.model import LiveFolder
-from reconciler.plan.listing import LiveIndex
-from reconciler.plan.model import DatasetRef
+from reconciler.plan.listing import DatasetListing, LiveIndex
 
 if TYPE_CHECKING:
     from reconciler.plan.listing import Progress
     from reconciler.providers.base import StateProvider
 
-__all__ = ["DatasetListing", "read_dataset_index"]
-
-
-@dataclass
-class DatasetListing:
-    """What a dataset's listing knows beyond a folder's: per ordinal, the data hash and the backing item."""
-
-    hash: str
-    title: str
-    data_hashes: list[str]
-    backing: list[str | None]
-
-    def ref(self, i: int) -> DatasetRef:
-        return DatasetRef(self.hash, self.title, self.data_hashes[i], self.backing[i])
-
-    def ambiguity(self, title: str, ords: Sequence[int]) -> str:
-        """The error for a name selector naming a title that the units ``ords`` share."""
-        hashes = " and ".join(sorted(self.data_hashes[o] for o in ords))
-        return (
-            f"name {title!r} matches {len(ords)} data units in dataset {self.title!r} (data hashes {hashes}); "
-            "select each by uuid (its data hash) instead"
-        )
+__all__ = ["read_dataset_index"]
 
 
 def read_dataset_index(provider: StateProvider, dataset_hash: str, on_progress: Progress) -> LiveIndex:

@@ -15,16 +15,17 @@ import itertools
 import json
 import threading
 import unicodedata
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, cast, runtime_checkable
 
 from reconciler.errors import Diagnostic, ProviderResponseError
 from reconciler.model import FileManifest, LiveFolder
+from reconciler.plan.model import DatasetRef
 
 if TYPE_CHECKING:
     from reconciler.manifest.source import SourceRow
-    from reconciler.plan.datasets import DatasetListing
     from reconciler.providers.base import StateProvider
     from reconciler.schema import FieldSpec
     from reconciler.types import JsonValue
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 __all__ = [
     "PROGRESS_EVERY",
     "READ_AHEAD_ROWS",
+    "DatasetListing",
     "LiveIndex",
     "Progress",
     "RawListingProvider",
@@ -56,6 +58,27 @@ class RawListingProvider(Protocol):
     ) -> Iterator[tuple[str, str, str, str]]:
         """``(rel_name, uuid, folder_uuid, metadata_json)`` for the same items as ``iter_items``."""
         ...
+
+
+@dataclass
+class DatasetListing:
+    """What a dataset's listing knows beyond a folder's: per ordinal, the data hash and the backing item."""
+
+    hash: str
+    title: str
+    data_hashes: list[str]
+    backing: list[str | None]
+
+    def ref(self, i: int) -> DatasetRef:
+        return DatasetRef(self.hash, self.title, self.data_hashes[i], self.backing[i])
+
+    def ambiguity(self, title: str, ords: Sequence[int]) -> str:
+        """The error for a name selector naming a title that the units ``ords`` share."""
+        hashes = " and ".join(sorted(self.data_hashes[o] for o in ords))
+        return (
+            f"name {title!r} matches {len(ords)} data units in dataset {self.title!r} (data hashes {hashes}); "
+            "select each by uuid (its data hash) instead"
+        )
 
 
 class LiveIndex:

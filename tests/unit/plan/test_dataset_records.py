@@ -11,9 +11,9 @@ import pytest
 
 from reconciler.errors import JournalError, PlanFormatError
 from reconciler.journal import JournalWriter, read_journal
+from reconciler.plan.codec import plan_from_dict, plan_to_dict
 from reconciler.plan.model import DatasetRef, FileChange, KeyAction, KeyChange, Plan, Strategy
 from reconciler.providers.base import ProviderIdentity
-from reconciler.render.json import plan_from_dict, plan_to_dict
 
 BACKED = DatasetRef("ds1", "cams", "dh-a", "item-a")
 ORPHAN = DatasetRef("ds1", "cams", "dh-l", None)
