@@ -225,14 +225,6 @@ class FileEntryDoc(_Doc):
 class FileMetadataDoc(_Header):
     """`kind: FileMetadata`: the custom metadata of files in one folder, or of the data units of one dataset."""
 
-    # Exactly one of folder and dataset (the loader says so with a located message; editors learn it here).
-    model_config = ConfigDict(
-        extra="forbid",
-        strict=True,
-        frozen=True,
-        json_schema_extra={"oneOf": [{"required": ["folder"]}, {"required": ["dataset"]}]},
-    )
-
     kind: Literal["FileMetadata"] = Field(description="`FileMetadata`.")
     folder: str | None = Field(
         None,

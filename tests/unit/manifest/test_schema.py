@@ -49,7 +49,6 @@ def test_json_schema_chooses_the_kind_by_its_kind_field() -> None:
         assert {"apiVersion", "kind"} <= set(model["required"])
     assert set(kinds) == {"Workspace", "MetadataSchema", "FileMetadata"}
     assert kinds["FileMetadata"]["required"] == ["apiVersion", "kind"]
-    assert kinds["FileMetadata"]["oneOf"] == [{"required": ["folder"]}, {"required": ["dataset"]}]
 
 
 def test_every_field_has_a_description() -> None:
