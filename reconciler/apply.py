@@ -29,6 +29,7 @@ from reconciler.errors import JournalError, PlanError, ProviderConflictError, Pr
 from reconciler.model import DesiredState, Limits, Mode, metadata_fingerprint
 from reconciler.plan.differ import schema_change_destructive, values_equal
 from reconciler.plan.limits import check_limits, limit_error
+from reconciler.plan.live import read_planned, write_planned
 from reconciler.plan.model import FileChange, KeyAction, Plan, SchemaAction, Strategy
 from reconciler.progress import PRECHECK, Progress, no_progress
 from reconciler.providers.base import TransactionalProvider
@@ -217,11 +218,14 @@ def check_stale(plan: Plan, provider: StateProvider, on_progress: Progress = no_
     stale: list[str] = []
     if schema_fingerprint(live_wire) != plan.schema_fingerprint:
         stale.append("schema: the metadata schema changed since the plan")
-    uuids = [f.uuid for f in plan.files]
+    uuids = [f.uuid for f in plan.files if f.dataset is None]
     fresh = {}
     for i in range(0, len(uuids), provider.capabilities.max_batch):
         fresh.update(provider.get_items(uuids[i : i + provider.capabilities.max_batch]))
         on_progress(PRECHECK, min(i + provider.capabilities.max_batch, len(uuids)), len(uuids))
+    # Data units of datasets: their storage item (or their own row) through plan/live.py; a unit's title is
+    # not its item's name nor its dataset a folder, so only its metadata is compared.
+    units = read_planned(provider, [f for f in plan.files if f.dataset is not None])
     folder_uuids: dict[str, str | None] = {}
 
     def folder_uuid(path: str) -> str | None:
@@ -233,6 +237,12 @@ def check_stale(plan: Plan, provider: StateProvider, on_progress: Progress = no_
         return folder_uuids[path]
 
     for f in plan.files:
+        if f.dataset is not None:
+            unit = units.get(f.uuid)
+            ok, reason = (False, "the file no longer exists") if unit is None else file_is_current(f, unit)
+            if not ok:
+                stale.append(f"{f.address}: {reason}")
+            continue
         item = fresh.get(f.uuid)
         if item is None:
             stale.append(f"{f.address}: the file no longer exists")
@@ -496,7 +506,7 @@ def _read_back(result: ApplyResult, provider: StateProvider) -> None:
         chunk = written[start : start + size]
         result.verify_reads += 1
         try:
-            fresh = provider.get_items([result.files[i].change.uuid for i in chunk])
+            back = read_planned(provider, [result.files[i].change for i in chunk])
         except ProviderError as exc:
             for i in chunk:
                 r = result.files[i]
@@ -506,11 +516,11 @@ def _read_back(result: ApplyResult, provider: StateProvider) -> None:
             continue
         for i in chunk:
             r = result.files[i]
-            item = fresh.get(r.change.uuid)
-            if item is None:
+            live = back.get(r.change.uuid)
+            if live is None:
                 reason = "written, then the file disappeared"
             else:
-                moved = changed_after_write(r.change, item.metadata)
+                moved = changed_after_write(r.change, live)
                 if not moved:
                     continue
                 reason = "written, then changed by another writer: " + ", ".join(moved)
@@ -528,32 +538,30 @@ def _write_batch(
     stage = "reading before write"
     try:
         with _batch_transaction(provider):
-            fresh = provider.get_items([c.uuid for c in batch])
+            fresh = read_planned(provider, batch)
             to_write: list[tuple[FileChange, MetadataView, MetadataView]] = []
             for c in batch:
-                item = fresh.get(c.uuid)
-                if item is None:
+                live = fresh.get(c.uuid)
+                if live is None:
                     results[c.uuid] = FileResult(c, FileStatus.FAILED, "the file no longer exists")
                     continue
-                ok, reason = file_is_current(c, item.metadata)
+                ok, reason = file_is_current(c, live)
                 if not ok:
                     results[c.uuid] = FileResult(c, FileStatus.STALE, reason)
                     continue
-                new = planned_dict(c, item.metadata)
-                if new == item.metadata and all(
-                    values_equal(new[k], item.metadata[k]) for k in new
-                ):  # already as planned: never written
+                new = planned_dict(c, live)
+                if new == live and all(values_equal(new[k], live[k]) for k in new):  # already as planned
                     results[c.uuid] = FileResult(c, FileStatus.UNCHANGED)
                     continue
-                to_write.append((c, item.metadata, new))
+                to_write.append((c, live, new))
             if to_write:
                 if journal is not None:
                     stage = "journal"
                     journal.before_batch(to_write)
                 stage = "writing"
                 sent = [c for c, _, _ in to_write]
-                answers: Mapping[str, str | None] = provider.patch_items(
-                    {c.uuid: new for c, _, new in to_write}
+                answers: Mapping[str, str | None] = write_planned(
+                    provider, [(c, new) for c, _, new in to_write]
                 )
                 for c in sent:
                     err = answers.get(c.uuid, "no answer for this file")

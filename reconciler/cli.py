@@ -890,6 +890,14 @@ def _no_changes_json(fmt: str) -> None:
 @click.option(
     "--folder", "folders", multiple=True, metavar="PATH", help="Only this folder and below (repeatable)."
 )
+@click.option(
+    "--dataset",
+    "datasets",
+    multiple=True,
+    metavar="HASH",
+    help="Write this dataset's data units (repeatable; default: every dataset the store can list, "
+    "none with --folder).",
+)
 @click.pass_context
 def snapshot(
     ctx: click.Context,
@@ -898,11 +906,12 @@ def snapshot(
     provider_url: str | None,
     out: Path | None,
     folders: tuple[str, ...],
+    datasets: tuple[str, ...],
 ) -> None:
     """Write the live state as a snapshot file (the seed/emulator format)."""
     from reconciler.config import command_target
     from reconciler.model import LiveItem
-    from reconciler.snapshot import write_snapshot
+    from reconciler.snapshot import SnapshotDataset, live_dataset_record, write_snapshot
 
     settings = _settings(ctx, manifest_dir, debug)
     store = command_target(settings, provider_url, purpose="snapshot reads")
@@ -921,11 +930,27 @@ def snapshot(
         items: list[LiveItem] = []
         for f in chosen:
             items.extend(li.item for li in provider.iter_items(f, recursive=False, children=True))
+        hashes = list(dict.fromkeys(datasets))
+        if not hashes and not folders and provider.capabilities.lists_datasets:
+            hashes = [h for h, _ in provider.list_datasets()]
+        written: list[SnapshotDataset] = []
+        item_uuids = {i.uuid.lower() for i in items}
+        for h in hashes:
+            ds = provider.read_dataset(h)
+            for r in ds.rows:
+                if r.backing_item and r.backing_item.lower() not in item_uuids:
+                    raise UsageError(
+                        f"--dataset {h}: data unit {r.title!r} is backed by file {r.backing_item}, which is "
+                        "outside the folders written (add its folder with --folder, or leave --folder out)"
+                    )
+            written.append(live_dataset_record(ds))
     finally:
         provider.close()
     target = out or Path("snapshot.json")
-    write_snapshot(target, schema, chosen, items)
-    click.echo(f"Wrote {len(chosen)} folder(s) and {len(items)} file(s) to {target}.")
+    write_snapshot(target, schema, chosen, items, written)
+    rows = sum(len(d.rows) for d in written)
+    also = f", {len(written)} dataset(s) with {rows} data unit(s)" if written else ""
+    click.echo(f"Wrote {len(chosen)} folder(s) and {len(items)} file(s){also} to {target}.")
 
 
 # --------------------------------------------------------------------------------------------- schema-json
@@ -1082,6 +1107,13 @@ def _rollback_locked(
     help="Import this folder and its subfolders (repeatable).",
 )
 @click.option(
+    "--dataset",
+    "datasets",
+    multiple=True,
+    metavar="HASH",
+    help="Import this dataset's data units (repeatable; only when named).",
+)
+@click.option(
     "--out",
     "out",
     required=True,
@@ -1096,6 +1128,7 @@ def import_command(
     provider_url: str | None,
     with_schema: bool,
     folders: tuple[str, ...],
+    datasets: tuple[str, ...],
     out: Path,
 ) -> None:
     """Write manifests that describe the live state exactly (default: the schema and every folder)."""
@@ -1121,14 +1154,16 @@ def import_command(
             provider_root=target.root,
             schema=with_schema,
             folders=folders,
+            datasets=datasets,
         )
     finally:
         provider.close()
     _OUT.base = None  # the import's warnings name the files it wrote, under --out as given
     _warn(result.warnings)
+    also = f" and {result.datasets} dataset(s)" if result.datasets else ""
     click.echo(
-        f"Imported {result.schema_keys} schema key(s) and {result.folders} folder(s) with {result.items:,} "
-        f"file(s) from {provider.identity} into {out}:"
+        f"Imported {result.schema_keys} schema key(s) and {result.folders} folder(s){also} with "
+        f"{result.items:,} file(s) from {provider.identity} into {out}:"
     )
     for rel in result.files_written:
         click.echo(f"  {out / rel}")

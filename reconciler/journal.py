@@ -7,6 +7,9 @@
      "plan_checksum": ...}      (plan_checksum: only when a saved plan is applied)
     {"record": "file", "uuid": ..., "folder": ..., "name": ..., "before": {...}, "after": {...},
      "status": "pending"}
+
+A data unit of a dataset also carries ``"dataset": {"hash", "title", "data_hash", "backing_item"}`` (as in the
+plan JSON), so that rollback writes it back through the same API.
     {"record": "result", "uuid": ..., "status": "written" | "failed", "reason": ...}
 
 The ``file`` lines of a batch are written and fsynced before the batch is sent; its ``result`` lines after
@@ -46,7 +49,7 @@ from reconciler.providers.registry import identity_from_json, identity_to_json
 
 if TYPE_CHECKING:
     from reconciler.apply import FileResult
-    from reconciler.plan.model import FileChange, Plan
+    from reconciler.plan.model import DatasetRef, FileChange, Plan
     from reconciler.types import MetadataDict, MetadataView
 
 __all__ = [
@@ -282,6 +285,7 @@ class JournalWriter:
                     "before": dict(before),
                     "after": dict(after),
                     "status": EntryStatus.PENDING.value,
+                    **_dataset_field(c),
                 }
                 for c, before, after in entries
             ]
@@ -350,6 +354,7 @@ class JournalEntry:
     status: EntryStatus
     reason: str
     line: int
+    dataset: DatasetRef | None = None  # a data unit of a dataset (SPEC §7b)
 
     @property
     def address(self) -> str:
@@ -460,10 +465,19 @@ class _MutableEntry:
     status: EntryStatus
     reason: str
     line: int
+    dataset: DatasetRef | None = None
 
     def freeze(self) -> JournalEntry:
         return JournalEntry(
-            self.uuid, self.folder, self.name, self.before, self.after, self.status, self.reason, self.line
+            self.uuid,
+            self.folder,
+            self.name,
+            self.before,
+            self.after,
+            self.status,
+            self.reason,
+            self.line,
+            self.dataset,
         )
 
 
@@ -551,4 +565,42 @@ def _file(rec: dict[str, object], where: str, line: int) -> _MutableEntry:
         status=EntryStatus.PENDING,
         reason="",
         line=line,
+        dataset=_read_dataset_field(rec, where),
     )
+
+
+def _dataset_field(c: FileChange) -> dict[str, object]:
+    d = c.dataset
+    if d is None:
+        return {}
+    return {
+        "dataset": {
+            "hash": d.hash,
+            "title": d.title,
+            "data_hash": d.data_hash,
+            "backing_item": d.backing_item,
+        }
+    }
+
+
+def _read_dataset_field(rec: dict[str, object], where: str) -> DatasetRef | None:
+    from reconciler.plan.model import DatasetRef
+
+    raw = rec.get("dataset")
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise JournalError(f"{where}: corrupt journal line ('dataset' must be an object)")
+    backing = raw.get("backing_item")
+    if backing is not None and not isinstance(backing, str):
+        raise JournalError(f"{where}: corrupt journal line ('dataset.backing_item' must be a string or null)")
+    fields = [raw.get(k) for k in ("hash", "title", "data_hash")]
+    for key, value in zip(("hash", "title", "data_hash"), fields, strict=True):
+        if not isinstance(value, str):
+            raise JournalError(f"{where}: corrupt journal line ('dataset.{key}' must be a string)")
+    ref = DatasetRef(str(fields[0]), str(fields[1]), str(fields[2]), backing)
+    if rec.get("uuid") != (ref.backing_item or ref.data_hash):
+        raise JournalError(
+            f"{where}: corrupt journal line (a data unit's uuid must be its backing_item, or its data_hash)"
+        )
+    return ref

@@ -120,7 +120,7 @@ class FileManifest:
     """One ``kind: FileMetadata`` document."""
 
     path: str  # manifest file, relative to the manifest directory (posix)
-    folder: str  # folder path from the root, or a folder UUID
+    folder: str  # folder path from the root, or a folder UUID ("" when ``dataset`` is set)
     mode: Mode
     files: tuple[FileSelector, ...]
     location: SourceLocation
@@ -130,6 +130,8 @@ class FileManifest:
     on_missing: OnMissing = OnMissing.ERROR
     defaults: Mapping[str, Assignment] = field(default_factory=dict)
     source: SourceSpec | None = None
+    #: A dataset hash instead of a folder (SPEC §7b): selectors match data unit titles and data hashes.
+    dataset: str | None = None
 
     @property
     def name(self) -> str:

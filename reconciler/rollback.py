@@ -31,6 +31,7 @@ from reconciler.journal import JournalEntry, JournalFile
 from reconciler.model import Limits, metadata_fingerprint
 from reconciler.plan.differ import diff_metadata, values_equal
 from reconciler.plan.limits import check_limits, limit_error, removed_share_reason
+from reconciler.plan.live import read_planned
 from reconciler.plan.model import FileChange, KeyAction, Plan, Strategy
 from reconciler.schema import schema_fingerprint
 
@@ -63,6 +64,20 @@ def _dicts_equal(a: MetadataView, b: MetadataView) -> bool:
     return a.keys() == b.keys() and all(values_equal(a[k], b[k]) for k in a)
 
 
+def _as_change(e: JournalEntry, *, name: str, live: MetadataView | None = None) -> FileChange:
+    """The write that restores ``e``'s before-image (with no changes when ``live`` is not given)."""
+    return FileChange(
+        uuid=e.uuid,
+        folder=e.folder,
+        name=e.name,
+        strategy=Strategy.OVERWRITE,
+        manifest=f"rollback of {name}",
+        live_fingerprint=metadata_fingerprint(live) if live is not None else "",
+        changes=diff_metadata(live, e.before) if live is not None else (),
+        dataset=e.dataset,
+    )
+
+
 def plan_rollback(
     journal: JournalFile,
     provider: StateProvider,
@@ -83,36 +98,21 @@ def plan_rollback(
         )
     limits = limits or Limits()
     live_wire = provider.read_schema()
-    uuids = [e.uuid for e in journal.entries]
-    size = provider.capabilities.max_batch
-    fresh = {}
-    for i in range(0, len(uuids), size):
-        fresh.update(provider.get_items(uuids[i : i + size]))
+    fresh = read_planned(provider, [_as_change(e, name="") for e in journal.entries])
 
     files: list[FileChange] = []
     conflicts: list[RollbackConflict] = []
     already = 0
     name = journal.path.name
     for e in journal.entries:
-        item = fresh.get(e.uuid)
-        if item is None:
+        live: dict[str, JsonValue] | None = fresh.get(e.uuid)
+        if live is None:
             conflicts.append(RollbackConflict(e, "the file no longer exists"))
             continue
-        live: dict[str, JsonValue] = item.metadata
         if _dicts_equal(live, e.before):
             already += 1
         elif _dicts_equal(live, e.after):
-            files.append(
-                FileChange(
-                    uuid=e.uuid,
-                    folder=e.folder,
-                    name=e.name,
-                    strategy=Strategy.OVERWRITE,
-                    manifest=f"rollback of {name}",
-                    live_fingerprint=metadata_fingerprint(live),
-                    changes=diff_metadata(live, e.before),
-                )
-            )
+            files.append(_as_change(e, name=name, live=live))
         else:
             changed = sorted(
                 k

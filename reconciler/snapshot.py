@@ -38,7 +38,7 @@ from reconciler.errors import SnapshotError, SourceLocation
 from reconciler.fileio import write_file
 from reconciler.frames import to_wire
 from reconciler.jsonio import loads
-from reconciler.model import LiveFolder, LiveItem
+from reconciler.model import LiveDataset, LiveFolder, LiveItem
 from reconciler.schema import WireSchema, parse_wire_schema
 
 __all__ = [
@@ -51,6 +51,7 @@ __all__ = [
     "SnapshotDataset",
     "SnapshotError",
     "folder_paths",
+    "live_dataset_record",
     "read_snapshot",
     "write_snapshot",
 ]
@@ -107,6 +108,20 @@ class Snapshot:
     folders: list[LiveFolder] = field(default_factory=list)
     items: list[LiveItem] = field(default_factory=list)
     datasets: list[SnapshotDataset] = field(default_factory=list)
+
+
+def live_dataset_record(ds: LiveDataset) -> SnapshotDataset:
+    """A live dataset as a snapshot records it: a backed row's metadata is its item's, so it is left out."""
+    return SnapshotDataset(
+        ds.hash,
+        ds.title,
+        [
+            SnapshotDataRow(
+                r.data_hash, r.title, r.data_type, r.backing_item, {} if r.backing_item else r.metadata
+            )
+            for r in ds.rows
+        ],
+    )
 
 
 def folder_paths(folders: Iterable[tuple[str, str | None, str]]) -> dict[str, str]:

@@ -135,7 +135,8 @@ def file_manifest_record(model: FileMetadataDoc, doc: Doc, source: SourceSpec | 
     """The FileManifest of a valid document; ``source`` is its ``source:`` file as the rules resolved it."""
     return FileManifest(
         path=doc.rel,
-        folder=model.folder,
+        folder=model.folder or "",
+        dataset=model.dataset.strip() if model.dataset is not None else None,
         mode=model.mode,
         files=tuple(_selector(doc, e, ("files", i)) for i, e in enumerate(model.files or ())),
         location=doc.location,

@@ -23,6 +23,10 @@ A ``plan`` right after an import shows no changes. What is written, and why:
 - Folders with more than ``source_threshold`` files get their rows in ``data/<folder-slug>.jsonl``
   (``source:``); smaller ones list ``name:`` entries. Files of image groups, image sequences and DICOM series
   are listed as ``GROUP/CHILD`` with ``children: true``. A name shared by several files is selected by ``uuid``.
+- ``files/dataset-<title-slug>.yaml`` per ``--dataset HASH`` (Encord's legacy data units): the same shape with
+  ``dataset: HASH``, each data unit by title (``name:``), or by data hash (``uuid:``) when two share a title.
+  Datasets are imported only when named: a dataset's rows are usually backed by files of a folder, and two
+  manifests owning every key of the same files would conflict (asking for both is refused).
 
 Values are written exactly (``emit``); every YAML file is read back and compared before the import ends.
 """
@@ -42,7 +46,7 @@ from reconciler.frames import frame_key, split_frame_keys
 from reconciler.jsonio import depth
 from reconciler.manifest.emit import yaml_key, yaml_value
 from reconciler.manifest.yamlio import load_documents
-from reconciler.model import LiveFolder, ProviderConfig, canonical_json
+from reconciler.model import LiveDataset, LiveFolder, ProviderConfig, canonical_json
 from reconciler.providers.base import ListedItem, StateProvider
 from reconciler.providers.registry import workspace_entries
 from reconciler.reserved import check_reserved
@@ -73,6 +77,7 @@ class ImportResult:
     folders: int = 0
     items: int = 0
     skipped_folders: list[str] = field(default_factory=list)  # folders without files
+    datasets: int = 0
     warnings: list[Diagnostic] = field(default_factory=list)
 
 
@@ -195,20 +200,25 @@ def _rows(listed: Sequence[ListedItem]) -> list[_Row]:
 
 
 def _file_manifest(
-    folder: LiveFolder,
+    folder: LiveFolder | LiveDataset,
     folder_ref: str,
     rows: Sequence[_Row],
     *,
     children: bool,
     source: str | None,
 ) -> tuple[str, list[str]]:
-    """The FileMetadata document of one folder, and the keys left out of ``owns`` (live nulls)."""
+    """The FileMetadata document of one folder (or dataset), and the keys left out of ``owns`` (live nulls)."""
     null_keys = sorted({k for r in rows for k, v in r.metadata.items() if v is None})
     refused_keys = sorted({k for r in rows for k, _ in r.refused})
     unowned = sorted({*null_keys, *refused_keys})
+    what = (
+        f"file in folder {folder.path}"
+        if isinstance(folder, LiveFolder)
+        else f"data unit of dataset {folder.title}"
+    )
     lines = _header(
         [
-            f"Written by `reconciler import`: the custom metadata of every file in folder {folder.path}.",
+            f"Written by `reconciler import`: the custom metadata of every {what}.",
             'mode: merge with owns: ["*"]: this manifest manages every key of these files, so it reads as',
             "the whole truth: a key deleted here is removed from the file, a key added is set, and a key set",
             'outside reconciler shows up in the next plan. Narrow `owns` (e.g. ["capture.*"]) to share these',
@@ -231,7 +241,8 @@ def _file_manifest(
                 "are left out and the keys are not owned here: " + ", ".join(refused_keys),
             ]
         )
-    lines += ["apiVersion: reconciler/v1", "kind: FileMetadata", f"folder: {yaml_value(folder_ref)}"]
+    anchor = "folder" if isinstance(folder, LiveFolder) else "dataset"
+    lines += ["apiVersion: reconciler/v1", "kind: FileMetadata", f"{anchor}: {yaml_value(folder_ref)}"]
     if children:
         lines.append("children: true")
     lines.append("mode: merge")
@@ -388,6 +399,34 @@ def _write_folder(
 ) -> None:
     rows = _rows(listed)
     has_children = any(li.item.parent_item is not None for li in listed)
+    _write_manifest(w, folder, ref, rows, slug, has_children, source_threshold)
+    w.result.folders += 1
+
+
+def _dataset_rows(ds: LiveDataset) -> list[_Row]:
+    counts = Counter(r.title for r in ds.rows)
+    rows = []
+    for r in sorted(ds.rows, key=lambda x: (x.title, x.data_hash)):
+        md = {k: r.metadata[k] for k in sorted(r.metadata)}
+        refused = tuple((p.key, p.message) for p in check_reserved(md))
+        for key, _ in refused:
+            md.pop(key, None)
+        if counts[r.title] > 1:
+            rows.append(_Row("uuid", r.data_hash, md, refused))
+        else:
+            rows.append(_Row("name", r.title, md, refused))
+    return rows
+
+
+def _write_manifest(
+    w: _Writer,
+    folder: LiveFolder | LiveDataset,
+    ref: str,
+    rows: Sequence[_Row],
+    slug: str,
+    has_children: bool,
+    source_threshold: int,
+) -> None:
     source = f"data/{slug}.jsonl" if len(rows) > source_threshold else None
     if source is not None:
         w.write(source, _jsonl(rows))
@@ -411,7 +450,6 @@ def _write_folder(
     refused = _refused_warning(path, rows)
     if refused is not None:
         w.result.warnings.append(refused)
-    w.result.folders += 1
     w.result.items += len(rows)
 
 
@@ -423,17 +461,20 @@ def import_live_state(
     provider_root: Path,
     schema: bool,
     folders: Sequence[str],
+    datasets: Sequence[str] = (),
     source_threshold: int = DEFAULT_SOURCE_THRESHOLD,
 ) -> ImportResult:
-    """Write ``workspace.yaml``, ``schema.yaml`` (when ``schema``) and one manifest per folder into ``out``.
+    """Write ``workspace.yaml``, ``schema.yaml`` (when ``schema``), one manifest per folder and one per
+    dataset into ``out``.
 
-    ``folders`` selects folders by path or UUID, each with its subfolders; with no folders and not
-    ``schema``, everything is imported. ``out`` must already be prepared (``prepare_out_dir``). On any
-    failure the files written so far are removed again. Raises ProviderError, UsageError, ReconcilerError.
+    ``folders`` selects folders by path or UUID, each with its subfolders; ``datasets`` names datasets by
+    hash; with none of them and not ``schema``, the schema and every folder are imported. ``out`` must already
+    be prepared (``prepare_out_dir``). On any failure the files written so far are removed again. Raises
+    ProviderError, UsageError, ReconcilerError.
     """
     result = ImportResult()
     w = _Writer(out, result)
-    everything = not schema and not folders
+    everything = not schema and not folders and not datasets
     try:
         w.write("workspace.yaml", workspace_yaml(provider_config, provider_root, out))
         if schema or everything:
@@ -452,8 +493,29 @@ def import_live_state(
                     slug=_slug(folder.path, taken),
                     source_threshold=source_threshold,
                 )
+        _import_datasets(provider, w, datasets, source_threshold)
     except BaseException:
         # Leave the directory as it was (empty): no half-imported state to plan against by mistake.
         w.take_back()
         raise
     return result
+
+
+def _import_datasets(
+    provider: StateProvider, w: _Writer, hashes: Sequence[str], source_threshold: int
+) -> None:
+    """One dataset manifest per hash; refused when folder manifests are written too and the dataset's rows are
+    backed by files (both would own every key of those files)."""
+    taken: set[str] = {Path(rel).stem.lower() for rel in w.result.files_written}
+    for h in dict.fromkeys(hashes):
+        ds = provider.read_dataset(h)
+        if w.result.folders and any(r.backing_item for r in ds.rows):
+            raise UsageError(
+                f"--dataset {h}: its data units are files of the storage folders imported too, and a folder "
+                "manifest and a dataset manifest that both own every key of one file conflict; import the "
+                "dataset and the folders into separate directories"
+            )
+        _write_manifest(
+            w, ds, h, _dataset_rows(ds), _slug("dataset-" + ds.title, taken), False, source_threshold
+        )
+        w.result.datasets += 1

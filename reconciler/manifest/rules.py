@@ -278,6 +278,32 @@ class FileFacts:
     source: SourceSpec | None = None
 
 
+def _check_dataset_anchor(doc: Doc, out: Collected) -> None:
+    """A FileMetadata document names exactly one of ``folder`` and ``dataset`` (a dataset hash, SPEC §7b), and a
+    dataset manifest has no ``recursive`` or ``children``."""
+    data = doc.data
+    raw = data.get("dataset")
+    if data.get("folder") is not None and raw is not None:
+        out.error(
+            doc.key_at(("dataset",)), "a FileMetadata manifest names one of folder or dataset, not both"
+        )
+    elif data.get("folder") is None and raw is None:
+        out.error(
+            doc.location,
+            "a FileMetadata manifest needs folder (a folder path or UUID) or dataset (a dataset hash)",
+        )
+    if raw is None:
+        return
+    if isinstance(raw, str) and not raw.strip():
+        out.error(doc.at(("dataset",)), "dataset must not be empty (use a dataset hash)")
+    for key in ("recursive", "children"):
+        if key in data:
+            out.error(
+                doc.key_at((key,)),
+                f"{key} applies only to folder manifests (a dataset's data units are not in folders); remove it",
+            )
+
+
 def check_file_manifest(doc: Doc, out: Collected, root: Path) -> FileFacts:
     facts = FileFacts()
     data = doc.data
@@ -285,6 +311,7 @@ def check_file_manifest(doc: Doc, out: Collected, root: Path) -> FileFacts:
     folder = raw_folder if isinstance(raw_folder, str) else ""
     if isinstance(raw_folder, str) and not folder.strip():
         out.error(doc.at(("folder",)), "folder must not be empty (use a folder path or a folder UUID)")
+    _check_dataset_anchor(doc, out)
     overwrite = data.get("mode") == Mode.OVERWRITE.value
     owns_raw = data.get("owns")
     if isinstance(owns_raw, list):

@@ -228,10 +228,19 @@ class FileEntryDoc(_Doc):
 
 
 class FileMetadataDoc(_Header):
-    """`kind: FileMetadata`: the custom metadata of files in one folder."""
+    """`kind: FileMetadata`: the custom metadata of files in one folder, or of the data units of one dataset."""
 
     kind: Literal["FileMetadata"] = Field(description="`FileMetadata`.")
-    folder: str = Field(description="Folder path from the root (names joined by `/`) or a folder UUID.")
+    folder: str | None = Field(
+        None,
+        description="Folder path from the root (names joined by `/`) or a folder UUID. Exactly one of "
+        "`folder` and `dataset`.",
+    )
+    dataset: str | None = Field(
+        None,
+        description="A dataset hash (Encord's legacy datasets): `name`/`glob` match data unit titles, `uuid` "
+        "a data hash. Exactly one of `folder` and `dataset`; no `recursive` or `children`.",
+    )
     recursive: bool = Field(
         False, description="Selectors also match files in subfolders (name = path relative to the folder)."
     )

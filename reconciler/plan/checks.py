@@ -16,6 +16,14 @@ from reconciler.plan.semantics import CompiledManifest, conflict
 __all__ = ["offline_conflicts"]
 
 
+#: Exact selectors are claimed per folder, or per dataset (a dataset manifest's titles and data hashes).
+_DATASET = "\0dataset:"
+
+
+def _anchor(m: FileManifest) -> str:
+    return _DATASET + m.dataset if m.dataset is not None else m.folder.strip("/")
+
+
 def offline_conflicts(manifests: Sequence[FileManifest], *, globs: bool = False) -> list[Diagnostic]:
     """Conflicts between exact (``name:``/``uuid:``) selectors of different manifests on the same file.
 
@@ -32,14 +40,14 @@ def offline_conflicts(manifests: Sequence[FileManifest], *, globs: bool = False)
                 continue
             rel = s.pattern if globs and s.kind is SelectorKind.NAME else None
             given = frozenset(c.layer_located(rel, None, s))
-            claims.setdefault((m.folder.strip("/"), s.kind, s.pattern), []).append((c, given, s.location))
+            claims.setdefault((_anchor(m), s.kind, s.pattern), []).append((c, given, s.location))
     if globs:
         for (folder, kind, pattern), entries in claims.items():
             if kind is not SelectorKind.NAME:
                 continue
             exact = {id(e[0]) for e in entries}
             for c in compiled:
-                if id(c) in exact or c.m.folder.strip("/") != folder:
+                if id(c) in exact or _anchor(c.m) != folder:
                     continue
                 for rx, s, _ in c.globs:
                     if rx.match(pattern):
@@ -52,7 +60,12 @@ def offline_conflicts(manifests: Sequence[FileManifest], *, globs: bool = False)
             for ec, egiven, eloc in entries[:i]:
                 if ec.m is lc.m:
                     continue  # duplicates inside one manifest are reported on their own
-                what = f"{kind.value} {pattern!r} in folder {folder!r}"
+                where = (
+                    f"dataset {folder[len(_DATASET) :]!r}"
+                    if folder.startswith(_DATASET)
+                    else f"folder {folder!r}"
+                )
+                what = f"{kind.value} {pattern!r} in {where}"
                 shared = conflict(ec, egiven, lc, lgiven, (), pattern_overlap=True)
                 if shared is None:
                     ow, other = (ec, lc) if not ec.merge else (lc, ec)

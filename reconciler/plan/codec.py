@@ -15,6 +15,7 @@ from typing_extensions import NotRequired, TypedDict
 
 from reconciler.errors import Diagnostic, PlanFormatError, SourceLocation
 from reconciler.plan.model import (
+    DatasetRef,
     FileChange,
     KeyAction,
     KeyChange,
@@ -64,6 +65,15 @@ class KeyChangeDoc(TypedDict):
     after: NotRequired[_Raw]
 
 
+class DatasetDoc(TypedDict):
+    """``dataset`` of a data unit's entry (SPEC §7b); files of folders have none."""
+
+    hash: str
+    title: str
+    data_hash: str
+    backing_item: NotRequired[str | None]
+
+
 class FileChangeDoc(TypedDict):
     uuid: str
     folder: str
@@ -72,6 +82,7 @@ class FileChangeDoc(TypedDict):
     manifest: str
     live_fingerprint: str
     changes: list[KeyChangeDoc]
+    dataset: NotRequired[DatasetDoc | None]
 
 
 class FileCountsDoc(TypedDict):
@@ -81,6 +92,7 @@ class FileCountsDoc(TypedDict):
 class CallsDoc(TypedDict):
     reads: NotRequired[int | None]
     writes: NotRequired[int | None]
+    data_row_writes: NotRequired[int | None]  # derived from the files; not read back
 
 
 class SummaryDoc(TypedDict):
@@ -141,8 +153,21 @@ def _schema_change(c: SchemaChange) -> dict[str, Any]:
     return out
 
 
+def _dataset_ref(d: DatasetRef) -> dict[str, Any]:
+    return {"hash": d.hash, "title": d.title, "data_hash": d.data_hash, "backing_item": d.backing_item}
+
+
+def _api_calls(plan: Plan) -> dict[str, int]:
+    """Requests the plan made; ``data_row_writes`` (only when there are any): the legacy per-row calls apply
+    will make, one per data unit without a backing item."""
+    out = {"reads": plan.reads, "writes": plan.writes}
+    if plan.data_row_writes:
+        out["data_row_writes"] = plan.data_row_writes
+    return out
+
+
 def _file_change(f: FileChange) -> dict[str, Any]:
-    return {
+    out: dict[str, Any] = {
         "uuid": f.uuid,
         "folder": f.folder,
         "name": f.name,
@@ -153,6 +178,9 @@ def _file_change(f: FileChange) -> dict[str, Any]:
             {"key": k.key, "action": k.action.value, "before": k.before, "after": k.after} for k in f.changes
         ],
     }
+    if f.dataset is not None:
+        out["dataset"] = _dataset_ref(f.dataset)
+    return out
 
 
 def plan_to_dict(plan: Plan) -> dict[str, Any]:
@@ -174,7 +202,7 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         "summary": {
             "schema": s,
             "files": f,
-            "api_calls": {"reads": plan.reads, "writes": plan.writes},
+            "api_calls": _api_calls(plan),
             "destructive": plan.is_destructive,
         },
         "destructive_reasons": list(plan.destructive_reasons),
@@ -233,7 +261,19 @@ def _schema_changes(doc: SchemaDoc, origin: str) -> tuple[SchemaChange, ...]:
     return tuple(out)
 
 
-def _file_changes(docs: list[FileChangeDoc]) -> tuple[FileChange, ...]:
+def _dataset(fc: FileChangeDoc, where: str) -> DatasetRef | None:
+    raw = fc.get("dataset")
+    if raw is None:
+        return None
+    ref = DatasetRef(raw["hash"], raw["title"], raw["data_hash"], raw.get("backing_item"))
+    if fc["uuid"] != (ref.backing_item or ref.data_hash):
+        raise PlanFormatError(
+            f"{where}.dataset: uuid must be the row's backing_item, or its data_hash when it has none"
+        )
+    return ref
+
+
+def _file_changes(docs: list[FileChangeDoc], origin: str) -> tuple[FileChange, ...]:
     return tuple(
         FileChange(
             uuid=fc["uuid"],
@@ -251,8 +291,9 @@ def _file_changes(docs: list[FileChangeDoc]) -> tuple[FileChange, ...]:
                 )
                 for kc in fc["changes"]
             ),
+            dataset=_dataset(fc, f"{origin}.files[{i}]"),
         )
-        for fc in docs
+        for i, fc in enumerate(docs)
     )
 
 
@@ -285,7 +326,7 @@ def plan_from_dict(data: object, *, origin: str = "plan") -> Plan:
             manifests_digest=doc["manifests_digest"],
             schema_fingerprint=doc["schema"]["fingerprint"],
             schema_changes=_schema_changes(doc["schema"], origin),
-            files=_file_changes(doc["files"]),
+            files=_file_changes(doc["files"], origin),
             unchanged=summary["files"].get("unchanged") or 0,
             reads=calls.get("reads") or 0,
             writes=calls.get("writes") or 0,

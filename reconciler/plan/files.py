@@ -118,6 +118,22 @@ def _claim(s: Selection, i: int, row: SourceRow | None, exact: FileSelector | No
     return FileClaim(s.m, s.c.layer_located(s.index.rels[i], located, exact))
 
 
+def _dataset_index(
+    provider: StateProvider,
+    dataset_hash: str,
+    read: dict[str, LiveIndex],
+    on_progress: listing.Progress,
+    keep: Callable[[str], bool] | None,
+) -> LiveIndex:
+    """A dataset's units, read once per plan (one request on Encord). Raises ProviderConflictError."""
+    index = read.get(dataset_hash)
+    if index is None:
+        from reconciler.plan.datasets import read_dataset_index
+
+        index = read[dataset_hash] = read_dataset_index(provider, dataset_hash, on_progress, keep)
+    return index
+
+
 def _may_overlap(a: LiveFolder, b: LiveFolder) -> bool:
     """Whether listings of two folders can share files (one is the other or inside it)."""
     pa, pb = a.path.strip("/"), b.path.strip("/")
@@ -174,20 +190,32 @@ def plan_files(
 
     on_progress(RESOLVING_FOLDERS, 0, len(manifests))
     for n, m in enumerate(manifests, 1):  # every folder first (errors are reported where each is used)
-        with contextlib.suppress(ProviderConflictError):
-            resolve(m)
+        if m.dataset is None:
+            with contextlib.suppress(ProviderConflictError):
+                resolve(m)
         on_progress(RESOLVING_FOLDERS, n, len(manifests))
     keep: Callable[[str], bool] | None = None
     if shard is not None:
         paths = []
         for m in manifests:
-            with contextlib.suppress(ProviderConflictError):
-                paths.append(resolve(m).path)
-        result.rule = ShardRule(shard, paths)
+            if m.dataset is None:
+                with contextlib.suppress(ProviderConflictError):
+                    paths.append(resolve(m).path)
+        # A dataset's units are files of any folder: with datasets, every shard keeps its files by uuid.
+        result.rule = ShardRule(shard, paths, by_file=any(m.dataset is not None for m in manifests))
         keep = None if result.rule.by_folder else result.rule.keeps
+    datasets: dict[str, LiveIndex] = {}  # dataset hash -> its units (reconciler.plan.datasets)
     for position, m in enumerate(manifests):
         if planned is not None and not planned(m):
             left_out.append((position, m))
+            continue
+        if m.dataset is not None:
+            try:
+                units = _dataset_index(provider, m.dataset, datasets, on_progress, keep)
+            except ProviderConflictError as exc:
+                result.errors.append(Diagnostic(m.location, f"{m.name}: {exc}"))
+                continue
+            placed.append((position, Selection(m, units, result.errors), True))
             continue
         try:
             folder = resolve(m)
@@ -199,12 +227,21 @@ def plan_files(
         folders.append(folder)
         to_plan.append((position, m, folder))
     to_check: list[tuple[int, FileManifest, LiveFolder]] = []
+    planned_datasets = bool(datasets)
     for position, m in left_out:
+        # A dataset's units may be files of any folder: a planned dataset meets every left-out manifest.
+        if m.dataset is not None:
+            try:
+                units = _dataset_index(provider, m.dataset, datasets, on_progress, keep)
+            except ProviderConflictError:
+                continue  # not this plan's manifest: its own plan reports it
+            placed.append((position, Selection(m, units, []), False))
+            continue
         try:
             folder = resolve(m)
         except ProviderConflictError:
             continue  # not this plan's manifest: its own plan reports it
-        if any(_may_overlap(folder, f) for f in folders):
+        if planned_datasets or any(_may_overlap(folder, f) for f in folders):
             to_check.append((position, m, folder))
     from reconciler.manifest.source import iter_source_rows
 
@@ -398,6 +435,7 @@ class _FilePlanner:
                 manifest=manifest,
                 live_fingerprint=metadata_fingerprint(live),
                 changes=changes,
+                dataset=index.dataset.ref(i) if index.dataset is not None else None,
             )
         )
 

@@ -17,13 +17,15 @@ import json
 import threading
 import unicodedata
 from array import array
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, cast, runtime_checkable
 
 from reconciler.errors import Diagnostic, ProviderResponseError
 from reconciler.jsoncodec import UNDECIDED, try_loads
 from reconciler.model import FileManifest, LiveFolder
+from reconciler.plan.model import DatasetRef
 from reconciler.progress import Progress, reading
 
 if TYPE_CHECKING:
@@ -35,6 +37,7 @@ if TYPE_CHECKING:
 __all__ = [
     "PROGRESS_EVERY",
     "READ_AHEAD_ROWS",
+    "DatasetListing",
     "LiveIndex",
     "Progress",
     "RawListingProvider",
@@ -60,6 +63,29 @@ class RawListingProvider(Protocol):
         ...
 
 
+@dataclass
+class DatasetListing:
+    """What a dataset's listing knows beyond a folder's: per ordinal, the data hash and the backing item."""
+
+    hash: str
+    title: str
+    data_hashes: list[str]
+    backing: list[str | None]
+    #: Data hashes (lowercase) of the units a sharded listing left to other shards.
+    elsewhere: set[str] = field(default_factory=set)
+
+    def ref(self, i: int) -> DatasetRef:
+        return DatasetRef(self.hash, self.title, self.data_hashes[i], self.backing[i])
+
+    def ambiguity(self, title: str, ords: Sequence[int]) -> str:
+        """The error for a name selector naming a title that the units ``ords`` share."""
+        hashes = " and ".join(sorted(self.data_hashes[o] for o in ords))
+        return (
+            f"name {title!r} matches {len(ords)} data units in dataset {self.title!r} (data hashes {hashes}); "
+            "select each by uuid (its data hash) instead"
+        )
+
+
 class LiveIndex:
     """One folder listing, compact: parallel lists by ordinal, and relative name -> ordinal.
 
@@ -71,7 +97,9 @@ class LiveIndex:
         "_by_nfc",
         "_by_uuid",
         "ambiguous",
+        "by_data_hash",
         "by_name",
+        "dataset",
         "elsewhere",
         "folder",
         "folders",
@@ -96,6 +124,9 @@ class LiveIndex:
         #: ``hash()`` of each relative name it left to other shards (8 bytes a file).
         self.keep: Callable[[str], bool] | None = None
         self.elsewhere: array[int] = array("q")
+        #: A dataset's listing (reconciler.plan.datasets): ``folder`` is then the dataset, named by its title.
+        self.dataset: DatasetListing | None = None
+        self.by_data_hash: dict[str, int] = {}
 
     def is_elsewhere(self, rel: str) -> bool:
         """Whether a file of this name was listed and left to another shard."""
@@ -104,10 +135,18 @@ class LiveIndex:
         j = bisect.bisect_left(e, h)
         return j < len(e) and e[j] == h
 
+    @property
+    def where(self) -> str:
+        """How messages name the listing: ``folder 'a/b'`` or ``dataset 'title'``."""
+        kind = "dataset" if self.dataset is not None else "folder"
+        return f"{kind} {self.folder.path!r}"
+
     def __len__(self) -> int:
         return len(self.uuids)
 
     def ordinal_of_uuid(self, uuid: str) -> int | None:
+        if self.dataset is not None:  # a dataset's uuid selectors name data hashes
+            return self.by_data_hash.get(uuid.lower())
         if self._by_uuid is None:
             self._by_uuid = {u.lower(): i for i, u in enumerate(self.uuids)}
         return self._by_uuid.get(uuid.lower())

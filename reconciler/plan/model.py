@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PLAN_FORMAT_VERSION",
+    "DatasetRef",
     "FieldChange",
     "FileChange",
     "KeyAction",
@@ -97,8 +98,32 @@ class KeyChange:
 
 
 @dataclass(frozen=True)
+class DatasetRef:
+    """The dataset a planned file was selected through (a data unit of Encord's legacy datasets, SPEC §7b).
+
+    ``backing_item`` is the storage item whose metadata the row's is (the ``FileChange.uuid``; written in
+    bulk through the storage API); ``None`` for a row without one, whose ``FileChange.uuid`` is then its
+    ``data_hash``, written with the legacy per-row call.
+    """
+
+    hash: str
+    title: str
+    data_hash: str
+    backing_item: str | None
+
+    @property
+    def is_data_row_write(self) -> bool:
+        """Whether the row is written with the legacy per-row call (it has no backing item)."""
+        return self.backing_item is None
+
+
+@dataclass(frozen=True)
 class FileChange:
-    """The planned write of one file: its key changes and the live fingerprint they were computed from."""
+    """The planned write of one file: its key changes and the live fingerprint they were computed from.
+
+    For a data unit of a dataset (``dataset`` set), ``folder`` is the dataset's title and ``name`` the
+    unit's title, so messages and journals name it as ``<dataset title>/<title>``.
+    """
 
     uuid: str
     folder: str
@@ -107,6 +132,12 @@ class FileChange:
     manifest: str
     live_fingerprint: str
     changes: tuple[KeyChange, ...]
+    dataset: DatasetRef | None = None
+
+    @property
+    def group(self) -> str:
+        """The heading plans list it under: ``Folder <path>`` or ``Dataset <title>``."""
+        return f"Dataset {self.folder}" if self.dataset is not None else f"Folder {self.folder}"
 
     @property
     def address(self) -> str:
@@ -163,6 +194,11 @@ class Plan:
             )
             counts[bucket] += 1
         return counts
+
+    @property
+    def data_row_writes(self) -> int:
+        """Files that apply writes with the legacy per-row call (one request each): rows without a backing item."""
+        return sum(1 for f in self.files if f.dataset is not None and f.dataset.is_data_row_write)
 
     def file_counts(self) -> dict[str, int]:
         merge = sum(1 for f in self.files if f.strategy is Strategy.MERGE)

@@ -83,7 +83,11 @@ class Targets:
         return self.is_all or self.schema
 
     def wants(self, m: FileManifest) -> bool:
-        return self.is_all or m.path in self.manifests or m.folder.strip("/") in self.folders
+        return (
+            self.is_all
+            or m.path in self.manifests
+            or (m.dataset is None and m.folder.strip("/") in self.folders)
+        )
 
 
 def parse_targets(values: Sequence[str], desired: DesiredState) -> Targets:
@@ -92,7 +96,7 @@ def parse_targets(values: Sequence[str], desired: DesiredState) -> Targets:
     folders: set[str] = set()
     schema = False
     known = {m.path for m in desired.files}
-    known_folders = {m.folder.strip("/") for m in desired.files}
+    known_folders = {m.folder.strip("/") for m in desired.files if m.dataset is None}
     for raw in values:
         v = raw.strip()
         if v == "schema":

@@ -83,7 +83,9 @@ class Selection:
                     errors.append(
                         Diagnostic(
                             location,
-                            f"name {key!r} matches {many} in folder {index.folder.path!r} ({uuids}); "
+                            index.dataset.ambiguity(key, ords)
+                            if index.dataset is not None
+                            else f"name {key!r} matches {many} in folder {index.folder.path!r} ({uuids}); "
                             "select each by uuid instead",
                         )
                     )
@@ -92,8 +94,12 @@ class Selection:
                 return None  # another shard's file
         else:
             i = index.ordinal_of_uuid(key)
-            if i is None and index.keep is not None and not index.keep(key):
-                return None  # another shard's file: that shard judges it
+            if i is None and index.keep is not None:
+                if index.dataset is not None:  # a data hash; the shard went by the backing item
+                    if key.lower() in index.dataset.elsewhere:
+                        return None
+                elif not index.keep(key):
+                    return None  # another shard's file: that shard judges it
         if i is None:
             self.report_missing(f"{kind.value} {key!r}", location, key if kind is SelectorKind.NAME else None)
         return i
@@ -122,7 +128,7 @@ class Selection:
         self.missing_count += 1
         if self.missing_count > MAX_MISSING_REPORTED:
             return
-        msg = f"{what} matches no file in folder {self.index.folder.path!r}"
+        msg = f"{what} matches no file in {self.index.where}"
         if self.m.on_missing is OnMissing.ERROR:
             self.missing.append(Diagnostic(loc, msg + " (set on_missing: warn or ignore to allow)"))
         else:
@@ -134,8 +140,8 @@ class Selection:
         hidden = self.missing_count - MAX_MISSING_REPORTED
         if hidden > 0:
             msg = (
-                f"{hidden:,} more selector(s) or source row(s) match no file in folder "
-                f"{self.index.folder.path!r} (first {MAX_MISSING_REPORTED} above)"
+                f"{hidden:,} more selector(s) or source row(s) match no file in "
+                f"{self.index.where} (first {MAX_MISSING_REPORTED} above)"
             )
             if self.m.on_missing is OnMissing.ERROR:
                 out.append(Diagnostic(self.m.location, msg))
@@ -229,6 +235,7 @@ def overlap_groups(selections: Sequence[Selection]) -> list[bool]:
     for a in range(len(selections)):
         for b in range(a + 1, len(selections)):
             ia, ib = selections[a].index, selections[b].index
-            if ia is ib or not ia.folders.isdisjoint(ib.folders):
+            # A dataset's units are storage items of any folder (or none): it may share files with anything.
+            if ia is ib or ia.dataset or ib.dataset or not ia.folders.isdisjoint(ib.folders):
                 shared[a] = shared[b] = True
     return shared

@@ -7,8 +7,9 @@ so every shard decides alike):
   manifest folder inside it (folders that can share files always share a group). The groups, ordered by
   the SHA-256 of their path, are dealt round-robin: group ``r`` goes to shard ``r mod N + 1``. A shard
   lists only its groups' folders, so each folder's listing is read by one shard.
-* **By file**, when there are fewer groups than shards: every shard lists every folder and keeps only the
-  files whose uuid it owns, ``crc32(lowercase uuid) mod N + 1``.
+* **By file**, when there are fewer groups than shards, or when a manifest names a dataset (whose data
+  units are files of any folder): every shard lists every folder and dataset and keeps only the files whose
+  uuid it owns, ``crc32(lowercase uuid) mod N + 1`` (a data unit's uuid: its backing item, else its data hash).
 
 A file no manifest folder contains (one a key rename moves) belongs to the group whose tree holds it, else
 to its uuid's shard. The schema is planned and applied by shard 1 only.
@@ -73,12 +74,12 @@ def _ancestors(path: str) -> list[str]:
 class ShardRule:
     """The rule for one shard, given every manifest's (resolved) folder path."""
 
-    def __init__(self, shard: Shard, folder_paths: Iterable[str]) -> None:
+    def __init__(self, shard: Shard, folder_paths: Iterable[str], *, by_file: bool = False) -> None:
         self.shard = shard
         paths = {_norm(p) for p in folder_paths}
         tops = [p for p in paths if not any(q in paths for q in _ancestors(p))]
-        #: Whole folder groups (True) or files by uuid inside every folder (False).
-        self.by_folder = len(tops) >= shard.count
+        #: Whole folder groups (True) or files by uuid inside every folder (False; always with ``by_file``).
+        self.by_folder = not by_file and len(tops) >= shard.count
         ordered = sorted(tops, key=lambda t: hashlib.sha256(t.encode()).hexdigest())
         self._top_shard = {t: r % shard.count + 1 for r, t in enumerate(ordered)}
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from reconciler.model import LiveFolder, LiveItem, ProviderConfig
+from reconciler.model import LiveDataset, LiveFolder, LiveItem, ProviderConfig
 from reconciler.progress import Progress, no_progress
 from reconciler.schema import WireSchema
 from reconciler.types import JsonValue
@@ -54,6 +54,7 @@ class Capabilities:
     #: Whether folders may be listed concurrently (a network store: the requests overlap; not the embedded
     #: store, whose listings are CPU work under one lock).
     parallel_reads: bool = False
+    lists_datasets: bool = False  # whether ``list_datasets`` can name every dataset (Encord's v1 API cannot)
 
 
 @dataclass(frozen=True)
@@ -183,6 +184,23 @@ class StateProvider(Protocol):
 
         At most ``capabilities.max_batch`` items per call.
         """
+        ...
+
+    def list_datasets(self) -> list[tuple[str, str]]:
+        """Every dataset as ``(hash, title)``; only when ``capabilities.lists_datasets``."""
+        ...
+
+    def read_dataset(self, dataset_hash: str) -> LiveDataset:
+        """A dataset (Encord's legacy data units) with each row's custom metadata: a row with a backing item
+        carries that item's (written with :meth:`patch_items`), the others their own (written with
+        :meth:`write_data_rows`). ProviderConflictError if there is no such dataset."""
+        ...
+
+    def write_data_rows(
+        self, dataset_hash: str, patches: Mapping[str, Mapping[str, JsonValue]]
+    ) -> dict[str, str | None]:
+        """Replace the whole metadata of rows **without** a backing item (one request per row).
+        Returns data hash -> ``None`` (written) or an error reason."""
         ...
 
     def close(self) -> None: ...

@@ -6,6 +6,12 @@ Layout version 1::
     schema_wire(id = 1, wire TEXT)            -- the whole wire schema as JSON, in order
     folders(uuid PRIMARY KEY, parent, name, path UNIQUE)
     items(uuid PRIMARY KEY, folder, name, item_type, parent_item, metadata TEXT)
+    datasets(hash PRIMARY KEY, title, position)                    -- Encord's legacy datasets (SPEC §7b)
+    data_rows(data_hash PRIMARY KEY, dataset, position, title, data_type, backing_item, metadata TEXT)
+
+A data row with a ``backing_item`` has no metadata of its own (``metadata`` is NULL): its custom metadata is
+the backing item's, one value read and written through either API, as on Encord. A database made before the
+dataset tables existed simply has no datasets.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from typing import Any, ClassVar
 from reconciler.errors import ProviderConflictError, ProviderError, ProviderResponseError, UsageError
 from reconciler.frames import raw_to_keys, to_keys, to_wire
 from reconciler.jsonio import loads
-from reconciler.model import LiveFolder, LiveItem, ProviderConfig
+from reconciler.model import LiveDataRow, LiveDataset, LiveFolder, LiveItem, ProviderConfig
 from reconciler.progress import Progress, no_progress, seeding
 from reconciler.providers.base import (
     CallStats,
@@ -58,6 +64,12 @@ CREATE TABLE IF NOT EXISTS items (
 );
 CREATE INDEX IF NOT EXISTS items_by_folder ON items (folder, parent_item, name);
 CREATE INDEX IF NOT EXISTS items_by_parent ON items (parent_item);
+CREATE TABLE IF NOT EXISTS datasets (hash TEXT PRIMARY KEY, title TEXT NOT NULL, position INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS data_rows (
+    data_hash TEXT PRIMARY KEY, dataset TEXT NOT NULL, position INTEGER NOT NULL, title TEXT NOT NULL,
+    data_type TEXT NOT NULL, backing_item TEXT, metadata TEXT
+);
+CREATE INDEX IF NOT EXISTS data_rows_by_dataset ON data_rows (dataset, position);
 """
 
 #: How often (in files) seeding reports progress.
@@ -105,7 +117,12 @@ class SqliteProvider:
     """
 
     capabilities = Capabilities(
-        max_batch=_CHUNK, parallel_writes=False, raw_listing=True, atomic_batches=True, lock_beside_store=True
+        max_batch=_CHUNK,
+        parallel_writes=False,
+        raw_listing=True,
+        atomic_batches=True,
+        lock_beside_store=True,
+        lists_datasets=True,
     )
 
     def __init__(
@@ -258,6 +275,38 @@ class SqliteProvider:
                 for i in _counted(snap.items, stage, on_progress)
             ),
         )
+        if self._has_datasets(db):
+            db.execute("DELETE FROM datasets")
+            db.execute("DELETE FROM data_rows")
+        elif snap.datasets:
+            raise ProviderError(
+                f"{self.path}: this database predates datasets; recreate it from a snapshot to hold them"
+            )
+        for n, ds in enumerate(snap.datasets):
+            db.execute(
+                "INSERT INTO datasets (hash, title, position) VALUES (?, ?, ?)", (ds.hash, ds.title, n)
+            )
+            db.executemany(
+                "INSERT INTO data_rows (data_hash, dataset, position, title, data_type, backing_item, metadata) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        r.data_hash,
+                        ds.hash,
+                        j,
+                        r.title,
+                        r.data_type,
+                        r.backing_item,
+                        None if r.backing_item else json.dumps(r.metadata, ensure_ascii=False),
+                    )
+                    for j, r in enumerate(ds.rows)
+                ],
+            )
+
+    @staticmethod
+    def _has_datasets(db: sqlite3.Connection) -> bool:
+        row = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'data_rows'").fetchone()
+        return row is not None
 
     class _Tx:
         """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on error) holding the connection's lock; nested
@@ -466,6 +515,68 @@ class SqliteProvider:
                 for uuid, text in texts.items():
                     cur = self._db.execute("UPDATE items SET metadata = ? WHERE uuid = ?", (text, uuid))
                     result[uuid] = None if cur.rowcount == 1 else "file no longer exists"
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.path) from exc
+        return result
+
+    # -- datasets (Encord's legacy data units) ----------------------------------------------------------------
+    def list_datasets(self) -> list[tuple[str, str]]:
+        """Every dataset as ``(hash, title)``, in the order they were loaded."""
+        self.stats.count("GET datasets", write=False)
+        with self._lock:
+            if not self._has_datasets(self._db):
+                return []
+        return [(h, t) for h, t in self._query("SELECT hash, title FROM datasets ORDER BY position")]
+
+    def read_dataset(self, dataset_hash: str) -> LiveDataset:
+        """A dataset's rows with their custom metadata (a backed row's is its backing item's), in order.
+
+        Raises:
+            ProviderConflictError: no such dataset.
+        """
+        self.stats.count("POST public dataset", write=False)
+        with self._lock:
+            has = self._has_datasets(self._db)
+        head = self._query("SELECT hash, title FROM datasets WHERE hash = ?", (dataset_hash,)) if has else []
+        if not head:
+            raise ProviderConflictError(f"dataset {dataset_hash!r} not found")
+        rows = self._query(
+            "SELECT r.data_hash, r.title, r.data_type, r.backing_item, COALESCE(i.metadata, r.metadata, '{}') "
+            "FROM data_rows AS r LEFT JOIN items AS i ON i.uuid = r.backing_item "
+            "WHERE r.dataset = ? ORDER BY r.position",
+            (dataset_hash,),
+        )
+        return LiveDataset(
+            head[0][0],
+            head[0][1],
+            [LiveDataRow(h, t, d, b, _metadata(b or h, md)) for h, t, d, b, md in rows],
+        )
+
+    def write_data_rows(
+        self, dataset_hash: str, patches: Mapping[str, Mapping[str, JsonValue]]
+    ) -> dict[str, str | None]:
+        """Replace the metadata of data rows without a backing item, one statement per row (counted as the
+        legacy per-row call is on Encord). Returns data hash -> ``None`` (written) or the reason it was not."""
+        result: dict[str, str | None] = {}
+        try:
+            with self._transaction():
+                has = self._has_datasets(self._db)
+                for data_hash, md in patches.items():
+                    self.stats.count("POST public datarow", write=True)
+                    cur = (
+                        self._db.execute(
+                            "UPDATE data_rows SET metadata = ? "
+                            "WHERE data_hash = ? AND dataset = ? AND backing_item IS NULL",
+                            (json.dumps(dict(md), ensure_ascii=False), data_hash, dataset_hash),
+                        )
+                        if has
+                        else None
+                    )
+                    result[data_hash] = (
+                        None
+                        if cur is not None and cur.rowcount == 1
+                        else f"no data row {data_hash!r} without a backing item in dataset {dataset_hash!r}"
+                    )
         except sqlite3.Error as exc:
             raise _translate(exc, self.path) from exc
         return result

@@ -132,7 +132,7 @@ def _file_lines(f: FileChange, rest: Sequence[KeyChange]) -> list[str]:
 class _Folder:
     """One folder's rendering, built lazily: group bullets first, then one block per file."""
 
-    name: str
+    key: tuple[str, str]  # ("Dataset", title) or ("Folder", path)
     files: list[FileChange]
     groups: list[str]
     grouped_sigs: frozenset[tuple[str, str, str, str, str]]
@@ -142,7 +142,8 @@ class _Folder:
         merge = sum(1 for f in self.files if f.strategy.value == "merge")
         n = len(self.files)
         return (
-            f"<details><summary><code>{_html(self.name)}</code>: {n:,} file{'s' if n != 1 else ''} "
+            f"<details><summary>{'Dataset ' if self.key[0] == 'Dataset' else ''}<code>{_html(self.key[1])}</code>: "
+            f"{n:,} file{'s' if n != 1 else ''} "
             f"to update ({merge:,} merge, {n - merge:,} overwrite)</summary>"
         )
 
@@ -155,7 +156,7 @@ class _Folder:
         return blocks
 
 
-def _folder(name: str, files: list[FileChange], group_min: int) -> _Folder:
+def _folder(name: tuple[str, str], files: list[FileChange], group_min: int) -> _Folder:
     files = sorted(files, key=lambda f: (f.name, f.uuid))
     groups: dict[tuple[str, str, str, str, str], list[FileChange]] = defaultdict(list)
     if len(files) >= group_min:
@@ -320,9 +321,9 @@ def render_plan_markdown(
         else:
             left_schema = len(plan.schema_changes)
 
-    by_folder: dict[str, list[FileChange]] = defaultdict(list)
+    by_folder: dict[tuple[str, str], list[FileChange]] = defaultdict(list)
     for f in plan.files:
-        by_folder[f.folder].append(f)
+        by_folder[("Dataset" if f.dataset is not None else "Folder", f.folder)].append(f)
     folders = sorted(by_folder)
     left_folders = 0
     left_files = 0

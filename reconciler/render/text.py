@@ -101,8 +101,8 @@ def _sig(f: FileChange, kc: KeyChange) -> _Sig:
     return (f.strategy, kc.key, kc.action, _value_key(kc.before), _value_key(kc.after))
 
 
-def _render_folder(folder: str, files: Sequence[FileChange], style: Styler, group_min: int) -> list[str]:
-    lines = [style(f"Folder {folder}:", "bold")]
+def _render_folder(heading: str, files: Sequence[FileChange], style: Styler, group_min: int) -> list[str]:
+    lines = [style(f"{heading}:", "bold")]
     groups: dict[_Sig, list[FileChange]] = defaultdict(list)
     first: dict[_Sig, KeyChange] = {}
     sigs: list[list[_Sig]] = []  # per file, per change: computed once
@@ -146,12 +146,17 @@ def _render_folder(folder: str, files: Sequence[FileChange], style: Styler, grou
     return lines
 
 
+def _row_calls(plan: Plan) -> str:
+    n = plan.data_row_writes
+    return f"; {n:,} by the legacy per-row call" if n else ""
+
+
 def summary_line(plan: Plan) -> str:
     s = plan.schema_counts()
     f = plan.file_counts()
     return (
         f"Plan: schema {s['create']} to add, {s['update']} to change, {s['delete']} to delete; "
-        f"files {f['update']:,} to update ({f['merge']:,} merge, {f['overwrite']:,} overwrite), "
+        f"files {f['update']:,} to update ({f['merge']:,} merge, {f['overwrite']:,} overwrite{_row_calls(plan)}), "
         f"{f['unchanged']:,} unchanged."
     )
 
@@ -176,7 +181,7 @@ def render_plan_text(plan: Plan, *, style: Styler | None = None, group_min: int 
         out.append("")
     by_folder: dict[str, list[FileChange]] = defaultdict(list)
     for f in plan.files:
-        by_folder[f.folder].append(f)
+        by_folder[f.group].append(f)
     for folder in sorted(by_folder):
         out.extend(_render_folder(folder, by_folder[folder], style, group_min))
         out.append("")

@@ -28,7 +28,7 @@ def make_provider(provider_kind, tmp_path) -> Iterator[Callable[[Snapshot], Stat
             from reconciler.providers.sqlite import SqliteProvider
 
             seed = tmp_path / f"seed{len(opened)}.json"
-            write_snapshot(seed, snapshot.schema, snapshot.folders, snapshot.items)
+            write_snapshot(seed, snapshot.schema, snapshot.folders, snapshot.items, snapshot.datasets)
             p: StateProvider = SqliteProvider(tmp_path / f"live{len(opened)}.db", seed=seed)
         else:
             from reconciler.providers.encord.provider import encord_provider_from_config

@@ -21,7 +21,7 @@ from reconciler.plan.shard import Shard, ShardRule, uuid_shard
 from reconciler.providers.base import StateProvider
 from reconciler.providers.sqlite import SqliteProvider
 from reconciler.schema import FieldSpec, KeyType
-from reconciler.snapshot import Snapshot, write_snapshot
+from reconciler.snapshot import Snapshot, SnapshotDataRow, SnapshotDataset, write_snapshot
 from tests.helpers.desired import desired, manifest, schema, sel
 from tests.helpers.states import make_snapshot, uid
 
@@ -31,7 +31,7 @@ KEYS = ["k0", "k1", "k2", "k3"]
 
 def sqlite(tmp_path: Path, snap: Snapshot, name: str = "live") -> SqliteProvider:
     seed = tmp_path / f"{name}.json"
-    write_snapshot(seed, snap.schema, snap.folders, snap.items)
+    write_snapshot(seed, snap.schema, snap.folders, snap.items, snap.datasets)
     return SqliteProvider(tmp_path / f"{name}.db", seed=seed)
 
 
@@ -345,5 +345,58 @@ def test_a_by_file_shard_does_not_warn_of_globs_matching_no_file(tmp_path):
         assert [w.message for w in make_plan(d, p).warnings] == ["glob 'zzz*' matches no file"]
         for k in (1, 2):
             assert make_plan(d, p, shard=Shard(k, 2)).warnings == ()
+    finally:
+        p.close()
+
+
+DS = "5a1f0c3e-0000-4000-8000-0000000000d2"
+
+
+def dataset_case(rng: random.Random) -> tuple[Snapshot, DesiredState]:
+    """Folders (enough top groups to split whole) and a dataset whose units are files of all of them, some
+    without a backing item; folder manifests and a dataset manifest on disjoint keys, now and then one key
+    both give (a conflict)."""
+    folders = {f: [(f"x{n}.jpg", {"m0": n % 2}) for n in range(rng.randint(1, 12))] for f in "abcdefg"}
+    snap = make_snapshot(folders)
+    rows = [
+        SnapshotDataRow(f"dh-{f}-{name}", f"{f}-{name}", "IMAGE", uid(f"item:{f}/{name}"))
+        for f, files in sorted(folders.items())
+        for name, _ in files
+        if rng.random() < 0.7
+    ]
+    rows += [SnapshotDataRow(uid(f"orphan{n}"), f"o{n}.png", "IMAGE", None, {"m1": 0}) for n in range(5)]
+    rng.shuffle(rows)
+    snap.datasets = [SnapshotDataset(DS, "all cams", rows)]
+    manifests = [manifest(f"{f}.yaml", f, sel("glob", "*", f"{f}.yaml", m0=1)) for f in "abcdefg"]
+    key = "m0" if rng.random() < 0.2 else "m1"
+    picks = [r.title for r in rng.sample(rows, min(3, len(rows)))]
+    ds = manifest(
+        "ds.yaml",
+        "",
+        sel("glob", "*", "ds.yaml", m1=1),
+        *(sel("name", t, "ds.yaml", **{key: 2}) for t in picks),
+    )
+    manifests.append(dataclasses.replace(ds, dataset=DS))
+    return snap, desired(
+        *manifests, schema_manifest=schema(m0=FieldSpec(KeyType.NUMBER), m1=FieldSpec(KeyType.NUMBER))
+    )
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_with_a_dataset_the_shards_together_are_the_unsharded_plan(tmp_path, seed):
+    snap, d = dataset_case(random.Random(seed))
+    p = sqlite(tmp_path, snap)
+    try:
+        whole = plan_or_errors(d, p, None)
+        for count in range(2, 6):
+            parts = [plan_or_errors(d, p, Shard(k, count)) for k in range(1, count + 1)]
+            if isinstance(whole, list):  # a conflict: the shard that keeps the file reports it
+                assert sorted(e for x in parts if isinstance(x, list) for e in x) == whole, count
+                continue
+            plans = [x for x in parts if isinstance(x, Plan)]
+            assert len(plans) == count
+            rows = sorted((*r, f.dataset) for x in plans for r, f in zip(file_rows(x), x.files, strict=True))
+            assert rows == sorted((*r, f.dataset) for r, f in zip(file_rows(whole), whole.files, strict=True))
+            assert len({r[0] for r in rows}) == len(rows)
     finally:
         p.close()

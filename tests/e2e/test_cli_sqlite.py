@@ -61,7 +61,7 @@ BAD = {
     ),
     "unknown field": (
         {"a__yaml": FM + "files: []\nlable: x\n"},
-        "a.yaml:5:1: unknown field 'lable' (allowed fields: apiVersion, kind, folder, recursive, children, mode, "
+        "a.yaml:5:1: unknown field 'lable' (allowed fields: apiVersion, kind, folder, dataset, recursive, children, mode, "
         "owns, on_missing, defaults, files, source)",
     ),
     "wrong apiVersion": (
@@ -174,7 +174,7 @@ def test_every_problem_is_reported_in_one_pass(tmp_path):
     res = run(["-C", str(root), "validate"], cwd=root)
     assert res.code == 1
     assert res.err.splitlines() == [
-        "Error: a.yaml:4:1: unknown field 'lable' (allowed fields: apiVersion, kind, folder, recursive, children, "
+        "Error: a.yaml:4:1: unknown field 'lable' (allowed fields: apiVersion, kind, folder, dataset, recursive, children, "
         "mode, owns, on_missing, defaults, files, source)",
         "Error: a.yaml:8:11: ok: expected a boolean, got the string 'yes' (YAML 1.2: write true or false)",
         "Error: a.yaml:9:10: n: expected a number, got the string '5'",

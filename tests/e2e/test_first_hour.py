@@ -18,7 +18,7 @@ from tests.helpers.cli import REPO, copy_demo, run, write
 
 BAD_FILE = "apiVersion: reconciler/v1\nkind: FileMetadata\nfolder: images\nbogus: 1\n"
 BOGUS = (
-    "unknown field 'bogus' (allowed fields: apiVersion, kind, folder, recursive, children, mode, owns, "
+    "unknown field 'bogus' (allowed fields: apiVersion, kind, folder, dataset, recursive, children, mode, owns, "
     "on_missing, defaults, files, source)"
 )
 

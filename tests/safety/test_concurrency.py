@@ -21,7 +21,7 @@ import pytest
 
 from reconciler.apply import FileStatus, apply_plan
 from reconciler.errors import StalePlanError
-from reconciler.model import LiveFolder, LiveItem
+from reconciler.model import LiveDataset, LiveFolder, LiveItem
 from reconciler.plan.planfile import read_planfile, write_planfile
 from reconciler.plan.planner import make_plan
 from reconciler.providers.base import ListedItem, StateProvider
@@ -139,6 +139,15 @@ class Recording:
             for u in patches:
                 self.windows[u] = (self._local.started, ended)
         return out
+
+    def list_datasets(self) -> list[tuple[str, str]]:
+        return self.inner.list_datasets()
+
+    def read_dataset(self, dataset_hash: str) -> LiveDataset:
+        return self.inner.read_dataset(dataset_hash)
+
+    def write_data_rows(self, dataset_hash: str, patches):
+        return self.inner.write_data_rows(dataset_hash, patches)
 
     def close(self) -> None:
         self.inner.close()

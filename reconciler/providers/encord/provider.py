@@ -543,6 +543,13 @@ class EncordProvider:
 
     # -- datasets (the legacy v1 querier) ---------------------------------------------------------------------
 
+    def list_datasets(self) -> list[tuple[str, str]]:
+        """Not available: the v1 dataset querier reads a dataset by hash only (``capabilities.lists_datasets``
+        is false, so the engine asks for datasets by hash)."""
+        raise ProviderError(
+            "the Encord provider cannot list datasets; name each one by its hash (--dataset HASH)"
+        )
+
     def read_dataset(self, dataset_hash: str) -> LiveDataset:
         """A dataset's rows with their custom metadata, in one v1 call (``dataset`` with ``fetch_client_metadata``).
 

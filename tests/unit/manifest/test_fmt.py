@@ -55,7 +55,7 @@ def test_key_order_follows_the_manifest_schema():
     assert key_order("Workspace") == ("apiVersion", "kind", "provider", "settings")
     assert key_order("MetadataSchema") == ("apiVersion", "kind", "prune", "keys")
     assert key_order("FileMetadata") == (
-        "apiVersion", "kind", "folder", "recursive", "children", "mode", "owns", "on_missing", "defaults",
+        "apiVersion", "kind", "folder", "dataset", "recursive", "children", "mode", "owns", "on_missing", "defaults",
         "files", "source",
     )  # fmt: skip
     assert key_order("Nope") == ("apiVersion", "kind")

@@ -290,7 +290,7 @@ def test_unknown_field_lists_the_allowed_ones(tmp_path: Path) -> None:
     workspace(tmp_path)
     write(tmp_path, "f.yaml", files_manifest("colour: red\n"))
     assert problems(tmp_path) == [
-        "f.yaml:4:1: unknown field 'colour' (allowed fields: apiVersion, kind, folder, recursive, children, "
+        "f.yaml:4:1: unknown field 'colour' (allowed fields: apiVersion, kind, folder, dataset, recursive, children, "
         "mode, owns, on_missing, defaults, files, source)"
     ]
 
@@ -492,7 +492,9 @@ def test_invalid_choice(tmp_path: Path) -> None:
 def test_missing_required_field(tmp_path: Path) -> None:
     workspace(tmp_path)
     write(tmp_path, "f.yaml", "apiVersion: reconciler/v1\nkind: FileMetadata\n")
-    assert problems(tmp_path) == ["f.yaml:1:1: missing required field 'folder'"]
+    assert problems(tmp_path) == [
+        "f.yaml:1:1: a FileMetadata manifest needs folder (a folder path or UUID) or dataset (a dataset hash)"
+    ]
 
 
 def test_provider_fields_of_the_other_type(tmp_path: Path) -> None:

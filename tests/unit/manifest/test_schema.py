@@ -48,7 +48,7 @@ def test_json_schema_chooses_the_kind_by_its_kind_field() -> None:
         kinds[model["properties"]["kind"]["const"]] = model
         assert {"apiVersion", "kind"} <= set(model["required"])
     assert set(kinds) == {"Workspace", "MetadataSchema", "FileMetadata"}
-    assert kinds["FileMetadata"]["required"] == ["apiVersion", "kind", "folder"]
+    assert kinds["FileMetadata"]["required"] == ["apiVersion", "kind"]
 
 
 def test_every_field_has_a_description() -> None:
