@@ -337,16 +337,24 @@ def _validate_json(settings: Settings) -> None:
 
 
 # --------------------------------------------------------------------------------------------- plan
+def _progress_hooks(settings: Settings) -> _ProgressHooks:
+    """The progress line for this command: without colour when --no-color or NO_COLOR asks for none."""
+    ctx = click.get_current_context(silent=True)
+    flag = ctx is not None and bool(ctx.meta.get(_NO_COLOR_META, False))
+    return _ProgressHooks(no_color=flag or bool(settings.env.get("NO_COLOR")))
+
+
 class _ProgressHooks:
     """The long phases' progress (:mod:`reconciler.progress`) on stderr, only when stderr is a terminal.
 
     One line: the phase's label, a bar (moving back and forth while the total is unknown), done/total and
     the time spent in this phase. A new phase is drawn at once; rich's refresh thread redraws the line
     :data:`_REFRESH_PER_SECOND` times a second, so the elapsed column ticks while a slow request is
-    awaited. Without a terminal nothing is drawn and no thread is started.
+    awaited. Without a terminal nothing is drawn and no thread is started. With ``no_color`` (--no-color or
+    NO_COLOR) the line is drawn without colour.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, no_color: bool = False) -> None:
         self._progress: Progress | None = None
         self._task: TaskID | None = None
         self._stage: str | None = None
@@ -360,7 +368,7 @@ class _ProgressHooks:
                 BarColumn(),
                 MofNCompleteColumn(),
                 TimeElapsedColumn(),
-                console=Console(stderr=True),
+                console=Console(stderr=True, no_color=no_color),
                 transient=True,
                 refresh_per_second=_REFRESH_PER_SECOND,
                 redirect_stdout=False,  # stdout carries the plan: never into the progress console
@@ -417,7 +425,7 @@ def _make_plan(
     the_shard = parse_shard(shard) if shard is not None else None
     desired = _load(settings)
     tg = parse_targets(targets, desired)
-    with _ProgressHooks() as hooks:  # opening the store may seed it
+    with _progress_hooks(settings) as hooks:  # opening the store may seed it
         provider = provider_for(
             settings, desired, provider_url, parallelism, create=create, on_progress=hooks.on_progress
         )
@@ -642,7 +650,7 @@ def _run_apply(
         plan_checksum=plan_checksum,
     )
     try:
-        with _interruptible() as cancel, _ProgressHooks() as hooks:
+        with _interruptible() as cancel, _progress_hooks(settings) as hooks:
             try:
                 result = apply_plan(
                     the_plan,

@@ -129,6 +129,32 @@ def test_every_long_phase_is_shown_on_a_terminal(tmp_path: Path) -> None:
         assert "No changes." in again.out
 
 
+#: A colour in an SGR sequence: 30-37/90-97 and 40-47/100-107, or a 256-colour or true-colour one.
+COLOUR = re.compile(r"\x1b\[(?:[0-9;]*;)?(?:3[0-8]|4[0-8]|9[0-7]|10[0-7])(?:;[0-9;]*)?m")
+
+
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_no_color_reaches_the_progress_line(tmp_path: Path, how: str) -> None:
+    sqlite_workspace(tmp_path / "coloured")
+    coloured = run_on_tty(["-C", "ws", "plan"], env=child_env(), cwd=tmp_path / "coloured")
+    assert coloured.code == 0, coloured.tty
+    assert COLOUR.search(coloured.tty)  # the bar is drawn in colour by default
+    sqlite_workspace(tmp_path / "plain")
+    flag = ["--no-color"] if how == "flag" else []
+    env = child_env() if how == "flag" else {**child_env(), "NO_COLOR": "1"}
+    plain = run_on_tty(["-C", "ws", "plan", *flag], env=env, cwd=tmp_path / "plain")
+    assert plain.code == 0, plain.tty
+    assert labels(plain) == labels(coloured)
+    assert not COLOUR.search(plain.tty), plain.tty
+    assert plain.out == coloured.out
+    applied = run_on_tty(["-C", "ws", "apply", "--auto-approve", *flag], env=env, cwd=tmp_path / "plain")
+    assert applied.code == 0, applied.tty
+    assert progress.APPLYING in labels(applied)
+    assert not COLOUR.search(applied.tty), applied.tty
+    again = run(["-C", "ws", "plan", "--detailed-exitcode"], cwd=tmp_path / "plain")
+    assert (again.code, "No changes." in again.out) == (0, True), again.out
+
+
 def test_without_a_terminal_nothing_extra_is_printed(tmp_path: Path) -> None:
     sqlite_workspace(tmp_path)
     plan = run(["-C", "ws", "plan", "--out", "p.json"], cwd=tmp_path)

@@ -48,7 +48,7 @@ def run_on_tty(
     """``python -m reconciler ARGS`` with stdin empty, stdout a pipe and stderr a ``columns``-wide terminal."""
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
-    child_env = {k: v for k, v in env.items() if k not in ("NO_COLOR", "COLUMNS", "LINES")}
+    child_env = {k: v for k, v in env.items() if k not in ("COLUMNS", "LINES")}
     child_env["TERM"] = "xterm-256color"
     proc = subprocess.Popen(
         [sys.executable, "-m", "reconciler", *args],
