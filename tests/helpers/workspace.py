@@ -103,6 +103,18 @@ def wait_for_journal(journal_dir: Path, proc: subprocess.Popen[str], timeout: fl
     raise TimeoutError(f"no journal appeared in {journal_dir} within {timeout}s")
 
 
+def wait_for_a_written_batch(journal: Path, proc: subprocess.Popen[str], timeout: float = 60.0) -> bool:
+    """Whether a result line (a batch written) reached ``journal`` before the process ended."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if '"record":"result"' in journal.read_text(encoding="utf-8"):
+            return True
+        if proc.poll() is not None:
+            return False
+        time.sleep(0.002)
+    raise TimeoutError(f"no batch was journaled in {journal} within {timeout}s")
+
+
 def interrupt(
     proc: subprocess.Popen[str], sig: signal.Signals, timeout: float = 60.0
 ) -> tuple[int, str, str]:

@@ -19,6 +19,7 @@ from tests.helpers.workspace import (
     TOKEN,
     interrupt,
     start_cli,
+    wait_for_a_written_batch,
     wait_for_journal,
 )
 
@@ -30,7 +31,7 @@ def test_ctrl_c_stops_after_the_batch_in_flight_and_exits_130(tmp_path, sqlite_c
     proc = start_cli(["-C", str(case.dir), "apply", "--auto-approve"], env=case.env, cwd=tmp_path)
     journal = wait_for_journal(case.journal_dir, proc)
     assert journal is not None
-    time.sleep(0.05)
+    assert wait_for_a_written_batch(journal, proc)  # the signal lands after the first batch, before the last
     code, out, err = interrupt(proc, signal.SIGINT)
     assert code == 130, (out, err)
     m = WRITTEN.search(out)
