@@ -4,7 +4,10 @@ own ``.venv``), with that ``.venv/bin`` first on PATH. So the README cannot drif
 
 The only changes made to a command before it runs are in ``SUBSTITUTIONS`` (each says why), and the only commands
 not run are in ``NOT_RUN``; the test fails when either names something the README no longer says, so neither list
-can hide a command."""
+can hide a command.
+
+The worked examples of "From Encord's custom-metadata guide to manifests" run too: each in its own manifest
+directory, with the exact plan the README shows, then an apply and a second plan with no changes."""
 
 from __future__ import annotations
 
@@ -16,10 +19,12 @@ import signal
 import socket
 import subprocess
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
+from reconciler.types import JsonValue
 from tests.helpers.cli import REPO
 
 README = REPO / "README.md"
@@ -214,3 +219,133 @@ def test_the_terraform_table_names_real_commands_and_flags():
     hint = run(["plan", "-out=plan.json"])
     assert hint.err == "Error: -out=plan.json is Terraform's spelling; reconciler's is --out plan.json\n"
     assert hint.err.strip() in text.replace("\n", " ")
+
+
+# ------------------------------------------------------------------ "From Encord's custom-metadata guide"
+
+GUIDE = "## From Encord's custom-metadata guide to manifests\n"
+#: A marker comment, then the fenced block it names.
+MARKED_BLOCK = re.compile(r"^<!-- (file: (?P<file>[^ ]+)|(?P<role>plan|warnings|after)) -->\n```(\w+)\n(.*?)^```\n",
+                          re.DOTALL | re.MULTILINE)  # fmt: skip
+
+
+@dataclass
+class GuideExample:
+    """One worked example of the guide section: its ``###`` heading, files, and the plan it shows."""
+
+    heading: str
+    line: int
+    files: dict[str, str] = field(default_factory=dict)
+    plan: str | None = None
+    warnings: str = ""
+    after: dict[str, JsonValue] | None = None
+
+
+def guide_section(text: str) -> tuple[int, str]:
+    start = text.index(GUIDE)
+    end = text.index("\n## ", start + len(GUIDE))
+    return text[:start].count("\n") + 1, text[start : end + 1]
+
+
+def guide_examples(text: str) -> tuple[dict[str, str], list[GuideExample]]:
+    """The files every example shares (the blocks before the first ``###``) and the examples, in order.
+
+    Every fenced block of the section is a marked one, so nothing the section shows goes unrun."""
+    first_line, section = guide_section(text)
+    fences = section.count("\n```") // 2
+    shared: dict[str, str] = {}
+    examples: list[GuideExample] = []
+    headings = [(m.start(), m.group(1)) for m in re.finditer(r"^### (.+)$", section, re.MULTILINE)]
+    marked = list(MARKED_BLOCK.finditer(section))
+    assert len(marked) == fences, (
+        "a fenced block of the guide section has no <!-- file/plan/warnings/after --> marker"
+    )
+    for m in marked:
+        owner = [h for h in headings if h[0] < m.start()]
+        if not owner:
+            assert m.group("file"), "only files come before the first example"
+            shared[m.group("file")] = m.group(5)
+            continue
+        pos, heading = owner[-1]
+        if not examples or examples[-1].heading != heading:
+            examples.append(GuideExample(heading, first_line + section[:pos].count("\n")))
+        ex = examples[-1]
+        if m.group("file"):
+            ex.files[m.group("file")] = m.group(5)
+        elif m.group("role") == "plan":
+            ex.plan = m.group(5)
+        elif m.group("role") == "warnings":
+            ex.warnings = m.group(5)
+        else:
+            ex.after = json.loads(m.group(5))
+    assert [e.heading for e in examples] == [h for _, h in headings], "an example without a plan block"
+    return shared, examples
+
+
+def slug(heading: str) -> str:
+    """The anchor GitHub gives a heading."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_the_guide_table_links_every_example_and_every_link_is_an_example() -> None:
+    text = README.read_text()
+    _, section = guide_section(text)
+    _, examples = guide_examples(text)
+    table = [line for line in section.splitlines() if line.startswith("| ")]
+    assert table[0] == "| Encord's guide | reconciler | example |"
+    links = {anchor for row in table for anchor in re.findall(r"\]\(#([^)]+)\)", row)}
+    assert links == {slug(e.heading) for e in examples}
+    assert len(table) - 1 >= len(examples)
+    # Every heading of the guide named in the brief is a row.
+    rows = "\n".join(table)
+    for part in ("add_scalar", "add_enum_options", "add_embedding", "Verify your schema", "keyframes", "`config`",
+                 "registration JSON", "custom embeddings on frames", "overwrites", "does not overwrite",
+                 "`bundle`", "image group", "Datasets", "List custom metadata"):  # fmt: skip
+        assert part in rows, part
+
+
+def live_metadata_by_name(root: Path) -> dict[str, JsonValue]:
+    """``folder/name`` (``folder/GROUP/CHILD`` for a child item) and, for a data unit without a backing item,
+    ``dataset TITLE/title`` -> its metadata, read back with ``reconciler snapshot``."""
+    from tests.helpers.cli import run
+
+    out = root.parent / "after.json"
+    res = run(["-C", str(root), "snapshot", "--out", str(out)])
+    assert res.code == 0, res.err
+    snap = json.loads(out.read_text())
+    folders = {f["uuid"]: f["name"] for f in snap["folders"]}
+    names = {i["uuid"]: i["name"] for i in snap["items"]}
+    found: dict[str, JsonValue] = {}
+    for item in snap["items"]:
+        parent = f"{names[item['parent_item']]}/" if item.get("parent_item") else ""
+        found[f"{folders[item['folder']]}/{parent}{item['name']}"] = item["client_metadata"]
+    for ds in snap.get("datasets", []):
+        for row in ds["rows"]:
+            if row["backing_item"] is None:
+                found[f"dataset {ds['title']}/{row['title']}"] = row["client_metadata"]
+    return found
+
+
+GUIDE_SHARED, GUIDE_EXAMPLES = guide_examples(README.read_text())
+
+
+@pytest.mark.parametrize("example", GUIDE_EXAMPLES, ids=[slug(e.heading) for e in GUIDE_EXAMPLES])
+def test_a_guide_example_plans_applies_and_plans_no_changes(tmp_path: Path, example: GuideExample) -> None:
+    """Each example of "From Encord's custom-metadata guide": the plan shown (exactly), its warnings, an apply,
+    the live metadata shown under it, and a second plan with no changes."""
+    from tests.helpers.cli import run, write
+
+    root = write(tmp_path / "m", {**GUIDE_SHARED, **example.files})
+    where = f"README line {example.line}: {example.heading}"
+    plan = run(["-C", str(root), "plan", "--detailed-exitcode"])
+    assert example.plan is not None, where
+    changes = not example.plan.startswith("No changes.")
+    assert (plan.code, plan.out, plan.err) == (2 if changes else 0, example.plan, example.warnings), where
+    applied = run(["-C", str(root), "apply", "--auto-approve"])
+    assert (applied.code, applied.err) == (0, example.warnings), (where, applied.out)
+    if example.after is not None:
+        live = live_metadata_by_name(root)
+        assert {k: live.get(k) for k in example.after} == example.after, where
+    again = run(["-C", str(root), "plan", "--detailed-exitcode"])
+    assert (again.code, again.err) == (0, example.warnings), (where, again.out)
+    assert again.out.startswith("No changes. Live state matches the manifests.\n"), where

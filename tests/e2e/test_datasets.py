@@ -163,6 +163,70 @@ def test_dataset_plan_apply_plan_rollback(tmp_path: Path, store_kind: str) -> No
         store.close()
 
 
+def plan_apply_plan(store: Store) -> str:
+    """The plan's text; then apply it and check that a second plan shows no changes."""
+    plan = store.run("plan", "--detailed-exitcode")
+    assert (plan.code, plan.err) == (2, ""), plan.out
+    applied = store.run("apply", "--auto-approve")
+    assert (applied.code, applied.err) == (0, ""), applied.out
+    again = store.run("plan", "--detailed-exitcode")
+    assert (again.code, again.err) == (0, ""), again.out
+    assert again.out.startswith("No changes.")
+    return plan.out
+
+
+def test_an_overwrite_dataset_manifest_replaces_each_units_whole_dict(
+    tmp_path: Path, store_kind: str
+) -> None:
+    manifest = DM + (
+        "mode: overwrite\nfiles:\n  - glob: 'a.*'\n    metadata: {weather: rain}\n"
+        "  - name: legacy.png\n    metadata: {n: 3}\n"
+    )
+    store = Store(store_kind, tmp_path, d__yaml=manifest)
+    try:
+        assert plan_apply_plan(store) == (
+            "Dataset cams:\n"
+            "  ~ a.jpg                 overwrite\n"
+            "      - n                 1\n"
+            '      - theirs            "keep"\n'
+            '      + weather           "rain"\n'
+            "  ~ legacy.png            overwrite\n"
+            "      + n                 3\n"
+            "      - old               true\n"
+            "\n"
+            "Plan: schema 0 to add, 0 to change, 0 to delete; files 2 to update (0 merge, 2 overwrite; 1 by the "
+            "legacy per-row call), 0 unchanged.\n"
+        )
+        assert store.state() == ({A_UUID: {"weather": "rain"}, B_UUID: {}}, {DH_L: {"n": 3}})
+    finally:
+        store.close()
+
+
+def test_owns_and_defaults_on_a_dataset_manifest(tmp_path: Path, store_kind: str) -> None:
+    manifest = DM + "owns: [n]\ndefaults: {weather: sunny}\nfiles:\n  - glob: '*'\n    metadata: {}\n"
+    store = Store(store_kind, tmp_path, d__yaml=manifest)
+    try:
+        assert plan_apply_plan(store) == (
+            "Dataset cams:\n"
+            "  ~ a.jpg                 merge\n"
+            "      - n                 1\n"
+            '      + weather           "sunny"\n'
+            "  ~ b.jpg                 merge\n"
+            '      + weather           "sunny"\n'
+            "  ~ legacy.png            merge\n"
+            '      + weather           "sunny"\n'
+            "\n"
+            "Plan: schema 0 to add, 0 to change, 0 to delete; files 3 to update (3 merge, 0 overwrite; 1 by the "
+            "legacy per-row call), 0 unchanged.\n"
+        )
+        assert store.state() == (
+            {A_UUID: {"theirs": "keep", "weather": "sunny"}, B_UUID: {"weather": "sunny"}},
+            {DH_L: {"old": True, "weather": "sunny"}},
+        )
+    finally:
+        store.close()
+
+
 BAD = {
     "folder and dataset": (
         DM + "folder: f\nfiles: [{glob: '*', metadata: {n: 1}}]\n",

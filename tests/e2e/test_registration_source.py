@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.errors import Diagnostic, SourceLocation
-from reconciler.manifest.source import iter_source_rows
+from reconciler.manifest.source import REGISTRATION_SECTIONS, iter_source_rows
 from reconciler.model import SelectorKind, SourceSpec
 from reconciler.types import JsonValue
 from tests.e2e.test_cli_sqlite import FM, live_metadata, workspace
@@ -102,7 +102,13 @@ BAD = {
     ),
     "unknown section": (
         '{"video": []}\n',
-        "upload.json:1: unknown section 'video' in a registration JSON (known: videos, images, ",
+        "upload.json:1: unknown section 'video' in a registration JSON (known: "
+        + ", ".join(REGISTRATION_SECTIONS)
+        + ", skip_duplicate_urls)",
+    ),
+    "a title that is no file of the folder": (
+        '{"videos": [\n  {"title": "cam09.mp4", "clientMetadata": {"n": 1}}\n]}\n',
+        "upload.json:2: name 'cam09.mp4' matches no file in folder 'f' (set on_missing: warn or ignore to allow)",
     ),
     "not an object": (
         '[{"title": "x"}]\n',
@@ -130,11 +136,19 @@ def test_bad_registration_json_is_a_located_error(tmp_path: Path, case: str) -> 
     root = workspace(
         tmp_path, live__json=json.dumps(LIVE), a__yaml=FM + "source: upload.json\n", upload__json=text
     )
-    res = run(["-C", str(root), "plan"], cwd=root)  # locations relative to the current directory
-    assert res.code == 1
-    assert res.out == ""
-    assert res.err.startswith(f"Error: {message}"), res.err
-    assert res.err.endswith("\n1 problem found; nothing was written.\n")
+    for command in (["plan"], ["apply", "--auto-approve"]):
+        res = run(["-C", str(root), *command], cwd=root)  # locations relative to the current directory
+        assert (res.code, res.out, res.err) == (
+            1,
+            "",
+            f"Error: {message}\n1 problem found; nothing was written.\n",
+        )
+    assert live_metadata(root) == {
+        "a0000000-0000-4000-8000-000000000001": {"theirs": "keep"},
+        "a0000000-0000-4000-8000-000000000002": {},
+        "a0000000-0000-4000-8000-000000000003": {"n": 1},
+        "a0000000-0000-4000-8000-000000000004": {},
+    }
 
 
 def _rows(tmp_path: Path, text: str) -> tuple[list[tuple[str, dict[str, JsonValue], int]], list[str]]:
