@@ -259,15 +259,39 @@ BAD = {
 def test_bad_dataset_manifests(tmp_path: Path, case: str) -> None:
     manifest, expected = BAD[case]
     root = workspace(tmp_path, d__yaml=manifest)
-    res = run(["-C", str(root), "plan"])
-    assert (res.code, res.out, res.err) == (1, "", expected + "\n1 problem found; nothing was written.\n")
-    if case != "unknown dataset":  # refused before the store is opened: no database is made
+    offline = case != "unknown dataset"  # validate reads no live state: it cannot know the dataset
+    for command in (["validate"] if offline else []) + ["plan", "apply --auto-approve"]:
+        res = run(["-C", str(root), *command.split()])
+        assert (res.code, res.out, res.err) == (
+            1,
+            "",
+            expected + "\n1 problem found; nothing was written.\n",
+        ), command
+    if offline:  # refused before the store is opened: no database is made
         assert not (root / "live.db").exists()
         return
     assert stored(root) == (
         {A_UUID: {"n": 1, "theirs": "keep"}, B_UUID: {}},
         {DH_L: {"old": True}},
     )
+
+
+def test_an_unknown_dataset_hash_on_encord_is_a_located_error(tmp_path: Path) -> None:
+    manifest, _ = BAD["unknown dataset"]
+    store = Store("encord", tmp_path, d__yaml=manifest)
+    try:
+        before = store.state()
+        for command in ("plan", "apply"):
+            res = store.run(command, *(["--auto-approve"] if command == "apply" else []))
+            assert (res.code, res.out) == (1, ""), command
+            assert res.err == (
+                "Error: d.yaml:1:1: d.yaml: v1 dataset GET (dataset no-such-dataset): no such, or no access to, the "
+                "dataset or data row (AUTHORISATION_ERROR): dataset 'no-such-dataset' does not exist or no access "
+                "to it\n1 problem found; nothing was written.\n"
+            ), command
+        assert store.state() == before
+    finally:
+        store.close()
 
 
 FOLDER_M = "apiVersion: reconciler/v1\nkind: FileMetadata\nfolder: f\n"
