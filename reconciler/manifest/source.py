@@ -26,7 +26,7 @@ from collections.abc import Iterator, Mapping
 from typing import IO, TYPE_CHECKING, AnyStr, NamedTuple
 
 from reconciler.errors import Diagnostic, SourceLocation
-from reconciler.frames import base_key, frame_key, to_keys
+from reconciler.frames import WIRE_FRAMES, WIRE_ROOT, base_key, frame_key, to_keys
 from reconciler.jsoncodec import UNDECIDED, try_loads
 from reconciler.jsonio import loads, too_deep
 from reconciler.model import Assignment, SelectorKind
@@ -826,6 +826,12 @@ def _registration_entry(
         report(line, f"title {title!r} appears twice (first at line {first}); give each file one entry")
         return None
     titles[title] = line
+    root = metadata.get(WIRE_ROOT)
+    if isinstance(root, dict) and WIRE_FRAMES in root:  # desired per-frame values: checked like frames:
+        for shape_problem in check_frames(root[WIRE_FRAMES]):
+            where = f"{WIRE_ROOT}.{WIRE_FRAMES}" + shape_problem.message.removeprefix("frames")
+            report(line, f"entry {title!r}: {where}")
+            return None
     metadata = to_keys(metadata)  # clientMetadata is the wire form: per-frame values as frames[N].KEY keys
     problem = checkers.check_all(metadata, frame_keys=True)
     if problem is not None:

@@ -106,6 +106,21 @@ BAD = {
         + ", ".join(REGISTRATION_SECTIONS)
         + ", skip_duplicate_urls)",
     ),
+    "a frame number that is not a non-negative integer": (
+        '{"videos": [\n  {"title": "cam01.mp4",\n   "clientMetadata": {"$encord": {"frame_metadata": {"-1": {"n": 1}}}}}\n]}\n',
+        "upload.json:2: entry 'cam01.mp4': $encord.frame_metadata: '-1' is not a frame number (a non-negative "
+        "integer such as 0 or 13)",
+    ),
+    "a frame that is not an object": (
+        '{"videos": [{"title": "cam01.mp4", "clientMetadata": {"$encord": {"frame_metadata": {"13": [1]}}}}]}\n',
+        "upload.json:1: entry 'cam01.mp4': $encord.frame_metadata.13: expected a mapping of metadata keys to "
+        "values, got a list of 1 item(s)",
+    ),
+    "frame_metadata that is not an object": (
+        '{"videos": [{"title": "cam01.mp4", "clientMetadata": {"$encord": {"frame_metadata": 5}}}]}\n',
+        "upload.json:1: entry 'cam01.mp4': $encord.frame_metadata: expected a mapping of frame numbers to "
+        "metadata, got the number 5",
+    ),
     "a title that is no file of the folder": (
         '{"videos": [\n  {"title": "cam09.mp4", "clientMetadata": {"n": 1}}\n]}\n',
         "upload.json:2: name 'cam09.mp4' matches no file in folder 'f' (set on_missing: warn or ignore to allow)",
