@@ -24,7 +24,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from reconciler.frames import frame_number
+from reconciler.frames import WIRE_FRAMES, frame_number, to_keys
 from reconciler.model import KeyframeMode
 from reconciler.types import JsonValue
 from reconciler.values import describe_value
@@ -194,6 +194,15 @@ def check_reserved(
         raw = values[ENCORD]
         if raw is not None and not isinstance(raw, dict):
             yield ReservedProblem(ENCORD, f"$encord: expected a mapping, got {describe_value(raw)}")
+        elif raw is not None and to_keys({ENCORD: raw}) != {ENCORD: raw}:
+            # Per-frame values in the wire form read back as frames[N].KEY keys, never as this $encord value:
+            # written as it is, the file would never plan as unchanged.
+            yield ReservedProblem(
+                ENCORD,
+                f"$encord.{WIRE_FRAMES}: per-frame values are written under frames: (frames: {{13: {{clip: ...}}}})",
+                (WIRE_FRAMES,),
+                at_key=True,
+            )
 
 
 def first_problem(

@@ -294,6 +294,12 @@ BAD = {
         "a.yaml:6:16: key 'frames[13].clip': per-frame values are written under frames: "
         "(frames: {13: {clip: ...}})",
     ),
+    "per-frame values in the wire form under metadata": (
+        FM
+        + "files:\n  - name: v1.mp4\n    metadata: {$encord: {frame_metadata: {'13': {clip: [1, 2, 3]}}}}\n",
+        "a.yaml:6:26: $encord.frame_metadata: per-frame values are written under frames: "
+        "(frames: {13: {clip: ...}})",
+    ),
     "reserved key in a frame": (
         ENTRY + "      13: {keyframes: [1]}\n",
         "a.yaml:7:12: frames.13: 'keyframes' is a reserved key of the whole file, not a per-frame key",
@@ -349,6 +355,23 @@ def test_bad_frames_in_a_source_row_are_located_at_the_row(store: Store, case: s
         assert r.code == 1, (command, r.out, r.err)
         assert r.err.splitlines() == [
             "Error: rows.jsonl:1: " + message,
+            "1 problem found; nothing was written.",
+        ]
+    if before is not None:
+        assert store.wire() == before
+
+
+def test_per_frame_values_in_the_wire_form_in_a_source_rows_metadata_are_refused(store: Store) -> None:
+    """Written as they are, they would read back as frames[13].clip and the file would never plan unchanged."""
+    row = {"name": "v1.mp4", "metadata": {"$encord": {"frame_metadata": {"13": {"clip": [1, 2, 3]}}}}}
+    setup(store, {"a.yaml": FM + "source: rows.jsonl\n", "rows.jsonl": json.dumps(row) + "\n"})
+    before = store.wire() if store.kind == "encord" else None
+    for command in (["validate"], ["apply", "--auto-approve"]):
+        r = store.cli(*command)
+        assert (r.code, r.out) == (1, ""), command
+        assert r.err.splitlines() == [
+            "Error: rows.jsonl:1: $encord.frame_metadata: per-frame values are written under frames: "
+            "(frames: {13: {clip: ...}})",
             "1 problem found; nothing was written.",
         ]
     if before is not None:
