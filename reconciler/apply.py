@@ -477,7 +477,7 @@ def apply_plan(
                 result.files.extend(out)
     result.interrupted = bool(cancel is not None and cancel.is_set())
     if not provider.capabilities.atomic_batches:
-        _read_back(result, provider)
+        _read_back(result, provider, max(1, parallelism) if provider.capabilities.parallel_reads else 1)
     return result
 
 
@@ -497,17 +497,29 @@ def changed_after_write(change: FileChange, live: MetadataView) -> list[str]:
     return moved
 
 
-def _read_back(result: ApplyResult, provider: StateProvider) -> None:
-    """Re-read every written file (bulk, ``max_batch`` per request) and mark ``changed-after-write`` those on
-    which another writer changed a key this apply set (Encord has no conditional write, SPEC §7a)."""
+def _read_back(result: ApplyResult, provider: StateProvider, workers: int = 1) -> None:
+    """Re-read every written file (bulk, ``max_batch`` per request; up to ``workers`` requests at once) and
+    mark ``changed-after-write`` those on which another writer changed a key this apply set (Encord has no
+    conditional write, SPEC §7a). Every read starts after the last batch was written."""
     written = [i for i, r in enumerate(result.files) if r.status is FileStatus.WRITTEN]
     size = provider.capabilities.max_batch
-    for start in range(0, len(written), size):
-        chunk = written[start : start + size]
-        result.verify_reads += 1
+    chunks = [written[start : start + size] for start in range(0, len(written), size)]
+
+    def read(chunk: list[int]) -> dict[str, dict[str, JsonValue]] | ProviderError:
         try:
-            back = read_planned(provider, [result.files[i].change for i in chunk])
+            return read_planned(provider, [result.files[i].change for i in chunk])
         except ProviderError as exc:
+            return exc
+
+    if workers > 1 and len(chunks) > 1:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="read-back") as pool:
+            answers = list(pool.map(read, chunks))
+    else:
+        answers = [read(chunk) for chunk in chunks]
+    for chunk, back in zip(chunks, answers, strict=True):
+        result.verify_reads += 1
+        if isinstance(back, ProviderError):
+            exc = back
             for i in chunk:
                 r = result.files[i]
                 result.files[i] = FileResult(

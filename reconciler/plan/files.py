@@ -140,6 +140,33 @@ def _may_overlap(a: LiveFolder, b: LiveFolder) -> bool:
     return a.uuid == b.uuid or pa.startswith(pb + "/") or pb.startswith(pa + "/") or not pa or not pb
 
 
+def _resolve_all(
+    manifests: Sequence[FileManifest],
+    resolve: Callable[[FileManifest], LiveFolder],
+    provider: StateProvider,
+    parallelism: int,
+    on_progress: listing.Progress,
+) -> None:
+    """Every manifest's folder, once each (errors are reported where each is used): up to ``parallelism``
+    look-ups at once where the provider serves reads concurrently, the same requests either way."""
+
+    def one(m: FileManifest) -> None:
+        if m.dataset is None:
+            with contextlib.suppress(ProviderConflictError):
+                resolve(m)
+
+    if parallelism > 1 and provider.capabilities.parallel_reads and len(manifests) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix="resolve") as pool:
+            for n, _ in enumerate(pool.map(one, manifests), 1):
+                on_progress(RESOLVING_FOLDERS, n, len(manifests))
+        return
+    for n, m in enumerate(manifests, 1):
+        one(m)
+        on_progress(RESOLVING_FOLDERS, n, len(manifests))
+
+
 def plan_files(
     manifests: Sequence[FileManifest],
     provider: StateProvider,
@@ -189,11 +216,7 @@ def plan_files(
         return hit
 
     on_progress(RESOLVING_FOLDERS, 0, len(manifests))
-    for n, m in enumerate(manifests, 1):  # every folder first (errors are reported where each is used)
-        if m.dataset is None:
-            with contextlib.suppress(ProviderConflictError):
-                resolve(m)
-        on_progress(RESOLVING_FOLDERS, n, len(manifests))
+    _resolve_all(manifests, resolve, provider, parallelism, on_progress)
     keep: Callable[[str], bool] | None = None
     if shard is not None:
         paths = []

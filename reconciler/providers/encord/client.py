@@ -19,6 +19,7 @@ import time
 import urllib.parse
 import uuid as uuid_mod
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -392,36 +393,56 @@ class EncordClient:
         """Follow a paged listing: yield each page's ``results`` until ``nextPageToken`` is null.
 
         ``params`` must hold ``(PAGE_TOKEN, "")`` where the SDK puts ``pageToken`` (left out on page one).
+        The next page is asked for (on a helper thread) as soon as a page's answer is in, while the caller
+        reads that page: still one request at a time per listing (each needs the token of the one before).
 
         Raises:
             ProviderResponseError: a page that is not ``{"results": [...]}``, or a ``nextPageToken`` that is
                 empty or repeats (a client following it would loop forever).
         """
-        token: str | None = None
-        seen: set[str] = set()
-        for _ in range(max_pages):
+        where = f"GET {route}"
+
+        def fetch(token: str | None) -> Any:
             page_params: list[tuple[str, str | int | bool]] = [
                 ("pageToken", token or "") if k == PAGE_TOKEN else (k, v)
                 for k, v in params
                 if k != PAGE_TOKEN or token is not None
             ]
-            page = self.call("GET", route, *path_args, params=page_params)
-            where = f"GET {route}"
-            if not isinstance(page, dict) or not isinstance(page.get("results"), list):
-                raise ProviderResponseError(f"{where}: Encord answered a page without a 'results' list")
-            yield page["results"]
-            nxt = page.get("nextPageToken", page.get("next_page_token"))
-            if nxt is None:
-                return
-            if not isinstance(nxt, str) or not nxt:
-                raise ProviderResponseError(
-                    f"{where}: Encord answered nextPageToken {nxt!r}; only null ends a listing, so following "
-                    "it would never stop"
-                )
-            if nxt in seen:
-                raise ProviderResponseError(f"{where}: Encord answered the same nextPageToken twice")
-            seen.add(nxt)
-            token = nxt
+            return self.call("GET", route, *path_args, params=page_params)
+
+        seen: set[str] = set()
+        ahead: ThreadPoolExecutor | None = None
+        try:
+            page = fetch(None)
+            for fetched in range(1, max_pages + 1):
+                if not isinstance(page, dict) or not isinstance(page.get("results"), list):
+                    raise ProviderResponseError(f"{where}: Encord answered a page without a 'results' list")
+                results = page["results"]
+                nxt = page.get("nextPageToken", page.get("next_page_token"))
+                if nxt is None:
+                    yield results
+                    return
+                if not isinstance(nxt, str) or not nxt:
+                    yield results
+                    raise ProviderResponseError(
+                        f"{where}: Encord answered nextPageToken {nxt!r}; only null ends a listing, so "
+                        "following it would never stop"
+                    )
+                if nxt in seen:
+                    yield results
+                    raise ProviderResponseError(f"{where}: Encord answered the same nextPageToken twice")
+                seen.add(nxt)
+                if fetched == max_pages:
+                    yield results
+                    break
+                if ahead is None:
+                    ahead = ThreadPoolExecutor(max_workers=1, thread_name_prefix="page-ahead")
+                following = ahead.submit(fetch, nxt)
+                yield results
+                page = following.result()
+        finally:
+            if ahead is not None:
+                ahead.shutdown(wait=True, cancel_futures=True)
         raise ProviderResponseError(f"GET {route}: more than {max_pages} pages")
 
     # -- internals --------------------------------------------------------------------------------------------

@@ -17,12 +17,14 @@ from typing_extensions import NotRequired, TypedDict
 
 from reconciler.errors import ProviderResponseError
 from reconciler.frames import may_hold_frames, to_keys
+from reconciler.jsoncodec import try_loads
 from reconciler.jsonio import loads
 from reconciler.model import LiveDataRow, LiveDataset, LiveItem
 from reconciler.types import JsonValue
 
 __all__ = [
     "WireItem",
+    "checked_item",
     "parse_metadata",
     "read_dataset",
     "read_folder",
@@ -112,12 +114,63 @@ def parse_metadata(value: object, uuid: str) -> dict[str, JsonValue]:
     return value
 
 
+_MISSING: Any = object()
+
+
+def _plain_item(raw: object, parent_item: str | None, folder: str | None) -> WireItem | None:
+    """:func:`read_item` of an item whose every declared key has the plain type JSON decoding gives (exact
+    ``str``, or ``None`` where allowed) and whose ``clientMetadata`` is text without per-frame part: the same
+    ``WireItem`` without the validator. ``None``: anything else, for :func:`read_item` to judge (and word)."""
+    if type(raw) is not dict:
+        return None
+    get = raw.get
+    uuid, name, kind, parent = get("uuid"), get("name"), get("itemType"), get("parent", _MISSING)
+    if (
+        type(uuid) is not str
+        or type(name) is not str
+        or type(kind) is not str
+        or not (uuid and name and kind)
+    ):
+        return None
+    if parent is _MISSING or parent is None:
+        parent = folder
+    elif type(parent) is not str or not parent:
+        return None
+    if parent is None:
+        return None
+    url = get("clientMetadataSignedUrl")
+    if url is not None and (type(url) is not str or url):
+        return None  # a signed URL (or a value pydantic would refuse): the careful way
+    if "client_metadata" in raw:
+        other = raw["client_metadata"]
+        if other is not None and type(other) is not str:
+            return None
+    md_raw = raw["clientMetadata"] if "clientMetadata" in raw else get("client_metadata")
+    if md_raw is None or md_raw == "":
+        metadata: dict[str, JsonValue] = {}
+        text = None
+    elif type(md_raw) is not str or may_hold_frames(md_raw):
+        return None
+    else:
+        value = try_loads(md_raw)
+        if type(value) is not dict:
+            return None  # not an object, undecided by orjson, or an error: parse_metadata words it
+        metadata, text = value, md_raw
+    return WireItem(LiveItem(uuid, parent, name, kind, metadata, parent_item, text), None)
+
+
 def read_item(raw: object, *, parent_item: str | None = None, folder: str | None = None) -> WireItem:
     """One ``StorageItem``. ``folder`` (child items) is used when the answer has no ``parent``.
 
     Raises:
         ProviderResponseError: not an object, or a required key missing or of the wrong type.
     """
+    plain = _plain_item(raw, parent_item, folder)
+    return plain if plain is not None else checked_item(raw, parent_item=parent_item, folder=folder)
+
+
+def checked_item(raw: object, *, parent_item: str | None = None, folder: str | None = None) -> WireItem:
+    """:func:`read_item` through the validator, for every item (what the fast path must agree with)."""
     if not isinstance(raw, Mapping):
         raise ProviderResponseError("Encord answered an item that is not a JSON object")
     try:

@@ -1,0 +1,133 @@
+"""The fast reader of storage items (plain JSON types, no validator) against the validating reader.
+
+``read_item`` takes a validator-free path for items whose declared keys all have the plain types a JSON
+decoder gives; anything else goes through ``checked_item``. On random items, good and bad, both must give
+the same item (every field, the server's text and the signed URL included) or the same one-line error.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import Any
+
+import pytest
+
+from reconciler.errors import ProviderResponseError
+from reconciler.providers.encord.wire import WireItem, checked_item, read_item
+
+_ABSENT = object()
+
+_TEXTS: list[Any] = [
+    _ABSENT,
+    None,
+    "",
+    '{"a": 1}',
+    '{"a": [1.5, true, null], "b": {"c": "d"}}',
+    '{"big": 12345678901234567890123}',
+    '{"$encord": {"frame_metadata": {"3": {"k": 1}}}, "x": 2}',
+    '{"\\u0024encord": {"frame_metadata": {"0": {"k": 1}}}}',
+    '{"$encord": {"other": 1}}',
+    "[1, 2]",
+    "12",
+    '"text"',
+    "not json",
+    '{"a": 1',
+    {"a": 1},
+    {"$encord": {"frame_metadata": {"1": {"k": True}}}},
+    [1],
+    5,
+    True,
+]
+_STRINGS: list[Any] = [_ABSENT, None, "", "x", "f0001.jpg", 0, 1.5, True, ["x"], {"x": 1}]
+_UUIDS: list[Any] = [
+    _ABSENT,
+    None,
+    "",
+    "00000000-0000-4000-8000-000000000001",
+    "00000000-0000-4000-8000-0000000000AB",
+    7,
+]
+_URLS: list[Any] = [_ABSENT, None, "", "https://storage.example/md.json", 3, False]
+
+
+def _random_item(rng: random.Random) -> object:
+    if rng.random() < 0.03:
+        return rng.choice([None, [], "item", 3])
+    item: dict[str, Any] = {}
+    choices: dict[str, list[Any]] = {
+        "uuid": _UUIDS,
+        "parent": _UUIDS,
+        "name": _STRINGS,
+        "itemType": _STRINGS,
+        "clientMetadata": _TEXTS,
+        "client_metadata": _TEXTS,
+        "clientMetadataSignedUrl": _URLS,
+    }
+    for key, values in choices.items():
+        # Mostly the good shape, so that the fast path is taken often.
+        good = {
+            "uuid": "00000000-0000-4000-8000-000000000001",
+            "parent": "00000000-0000-4000-8000-0000000000f0",
+            "name": "f0001.jpg",
+            "itemType": "image",
+            "clientMetadata": '{"k": "v", "n": 1.25}',
+            "client_metadata": _ABSENT,
+            "clientMetadataSignedUrl": _ABSENT,
+        }[key]
+        value = good if rng.random() < 0.7 else rng.choice(values)
+        if value is not _ABSENT:
+            item[key] = value
+    if rng.random() < 0.3:
+        item["description"] = rng.choice(["", None, 3])
+    return item
+
+
+def _outcome(fn: Any, raw: object, parent_item: str | None, folder: str | None) -> tuple[object, ...]:
+    try:
+        w: WireItem = fn(raw, parent_item=parent_item, folder=folder)
+    except ProviderResponseError as exc:
+        return ("error", str(exc))
+    i = w.item
+    return (
+        i.uuid,
+        i.folder,
+        i.name,
+        i.item_type,
+        json.dumps(i.metadata, sort_keys=True),
+        type(i.metadata),
+        i.parent_item,
+        i.metadata_text,
+        w.metadata_url,
+    )
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_fast_reader_agrees_with_the_validator(seed: int) -> None:
+    rng = random.Random(seed)
+    fast = 0
+    for _ in range(3000):
+        raw = _random_item(rng)
+        parent_item = rng.choice([None, "00000000-0000-4000-8000-0000000000aa"])
+        folder = rng.choice([None, "00000000-0000-4000-8000-0000000000f1"])
+        want = _outcome(checked_item, raw, parent_item, folder)
+        got = _outcome(read_item, raw, parent_item, folder)
+        assert got == want, raw
+        fast += isinstance(raw, dict) and want[0] != "error"
+    assert fast > 500  # the comparison covered many readable items, not only errors
+
+
+def test_the_fast_reader_keeps_the_servers_text() -> None:
+    raw = {
+        "uuid": "00000000-0000-4000-8000-000000000001",
+        "parent": "00000000-0000-4000-8000-0000000000f0",
+        "name": "a.jpg",
+        "itemType": "image",
+        "clientMetadata": '{"b": 2, "a": [1.0, 2]}',
+        "owner": "someone",
+    }
+    w = read_item(raw)
+    assert w.metadata_url is None
+    assert w.item.metadata == {"b": 2, "a": [1.0, 2]}
+    assert w.item.metadata_text == '{"b": 2, "a": [1.0, 2]}'
+    assert w.item.folder == "00000000-0000-4000-8000-0000000000f0"
