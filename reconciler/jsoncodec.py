@@ -31,6 +31,8 @@ __all__ = [
     "dumps_indented",
     "loads",
     "try_loads",
+    "try_loads_noting_strings",
+    "try_loads_plain",
 ]
 
 #: An integer literal orjson would not keep exact has 19 digits or more in a row; found by mapping every
@@ -109,6 +111,27 @@ def loads(data: str | bytes | bytearray | memoryview) -> Any:
     if isinstance(data, memoryview):
         data = bytes(data)
     return json.loads(data)
+
+
+def try_loads_noting_strings(data: bytes) -> tuple[Any, bool]:
+    """:func:`try_loads`, and whether every string inside the value is safe for :func:`try_loads_plain`:
+    orjson decoded the text, which has no run of 19 digits and no ``\\u`` escape anywhere, so no string in it
+    (a JSON text itself, say) can hold such a run either (its characters are the text's own)."""
+    try:
+        if not _has_long_digits(data):
+            return orjson.loads(data), b"\\u" not in data
+    except orjson.JSONDecodeError:
+        pass
+    return UNDECIDED, False
+
+
+def try_loads_plain(text: str) -> Any:
+    """:func:`try_loads` of text known to hold no run of 19 digits (a string of an answer that
+    :func:`try_loads_noting_strings` vouched for): orjson's value, or :data:`UNDECIDED` where it refuses."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return UNDECIDED
 
 
 def _orjson(value: object, option: int) -> bytes | None:

@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from reconciler.jsoncodec import UNDECIDED, try_loads
+from reconciler.jsoncodec import UNDECIDED, try_loads, try_loads_noting_strings
 
-__all__ = ["DEPTH_SHOWN", "depth", "loads", "too_deep"]
+__all__ = ["DEPTH_SHOWN", "depth", "loads", "loads_noting_strings", "too_deep"]
 
 #: The depth a message names: input that fails to decode for its depth is nested at least this deep.
 DEPTH_SHOWN = 500
@@ -29,6 +29,15 @@ def loads(text: str | bytes) -> Any:
         return json.loads(text)
     except RecursionError:
         raise too_deep(text) from None
+
+
+def loads_noting_strings(data: bytes) -> tuple[Any, bool]:
+    """:func:`loads`, and whether each string inside the value may be decoded with
+    :func:`reconciler.jsoncodec.try_loads_plain` (see :func:`reconciler.jsoncodec.try_loads_noting_strings`)."""
+    value, plain = try_loads_noting_strings(data)
+    if value is not UNDECIDED:
+        return value, plain
+    return loads(data), False
 
 
 def too_deep(text: str | bytes) -> json.JSONDecodeError:

@@ -18,7 +18,7 @@ import threading
 import time
 import urllib.parse
 import uuid as uuid_mod
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -33,7 +33,7 @@ from reconciler.errors import (
     ProviderResponseError,
     UsageError,
 )
-from reconciler.jsonio import loads
+from reconciler.jsonio import loads, loads_noting_strings
 from reconciler.providers.base import CallStats
 from reconciler.redact import redact_url
 
@@ -341,8 +341,12 @@ class EncordClient:
         body: Any = None,
         write: bool = False,
         parse: bool = True,
+        plain_strings: list[bool] | None = None,
     ) -> Any:
         """Send one API call (with retries) and return its parsed JSON (``None`` for 204).
+
+        ``plain_strings`` (a list) gets one flag appended for a decoded answer: whether each string in it
+        may be decoded as JSON without the long-integer check (:func:`reconciler.jsonio.loads_noting_strings`).
 
         ``parse=False`` is for answers the caller ignores (a ``patch-bulk`` echoes every written item, 13 MB
         for 10,000 files): a 200 body is checked to be a JSON object at its ends, not decoded, and ``None``
@@ -385,14 +389,20 @@ class EncordClient:
             body_bytes = response.content
             if body_bytes.lstrip()[:1] == b"{" and body_bytes.rstrip()[-1:] == b"}":
                 return None
-        return self._parse(response, desc)
+        return self._parse(response, desc, plain_strings)
 
     def pages(
-        self, route: str, *path_args: str, params: QueryParams, max_pages: int = 1_000_000
-    ) -> Iterator[list[Any]]:
+        self,
+        route: str,
+        *path_args: str,
+        params: QueryParams,
+        max_pages: int = 1_000_000,
+        plain_strings: list[bool] | None = None,
+    ) -> Generator[list[Any], None, None]:
         """Follow a paged listing: yield each page's ``results`` until ``nextPageToken`` is null.
 
         ``params`` must hold ``(PAGE_TOKEN, "")`` where the SDK puts ``pageToken`` (left out on page one).
+        ``plain_strings`` gets each page's flag (see :meth:`call`) appended before the page is yielded.
         The next page is asked for (on a helper thread) as soon as a page's answer is in, while the caller
         reads that page: still one request at a time per listing (each needs the token of the one before).
 
@@ -408,16 +418,20 @@ class EncordClient:
                 for k, v in params
                 if k != PAGE_TOKEN or token is not None
             ]
-            return self.call("GET", route, *path_args, params=page_params)
+            flags: list[bool] | None = [] if plain_strings is not None else None
+            page = self.call("GET", route, *path_args, params=page_params, plain_strings=flags)
+            return page, bool(flags and flags[0])
 
         seen: set[str] = set()
         ahead: ThreadPoolExecutor | None = None
         try:
-            page = fetch(None)
+            page, plain = fetch(None)
             for fetched in range(1, max_pages + 1):
                 if not isinstance(page, dict) or not isinstance(page.get("results"), list):
                     raise ProviderResponseError(f"{where}: Encord answered a page without a 'results' list")
                 results = page["results"]
+                if plain_strings is not None:
+                    plain_strings.append(plain)
                 nxt = page.get("nextPageToken", page.get("next_page_token"))
                 if nxt is None:
                     yield results
@@ -439,7 +453,7 @@ class EncordClient:
                     ahead = ThreadPoolExecutor(max_workers=1, thread_name_prefix="page-ahead")
                 following = ahead.submit(fetch, nxt)
                 yield results
-                page = following.result()
+                page, plain = following.result()
         finally:
             if ahead is not None:
                 ahead.shutdown(wait=True, cancel_futures=True)
@@ -591,13 +605,17 @@ class EncordClient:
             self.retry.deadline,
         )
 
-    def _parse(self, response: httpx.Response, desc: str) -> Any:
+    def _parse(self, response: httpx.Response, desc: str, plain_strings: list[bool] | None = None) -> Any:
         status = response.status_code
         if status == 204:
             return None
         if status == 200:
             try:
-                return loads(response.content)
+                if plain_strings is None:
+                    return loads(response.content)
+                value, plain = loads_noting_strings(response.content)
+                plain_strings.append(plain)
+                return value
             except ValueError as exc:
                 ctype = response.headers.get("Content-Type", "").split(";")[0].strip() or "no content type"
                 what = "an HTML page" if "html" in ctype else f"a body that is not JSON ({ctype})"

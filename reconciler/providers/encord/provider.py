@@ -358,9 +358,13 @@ class EncordProvider:
                 yield (f"{prefix}/{item.name}" if prefix else item.name), item
 
     def _item_pages(self, folder_uuid: str) -> Iterator[list[LiveItem]]:
-        for page in self._client.pages(_ITEMS, folder_uuid, params=_item_params(recursive=False)):
+        plain: list[bool] = []
+        for page in self._client.pages(
+            _ITEMS, folder_uuid, params=_item_params(recursive=False), plain_strings=plain
+        ):
             with _answer_of(f"GET {_ITEMS}"):
-                wires = [read_item(raw) for raw in page]
+                checked = plain[-1]
+                wires = [read_item(raw, plain_strings=checked) for raw in page]
                 yield self._resolved(wires)
 
     def _resolved(self, wires: Sequence[WireItem]) -> list[LiveItem]:
@@ -427,7 +431,10 @@ class EncordProvider:
 
     def _get_bulk(self, chunk: Sequence[str], *, again: bool = True) -> dict[str, LiveItem]:
         try:
-            data = self._client.call("POST", _GET_BULK, body={"itemUuids": list(chunk), "signUrls": False})
+            plain: list[bool] = []
+            data = self._client.call(
+                "POST", _GET_BULK, body={"itemUuids": list(chunk), "signUrls": False}, plain_strings=plain
+            )
         except ProviderConflictError:
             if len(chunk) == 1:
                 logger.debug("item %s no longer exists (or is not accessible)", chunk[0])
@@ -436,7 +443,10 @@ class EncordProvider:
             return {**self._get_bulk(chunk[:mid]), **self._get_bulk(chunk[mid:])}
         request = f"POST {_GET_BULK}"
         with _answer_of(request):
-            items = self._resolved([read_item(raw) for raw in read_results(data, request)])
+            checked = bool(plain and plain[0])
+            items = self._resolved(
+                [read_item(raw, plain_strings=checked) for raw in read_results(data, request)]
+            )
         requested = set(chunk)
         found = {item.uuid: item for item in items if item.uuid in requested}
         missing = [u for u in chunk if u not in found]

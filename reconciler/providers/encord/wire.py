@@ -9,15 +9,14 @@ answer carries is ignored.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 from pydantic import ConfigDict, StringConstraints, TypeAdapter, ValidationError
 from typing_extensions import NotRequired, TypedDict
 
 from reconciler.errors import ProviderResponseError
-from reconciler.frames import may_hold_frames, to_keys
-from reconciler.jsoncodec import try_loads
+from reconciler.frames import WIRE_ROOT, may_hold_frames, to_keys
+from reconciler.jsoncodec import try_loads, try_loads_plain
 from reconciler.jsonio import loads
 from reconciler.model import LiveDataRow, LiveDataset, LiveItem
 from reconciler.types import JsonValue
@@ -83,8 +82,7 @@ _SCHEMA: TypeAdapter[dict[str, dict[str, Any]] | None] = TypeAdapter(
 )
 
 
-@dataclass(frozen=True)
-class WireItem:
+class WireItem(NamedTuple):
     """A storage item as answered, and the signed URL its metadata must be fetched from (if the server sent
     one: then ``item.metadata`` is a placeholder until it is fetched)."""
 
@@ -117,7 +115,9 @@ def parse_metadata(value: object, uuid: str) -> dict[str, JsonValue]:
 _MISSING: Any = object()
 
 
-def _plain_item(raw: object, parent_item: str | None, folder: str | None) -> WireItem | None:
+def _plain_item(
+    raw: object, parent_item: str | None, folder: str | None, plain_strings: bool
+) -> WireItem | None:
     """:func:`read_item` of an item whose every declared key has the plain type JSON decoding gives (exact
     ``str``, or ``None`` where allowed) and whose ``clientMetadata`` is text without per-frame part: the same
     ``WireItem`` without the validator. ``None``: anything else, for :func:`read_item` to judge (and word)."""
@@ -149,23 +149,26 @@ def _plain_item(raw: object, parent_item: str | None, folder: str | None) -> Wir
     if md_raw is None or md_raw == "":
         metadata: dict[str, JsonValue] = {}
         text = None
-    elif type(md_raw) is not str or may_hold_frames(md_raw):
-        return None
+    elif type(md_raw) is not str or (WIRE_ROOT in md_raw if plain_strings else may_hold_frames(md_raw)):
+        return None  # (a vouched-for answer has no backslash-u anywhere: only the root can be there)
     else:
-        value = try_loads(md_raw)
+        value = try_loads_plain(md_raw) if plain_strings else try_loads(md_raw)
         if type(value) is not dict:
             return None  # not an object, undecided by orjson, or an error: parse_metadata words it
         metadata, text = value, md_raw
     return WireItem(LiveItem(uuid, parent, name, kind, metadata, parent_item, text), None)
 
 
-def read_item(raw: object, *, parent_item: str | None = None, folder: str | None = None) -> WireItem:
+def read_item(
+    raw: object, *, parent_item: str | None = None, folder: str | None = None, plain_strings: bool = False
+) -> WireItem:
     """One ``StorageItem``. ``folder`` (child items) is used when the answer has no ``parent``.
+    ``plain_strings``: the answer's strings hold no long integer (``EncordClient.call(plain_strings=...)``).
 
     Raises:
         ProviderResponseError: not an object, or a required key missing or of the wrong type.
     """
-    plain = _plain_item(raw, parent_item, folder)
+    plain = _plain_item(raw, parent_item, folder, plain_strings)
     return plain if plain is not None else checked_item(raw, parent_item=parent_item, folder=folder)
 
 

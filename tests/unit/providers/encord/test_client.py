@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import email.utils
 import json
+import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -543,6 +545,59 @@ def test_page_without_results() -> None:
     with _client(script) as client, pytest.raises(ProviderResponseError) as info:
         list(client.pages("storage/folders", params=[(PAGE_TOKEN, "")]))
     assert str(info.value) == "GET storage/folders: Encord answered a page without a 'results' list"
+
+
+def test_next_page_is_asked_for_while_the_caller_reads_one_request_at_a_time() -> None:
+    """Page N+1 is requested as soon as page N's answer is in (before the caller is done with page N), and
+    never before: one request of a listing in flight at a time, tokens followed in order."""
+    lock = threading.Lock()
+    in_flight = [0]
+    most = [0]
+    asked = [threading.Event() for _ in range(3)]
+    tokens = [None, "t1", "t2"]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        with lock:
+            in_flight[0] += 1
+            most[0] = max(most[0], in_flight[0])
+        try:
+            token = request.url.params.get("pageToken")
+            n = tokens.index(token)
+            asked[n].set()
+            time.sleep(0.02)
+            nxt = tokens[n + 1] if n + 1 < len(tokens) else None
+            return _page([n], nxt)
+        finally:
+            with lock:
+                in_flight[0] -= 1
+
+    with _client(Script([handler])) as client:
+        seen = []
+        for page in client.pages("storage/folders", params=[(PAGE_TOKEN, "")]):
+            seen.append(page)
+            if page != [2]:
+                # The caller still holds this page: the next one is already on its way.
+                assert asked[page[0] + 1].wait(5)
+    assert seen == [[0], [1], [2]]
+    assert most[0] == 1
+
+
+def test_a_listing_left_early_waits_for_the_page_asked_for_ahead() -> None:
+    """A caller that stops reading leaves no request running behind it."""
+    done = threading.Event()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.params.get("pageToken") == "t1":
+            time.sleep(0.05)
+            done.set()
+            return _page([2], None)
+        return _page([1], "t1")
+
+    with _client(Script([handler])) as client:
+        pages = client.pages("storage/folders", params=[(PAGE_TOKEN, "")])
+        assert next(pages) == [1]
+        pages.close()
+        assert done.is_set()
 
 
 def test_secrets_not_in_any_error_or_log(caplog: pytest.LogCaptureFixture) -> None:

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import random
+from functools import partial
 from typing import Any
 
 import pytest
 
 from reconciler.errors import ProviderResponseError
+from reconciler.jsoncodec import try_loads_noting_strings
 from reconciler.providers.encord.wire import WireItem, checked_item, read_item
 
 _ABSENT = object()
@@ -105,7 +107,7 @@ def _outcome(fn: Any, raw: object, parent_item: str | None, folder: str | None) 
 @pytest.mark.parametrize("seed", range(4))
 def test_fast_reader_agrees_with_the_validator(seed: int) -> None:
     rng = random.Random(seed)
-    fast = 0
+    fast = flagged = 0
     for _ in range(3000):
         raw = _random_item(rng)
         parent_item = rng.choice([None, "00000000-0000-4000-8000-0000000000aa"])
@@ -113,8 +115,25 @@ def test_fast_reader_agrees_with_the_validator(seed: int) -> None:
         want = _outcome(checked_item, raw, parent_item, folder)
         got = _outcome(read_item, raw, parent_item, folder)
         assert got == want, raw
+        # As a page would vouch for its strings (no long integer, no \u escape anywhere in its text).
+        _, plain = try_loads_noting_strings(json.dumps({"results": [raw]}).encode())
+        vouched = _outcome(partial(read_item, plain_strings=plain), raw, parent_item, folder)
+        assert vouched == want, raw
         fast += isinstance(raw, dict) and want[0] != "error"
+        flagged += plain
     assert fast > 500  # the comparison covered many readable items, not only errors
+    assert flagged > 1000
+
+
+def test_a_page_vouches_for_its_strings_only_without_long_digits_or_escapes() -> None:
+    def flag(page: object) -> bool:
+        return try_loads_noting_strings(json.dumps(page).encode())[1]
+
+    assert flag({"results": [{"clientMetadata": '{"n": 123456789012345678}'}]})
+    assert not flag({"results": [{"clientMetadata": '{"n": 1234567890123456789}'}]})
+    assert not flag({"results": [{"name": "caf\u00e9"}]})
+    assert not flag({"results": [{"clientMetadata": '{"n": "\\u0031"}'}]})
+    assert try_loads_noting_strings(b'{"results": [1}')[1] is False
 
 
 def test_the_fast_reader_keeps_the_servers_text() -> None:
