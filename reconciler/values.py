@@ -56,8 +56,24 @@ MAX_LIST = 8
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": "))
 
 
+_encode_string = json.encoder.encode_basestring  # what _ENCODER does with a str (ensure_ascii=False)
+
+
 def format_value(value: JsonValue, *, shorten: bool = True) -> str:
     """A value as compact JSON for plans and messages; long strings and number lists (embeddings) shortened."""
+    # Plain scalars without the encoder's machinery, to the same text (tests/unit/test_values.py).
+    if type(value) is str:
+        if len(value) <= MAX_TEXT or not shorten:
+            return _encode_string(value)
+    elif type(value) is bool:
+        return "true" if value else "false"
+    elif type(value) is int:
+        return int.__repr__(value)
+    elif type(value) is float:
+        if value - value == 0.0:  # finite
+            return float.__repr__(value)
+    elif value is None:
+        return "null"
     if shorten:
         if isinstance(value, str) and len(value) > MAX_TEXT:
             return _ENCODER.encode(value[: MAX_TEXT - 3])[:-1] + f'…" ({len(value)} chars)'

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import math
+import random
+
 import pytest
 
 from reconciler.schema import Deletion, FieldSpec, KeyType
-from reconciler.values import check_value, convert_cell, is_iso_datetime
+from reconciler.types import JsonValue
+from reconciler.values import MAX_LIST, MAX_TEXT, check_value, convert_cell, format_value, is_iso_datetime
 
 ENUM = FieldSpec(KeyType.ENUM, values=("sunny", "rain", "snow"))
 EMB = FieldSpec(KeyType.EMBEDDING, size=3)
@@ -220,3 +225,42 @@ def test_convert_cell_errors(text: str, spec: FieldSpec, message: str) -> None:
     with pytest.raises(ValueError) as info:
         convert_cell(text, spec)
     assert str(info.value) == message
+
+
+def _random_value(rng: random.Random, depth: int = 0) -> JsonValue:
+    pick = rng.randrange(9 if depth < 2 else 6)
+    if pick == 0:
+        return rng.choice([None, True, False])
+    if pick == 1:
+        return rng.choice([0, -1, 7, 2**63, -(2**70), rng.randrange(-(10**6), 10**6)])
+    if pick == 2:
+        return rng.choice(
+            [0.0, -0.0, 1.5, 1e-7, 1e22, 123456.789, math.nan, math.inf, -math.inf, rng.random()]
+        )
+    if pick in (3, 4, 5):
+        alphabet = 'ab"\\\n\t\u00e9\u2028\U0001f600 '
+        return "".join(rng.choice(alphabet) for _ in range(rng.choice([0, 3, 79, 80, 81, 200])))
+    if pick in (6, 7):
+        return [_random_value(rng, depth + 1) for _ in range(rng.choice([0, 2, 8, 9, 12]))]
+    return {f"k{i}": _random_value(rng, depth + 1) for i in range(rng.randrange(4))}
+
+
+def test_format_value_writes_what_the_encoder_writes() -> None:
+    """Plain scalars take a short path; every value still gets the encoder's text (and shortening)."""
+    encoder = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": "))
+
+    def reference(value: JsonValue, shorten: bool = True) -> str:
+        if shorten:
+            if isinstance(value, str) and len(value) > MAX_TEXT:
+                return encoder.encode(value[: MAX_TEXT - 3])[:-1] + f'…" ({len(value)} chars)'
+            if isinstance(value, list) and len(value) > MAX_LIST:
+                head = ", ".join(reference(v) for v in value[:3])
+                kind = "numbers" if all(isinstance(v, (int, float)) for v in value) else "items"
+                return f"[{head}, … {len(value)} {kind}]"
+        return encoder.encode(value)
+
+    rng = random.Random(14)
+    for _ in range(20000):
+        value = _random_value(rng)
+        for shorten in (True, False):
+            assert format_value(value, shorten=shorten) == reference(value, shorten), value
