@@ -76,6 +76,9 @@ QueryParams = Sequence[tuple[str, "str | int | bool"]]
 
 _MAX_MESSAGE = 300
 
+#: ``json.dumps(value, allow_nan=False)`` (one encoder, not one per call).
+_sdk_json: Callable[[Any], str] = json.JSONEncoder(allow_nan=False).encode
+
 #: Largest answer read from the server (a page of 1000 items with 4096-d embeddings is ~80 MiB); a larger
 #: one is refused while it streams in, so a broken or hostile server cannot exhaust memory.
 MAX_RESPONSE_BYTES: Final = 256 * 1024 * 1024
@@ -376,7 +379,7 @@ class EncordClient:
         elif body is not None:
             try:
                 # The SDK's bytes: requests' json.dumps defaults (", " and ": ", ASCII escapes).
-                content = json.dumps(body, allow_nan=False).encode("ascii")
+                content = _sdk_json(body).encode("ascii")
             except (TypeError, ValueError) as exc:
                 raise ProviderResponseError(
                     f"{method} {path}: the request body is not valid JSON: {exc}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 import uuid as uuid_mod
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -70,6 +71,9 @@ PATCH_MAX_BYTES: Final = 16 * 1024 * 1024
 #: JSON bytes of one ``"<uuid>": {"clientMetadata": ...}, `` entry beyond the metadata itself.
 _PATCH_ENTRY_OVERHEAD: Final = 64
 
+#: ``json.dumps(value, allow_nan=False)``, the SDK's request bytes (one encoder, not one per call).
+_sdk_json: Final = json.JSONEncoder(allow_nan=False).encode
+
 _SCHEMA_ROUTE: Final = "organisation/client-metadata-schema-v2"
 _TOP_FOLDERS: Final = "storage/folders"
 _FOLDER: Final = "storage/folders/{uuid}"
@@ -107,12 +111,22 @@ def _item_params(*, recursive: bool) -> QueryParams:
     ]
 
 
-def _is_uuid(ref: str) -> bool:
+#: A UUID already in its canonical form (``str(uuid.UUID(x)) == x``): most are, and need no parsing.
+_CANONICAL_UUID: Final = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def _canonical(ref: str) -> str | None:
+    """``str(uuid.UUID(ref))``, or ``None`` when ``ref`` is not a UUID."""
+    if _CANONICAL_UUID.fullmatch(ref):
+        return ref
     try:
-        uuid_mod.UUID(ref)
+        return str(uuid_mod.UUID(ref))
     except ValueError:
-        return False
-    return True
+        return None
+
+
+def _is_uuid(ref: str) -> bool:
+    return _canonical(ref) is not None
 
 
 def _chunks(seq: Sequence[Any], size: int) -> list[Sequence[Any]]:
@@ -416,8 +430,9 @@ class EncordProvider:
         """
         given: dict[str, str] = {}
         for u in uuids:
-            if _is_uuid(u):
-                given.setdefault(str(uuid_mod.UUID(u)), u)
+            canon = _canonical(u)
+            if canon is not None:
+                given.setdefault(canon, u)
         wanted = list(given)
         chunks = _chunks(wanted, BULK_LIMIT)
         found: dict[str, LiveItem] = {}
@@ -476,7 +491,8 @@ class EncordProvider:
         out: dict[str, str | None] = {}
         entries: list[_Patch] = []
         for u, md in patches.items():
-            if not _is_uuid(u):
+            canon = _canonical(u)
+            if canon is None:
                 out[u] = f"{u!r} is not a UUID"
                 continue
             try:  # engine keys -> wire: per-frame keys go under $encord (reconciler.frames)
@@ -485,11 +501,11 @@ class EncordProvider:
                 out[u] = str(exc)
                 continue
             try:
-                text = json.dumps(sent, allow_nan=False)
+                text = _sdk_json(sent)
             except (TypeError, ValueError) as exc:
                 out[u] = f"the metadata is not valid JSON: {exc}"
                 continue
-            entries.append(_Patch(u, str(uuid_mod.UUID(u)), sent, text))
+            entries.append(_Patch(u, canon, sent, text))
         for chunk in _patch_chunks(entries):
             out.update(self._patch_chunk(chunk))
         return out

@@ -1,14 +1,16 @@
-"""The fast reader of storage items (plain JSON types, no validator) against the validating reader.
+"""The fast paths of the Encord provider against the careful ones they stand for.
 
 ``read_item`` takes a validator-free path for items whose declared keys all have the plain types a JSON
 decoder gives; anything else goes through ``checked_item``. On random items, good and bad, both must give
 the same item (every field, the server's text and the signed URL included) or the same one-line error.
+A UUID already in canonical form is taken as it is; every other spelling goes through the ``uuid`` module.
 """
 
 from __future__ import annotations
 
 import json
 import random
+import uuid
 from functools import partial
 from typing import Any
 
@@ -16,6 +18,7 @@ import pytest
 
 from reconciler.errors import ProviderResponseError
 from reconciler.jsoncodec import try_loads_noting_strings
+from reconciler.providers.encord.provider import _canonical
 from reconciler.providers.encord.wire import WireItem, checked_item, read_item
 
 _ABSENT = object()
@@ -150,3 +153,26 @@ def test_the_fast_reader_keeps_the_servers_text() -> None:
     assert w.item.metadata == {"b": 2, "a": [1.0, 2]}
     assert w.item.metadata_text == '{"b": 2, "a": [1.0, 2]}'
     assert w.item.folder == "00000000-0000-4000-8000-0000000000f0"
+
+
+def test_canonical_uuids_match_the_uuid_module() -> None:
+    rng = random.Random(7)
+    forms = [
+        lambda u: str(u),
+        lambda u: str(u).upper(),
+        lambda u: u.hex,
+        lambda u: "{" + str(u) + "}",
+        lambda u: "urn:uuid:" + str(u),
+        lambda u: str(u)[:-1],
+        lambda u: str(u) + "0",
+        lambda u: str(u).replace("-", "_"),
+        lambda u: " " + str(u),
+        lambda u: str(u) + "\n",
+    ]
+    for _ in range(5000):
+        ref = rng.choice(forms)(uuid.UUID(int=rng.getrandbits(128)))
+        try:
+            want: str | None = str(uuid.UUID(ref))
+        except ValueError:
+            want = None
+        assert _canonical(ref) == want, ref
