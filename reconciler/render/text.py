@@ -199,9 +199,11 @@ def render_apply_result(result: ApplyResult) -> str:
 
     lines: list[str] = []
     # Not-attempted files (an interrupted or stopped apply) are counted, not listed: there may be millions.
-    for r in sorted(result.files, key=lambda r: (r.change.folder, r.change.name)):
-        if r.status in (FileStatus.FAILED, FileStatus.STALE, FileStatus.CHANGED_AFTER_WRITE):
-            lines.append(f"  {r.status.value}: {r.change.address}: {r.reason}")
+    shown = (FileStatus.FAILED, FileStatus.STALE, FileStatus.CHANGED_AFTER_WRITE)
+    for r in sorted(
+        (r for r in result.files if r.status in shown), key=lambda r: (r.change.folder, r.change.name)
+    ):
+        lines.append(f"  {r.status.value}: {r.change.address}: {r.reason}")
     written = result.count(FileStatus.WRITTEN)
     parts = [f"{written:,} file(s) written"]
     for st in (
