@@ -55,7 +55,8 @@ PYTHON = sys.executable
 ROOT = Path(__file__).resolve().parent.parent
 #: Where the measured reconciler is imported from (``--reconciler-root``: another checkout, e.g. a baseline).
 RECONCILER_ROOT: Path | None = None
-#: A second source tree measured alongside in the apply row (``--baseline-root``), for before/after CPU.
+#: A second source tree measured alongside in the plan-network and apply rows (``--baseline-root``), for
+#: before/after figures in one run.
 BASELINE_ROOT: Path | None = None
 
 
@@ -229,7 +230,11 @@ def row_plan_network(work: Path, *, files: int, folders: int, latency_ms: float,
         def run(side: Side, cmd: list[str], check: Any) -> None:
             emu._call("DELETE", "requests")
             before = _proc_cpu(emu.proc.pid)
-            t = run_timed(cmd, env=_reconciler_env(**renv) if side is a else env, cwd=ROOT)
+            if side is b:
+                t = run_timed(cmd, env=env, cwd=ROOT)
+            else:
+                root = BASELINE_ROOT if side.label.startswith("baseline") else None
+                t = run_timed(cmd, env=_reconciler_env(root, **renv), cwd=ROOT)
             side.server_cpu.append(_proc_cpu(emu.proc.pid) - before)
             counts = emu.requests()
             check(t)
@@ -246,13 +251,27 @@ def row_plan_network(work: Path, *, files: int, folders: int, latency_ms: float,
             if _floor_json(t)["items"] != files:
                 raise RuntimeError(f"the floor listed {t.output!r}")
 
+        base = Side("baseline plan")
+        base_ratios: list[float] = []
         for n in range(pairs):
             order = [(a, plan_cmd, check_plan), (b, floor_cmd, check_floor)]
             for side, cmd, check in order if n % 2 == 0 else reversed(order):
                 run(side, cmd, check)
             ratios.append(a.runs[-1].wall_s / b.runs[-1].wall_s)
+            if BASELINE_ROOT is not None:
+                run(base, plan_cmd, check_plan)
+                base_ratios.append(base.runs[-1].wall_s / b.runs[-1].wall_s)
     finally:
         emu.stop()
+    notes = []
+    if base.runs:
+        cpu = [x.cpu_s / y.cpu_s for x, y in zip(base.runs, b.runs, strict=True)]
+        notes = [
+            f"baseline ({BASELINE_ROOT}) plan: wall s {', '.join(f'{t.wall_s:.2f}' for t in base.runs)}; CPU s "
+            f"{', '.join(f'{t.cpu_s:.2f}' for t in base.runs)}; baseline / floor (wall): median "
+            f"{statistics.median(base_ratios):.2f}x (pairs: {', '.join(f'{x:.2f}' for x in base_ratios)}); "
+            f"CPU: median {statistics.median(cpu):.2f}x",
+        ]
     return Row(
         "plan-network",
         f"plan, {files:,} files in {folders} folders, emulator at {latency_ms:g} ms",
@@ -260,6 +279,7 @@ def row_plan_network(work: Path, *, files: int, folders: int, latency_ms: float,
         b,
         ratios,
         "reconciler / floor (wall)",
+        notes,
     )
 
 
@@ -377,6 +397,7 @@ def row_apply(work: Path, *, files: int, latency_ms: float, pairs: int) -> Row:
             for x, p, y, q in zip(a.runs, plan_only.runs, base.runs, base_plan.runs, strict=True)
         ]
         whole = [x.cpu_s / y.cpu_s for x, y in zip(a.runs, base.runs, strict=True)]
+        sdk = [y.wall_s / x.wall_s for x, y in zip(base.runs, b.runs, strict=True)]
         bphase = statistics.median(y.cpu_s - q.cpu_s for y, q in zip(base.runs, base_plan.runs, strict=True))
         notes += [
             f"baseline ({BASELINE_ROOT}): apply CPU s {', '.join(f'{t.cpu_s:.2f}' for t in base.runs)}; "
@@ -385,6 +406,8 @@ def row_apply(work: Path, *, files: int, latency_ms: float, pairs: int) -> Row:
             f"apply-phase CPU per file, this tree / baseline: median {statistics.median(per):.2f} "
             f"(pairs: {', '.join(f'{x:.2f}' for x in per)}); whole process: median "
             f"{statistics.median(whole):.2f}",
+            f"baseline apply wall s {', '.join(f'{t.wall_s:.2f}' for t in base.runs)}; SDK / baseline (wall): "
+            f"median {statistics.median(sdk):.2f}x (pairs: {', '.join(f'{x:.2f}' for x in sdk)})",
         ]
     return Row(
         "apply",
@@ -495,7 +518,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--baseline-root",
         type=Path,
-        help="apply row: also run the reconciler of this source tree in every pair (before/after CPU per file)",
+        help="plan-network and apply rows: also run the reconciler of this source tree in every pair (before/after)",
     )
     args = p.parse_args(argv)
     global RECONCILER_ROOT, BASELINE_ROOT

@@ -19,7 +19,6 @@ import time
 import urllib.parse
 import uuid as uuid_mod
 from collections.abc import Callable, Generator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -277,6 +276,32 @@ def _server_message(response: httpx.Response) -> str | None:
 _RETRYABLE_TRANSPORT = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 
 
+class _Ahead:
+    """``fn(arg)`` on a daemon thread (a process that exits does not wait for it); :meth:`result` is its value
+    or raises its exception."""
+
+    def __init__(self, fn: Callable[[Any], Any], arg: Any) -> None:
+        self._value: Any = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(fn, arg), name="page-ahead", daemon=True)
+        self._thread.start()
+
+    def _run(self, fn: Callable[[Any], Any], arg: Any) -> None:
+        try:
+            self._value = fn(arg)
+        except BaseException as exc:  # handed to the caller of result()
+            self._error = exc
+
+    def join(self) -> None:
+        self._thread.join()
+
+    def result(self) -> Any:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
 class EncordClient:
     """One keep-alive connection pool to an Encord API domain, safe to share between threads."""
 
@@ -426,7 +451,7 @@ class EncordClient:
             return page, bool(flags and flags[0])
 
         seen: set[str] = set()
-        ahead: ThreadPoolExecutor | None = None
+        ahead: _Ahead | None = None
         try:
             page, plain = fetch(None)
             for fetched in range(1, max_pages + 1):
@@ -452,14 +477,12 @@ class EncordClient:
                 if fetched == max_pages:
                     yield results
                     break
-                if ahead is None:
-                    ahead = ThreadPoolExecutor(max_workers=1, thread_name_prefix="page-ahead")
-                following = ahead.submit(fetch, nxt)
+                ahead = _Ahead(fetch, nxt)
                 yield results
-                page, plain = following.result()
+                page, plain = ahead.result()
         finally:
             if ahead is not None:
-                ahead.shutdown(wait=True, cancel_futures=True)
+                ahead.join()  # a caller that stops early leaves no request running behind it
         raise ProviderResponseError(f"GET {route}: more than {max_pages} pages")
 
     # -- internals --------------------------------------------------------------------------------------------
