@@ -19,17 +19,20 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 
 __all__ = [
     "UNDECIDED",
+    "RawDecodeError",
     "canonical",
     "canonical_bytes",
     "checksum_text",
     "dumps_indented",
     "loads",
+    "raw_loads",
     "try_loads",
     "try_loads_noting_strings",
     "try_loads_plain",
@@ -92,6 +95,14 @@ def try_loads(data: str | bytes) -> Any:
     except orjson.JSONDecodeError:
         pass
     return UNDECIDED
+
+
+#: orjson's decoder as it is, for a reader that rules out on its own the one case where its value differs from
+#: ``json.loads``'s: an integer literal beyond 64 bits, which orjson decodes as a float of magnitude 2**63 or
+#: more (so a value with no float that large is the standard library's). It raises :data:`RawDecodeError`.
+#: The bulk source reader uses it (``reconciler.manifest.source``), checking every value anyway.
+raw_loads: Callable[[bytes], Any] = orjson.loads
+RawDecodeError = orjson.JSONDecodeError
 
 
 def loads(data: str | bytes | bytearray | memoryview) -> Any:

@@ -22,16 +22,16 @@ import json
 import json.scanner
 import math
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import IO, TYPE_CHECKING, AnyStr, NamedTuple
 
 from reconciler.errors import Diagnostic, SourceLocation
 from reconciler.frames import WIRE_FRAMES, WIRE_ROOT, base_key, frame_key, to_keys
-from reconciler.jsoncodec import UNDECIDED, try_loads
+from reconciler.jsoncodec import UNDECIDED, RawDecodeError, raw_loads, try_loads
 from reconciler.jsonio import loads, too_deep
 from reconciler.model import Assignment, SelectorKind
 from reconciler.reserved import KEYFRAMES, RESERVED_KEYS, check_frames, first_problem, frame_key_problem
-from reconciler.schema import KeyType, check_key_name
+from reconciler.schema import VARCHAR_MAX, KeyType, check_key_name
 from reconciler.values import (
     CellConverter,
     ValueChecker,
@@ -67,9 +67,9 @@ class SourceRow(NamedTuple):
     values: dict[str, JsonValue]
     path: str  # the source file, relative to the manifest directory
     line: int
-    #: JSONL: the row's ``metadata`` object exactly as written in the file, when it is the row's last member
-    #: (the planner compares it with the live JSON text before decoding that); ``None`` otherwise.
-    text: str | None = None
+    #: JSONL: the row's ``metadata`` object exactly as written in the file (UTF-8), when it is the row's last
+    #: member (the planner compares it with the live JSON text before decoding that); ``None`` otherwise.
+    text: bytes | None = None
 
     @property
     def location(self) -> SourceLocation:
@@ -132,6 +132,40 @@ class _Checkers:
         self.keyframe_mode: KeyframeMode = keyframe_mode
         self.cache: dict[str, ValueChecker | None] = {}
         self._shapes: dict[tuple[str, ...], tuple[list[ValueChecker | None], bool, str | None]] = {}
+        self._fast: dict[tuple[str, ...], Callable[[dict[str, JsonValue]], bool]] = {}
+
+    def accepts(self, metadata: dict[str, JsonValue]) -> bool:
+        """Whether :meth:`check_all` certainly finds no problem in a row that orjson decoded, and no value holds
+        a float of magnitude 2**63 or more (what orjson makes of an integer literal beyond 64 bits, which the
+        standard library keeps exact). ``False`` means "not sure": the caller takes the careful way.
+
+        One test per key sequence (rows mostly share theirs), checking the common valid values inline.
+        """
+        keys = tuple(metadata)
+        test = self._fast.get(keys)
+        if test is None:
+            test = _shape_test([self._kind(key) for key in keys])
+            if len(self._fast) < 1024:
+                self._fast[keys] = test
+        return test(metadata)
+
+    def _kind(self, key: str) -> tuple[int, object]:
+        """How :func:`_shape_test` checks values of ``key``: a ``_K_*`` constant and its parameter."""
+        if key in RESERVED_KEYS or key.startswith("frames["):
+            return _K_NEVER, None
+        spec = self.schema.get(key)
+        if spec is None:
+            return (_K_ANY, None) if check_key_name(key) is None else (_K_NEVER, None)
+        t = spec.type
+        if spec.deleted is not None or t is None:
+            return _K_NEVER, None  # only null passes
+        if t is KeyType.EMBEDDING:
+            return (_K_EMBEDDING, spec.size) if spec.size else (_K_NEVER, None)
+        if t is KeyType.ENUM:
+            return _K_ENUM, frozenset(spec.values)
+        if t is KeyType.DATETIME:
+            return _K_DATETIME, (self.get(key), set())
+        return _KINDS.get(t, (_K_NEVER, None))
 
     def check_all(self, metadata: dict[str, JsonValue], *, frame_keys: bool = False) -> str | None:
         """The first problem among a row's values, or ``None``. Rows mostly share their keys (in order), so
@@ -174,6 +208,91 @@ class _Checkers:
                 checker = _bad_name_checker(check_key_name(name))
         self.cache[key] = checker
         return checker
+
+
+# The kinds of value check :func:`_shape_test` makes inline (one per schema type it knows the rule of).
+_K_NEVER, _K_ANY, _K_TEXT, _K_VARCHAR, _K_ENUM, _K_BOOLEAN, _K_NUMBER = range(7)
+_K_DATETIME, _K_UUID, _K_EMBEDDING, _K_GEOSPATIAL = range(7, 11)
+_KINDS: dict[KeyType, tuple[int, object]] = {
+    KeyType.TEXT: (_K_TEXT, None),
+    KeyType.USER: (_K_TEXT, None),
+    KeyType.VARCHAR: (_K_VARCHAR, None),
+    KeyType.BOOLEAN: (_K_BOOLEAN, None),
+    KeyType.NUMBER: (_K_NUMBER, None),
+    KeyType.UUID: (_K_UUID, None),
+    KeyType.GEOSPATIAL: (_K_GEOSPATIAL, None),
+}
+#: orjson decodes an integer literal beyond 64 bits as a float; every such float is at least this large.
+_BIG = 2.0**63
+
+
+#: What :func:`_shape_test` writes for each kind of key: a test of ``v`` (the value) with ``a`` (its parameter).
+_TESTS: dict[int, str] = {
+    _K_ANY: "(type(v) in SAFE or (type(v) is float and -BIG < v < BIG))",
+    _K_TEXT: "(type(v) is str or v is None)",
+    _K_VARCHAR: "((type(v) is str and len(v) <= VARCHAR_MAX) or v is None)",
+    _K_ENUM: "((type(v) is str and v in a) or v is None)",
+    _K_BOOLEAN: "(v is True or v is False or v is None)",
+    _K_NUMBER: "(type(v) is int or (type(v) is float and -BIG < v < BIG) or v is None)",
+    _K_DATETIME: "((type(v) is str and (v in a[1] or valid_datetime(a, v))) or v is None)",
+    _K_UUID: "((type(v) is str and uuid_shape(v) is not None) or v is None)",
+    _K_EMBEDDING: (
+        "((type(v) is list and len(v) == a and NUMBERS.issuperset(map(type, v)) and sum(map(abs, v)) < BIG)"
+        " or v is None)"
+    ),
+    _K_GEOSPATIAL: (
+        "((type(v) is dict and len(v) == 2 and type(la := v.get('latitude')) in NUMBERS"
+        " and type(lo := v.get('longitude')) in NUMBERS and -90 <= la <= 90 and -180 <= lo <= 180)"
+        " or v is None)"
+    ),
+}
+
+
+def _valid_datetime(a: tuple[ValueChecker, set[str]], v: str) -> bool:
+    check, memo = a
+    if check(v) is not None:
+        return False
+    if len(memo) < _MEMO_MAX:
+        memo.add(v)
+    return True
+
+
+def _shape_test(kinds: list[tuple[int, object]]) -> Callable[[dict[str, JsonValue]], bool]:
+    """The test behind :meth:`_Checkers.accepts` for rows whose keys have ``kinds`` (in order).
+
+    Each accepted value is one its key's checker accepts (``reconciler.values.value_checker``: a string for
+    text, at most ``VARCHAR_MAX`` characters for varchar, one of the values for enum, a bool, a finite number
+    that is not a bool, a UUID, an ISO 8601 datetime, a list of ``size`` finite numbers, a latitude and
+    longitude in range; a string, bool, int or float for a key the schema does not declare), or a ``null``;
+    and every float is below :data:`_BIG` in magnitude. orjson never gives NaN or an infinity. Anything else
+    is "not sure" (``False``), never a verdict.
+
+    The test is one generated function of straight-line code (the checks of ``_TESTS``, one per key, on
+    positional names: no key name or value is ever part of the code), because a loop over the keys costs
+    several times more per row than the checks themselves.
+    """
+    if any(k == _K_NEVER for k, _ in kinds):
+        return lambda metadata: False
+    namespace: dict[str, object] = {
+        "SAFE": frozenset({str, bool, int, type(None)}),
+        "BIG": _BIG,
+        "NUMBERS": _NUMBERS,
+        "VARCHAR_MAX": VARCHAR_MAX,
+        "uuid_shape": _UUID_SHAPE.fullmatch,
+        "valid_datetime": _valid_datetime,
+    }
+    tests: list[str] = []
+    for j, (kind, arg) in enumerate(kinds):
+        namespace[f"a{j}"] = arg
+        tests.append(re.sub(r"\b([va])\b", rf"\g<1>{j}", _TESTS[kind]))
+    names = "".join(f"v{j}, " for j in range(len(kinds)))
+    body = " and ".join(tests) or "True"
+    source = f"def test(metadata):\n    {names}= metadata.values()\n    return {body}\n" if kinds else ""
+    if not source:
+        return lambda metadata: True
+    exec(compile(source, "<reconciler.manifest.source row test>", "exec"), namespace)
+    test: Callable[[dict[str, JsonValue]], bool] = namespace["test"]  # type: ignore[assignment]
+    return test
 
 
 def _bad_name_checker(problem: str | None) -> ValueChecker | None:
@@ -301,49 +420,103 @@ def iter_source_rows(
 
 
 def _jsonl_rows(file: Path, path: str, checkers: _Checkers, report: _Reporter) -> Iterator[SourceRow]:
+    """The rows of a JSONL source. The usual row (``{"name" or "uuid": ..., "metadata": {...}}``, values its keys'
+    checkers accept, see :meth:`_Checkers.accepts`) is decoded once, by orjson; any other line, good or bad, is
+    read again the careful way (:func:`_careful_row`), so its row or its message is exactly that way's."""
     decoder = json.JSONDecoder()
     decode = decoder.decode
     # The C scanner behind decode: one Python frame (and two regular expression matches) less per row.
     scan = json.scanner.make_scanner(decoder)  # type: ignore[arg-type]  # typeshed says a scanner; CPython takes a decoder
+    accepts = checkers.accepts
+    fast_loads = raw_loads
+    not_json = RawDecodeError
+    new_row = _new_row
+    by_name, by_uuid = SelectorKind.NAME, SelectorKind.UUID
+    uuid_shape = _UUID_SHAPE.fullmatch
+    lineno = 0
     with file.open("rb") as fh:
-        for lineno, raw in enumerate(_lines(fh), 1):
-            if len(raw) > MAX_ROW_BYTES:
-                report(
-                    lineno,
-                    f"line is longer than {MAX_ROW_BYTES:,} bytes (one row per line); not read further",
-                )
-                return
-            try:
-                text = raw.decode()
-            except UnicodeDecodeError:
-                report(lineno, "line is not valid UTF-8")
-                continue
-            if lineno == 1 and text.startswith("\ufeff"):
-                text = text[1:]  # a byte order mark
-            if not text or text.isspace():
-                continue
-            obj = try_loads(raw) if lineno > 1 else UNDECIDED  # a byte order mark is only allowed on line 1
-            if obj is not UNDECIDED:
-                row = _jsonl_row(obj, lineno, path, checkers, report, text)
+        for lines in _line_blocks(fh):
+            for raw in lines:
+                lineno += 1
+                if len(raw) > MAX_ROW_BYTES:
+                    report(
+                        lineno,
+                        f"line is longer than {MAX_ROW_BYTES:,} bytes (one row per line); not read further",
+                    )
+                    return
+                if lineno > 1:  # (a byte order mark is allowed on line 1 only: the careful way reads it)
+                    try:
+                        obj = fast_loads(raw)
+                    except not_json:
+                        pass
+                    else:
+                        if type(obj) is dict and len(obj) == 2:
+                            metadata = obj.get("metadata")
+                            if type(metadata) is dict and accepts(metadata):
+                                selector = obj.get("name")
+                                if type(selector) is str and selector:
+                                    yield new_row(
+                                        (by_name, selector, metadata, path, lineno, _metadata_text(raw))
+                                    )
+                                    continue
+                                selector = obj.get("uuid")
+                                if type(selector) is str and uuid_shape(selector) is not None:
+                                    yield new_row(
+                                        (
+                                            by_uuid,
+                                            selector.lower(),
+                                            metadata,
+                                            path,
+                                            lineno,
+                                            _metadata_text(raw),
+                                        )
+                                    )
+                                    continue
+                row = _careful_row(raw, lineno, path, checkers, report, scan, decode)
                 if row is not None:
                     yield row
-                continue
-            try:
-                try:
-                    obj, end = scan(text, 0)
-                except StopIteration:  # leading whitespace, or not JSON at all: let decode say which
-                    obj, end = decode(text), len(text)
-                if end != len(text) and not text[end:].isspace():
-                    decode(text)  # raises "Extra data" with its column
-            except ValueError as exc:
-                report(lineno, _json_problem(exc))
-                continue
-            except RecursionError:
-                report(lineno, _json_problem(too_deep(text)))
-                continue
-            row = _jsonl_row(obj, lineno, path, checkers, report, text)
-            if row is not None:
-                yield row
+
+
+#: A SourceRow from a tuple of its fields, without the generated ``__new__`` (a Python frame per row).
+_new_row: Callable[[tuple[object, ...]], SourceRow] = functools.partial(tuple.__new__, SourceRow)
+
+
+def _careful_row(
+    raw: bytes,
+    lineno: int,
+    path: str,
+    checkers: _Checkers,
+    report: _Reporter,
+    scan: Callable[[str, int], tuple[object, int]],
+    decode: Callable[[str], object],
+) -> SourceRow | None:
+    """One JSONL line the careful way: its row, or ``None`` (blank, or reported)."""
+    try:
+        text = raw.decode()
+    except UnicodeDecodeError:
+        report(lineno, "line is not valid UTF-8")
+        return None
+    if lineno == 1 and text.startswith("\ufeff"):
+        text = text[1:]  # a byte order mark
+    if not text or text.isspace():
+        return None
+    obj = try_loads(raw) if lineno > 1 else UNDECIDED  # a byte order mark is only allowed on line 1
+    if obj is not UNDECIDED:
+        return _jsonl_row(obj, lineno, path, checkers, report, raw)
+    try:
+        try:
+            obj, end = scan(text, 0)
+        except StopIteration:  # leading whitespace, or not JSON at all: let decode say which
+            obj, end = decode(text), len(text)
+        if end != len(text) and not text[end:].isspace():
+            decode(text)  # raises "Extra data" with its column
+    except ValueError as exc:
+        report(lineno, _json_problem(exc))
+        return None
+    except RecursionError:
+        report(lineno, _json_problem(too_deep(text)))
+        return None
+    return _jsonl_row(obj, lineno, path, checkers, report, raw)
 
 
 #: Longest line read from a source file: a longer one (a file with no newlines?) is refused, not held in memory.
@@ -353,6 +526,36 @@ MAX_ROW_BYTES = 64 * 1024 * 1024
 def _lines(fh: IO[AnyStr]) -> Iterator[AnyStr]:
     """The lines of ``fh``, each read at most ``MAX_ROW_BYTES + 1`` long (so memory stays bounded)."""
     return iter(functools.partial(fh.readline, MAX_ROW_BYTES + 1), fh.read(0))
+
+
+#: How much of a JSONL source is read at a time.
+_BLOCK_BYTES = 1 << 17
+
+
+def _line_blocks(fh: IO[bytes]) -> Iterator[list[bytes]]:
+    """The lines of a binary file, a block at a time, each without its ``\\n`` (what ``readline`` would split,
+    and nothing else). A line that with its newline is longer than ``MAX_ROW_BYTES`` comes as its first
+    ``MAX_ROW_BYTES + 1`` bytes and ends the lines (as :func:`_lines` gives it), so memory stays bounded."""
+    limit = MAX_ROW_BYTES
+    rest = b""
+    while True:
+        block = fh.read(_BLOCK_BYTES)
+        if not block:
+            if rest:
+                yield [rest[: limit + 1]]
+            return
+        lines = block.split(b"\n")
+        if rest:
+            lines[0] = rest + lines[0]
+        rest = lines.pop()
+        if lines and max(map(len, lines)) >= limit:
+            n = next(n for n, line in enumerate(lines) if len(line) >= limit)
+            yield [*lines[:n], (lines[n] + b"\n")[: limit + 1]]
+            return
+        yield lines
+        if len(rest) > limit:
+            yield [rest[: limit + 1]]
+            return
 
 
 class _LineTooLong(csv.Error):
@@ -373,7 +576,7 @@ def _json_problem(exc: ValueError) -> str:
 
 
 def _jsonl_row(
-    obj: object, lineno: int, path: str, checkers: _Checkers, report: _Reporter, line: str = ""
+    obj: object, lineno: int, path: str, checkers: _Checkers, report: _Reporter, line: bytes = b""
 ) -> SourceRow | None:
     if type(obj) is dict and len(obj) == 2:  # the usual {"name": ..., "metadata": {...}}
         selector = obj.get("name")
@@ -455,33 +658,36 @@ def _with_frames(
     return SourceRow(kind, selector, {**metadata, **per_frame}, path, lineno)
 
 
-_AFTER_KEY = re.compile(r"\s*:\s*")
+_AFTER_KEY = re.compile(rb"\s*:\s*")
 
 
-def _metadata_text(line: str) -> str | None:
+def _metadata_text(line: bytes) -> bytes | None:
     """The text of a decoded row's ``metadata`` object when it is the row's last member, else ``None``.
 
     The first ``"metadata"`` in the line is the row's own key: inside a JSON string every quote is escaped,
     so ``"metadata"`` followed by a colon cannot occur there, and the row's key comes before its value. If
     ``metadata`` is not the last member the slice ends inside another member and never looks like an object.
+    (``line`` may or may not end with its newline.)
     """
-    at = line.find('"metadata"') + 10
+    at = line.find(b'"metadata"') + 10
     if at < 10:
         return None
-    if line.startswith(": ", at):  # json.dumps' spacing, and the compact form: no regular expression needed
+    if line.startswith(b": ", at):  # json.dumps' spacing, and the compact form: no regular expression needed
         start = at + 2
-    elif line.startswith(":", at):
+    elif line.startswith(b":", at):
         start = at + 1
     else:
         sep = _AFTER_KEY.match(line, at)
         if sep is None:
             return None
         start = sep.end()
-    if line.endswith("}}\n"):
+    if line.endswith(b"}}"):
+        return line[start:-1]
+    if line.endswith(b"}}\n"):
         return line[start:-2]
     body = line.rstrip()
     text = body[start : len(body) - 1].rstrip()
-    return text if text.endswith("}") else None
+    return text if text.endswith(b"}") else None
 
 
 # --------------------------------------------------------------------------------------------- CSV

@@ -22,6 +22,7 @@ import contextlib
 import json
 import json.scanner
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,13 +80,16 @@ class FilePlan:
     """What :func:`plan_files` found.
 
     ``claims`` maps every selected file's uuid to the manifests that select it (what the blast-radius
-    limits count). For an unchanged file selected by one manifest the claim is shared and its ``given`` is
-    empty: nothing downstream reads the values of an unchanged file.
+    limits count), except the unchanged files that one manifest selects, which are only counted, per
+    manifest, in ``selected_unchanged`` (a million files need no million entries). With key renames (the
+    rename scan asks which files a manifest selects) those are in ``claims`` too, with a shared claim whose
+    ``given`` is empty: nothing downstream reads the values of an unchanged file.
     """
 
     files: list[FileChange] = field(default_factory=list)
     unchanged: int = 0
     claims: dict[str, tuple[FileClaim, ...]] = field(default_factory=dict)
+    selected_unchanged: Counter[str] = field(default_factory=Counter)
     errors: list[Diagnostic] = field(default_factory=list)
     warnings: list[Diagnostic] = field(default_factory=list)
     rule: ShardRule | None = None
@@ -344,7 +348,21 @@ def plan_files(
         every = listing.PROGRESS_EVERY
         next_report = every
         rows = early_rows.get(id(c.m))
+        # The usual file, inline: a source row whose metadata is the live JSON text byte for byte (see
+        # _FilePlanner.single, which decides the same way, more slowly).
+        # (A digest listing gives no text holding null the digest of a text: LiveIndex.same_text.)
+        digests = index.digests if c.c.plain and not renames and not is_shared else None
+        same = 0
         for i, row, exact in selected(c, root, spec_map, result.errors, undeclared, rows):
+            if digests is not None and exact is None and row is not None:
+                text = row.text
+                if text is not None and digests[i] == hash(text):
+                    same += 1
+                    n += 1
+                    if n >= next_report:
+                        on_progress(stage, n, total)
+                        next_report += every
+                    continue
             if is_shared and counts.get(index.uuids[i], 0) > 1:
                 pending.setdefault(index.uuids[i], []).append((c, i, _claim(c, i, row, exact), True))
             else:
@@ -362,6 +380,7 @@ def plan_files(
             if n >= next_report:
                 on_progress(stage, n, total)
                 next_report += every
+        planner.unchanged(c.m, same)
         on_progress(stage, n, total)
         c.finish_missing(result.errors, result.warnings)
     if pending:
@@ -381,11 +400,19 @@ class _FilePlanner:
         self._unchanged_claim: dict[int, tuple[FileClaim, ...]] = {}
 
     def _unchanged(self, m: FileManifest, uuid: str) -> None:
-        self.result.unchanged += 1
-        shared = self._unchanged_claim.get(id(m))
-        if shared is None:
-            shared = self._unchanged_claim[id(m)] = (FileClaim(m, {}),)
-        self.result.claims[uuid] = shared
+        if self.renames:  # the rename scan asks which files a manifest selects (FilePlan.claims)
+            self.result.unchanged += 1
+            shared = self._unchanged_claim.get(id(m))
+            if shared is None:
+                shared = self._unchanged_claim[id(m)] = (FileClaim(m, {}),)
+            self.result.claims[uuid] = shared
+        else:
+            self.unchanged(m)
+
+    def unchanged(self, m: FileManifest, files: int = 1) -> None:
+        """More unchanged files that only ``m`` selects (without renames: see FilePlan.claims)."""
+        self.result.unchanged += files
+        self.result.selected_unchanged[m.name] += files
 
     def _moved(self, live: MetadataView) -> dict[str, JsonValue] | None:
         if not self.renames:
@@ -398,15 +425,21 @@ class _FilePlanner:
         """A file only manifest ``s`` selects: unchanged (counted) or a FileChange."""
         index = s.index
         uuid = index.uuids[i]
-        raw = index.metadata_raw[i]
         m = s.m
         c = s.c
         simple = row if c.plain and exact is None else None  # the row's values are the file's values
-        if simple is not None and simple.text == raw and not self.renames and "null" not in raw:
-            # The row's metadata is, character for character, the live JSON: nothing to decode or compare.
+        if (
+            simple is not None
+            and simple.text is not None
+            and not self.renames
+            and index.same_text(i, simple.text)
+            and b"null" not in simple.text
+        ):
+            # The row's metadata is, byte for byte, the live JSON: nothing to decode or compare.
             # (A null in it would remove a key, so such rows take the long way.)
             self._unchanged(m, uuid)
             return
+        raw = index.raw(i)
         live = try_loads(raw) if type(raw) is str else raw
         if live is UNDECIDED:
             try:

@@ -84,6 +84,7 @@ def check_limits(
     *,
     moved_keys: Collection[str] = (),
     shards: int = 1,
+    also_selected: Mapping[str, int] | None = None,
 ) -> LimitReport:
     """Check a plan's file changes against the limits.
 
@@ -92,16 +93,17 @@ def check_limits(
     workflow refuses it (a shard may also refuse a plan whose shards are uneven: ``--override-limits``).
 
     ``claims`` maps every selected file's uuid to the manifests that select it (unchanged files too: they
-    are the denominator of the share). ``moved_keys`` are keys whose removal is a rename's move.
+    are the denominator of the share), or are counted per manifest name in ``also_selected``. ``moved_keys``
+    are keys whose removal is a rename's move.
     """
     removals = 0
     selected: Counter[str] = Counter()
     removed: dict[str, Counter[str]] = {}
-    names: dict[str, FileManifest] = {}
+    if also_selected:
+        selected.update(also_selected)
     for file_claims in claims.values():
         for c in file_claims:
             selected[c.manifest.name] += 1
-            names[c.manifest.name] = c.manifest
     for f in files:
         file_claims = claims.get(f.uuid, ())
         for kc in f.changes:

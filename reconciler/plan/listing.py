@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, cast, runtime_checkable
 
-from reconciler.errors import Diagnostic, ProviderResponseError
+from reconciler.errors import Diagnostic, ProviderConflictError, ProviderResponseError
+from reconciler.frames import WIRE_ROOT, raw_to_keys
 from reconciler.jsoncodec import UNDECIDED, try_loads
 from reconciler.model import FileManifest, LiveFolder
 from reconciler.plan.model import DatasetRef
@@ -38,6 +39,7 @@ __all__ = [
     "PROGRESS_EVERY",
     "READ_AHEAD_ROWS",
     "DatasetListing",
+    "DigestListingProvider",
     "LiveIndex",
     "Progress",
     "RawListingProvider",
@@ -61,6 +63,27 @@ class RawListingProvider(Protocol):
         """``(rel_name, uuid, folder_uuid, metadata)`` for the same items as ``iter_items``: the metadata's JSON
         text, or the decoded dict when it holds per-frame values (engine keys, :mod:`reconciler.frames`)."""
         ...
+
+
+@runtime_checkable
+class DigestListingProvider(Protocol):
+    """A provider that can list items in pages with their metadata as UTF-8 bytes, and re-read files' metadata
+    text by uuid (``Capabilities.digest_listing``): the listing keeps a digest of each text, not the text."""
+
+    def iter_raw_pages(
+        self, folder: LiveFolder, *, recursive: bool, children: bool
+    ) -> Iterator[tuple[str, list[tuple[str, str, bytes]]]]:
+        """``(folder_uuid, [(rel_name, uuid, metadata_utf8), ...])`` pages, in the order of ``iter_raw_items``
+        (the metadata as stored: wire keys)."""
+        ...
+
+    def read_raw_metadata(self, uuids: Sequence[str]) -> Mapping[str, str]:
+        """uuid -> the metadata JSON text, for the files that still exist."""
+        ...
+
+
+#: The most files one re-read of a digest listing asks for (files compared value by value, in listing order).
+REREAD_MAX = 512
 
 
 @dataclass
@@ -91,15 +114,30 @@ class LiveIndex:
 
     ``metadata_raw[i]`` is the JSON text of file ``i``'s metadata when the provider lists raw text, else the
     provider's dict; :meth:`metadata` parses on every call, so nothing parsed stays in memory.
+
+    A **digest listing** (a provider with ``Capabilities.digest_listing``: the embedded store) keeps no text:
+    ``digests[i]`` is ``hash()`` of file ``i``'s metadata text as UTF-8 (8 bytes a file; a keyed 64-bit
+    SipHash, keyed afresh in every process), enough to tell that a source row's metadata is that text byte
+    for byte (:meth:`same_text`). The files compared value by value are re-read from the store when asked
+    for (:meth:`raw`), a run of files at a time when they are asked for in listing order. Metadata that may
+    hold per-frame values is kept decoded in ``decoded``; its digest, and that of a text holding ``null``
+    (a source row with the same text would remove a key: compared value by value), is -1, which ``hash()``
+    never gives.
     """
 
     __slots__ = (
         "_by_nfc",
         "_by_uuid",
+        "_reread",
+        "_span",
+        "_window",
+        "_window_end",
         "ambiguous",
         "by_data_hash",
         "by_name",
         "dataset",
+        "decoded",
+        "digests",
         "elsewhere",
         "folder",
         "folders",
@@ -127,6 +165,13 @@ class LiveIndex:
         #: A dataset's listing (reconciler.plan.datasets): ``folder`` is then the dataset, named by its title.
         self.dataset: DatasetListing | None = None
         self.by_data_hash: dict[str, int] = {}
+        #: A digest listing: per ordinal the ``hash()`` of the metadata text (-1: see ``decoded``).
+        self.digests: array[int] | None = None
+        self.decoded: dict[int, dict[str, JsonValue]] = {}
+        self._reread: Callable[[Sequence[str]], Mapping[str, str]] | None = None
+        self._window: dict[int, str] = {}
+        self._window_end = -1
+        self._span = 1
 
     def is_elsewhere(self, rel: str) -> bool:
         """Whether a file of this name was listed and left to another shard."""
@@ -162,9 +207,47 @@ class LiveIndex:
                     self._by_nfc.setdefault(unicodedata.normalize("NFC", rel), []).append(rel)
         return [r for r in self._by_nfc.get(unicodedata.normalize("NFC", name), []) if r != name]
 
+    def same_text(self, i: int, text: bytes) -> bool:
+        """Whether file ``i``'s metadata JSON text is ``text`` (UTF-8) byte for byte (a digest listing: their
+        digests are equal; a digest listing never says so of a text holding ``null``, whose row would remove
+        a key, nor of metadata kept decoded)."""
+        digests = self.digests
+        if digests is not None:
+            return digests[i] == hash(text)
+        raw = self.metadata_raw[i]
+        return type(raw) is str and raw == text.decode()
+
+    def raw(self, i: int) -> str | dict[str, JsonValue]:
+        """File ``i``'s metadata as listed: its JSON text, or the provider's dict (see ``metadata_raw``). A digest
+        listing re-reads the text from the store: when files are asked for in listing order, one re-read
+        takes the next files too (twice as many each time, up to :data:`REREAD_MAX`).
+
+        Raises ProviderConflictError when the file is no longer in the store."""
+        if self.digests is None:
+            return self.metadata_raw[i]
+        got = self.decoded.get(i)
+        if got is not None:
+            return got
+        text = self._window.get(i)
+        if text is None:
+            assert self._reread is not None
+            self._span = min(self._span * 2, REREAD_MAX) if i == self._window_end else 1
+            stop = min(i + self._span, len(self.uuids))
+            wanted = self.uuids[i:stop]
+            texts = self._reread(wanted)
+            self._window = {o: texts[u] for o, u in enumerate(wanted, i) if u in texts}
+            self._window_end = stop
+            text = self._window.get(i)
+            if text is None:
+                raise ProviderConflictError(
+                    f"file {self.uuids[i]} ({self.folder.path}/{self.rels[i]}) was removed while the plan was "
+                    "being made; run the plan again"
+                )
+        return raw_to_keys(text)
+
     def metadata(self, i: int) -> dict[str, JsonValue]:
         """File ``i``'s live metadata (a fresh dict for JSON text; the provider's dict otherwise)."""
-        raw = self.metadata_raw[i]
+        raw = self.raw(i)
         if type(raw) is not str:
             assert isinstance(raw, dict)
             return raw
@@ -205,7 +288,9 @@ def read_index(
     n = 0
     next_report = PROGRESS_EVERY
     folders = index.folders
-    if provider.capabilities.raw_listing:
+    if provider.capabilities.digest_listing:
+        n = _read_digests(cast(DigestListingProvider, provider), index, recursive, children, on_progress)
+    elif provider.capabilities.raw_listing:
         last_folder = None
         for rel, uuid, item_folder, raw in cast(RawListingProvider, provider).iter_raw_items(
             folder, recursive=recursive, children=children
@@ -253,6 +338,80 @@ def read_index(
                 index.ambiguous[rel] = [i]
     on_progress(stage, n, n)
     return index
+
+
+def _read_digests(
+    provider: DigestListingProvider,
+    index: LiveIndex,
+    recursive: bool,
+    children: bool,
+    on_progress: Progress,
+) -> int:
+    """:func:`read_index` of a digest listing (see :class:`LiveIndex`). Returns the number of files kept.
+
+    A page of rows is taken apart column by column (no Python work per row) unless a shard keeps only some
+    of its files, or a text in it may hold per-frame values (then those are decoded one by one).
+    """
+    keep, elsewhere = index.keep, index.elsewhere
+    uuids, rels, by_name, folders, decoded = (
+        index.uuids,
+        index.rels,
+        index.by_name,
+        index.folders,
+        index.decoded,
+    )
+    digests = index.digests = array("q")
+    index._reread = provider.read_raw_metadata
+    stage = reading(index.folder.path)
+    n = 0
+    next_report = PROGRESS_EVERY
+    for item_folder, page in provider.iter_raw_pages(index.folder, recursive=recursive, children=children):
+        folders.add(item_folder)
+        if keep is not None:
+            kept = []
+            for row in page:
+                if keep(row[1]):
+                    kept.append(row)
+                else:
+                    elsewhere.append(hash(row[0]))
+            if not kept:
+                continue
+            page = kept
+        names, ids, blobs = zip(*page, strict=True)
+        by_name.update(zip(names, range(n, n + len(names)), strict=True))
+        rels.extend(names)
+        uuids.extend(ids)
+        digests.extend(map(hash, blobs))
+        # Whole pages at once, with one byte searched for (memchr), then file by file where it occurs:
+        joined = b"\x00".join(blobs)  # (no JSON text holds a NUL byte as it is)
+        if b"$" in joined or b"\\" in joined:  # may hold per-frame values (frames.may_hold_frames)?
+            for j, blob in enumerate(blobs):
+                if (_ROOT in blob or b"\\u" in blob) and _decoded(blob, ids[j], decoded, n + j):
+                    digests[n + j] = -1  # never a hash(): such a file is always compared value by value
+        if b"null" in joined:  # a null in a source row removes its key: never "the same text" (see same_text)
+            for j, blob in enumerate(blobs):
+                if b"null" in blob:
+                    digests[n + j] = -1
+        n += len(names)
+        if n >= next_report:
+            on_progress(stage, n, None)
+            next_report = n - n % PROGRESS_EVERY + PROGRESS_EVERY
+    return n
+
+
+_ROOT = WIRE_ROOT.encode()
+
+
+def _decoded(blob: bytes, uuid: str, decoded: dict[int, dict[str, JsonValue]], n: int) -> bool:
+    """Keep file ``n``'s metadata decoded (as engine keys) when it holds per-frame values; whether it does."""
+    try:
+        value = raw_to_keys(blob.decode())
+    except UnicodeDecodeError:
+        raise ProviderResponseError(f"file {uuid}: its stored metadata is not valid UTF-8") from None
+    if type(value) is not dict:
+        return False
+    decoded[n] = value
+    return True
 
 
 #: Source rows read ahead while a folder is listed over the network (about 3 kB each in memory).

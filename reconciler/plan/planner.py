@@ -404,7 +404,12 @@ def make_plan(
     # 5. Blast-radius limits (plan/limits.py).
     limits = desired.workspace.settings.limits
     report = check_limits(
-        files, fp.claims, limits, moved_keys=renames.keys(), shards=shard.count if shard is not None else 1
+        files,
+        fp.claims,
+        limits,
+        moved_keys=renames.keys(),
+        shards=shard.count if shard is not None else 1,
+        also_selected=fp.selected_unchanged,
     )
     if report.violations:
         if not override_limits:

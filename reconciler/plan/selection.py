@@ -177,8 +177,11 @@ def selected(
         if rows is None:
             rows = iter_source_rows(root, m.source, spec_map, errors)
         name = SelectorKind.NAME
+        # UndeclaredJudge.judge_row, without a call for a row whose keys are all known (the usual row)
+        known = undeclared.known if undeclared is not None else None
         for row in rows:
-            if undeclared is not None:
+            if known is not None and not known.issuperset(row.values):
+                assert undeclared is not None
                 undeclared.judge_row(row)
             if row.kind is name and not ambiguous:
                 i = by_name.get(row.key)

@@ -51,6 +51,9 @@ class Capabilities:
     # the store is a local file (its identity's location): its lock file goes beside it, not beside the journal
     lock_beside_store: bool = False
     raw_listing: bool = False  # whether it has ``iter_raw_items`` (metadata as JSON text, parsed on use)
+    #: Whether it has ``iter_raw_pages`` and ``read_raw_metadata``: a listing may keep a digest of each file's
+    #: metadata text instead of the text, and re-read the files it compares value by value.
+    digest_listing: bool = False
     #: Whether folders may be listed concurrently (a network store: the requests overlap; not the embedded
     #: store, whose listings are CPU work under one lock).
     parallel_reads: bool = False

@@ -120,6 +120,7 @@ class SqliteProvider:
         max_batch=_CHUNK,
         parallel_writes=False,
         raw_listing=True,
+        digest_listing=True,
         atomic_batches=True,
         lock_beside_store=True,
         lists_datasets=True,
@@ -468,6 +469,75 @@ class SqliteProvider:
                         parent_folder,
                         raw_to_keys(raw),
                     )
+
+    def iter_raw_pages(
+        self, folder: LiveFolder, *, recursive: bool, children: bool
+    ) -> Iterator[tuple[str, list[tuple[str, str, bytes]]]]:
+        """The items of :meth:`iter_raw_items`, in the same order, as pages of
+        ``(folder_uuid, [(rel_name, uuid, metadata_utf8), ...])``.
+
+        The metadata is the stored JSON text as UTF-8 bytes, as it is: not decoded (a listing that keeps only
+        a digest of it never needs it as text), and not mapped to engine keys (the caller decodes the texts
+        that may hold per-frame values, :func:`reconciler.frames.may_hold_frames`). Top-level rows come from
+        SQLite as they are, with no per-row Python work here.
+        """
+        self.stats.count("GET folder items", write=False)
+        if recursive:
+            folder_rows = self._query(
+                "SELECT uuid, path FROM folders WHERE uuid = ? OR path LIKE ? ESCAPE '\\'",
+                (folder.uuid, _like_prefix(folder.path) + "/%"),
+            )
+        else:
+            folder_rows = [(folder.uuid, folder.path)]
+        prefixes = {u: ("" if p == folder.path else p[len(folder.path) + 1 :] + "/") for u, p in folder_rows}
+        top = (
+            "SELECT ? || name, uuid, CAST(metadata AS BLOB) FROM items "
+            "INDEXED BY items_by_folder WHERE folder = ? AND parent_item IS NULL ORDER BY name"
+        )
+        for i in range(0, len(folder_rows), 500):  # the chunks and order of iter_raw_items
+            chunk = [u for u, _ in folder_rows[i : i + 500]]
+            for uuid in sorted(chunk):  # ORDER BY folder, name
+                for page in self._pages(top, (prefixes[uuid], uuid)):
+                    yield uuid, page
+            if children:
+                marks = ",".join("?" * len(chunk))
+                kids = (
+                    "SELECT p.folder, p.name || '/' || c.name, c.uuid, CAST(c.metadata AS BLOB) "
+                    "FROM items AS c JOIN items AS p ON p.uuid = c.parent_item "
+                    f"WHERE c.folder IN ({marks}) AND p.folder IN ({marks}) AND p.parent_item IS NULL "
+                    "ORDER BY p.folder, p.name, c.name"
+                )
+                for page in self._pages(kids, chunk + chunk):
+                    for parent_folder, rel, uuid, blob in page:
+                        yield parent_folder, [(prefixes[parent_folder] + rel, uuid, blob)]
+
+    def read_raw_metadata(self, uuids: Sequence[str]) -> dict[str, str]:
+        """The stored metadata JSON text of each of ``uuids`` that still exists (what a listing that kept only
+        a digest re-reads, for the files the planner compares value by value). Not an API call: a listing's
+        second look, not counted."""
+        out: dict[str, str] = {}
+        for i in range(0, len(uuids), 500):
+            chunk = list(uuids[i : i + 500])
+            marks = ",".join("?" * len(chunk))
+            out.update(self._query(f"SELECT uuid, metadata FROM items WHERE uuid IN ({marks})", chunk))
+        return out
+
+    def _pages(self, sql: str, params: Sequence[Any], page: int = 5000) -> Iterator[list[Any]]:
+        """:meth:`_stream` a page at a time."""
+        with self._lock:
+            try:
+                cur = self._db.execute(sql, params)
+            except sqlite3.Error as exc:
+                raise _translate(exc, self.path) from exc
+        while True:
+            with self._lock:
+                try:
+                    rows = cur.fetchmany(page)
+                except sqlite3.Error as exc:
+                    raise _translate(exc, self.path) from exc
+            if not rows:
+                return
+            yield rows
 
     def _stream(self, sql: str, params: Sequence[Any], page: int = 5000) -> Iterator[Any]:
         """Rows of a query, fetched ``page`` at a time (the lock is held per page, not across yields)."""

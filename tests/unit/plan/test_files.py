@@ -42,7 +42,11 @@ def test_single_files_unchanged_and_changed(tmp_path):
     assert [(f.name, f.strategy, f.manifest, f.changes) for f in fp.files] == [
         ("b.jpg", Strategy.MERGE, "m.yaml", (KeyChange("old.x", KeyAction.REMOVE, 2, None),))
     ]
-    assert sorted(len(c) for c in fp.claims.values()) == [1, 1]
+    # The changed file's claim is kept; the unchanged one is only counted (what the limits need of it).
+    assert [(u, [cl.manifest.path for cl in c]) for u, c in fp.claims.items()] == [
+        (uid("item:f/b.jpg"), ["m.yaml"])
+    ]
+    assert fp.selected_unchanged == {"m.yaml": 1}
 
 
 def test_shared_files_layer_in_manifest_order(tmp_path):
