@@ -1,0 +1,224 @@
+"""The embedded store's digest listing plans exactly what the text listing plans.
+
+A digest listing (``Capabilities.digest_listing``) keeps ``hash()`` of each file's metadata text instead of
+the text, tells an unchanged file by the digest of its source row's metadata text, and re-reads from the
+store the files it compares value by value. Random live states and source rows (the live text itself,
+other layouts, nulls, per-frame metadata, escapes, big integers, uuid rows, any order) are planned both
+ways: the plans are equal, the digest listing re-reads only what it compares, and in listing order a run
+at a time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reconciler.errors import ManifestValidationError, ProviderConflictError, SourceLocation
+from reconciler.model import Assignment, FileSelector, SelectorKind, SourceSpec
+from reconciler.plan import listing
+from reconciler.plan.listing import LiveIndex, read_index
+from reconciler.plan.planner import make_plan
+from reconciler.providers.sqlite import SqliteProvider
+from reconciler.snapshot import write_snapshot
+from tests.helpers.desired import desired, manifest
+from tests.helpers.states import make_snapshot, uid
+
+L = SourceLocation("m.yaml", 1, 1)
+NAMES = [f"f{i:03d}.jpg" for i in range(60)]
+VALUES: list[Any] = [
+    0,
+    1,
+    2.5,
+    True,
+    "x",
+    "",
+    "null",
+    "é",
+    "a\u0001b",
+    "$x",
+    "back\\slash",
+    [1, 2],
+    {"k": None},
+    2**70,
+    None,
+]
+KEYS = ["a", "b", "c", "$encord", "n.x"]
+
+
+def rand_md(rng: random.Random) -> dict[str, Any]:
+    md = {k: rng.choice(VALUES) for k in rng.sample(KEYS[:3] + KEYS[4:], rng.randint(0, 4))}
+    if rng.random() < 0.1:  # per-frame values, in the stored (wire) form
+        md["$encord"] = {"frame_metadata": {str(rng.randint(0, 3)): {"a": rng.choice(VALUES[:6])}}}
+    return md
+
+
+def line(rng: random.Random, name: str, md: dict[str, Any]) -> str:
+    if rng.random() < 0.15:
+        return json.dumps({"uuid": uid(f"item:f/{name}").upper(), "metadata": md})
+    if rng.random() < 0.3:  # another layout: the text differs, the values may not
+        return json.dumps({"name": name, "metadata": md}, separators=(",", ":"), ensure_ascii=True)
+    return json.dumps({"name": name, "metadata": md}, ensure_ascii=False)
+
+
+def plan_both(root: Path, m: Any, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Any, int]:
+    """(digest listing plan or error, text listing plan or error, files re-read)."""
+    reread = [0]
+    original = SqliteProvider.read_raw_metadata
+
+    def counting(self: SqliteProvider, uuids: Any) -> Any:
+        reread[0] += len(uuids)
+        return original(self, uuids)
+
+    monkeypatch.setattr(SqliteProvider, "read_raw_metadata", counting)
+    out: list[Any] = []
+    for digest_listing in (True, False):
+        caps = dataclasses.replace(SqliteProvider.capabilities, digest_listing=digest_listing)
+        monkeypatch.setattr(SqliteProvider, "capabilities", caps)
+        provider = SqliteProvider(root / "live.db", seed=root / "seed.json")
+        try:
+            plan = make_plan(
+                desired(m, root=str(root)), provider, now=__import__("datetime").datetime(2026, 1, 1)
+            )
+            out.append((plan.files, plan.unchanged, plan.warnings, plan.reads))
+        except ManifestValidationError as exc:
+            out.append(str(exc))
+        finally:
+            provider.close()
+    monkeypatch.undo()
+    return out[0], out[1], reread[0]
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_a_digest_listing_plans_what_the_text_listing_plans(
+    tmp_path: Path, seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = random.Random(seed)
+    by_digest = 0
+    for round_ in range(8):
+        root = tmp_path / f"r{round_}"
+        root.mkdir()
+        live = {name: rand_md(rng) for name in NAMES}
+        snap = make_snapshot({"f": list(live.items())})
+        write_snapshot(root / "seed.json", snap.schema, snap.folders, snap.items)
+        names = list(NAMES) if rng.random() < 0.5 else rng.sample(NAMES, rng.randint(0, len(NAMES)))
+        lines = []
+        for name in names:
+            md = dict(live[name]) if rng.random() < 0.6 else rand_md(rng)
+            lines.append(line(rng, name, md))
+        (root / "rows.jsonl").write_text("".join(x + "\n" for x in lines), encoding="utf-8")
+        mode = rng.choice(["merge", "merge", "overwrite"])
+        sels = []
+        if rng.random() < 0.3:
+            sels.append(FileSelector(SelectorKind.GLOB, "f00*", {"c": Assignment(1, L)}, L))
+        m = dataclasses.replace(
+            manifest("m.yaml", "f", *sels, mode=mode, on_missing="ignore"),
+            source=SourceSpec("rows.jsonl", "jsonl", L),
+        )
+        with_digests, with_texts, _ = plan_both(root, m, monkeypatch)
+        assert with_digests == with_texts, (m, lines)
+        if not isinstance(with_digests, str):
+            by_digest += with_digests[1]
+    assert by_digest > 0
+
+
+def test_files_compared_value_by_value_are_re_read_a_run_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    names = [f"f{i:04d}.jpg" for i in range(2000)]
+    live = {name: {"a": i, "b": "x"} for i, name in enumerate(names)}
+    snap = make_snapshot({"f": list(live.items())})
+    write_snapshot(tmp_path / "seed.json", snap.schema, snap.folders, snap.items)
+    m = dataclasses.replace(manifest("m.yaml", "f"), source=SourceSpec("rows.jsonl", "jsonl", L))
+
+    def plan(rows: list[str]) -> tuple[Any, int, int]:
+        (tmp_path / "rows.jsonl").write_text("".join(r + "\n" for r in rows))
+        calls = [0]
+        original = SqliteProvider.read_raw_metadata
+
+        def counting(self: SqliteProvider, uuids: Any) -> Any:
+            calls[0] += 1
+            return original(self, uuids)
+
+        with monkeypatch.context() as mp:
+            mp.setattr(SqliteProvider, "read_raw_metadata", counting)
+            provider = SqliteProvider(tmp_path / "live.db", seed=tmp_path / "seed.json")
+            try:
+                p = make_plan(desired(m, root=str(tmp_path)), provider)
+            finally:
+                provider.close()
+        return p, calls[0], len(p.files)
+
+    # As json.dumps writes them: the text of the stored metadata, nothing read again.
+    same = [json.dumps({"name": n, "metadata": live[n]}) for n in names]
+    p, calls, changed = plan(same)
+    assert (p.unchanged, changed, calls) == (2000, 0, 0)
+    # Written without spaces, in listing order: every file compared, read again 1, 2, 4, ... 512 at a time.
+    compact = [json.dumps({"name": n, "metadata": live[n]}, separators=(",", ":")) for n in names]
+    p, calls, changed = plan(compact)
+    assert (p.unchanged, changed) == (2000, 0)
+    assert calls == 12  # 1, 2, 4, ..., 512 (1,023 files in 10 reads), then 512 and the last 465
+    # In another order, (mostly) one at a time: the same plan.
+    rng = random.Random(5)
+    shuffled = rng.sample(compact, len(compact))
+    p, calls, changed = plan(shuffled)
+    assert (p.unchanged, changed) == (2000, 0)
+    assert 1000 < calls <= 2000
+    # One changed file among unchanged ones: it alone is read again.
+    changed_rows = list(same)
+    changed_rows[700] = json.dumps({"name": names[700], "metadata": {"a": -1, "b": "x"}})
+    p, calls, changed = plan(changed_rows)
+    assert (p.unchanged, changed, calls) == (1999, 1, 1)
+
+
+def test_a_file_removed_while_planning_is_an_error_naming_it(tmp_path: Path) -> None:
+    snap = make_snapshot({"f": [("a.jpg", {"n": 1}), ("b.jpg", {"n": 2})]})
+    write_snapshot(tmp_path / "seed.json", snap.schema, snap.folders, snap.items)
+    provider = SqliteProvider(tmp_path / "live.db", seed=tmp_path / "seed.json")
+    try:
+        folder = provider.resolve_folder("f")
+        index = read_index(provider, folder, recursive=False, children=False, on_progress=lambda *a: None)
+        assert isinstance(index, LiveIndex) and index.digests is not None
+        with sqlite3.connect(tmp_path / "live.db") as db:
+            db.execute("DELETE FROM items WHERE name = 'b.jpg'")
+        assert index.metadata(0) == {"n": 1}
+        with pytest.raises(ProviderConflictError) as info:
+            index.metadata(1)
+        assert str(info.value) == (
+            f"file {uid('item:f/b.jpg')} (f/b.jpg) was removed while the plan was being made; run the plan again"
+        )
+    finally:
+        provider.close()
+
+
+def test_a_digest_listing_keeps_no_text(tmp_path: Path) -> None:
+    snap = make_snapshot(
+        {
+            "f": [
+                ("a.jpg", {"n": 1}),
+                ("b.jpg", {"n": None}),
+                ("c.jpg", {"$encord": {"frame_metadata": {"3": {"k": 1}}}}),
+                ("d.jpg", {"s": "\u0001"}),
+            ]
+        }
+    )
+    write_snapshot(tmp_path / "seed.json", snap.schema, snap.folders, snap.items)
+    provider = SqliteProvider(tmp_path / "live.db", seed=tmp_path / "seed.json")
+    try:
+        folder = provider.resolve_folder("f")
+        index = read_index(provider, folder, recursive=False, children=False, on_progress=lambda *a: None)
+    finally:
+        provider.close()
+    assert index.metadata_raw == []
+    assert index.digests is not None
+    assert [d == -1 for d in index.digests] == [False, True, True, False]  # a null; per-frame values
+    assert index.decoded == {2: {"frames[3].k": 1}}
+    assert index.same_text(0, b'{"n": 1}') and not index.same_text(0, b'{"n":1}')
+    assert not index.same_text(1, b'{"n": null}')
+    assert index.same_text(3, b'{"s": "\\u0001"}')
+    assert listing.REREAD_MAX == 512
