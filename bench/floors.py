@@ -290,8 +290,15 @@ def row_plan_local(work: Path, *, files: int, pairs: int) -> Row:
         print(f"# {files:,} files: seeded the database in {seeded:.1f} s (not timed)", file=sys.stderr)
     env = bench_env()
     a, b = Side("reconciler plan"), Side("floor: orjson decode + compare")
+    base = Side("baseline plan")
     ratios: list[float] = []
     plan_cmd = [PYTHON, "-m", "reconciler", "-C", str(g.manifests), "plan"]
+
+    def check_plan(t: Timed) -> None:
+        m = _SUMMARY.search(t.output)
+        if not m or int(m.group(1).replace(",", "")) != g.changed_files:
+            raise RuntimeError(f"unexpected plan summary:\n{t.output[-2000:]}")
+
     floor_cmd = [
         *(
             PYTHON,
@@ -305,18 +312,31 @@ def row_plan_local(work: Path, *, files: int, pairs: int) -> Row:
         )
     ]
     for n in range(pairs):
+        if BASELINE_ROOT is not None:  # the same plan by another source tree, in every pair (before/after)
+            t = run_timed(plan_cmd, env=_reconciler_env(BASELINE_ROOT), cwd=g.root)
+            check_plan(t)
+            base.runs.append(t)
         for side in (a, b) if n % 2 == 0 else (b, a):
             t = run_timed(
                 plan_cmd if side is a else floor_cmd, env=_reconciler_env() if side is a else env, cwd=g.root
             )
             if side is a:
-                m = _SUMMARY.search(t.output)
-                if not m or int(m.group(1).replace(",", "")) != g.changed_files:
-                    raise RuntimeError(f"unexpected plan summary:\n{t.output[-2000:]}")
+                check_plan(t)
             elif _floor_json(t)["changed"] != g.changed_files:
                 raise RuntimeError(f"the floor found {t.output!r}")
             side.runs.append(t)
         ratios.append(a.runs[-1].wall_s / b.runs[-1].wall_s)
+    notes = [f"reconciler peak RSS {statistics.median(t.max_rss_mb for t in a.runs):.0f} MB"]
+    if base.runs:
+        walls = [x.wall_s / f.wall_s for x, f in zip(base.runs, b.runs, strict=True)]
+        cpus = [x.cpu_s / f.cpu_s for x, f in zip(base.runs, b.runs, strict=True)]
+        notes.append(
+            f"baseline ({BASELINE_ROOT}): wall s {', '.join(f'{t.wall_s:.2f}' for t in base.runs)}; CPU s "
+            f"{', '.join(f'{t.cpu_s:.2f}' for t in base.runs)}; peak RSS "
+            f"{statistics.median(t.max_rss_mb for t in base.runs):.0f} MB; baseline / floor (wall): median "
+            f"{statistics.median(walls):.2f}x (pairs: {', '.join(f'{x:.2f}' for x in walls)}); CPU: median "
+            f"{statistics.median(cpus):.2f}x"
+        )
     return Row(
         "plan-local",
         f"plan, {files:,} files x 10 keys, 1% changed, JSONL source, embedded store",
@@ -324,7 +344,7 @@ def row_plan_local(work: Path, *, files: int, pairs: int) -> Row:
         b,
         ratios,
         "reconciler / floor (wall)",
-        [f"reconciler peak RSS {statistics.median(t.max_rss_mb for t in a.runs):.0f} MB"],
+        notes,
     )
 
 
@@ -518,7 +538,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--baseline-root",
         type=Path,
-        help="plan-network and apply rows: also run the reconciler of this source tree in every pair (before/after)",
+        help="every row: also run the reconciler of this source tree in every pair (before/after)",
     )
     args = p.parse_args(argv)
     global RECONCILER_ROOT, BASELINE_ROOT

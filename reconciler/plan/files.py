@@ -344,25 +344,17 @@ def plan_files(
         stage = planning(c.m.name)
         total = len(index)
         on_progress(stage, 0, total)
-        n = 0
-        every = listing.PROGRESS_EVERY
-        next_report = every
+
+        def tick(n: int, stage: str = stage, total: int = total) -> None:
+            on_progress(stage, n, total)
+
         rows = early_rows.get(id(c.m))
-        # The usual file, inline: a source row whose metadata is the live JSON text byte for byte (see
-        # _FilePlanner.single, which decides the same way, more slowly).
-        # (A digest listing gives no text holding null the digest of a text: LiveIndex.same_text.)
+        # The usual file is found unchanged by selected() itself: a source row whose metadata is the live
+        # JSON text byte for byte (_FilePlanner.single decides the same way, more slowly; a digest listing
+        # gives no text holding null the digest of a text: LiveIndex.same_text).
         digests = index.digests if c.c.plain and not renames and not is_shared else None
-        same = 0
-        for i, row, exact in selected(c, root, spec_map, result.errors, undeclared, rows):
-            if digests is not None and exact is None and row is not None:
-                text = row.text
-                if text is not None and digests[i] == hash(text):
-                    same += 1
-                    n += 1
-                    if n >= next_report:
-                        on_progress(stage, n, total)
-                        next_report += every
-                    continue
+        n = 0
+        for i, row, exact in selected(c, root, spec_map, result.errors, undeclared, rows, digests, tick):
             if is_shared and counts.get(index.uuids[i], 0) > 1:
                 pending.setdefault(index.uuids[i], []).append((c, i, _claim(c, i, row, exact), True))
             else:
@@ -377,11 +369,8 @@ def plan_files(
                         )
                     )
             n += 1
-            if n >= next_report:
-                on_progress(stage, n, total)
-                next_report += every
-        planner.unchanged(c.m, same)
-        on_progress(stage, n, total)
+        planner.unchanged(c.m, c.same)
+        on_progress(stage, n + c.same, total)
         c.finish_missing(result.errors, result.warnings)
     if pending:
         planner.shared(pending, [c.m for c in compiled])

@@ -11,12 +11,13 @@ picking one would write to a file the author may not have meant.
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from reconciler.errors import Diagnostic, SourceLocation
 from reconciler.model import FileManifest, FileSelector, OnMissing, SelectorKind
+from reconciler.plan import listing
 from reconciler.plan.listing import LiveIndex
 from reconciler.plan.semantics import CompiledManifest
 
@@ -48,6 +49,8 @@ class Selection:
         self.exact: dict[int, FileSelector] = {}
         self.missing: list[Diagnostic] = []
         self.missing_count = 0
+        #: Files found unchanged by :func:`selected` itself (its ``same``), not yielded.
+        self.same = 0
         for s in m.files:
             if s.kind is SelectorKind.GLOB:
                 continue
@@ -159,14 +162,23 @@ def selected(
     errors: list[Diagnostic],
     undeclared: UndeclaredJudge | None,
     rows: Iterable[SourceRow] | None = None,
+    same: array[int] | None = None,
+    tick: Callable[[int], None] | None = None,
 ) -> Iterator[tuple[int, SourceRow | None, FileSelector | None]]:
     """Every file a manifest selects, once: ``(ordinal, source row or None, exact entry or None)``.
 
     Source rows first (as they stream; ``rows`` if the caller already started reading them), then exact
     entries no row selected, then glob-only files.
+
+    With ``same`` (a digest listing's digests, for a manifest whose rows are their files' values), a file
+    whose row's metadata text has the file's digest (the live text, byte for byte: unchanged) is counted in
+    ``c.same`` instead of yielded. ``tick(n)`` hears every ``listing.PROGRESS_EVERY`` files selected.
     """
     m, index = c.m, c.index
     done = bytearray(len(index))
+    count = 0
+    every = listing.PROGRESS_EVERY
+    next_report = every if tick is not None else -1
     if m.source is not None:
         from reconciler.manifest.source import iter_source_rows
 
@@ -213,10 +225,23 @@ def selected(
                     )
                 )
                 continue
+            count += 1
+            if count == next_report:
+                tick(count)  # type: ignore[misc]  # next_report is -1 without tick
+                next_report += every
+            if same is not None:
+                text = row.text
+                if text is not None and same[i] == hash(text):
+                    c.same += 1
+                    continue
             yield i, row, None
     for i, s in c.exact.items():
         if not done[i]:
             done[i] = 1
+            count += 1
+            if count == next_report:
+                tick(count)  # type: ignore[misc]
+                next_report += every
             yield i, None, s
     globs = c.c.globs
     if globs:
@@ -228,6 +253,10 @@ def selected(
             for n, (rx, _, _) in enumerate(globs):
                 if rx.match(rel):
                     c.glob_hit[n] = True
+                    count += 1
+                    if count == next_report:
+                        tick(count)  # type: ignore[misc]
+                        next_report += every
                     yield i, None, None
                     break
 
