@@ -430,6 +430,7 @@ def _jsonl_rows(file: Path, path: str, checkers: _Checkers, report: _Reporter) -
     # The C scanner behind decode: one Python frame (and two regular expression matches) less per row.
     scan = json.scanner.make_scanner(decoder)  # type: ignore[arg-type]  # typeshed says a scanner; CPython takes a decoder
     accepts = checkers.accepts
+    shape_tests = checkers._fast  # accepts() without a call, for a key sequence seen before
     fast_loads = raw_loads
     not_json = RawDecodeError
     new_row = _new_row
@@ -454,7 +455,11 @@ def _jsonl_rows(file: Path, path: str, checkers: _Checkers, report: _Reporter) -
                     else:
                         if type(obj) is dict and len(obj) == 2:
                             metadata = obj.get("metadata")
-                            if type(metadata) is dict and accepts(metadata):
+                            if type(metadata) is dict and (
+                                test(metadata)
+                                if (test := shape_tests.get(tuple(metadata))) is not None
+                                else accepts(metadata)
+                            ):
                                 selector = obj.get("name")
                                 if type(selector) is str and selector:
                                     yield new_row(

@@ -191,6 +191,8 @@ def selected(
         name = SelectorKind.NAME
         # UndeclaredJudge.judge_row, without a call for a row whose keys are all known (the usual row)
         known = undeclared.known if undeclared is not None else None
+        exact_of = c.exact.get if c.exact else None
+        unchanged = 0
         for row in rows:
             if known is not None and not known.issuperset(row.values):
                 assert undeclared is not None
@@ -216,7 +218,7 @@ def selected(
                 continue
             done[i] = 1
             row_line[i] = row.line
-            exact = c.exact.get(i)
+            exact = exact_of(i) if exact_of is not None else None
             if exact is not None:
                 errors.append(
                     Diagnostic(
@@ -232,9 +234,10 @@ def selected(
             if same is not None:
                 text = row.text
                 if text is not None and same[i] == hash(text):
-                    c.same += 1
+                    unchanged += 1
                     continue
             yield i, row, None
+        c.same += unchanged
     for i, s in c.exact.items():
         if not done[i]:
             done[i] = 1

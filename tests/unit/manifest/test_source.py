@@ -53,7 +53,9 @@ def test_jsonl_rows(tmp_path: Path) -> None:
             1,
             b'{"count": 1, "note": null, "other": "x"}',  # the metadata text, for the planner's fast path
         ),
-        SourceRow(SelectorKind.UUID, UUID, {"keyframes": [1, 2]}, "data/r.jsonl", 3, b'{"keyframes": [1, 2]}'),
+        SourceRow(
+            SelectorKind.UUID, UUID, {"keyframes": [1, 2]}, "data/r.jsonl", 3, b'{"keyframes": [1, 2]}'
+        ),
         SourceRow(SelectorKind.NAME, "b.jpg", {}, "data/r.jsonl", 4),
     ]
     first = got[0]

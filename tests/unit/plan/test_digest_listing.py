@@ -222,3 +222,48 @@ def test_a_digest_listing_keeps_no_text(tmp_path: Path) -> None:
     assert not index.same_text(1, b'{"n": null}')
     assert index.same_text(3, b'{"s": "\\u0001"}')
     assert listing.REREAD_MAX == 512
+
+
+def test_pages_list_what_the_raw_listing_lists_in_its_order(tmp_path: Path) -> None:
+    from reconciler.model import LiveItem
+
+    snap = make_snapshot(
+        {
+            "top": [("b.jpg", {"n": 2}), ("a.jpg", {"w": "é"})],
+            "top/sub/deep": [("c.jpg", {})],
+            "top/sub": [("d.jpg", {"$encord": {"frame_metadata": {"1": {"k": 1}}}})],
+        }
+    )
+    top = snap.folders[0]
+    group = LiveItem(uid("g"), top.uuid, "scan-07", "imageGroup", {"k": 1})
+    snap.items += [group] + [
+        LiveItem(uid(f"k{i}"), top.uuid, f"s{i}.png", "image", {"i": i}, parent_item=group.uuid)
+        for i in (2, 1)
+    ]
+    write_snapshot(tmp_path / "seed.json", snap.schema, snap.folders, snap.items)
+    p = SqliteProvider(tmp_path / "live.db", seed=tmp_path / "seed.json")
+    try:
+        folder = p.resolve_folder("top")
+        for recursive in (False, True):
+            for children in (False, True):
+                want = [
+                    (rel, u, f, raw)
+                    for rel, u, f, raw in p.iter_raw_items(folder, recursive=recursive, children=children)
+                ]
+                got = [
+                    (rel, u, f, blob.decode())
+                    for f, page in p.iter_raw_pages(folder, recursive=recursive, children=children)
+                    for rel, u, blob in page
+                ]
+                assert [w[:3] for w in want] == [g[:3] for g in got], (recursive, children)
+                for (*_, raw), (*_, text) in zip(want, got, strict=True):
+                    if isinstance(raw, str):  # (else per-frame values, decoded: compared just below)
+                        assert raw == text
+                index = read_index(
+                    p, folder, recursive=recursive, children=children, on_progress=lambda *a: None
+                )
+                assert [index.metadata(i) for i in range(len(index))] == [
+                    json.loads(raw) if isinstance(raw, str) else raw for *_, raw in want
+                ]
+    finally:
+        p.close()
