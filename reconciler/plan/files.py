@@ -272,6 +272,14 @@ def plan_files(
             to_check.append((position, m, folder))
     from reconciler.manifest.source import iter_source_rows
 
+    # A digest listing pays off where JSONL rows may be the live text itself; files that only a CSV source,
+    # exact entries or globs select are all compared value by value (the text listing keeps their texts).
+    by_text = {
+        (folder.uuid, m.recursive, m.children)
+        for _, m, folder in (*to_plan, *to_check)
+        if m.source is not None and m.source.format == "jsonl"
+    }
+
     def read_kept(
         provider: StateProvider,
         folder: LiveFolder,
@@ -281,7 +289,13 @@ def plan_files(
         on_progress: listing.Progress,
     ) -> LiveIndex:
         return read_index(
-            provider, folder, recursive=recursive, children=children, on_progress=on_progress, keep=keep
+            provider,
+            folder,
+            recursive=recursive,
+            children=children,
+            on_progress=on_progress,
+            keep=keep,
+            digests=(folder.uuid, recursive, children) in by_text,
         )
 
     with Prefetch(provider, parallelism, on_progress, read_kept) as prefetch:

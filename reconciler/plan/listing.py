@@ -72,13 +72,13 @@ class DigestListingProvider(Protocol):
 
     def iter_raw_pages(
         self, folder: LiveFolder, *, recursive: bool, children: bool
-    ) -> Iterator[tuple[str, list[tuple[str, str, bytes]]]]:
-        """``(folder_uuid, [(rel_name, uuid, metadata_utf8), ...])`` pages, in the order of ``iter_raw_items``
-        (the metadata as stored: wire keys)."""
+    ) -> Iterator[tuple[str, list[tuple[str, str, bytes, int]]]]:
+        """``(folder_uuid, [(rel_name, uuid, metadata_utf8, rowid), ...])`` pages, in the order of
+        ``iter_raw_items`` (the metadata as stored: wire keys; ``rowid`` a hint for :meth:`read_raw_metadata`)."""
         ...
 
-    def read_raw_metadata(self, uuids: Sequence[str]) -> Mapping[str, str]:
-        """uuid -> the metadata JSON text, for the files that still exist."""
+    def read_raw_metadata(self, uuids: Sequence[str], rowids: Sequence[int] = ()) -> Mapping[str, str]:
+        """uuid -> the metadata JSON text, for the files that still exist (``rowids``: their listed rowids)."""
         ...
 
 
@@ -129,6 +129,7 @@ class LiveIndex:
         "_by_nfc",
         "_by_uuid",
         "_reread",
+        "_rowids",
         "_span",
         "_window",
         "_window_end",
@@ -168,7 +169,8 @@ class LiveIndex:
         #: A digest listing: per ordinal the ``hash()`` of the metadata text (-1: see ``decoded``).
         self.digests: array[int] | None = None
         self.decoded: dict[int, dict[str, JsonValue]] = {}
-        self._reread: Callable[[Sequence[str]], Mapping[str, str]] | None = None
+        self._reread: Callable[[Sequence[str], Sequence[int]], Mapping[str, str]] | None = None
+        self._rowids: array[int] = array("q")
         self._window: dict[int, str] = {}
         self._window_end = -1
         self._span = 1
@@ -234,7 +236,7 @@ class LiveIndex:
             self._span = min(self._span * 2, REREAD_MAX) if i == self._window_end else 1
             stop = min(i + self._span, len(self.uuids))
             wanted = self.uuids[i:stop]
-            texts = self._reread(wanted)
+            texts = self._reread(wanted, self._rowids[i:stop])
             self._window = {o: texts[u] for o, u in enumerate(wanted, i) if u in texts}
             self._window_end = stop
             text = self._window.get(i)
@@ -273,11 +275,13 @@ def read_index(
     children: bool,
     on_progress: Progress,
     keep: Callable[[str], bool] | None = None,
+    digests: bool = True,
 ) -> LiveIndex:
     """List a folder into a :class:`LiveIndex`, reporting progress every :data:`PROGRESS_EVERY` files.
 
     With ``keep`` (a shard), only the files whose uuid it accepts are kept; the others leave their name's
-    hash in :attr:`LiveIndex.elsewhere`.
+    hash in :attr:`LiveIndex.elsewhere`. ``digests``: a digest listing where the provider can make one
+    (else the texts are kept).
     """
     index = LiveIndex(folder)
     index.keep = keep
@@ -288,7 +292,7 @@ def read_index(
     n = 0
     next_report = PROGRESS_EVERY
     folders = index.folders
-    if provider.capabilities.digest_listing:
+    if digests and provider.capabilities.digest_listing:
         n = _read_digests(cast(DigestListingProvider, provider), index, recursive, children, on_progress)
     elif provider.capabilities.raw_listing:
         last_folder = None
@@ -377,10 +381,11 @@ def _read_digests(
             if not kept:
                 continue
             page = kept
-        names, ids, blobs = zip(*page, strict=True)
+        names, ids, blobs, rowids = zip(*page, strict=True)
         by_name.update(zip(names, range(n, n + len(names)), strict=True))
         rels.extend(names)
         uuids.extend(ids)
+        index._rowids.extend(rowids)
         digests.extend(map(hash, blobs))
         # Whole pages at once, with one byte searched for (memchr), then file by file where it occurs:
         joined = b"\x00".join(blobs)  # (no JSON text holds a NUL byte as it is)

@@ -472,9 +472,10 @@ class SqliteProvider:
 
     def iter_raw_pages(
         self, folder: LiveFolder, *, recursive: bool, children: bool
-    ) -> Iterator[tuple[str, list[tuple[str, str, bytes]]]]:
+    ) -> Iterator[tuple[str, list[tuple[str, str, bytes, int]]]]:
         """The items of :meth:`iter_raw_items`, in the same order, as pages of
-        ``(folder_uuid, [(rel_name, uuid, metadata_utf8), ...])``.
+        ``(folder_uuid, [(rel_name, uuid, metadata_utf8, rowid), ...])`` (the rowid makes a re-read cheap,
+        :meth:`read_raw_metadata`).
 
         The metadata is the stored JSON text as UTF-8 bytes, as it is: not decoded (a listing that keeps only
         a digest of it never needs it as text), and not mapped to engine keys (the caller decodes the texts
@@ -491,7 +492,7 @@ class SqliteProvider:
             folder_rows = [(folder.uuid, folder.path)]
         prefixes = {u: ("" if p == folder.path else p[len(folder.path) + 1 :] + "/") for u, p in folder_rows}
         top = (
-            "SELECT ? || name, uuid, CAST(metadata AS BLOB) FROM items "
+            "SELECT ? || name, uuid, CAST(metadata AS BLOB), rowid FROM items "
             "INDEXED BY items_by_folder WHERE folder = ? AND parent_item IS NULL ORDER BY name"
         )
         for i in range(0, len(folder_rows), 500):  # the chunks and order of iter_raw_items
@@ -502,24 +503,41 @@ class SqliteProvider:
             if children:
                 marks = ",".join("?" * len(chunk))
                 kids = (
-                    "SELECT p.folder, p.name || '/' || c.name, c.uuid, CAST(c.metadata AS BLOB) "
+                    "SELECT p.folder, p.name || '/' || c.name, c.uuid, CAST(c.metadata AS BLOB), c.rowid "
                     "FROM items AS c JOIN items AS p ON p.uuid = c.parent_item "
                     f"WHERE c.folder IN ({marks}) AND p.folder IN ({marks}) AND p.parent_item IS NULL "
                     "ORDER BY p.folder, p.name, c.name"
                 )
                 for page in self._pages(kids, chunk + chunk):
-                    for parent_folder, rel, uuid, blob in page:
-                        yield parent_folder, [(prefixes[parent_folder] + rel, uuid, blob)]
+                    for parent_folder, rel, uuid, blob, rowid in page:
+                        yield parent_folder, [(prefixes[parent_folder] + rel, uuid, blob, rowid)]
 
-    def read_raw_metadata(self, uuids: Sequence[str]) -> dict[str, str]:
+    def read_raw_metadata(self, uuids: Sequence[str], rowids: Sequence[int] = ()) -> dict[str, str]:
         """The stored metadata JSON text of each of ``uuids`` that still exists (what a listing that kept only
         a digest re-reads, for the files the planner compares value by value). Not an API call: a listing's
-        second look, not counted."""
+        second look, not counted.
+
+        ``rowids`` (as listed, one per uuid) are looked up first, several times faster than uuids; a row whose
+        uuid is not the one expected (the table was rebuilt meanwhile) is looked up by its uuid instead.
+        """
         out: dict[str, str] = {}
-        for i in range(0, len(uuids), 500):
-            chunk = list(uuids[i : i + 500])
-            marks = ",".join("?" * len(chunk))
-            out.update(self._query(f"SELECT uuid, metadata FROM items WHERE uuid IN ({marks})", chunk))
+        missing = list(uuids)
+        if rowids:
+            want = dict(zip(rowids, uuids, strict=True))
+            ids = list(want)
+            for i in range(0, len(ids), 500):
+                chunk = ids[i : i + 500]
+                marks = ",".join("?" * len(chunk))
+                for rowid, uuid, text in self._query(
+                    f"SELECT rowid, uuid, metadata FROM items WHERE rowid IN ({marks})", chunk
+                ):
+                    if want.get(rowid) == uuid:
+                        out[uuid] = text
+            missing = [u for u in uuids if u not in out]
+        for i in range(0, len(missing), 500):
+            names = missing[i : i + 500]
+            marks = ",".join("?" * len(names))
+            out.update(self._query(f"SELECT uuid, metadata FROM items WHERE uuid IN ({marks})", names))
         return out
 
     def _pages(self, sql: str, params: Sequence[Any], page: int = 5000) -> Iterator[list[Any]]:

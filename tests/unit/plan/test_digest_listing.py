@@ -71,9 +71,9 @@ def plan_both(root: Path, m: Any, monkeypatch: pytest.MonkeyPatch) -> tuple[Any,
     reread = [0]
     original = SqliteProvider.read_raw_metadata
 
-    def counting(self: SqliteProvider, uuids: Any) -> Any:
+    def counting(self: SqliteProvider, uuids: Any, rowids: Any = ()) -> Any:
         reread[0] += len(uuids)
-        return original(self, uuids)
+        return original(self, uuids, rowids)
 
     monkeypatch.setattr(SqliteProvider, "read_raw_metadata", counting)
     out: list[Any] = []
@@ -141,9 +141,9 @@ def test_files_compared_value_by_value_are_re_read_a_run_at_a_time(
         calls = [0]
         original = SqliteProvider.read_raw_metadata
 
-        def counting(self: SqliteProvider, uuids: Any) -> Any:
+        def counting(self: SqliteProvider, uuids: Any, rowids: Any = ()) -> Any:
             calls[0] += 1
-            return original(self, uuids)
+            return original(self, uuids, rowids)
 
         with monkeypatch.context() as mp:
             mp.setattr(SqliteProvider, "read_raw_metadata", counting)
@@ -253,7 +253,7 @@ def test_pages_list_what_the_raw_listing_lists_in_its_order(tmp_path: Path) -> N
                 got = [
                     (rel, u, f, blob.decode())
                     for f, page in p.iter_raw_pages(folder, recursive=recursive, children=children)
-                    for rel, u, blob in page
+                    for rel, u, blob, _ in page
                 ]
                 assert [w[:3] for w in want] == [g[:3] for g in got], (recursive, children)
                 for (*_, raw), (*_, text) in zip(want, got, strict=True):
@@ -267,3 +267,20 @@ def test_pages_list_what_the_raw_listing_lists_in_its_order(tmp_path: Path) -> N
                 ]
     finally:
         p.close()
+
+
+def test_a_re_read_by_rowid_falls_back_to_the_uuid(tmp_path: Path) -> None:
+    """Rowids are a hint: a row that is not the file listed (the table was rebuilt) is found by its uuid."""
+    snap = make_snapshot({"f": [("a.jpg", {"n": 1}), ("b.jpg", {"n": 2}), ("c.jpg", {"n": 3})]})
+    write_snapshot(tmp_path / "seed.json", snap.schema, snap.folders, snap.items)
+    provider = SqliteProvider(tmp_path / "live.db", seed=tmp_path / "seed.json")
+    try:
+        a, b, c = (uid(f"item:f/{n}") for n in ("a.jpg", "b.jpg", "c.jpg"))
+        with sqlite3.connect(tmp_path / "live.db") as db:
+            rowid = dict(db.execute("SELECT uuid, rowid FROM items"))
+        assert provider.read_raw_metadata([a, b], [rowid[a], rowid[b]]) == {a: '{"n": 1}', b: '{"n": 2}'}
+        swapped = provider.read_raw_metadata([a, b, c], [rowid[b], rowid[a], 10**9])
+        assert swapped == {a: '{"n": 1}', b: '{"n": 2}', c: '{"n": 3}'}
+        assert provider.read_raw_metadata([uid("gone")], [rowid[a]]) == {}
+    finally:
+        provider.close()
