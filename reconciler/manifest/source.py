@@ -237,8 +237,8 @@ _TESTS: dict[int, str] = {
     _K_DATETIME: "((type(v) is str and (v in a[1] or valid_datetime(a, v))) or v is None)",
     _K_UUID: "((type(v) is str and uuid_shape(v) is not None) or v is None)",
     _K_EMBEDDING: (
-        "((type(v) is list and len(v) == a and NUMBERS.issuperset(map(type, v)) and sum(map(abs, v)) < BIG)"
-        " or v is None)"
+        # float.__abs__ takes floats only (not ints, bools or anything else: a TypeError, "not sure").
+        "((type(v) is list and len(v) == a and sum(map(float_abs, v)) < BIG) or v is None)"
     ),
     _K_GEOSPATIAL: (
         "((type(v) is dict and len(v) == 2 and type(la := v.get('latitude')) in NUMBERS"
@@ -262,7 +262,7 @@ def _shape_test(kinds: list[tuple[int, object]]) -> Callable[[dict[str, JsonValu
 
     Each accepted value is one its key's checker accepts (``reconciler.values.value_checker``: a string for
     text, at most ``VARCHAR_MAX`` characters for varchar, one of the values for enum, a bool, a finite number
-    that is not a bool, a UUID, an ISO 8601 datetime, a list of ``size`` finite numbers, a latitude and
+    that is not a bool, a UUID, an ISO 8601 datetime, a list of ``size`` floats, a latitude and
     longitude in range; a string, bool, int or float for a key the schema does not declare), or a ``null``;
     and every float is below :data:`_BIG` in magnitude. orjson never gives NaN or an infinity. Anything else
     is "not sure" (``False``), never a verdict.
@@ -277,6 +277,7 @@ def _shape_test(kinds: list[tuple[int, object]]) -> Callable[[dict[str, JsonValu
         "SAFE": frozenset({str, bool, int, type(None)}),
         "BIG": _BIG,
         "NUMBERS": _NUMBERS,
+        "float_abs": float.__abs__,
         "VARCHAR_MAX": VARCHAR_MAX,
         "uuid_shape": _UUID_SHAPE.fullmatch,
         "valid_datetime": _valid_datetime,
@@ -291,7 +292,10 @@ def _shape_test(kinds: list[tuple[int, object]]) -> Callable[[dict[str, JsonValu
     body = " and ".join(tests)
     # The namespace's names as default arguments: fast locals, not global look-ups.
     local = ", ".join(f"{k}={k}" for k in namespace if k != "type")
-    source = f"def test(metadata, type=type, {local}):\n    {names}= metadata.values()\n    return {body}\n"
+    source = (
+        f"def test(metadata, type=type, {local}):\n    {names}= metadata.values()\n"
+        f"    try:\n        return {body}\n    except TypeError:\n        return False\n"
+    )
     exec(compile(source, "<reconciler.manifest.source row test>", "exec"), namespace)
     test: Callable[[dict[str, JsonValue]], bool] = namespace["test"]  # type: ignore[assignment]
     return test
@@ -462,9 +466,14 @@ def _jsonl_rows(file: Path, path: str, checkers: _Checkers, report: _Reporter) -
                             ):
                                 selector = obj.get("name")
                                 if type(selector) is str and selector:
-                                    yield new_row(
-                                        (by_name, selector, metadata, path, lineno, _metadata_text(raw))
+                                    # _metadata_text(raw), its usual case inline
+                                    at = raw.find(b'"metadata"')
+                                    text = (
+                                        raw[at + 12 : -1]
+                                        if at >= 0 and raw.startswith(b": ", at + 10) and raw.endswith(b"}}")
+                                        else _metadata_text(raw)
                                     )
+                                    yield new_row((by_name, selector, metadata, path, lineno, text))
                                     continue
                                 selector = obj.get("uuid")
                                 if type(selector) is str and uuid_shape(selector) is not None:
