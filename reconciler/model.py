@@ -132,6 +132,8 @@ class FileManifest:
     source: SourceSpec | None = None
     #: A dataset hash instead of a folder (SPEC §7b): selectors match data unit titles and data hashes.
     dataset: str | None = None
+    #: Where the ``folder:`` or ``dataset:`` value is written (messages about a folder or dataset point there).
+    target_location: SourceLocation | None = field(default=None, compare=False)
 
     @property
     def name(self) -> str:

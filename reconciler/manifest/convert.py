@@ -146,4 +146,5 @@ def file_manifest_record(model: FileMetadataDoc, doc: Doc, source: SourceSpec | 
         on_missing=model.on_missing,
         defaults=_assignments(doc, model.defaults, ("defaults",)),
         source=source,
+        target_location=doc.at(("dataset",) if model.dataset is not None else ("folder",)),
     )

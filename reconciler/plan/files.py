@@ -240,14 +240,14 @@ def plan_files(
             try:
                 units = _dataset_index(provider, m.dataset, datasets, on_progress, keep)
             except ProviderConflictError as exc:
-                result.errors.append(Diagnostic(m.location, f"{m.name}: {exc}"))
+                result.errors.append(Diagnostic(m.target_location or m.location, str(exc)))
                 continue
             placed.append((position, Selection(m, units, result.errors), True))
             continue
         try:
             folder = resolve(m)
         except ProviderConflictError as exc:
-            result.errors.append(Diagnostic(m.location, f"{m.name}: {exc}"))
+            result.errors.append(Diagnostic(m.target_location or m.location, str(exc)))
             continue
         if result.rule is not None and not result.rule.lists(folder.path):
             continue  # another shard's folder group

@@ -250,7 +250,7 @@ BAD = {
     "unknown dataset": (
         "apiVersion: reconciler/v1\nkind: FileMetadata\ndataset: no-such-dataset\n"
         "files: [{glob: '*', metadata: {n: 1}}]\n",
-        "Error: d.yaml:1:1: d.yaml: dataset 'no-such-dataset' not found",
+        "Error: d.yaml:3:10: dataset 'no-such-dataset' not found",
     ),
 }
 
@@ -285,7 +285,7 @@ def test_an_unknown_dataset_hash_on_encord_is_a_located_error(tmp_path: Path) ->
             res = store.run(command, *(["--auto-approve"] if command == "apply" else []))
             assert (res.code, res.out) == (1, ""), command
             assert res.err == (
-                "Error: d.yaml:1:1: d.yaml: v1 dataset GET (dataset no-such-dataset): no such, or no access to, the "
+                "Error: d.yaml:3:10: v1 dataset GET (dataset no-such-dataset): no such, or no access to, the "
                 "dataset or data row (AUTHORISATION_ERROR): dataset 'no-such-dataset' does not exist or no access "
                 "to it\n1 problem found; nothing was written.\n"
             ), command

@@ -79,7 +79,9 @@ def test_apply_may_start_an_empty_store(typo_ws: Path):
     """``apply`` writes, so it may create the database a Workspace names; ``plan`` then sees it."""
     r = run(["-C", str(typo_ws), "apply", "--auto-approve"])
     assert r.code == 1  # the folder the manifest names does not exist in an empty store
-    assert "folder 'cams' not found" in r.err
+    assert (
+        r.err == "Error: cams.yaml:3:9: folder 'cams' not found\n1 problem found; nothing was written.\n"
+    ), r.err
     assert (typo_ws / "data" / "liev.db").is_file()
     (typo_ws / "cams.yaml").unlink()
     final = run(["-C", str(typo_ws), "plan", "--detailed-exitcode"])
