@@ -541,7 +541,7 @@ class SqliteProvider:
         return out
 
     def _pages(self, sql: str, params: Sequence[Any], page: int = 5000) -> Iterator[list[Any]]:
-        """:meth:`_stream` a page at a time."""
+        """A query's rows a list of up to ``page`` at a time (the lock is held per page, not across yields)."""
         with self._lock:
             try:
                 cur = self._db.execute(sql, params)
@@ -559,19 +559,7 @@ class SqliteProvider:
 
     def _stream(self, sql: str, params: Sequence[Any], page: int = 5000) -> Iterator[Any]:
         """Rows of a query, fetched ``page`` at a time (the lock is held per page, not across yields)."""
-        with self._lock:
-            try:
-                cur = self._db.execute(sql, params)
-            except sqlite3.Error as exc:
-                raise _translate(exc, self.path) from exc
-        while True:
-            with self._lock:
-                try:
-                    rows = cur.fetchmany(page)
-                except sqlite3.Error as exc:
-                    raise _translate(exc, self.path) from exc
-            if not rows:
-                return
+        for rows in self._pages(sql, params, page):
             yield from rows
 
     def get_items(self, uuids: Sequence[str]) -> dict[str, LiveItem]:
