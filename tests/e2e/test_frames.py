@@ -123,6 +123,14 @@ Plan: schema 0 to add, 0 to change, 0 to delete; files 2 to update (2 merge, 0 o
 """
 
 
+def apply_then_no_changes(store: Store, v1: dict[str, object]) -> None:
+    """``apply`` writes ``v1`` as v1.mp4's whole wire metadata, and a second plan shows no changes."""
+    assert store.cli("apply", "--auto-approve").code == 0
+    assert store.wire()[V1] == v1
+    again = store.cli("plan", "--detailed-exitcode")
+    assert (again.code, again.out.splitlines()[0]) == (0, NO_CHANGES)
+
+
 def test_plan_shows_frame_keys_and_apply_writes_the_wire_form(store: Store) -> None:
     setup(store, {"a.yaml": MANIFEST})
     plan = store.cli("plan")
@@ -175,13 +183,13 @@ def test_owns_a_key_prunes_it_on_every_frame_and_frame_patterns_own_only_frames(
         "\n"
         "Plan: schema 0 to add, 0 to change, 0 to delete; files 1 to update (1 merge, 0 overwrite), 0 unchanged.\n"
     )
-    assert store.cli("apply", "--auto-approve").code == 0
-    assert store.wire()[V1] == {
-        "label": "x",
-        "$encord": {"other": 1, "frame_metadata": {"2": {"label": "keep"}, "7": {"clip": [7, 7, 7]}}},
-    }
-    again = store.cli("plan", "--detailed-exitcode")
-    assert (again.code, again.out.splitlines()[0]) == (0, NO_CHANGES)
+    apply_then_no_changes(
+        store,
+        {
+            "label": "x",
+            "$encord": {"other": 1, "frame_metadata": {"2": {"label": "keep"}, "7": {"clip": [7, 7, 7]}}},
+        },
+    )
 
 
 def test_overwrite_makes_the_frames_exactly_the_ones_given(store: Store) -> None:
@@ -197,10 +205,7 @@ def test_overwrite_makes_the_frames_exactly_the_ones_given(store: Store) -> None
         '      - label             "x"',
         "",
     ]
-    assert store.cli("apply", "--auto-approve").code == 0
-    assert store.wire()[V1] == {"$encord": {"frame_metadata": {"13": {"clip": [1, 2, 3]}}}}
-    again = store.cli("plan", "--detailed-exitcode")
-    assert (again.code, again.out.splitlines()[0]) == (0, NO_CHANGES)
+    apply_then_no_changes(store, {"$encord": {"frame_metadata": {"13": {"clip": [1, 2, 3]}}}})
 
 
 def test_frame_pattern_owns_frames_but_not_the_files_own_key(store: Store) -> None:
@@ -212,13 +217,13 @@ def test_frame_pattern_owns_frames_but_not_the_files_own_key(store: Store) -> No
         "  ~ v1.mp4                merge",
         '      - frames[2].label   "keep"',
     ]
-    assert store.cli("apply", "--auto-approve").code == 0
-    assert store.wire()[V1] == {
-        "label": "x",
-        "$encord": {"other": 1, "frame_metadata": {"13": {"clip": [0, 0, 0]}}},
-    }
-    again = store.cli("plan", "--detailed-exitcode")
-    assert (again.code, again.out.splitlines()[0]) == (0, NO_CHANGES)
+    apply_then_no_changes(
+        store,
+        {
+            "label": "x",
+            "$encord": {"other": 1, "frame_metadata": {"13": {"clip": [0, 0, 0]}}},
+        },
+    )
 
 
 def test_source_rows_carry_frames(store: Store) -> None:
@@ -235,13 +240,13 @@ def test_source_rows_carry_frames(store: Store) -> None:
         "      ~ frames[13].clip   [0, 0, 0] -> [3, 2, 1]",
         '      ~ label             "x" -> "y"',
     ]
-    assert store.cli("apply", "--auto-approve").code == 0
-    assert store.wire()[V1] == {
-        "label": "y",
-        "$encord": {"other": 1, "frame_metadata": {"2": {"label": "keep"}, "13": {"clip": [3, 2, 1]}}},
-    }
-    again = store.cli("plan", "--detailed-exitcode")
-    assert (again.code, again.out.splitlines()[0]) == (0, NO_CHANGES)
+    apply_then_no_changes(
+        store,
+        {
+            "label": "y",
+            "$encord": {"other": 1, "frame_metadata": {"2": {"label": "keep"}, "13": {"clip": [3, 2, 1]}}},
+        },
+    )
 
 
 def test_import_writes_frames_and_round_trips(store: Store, tmp_path: Path) -> None:
@@ -409,13 +414,13 @@ def test_registration_json_per_frame_metadata_is_read_as_frame_keys(store: Store
         "  ~ v1.mp4                merge",
         "      ~ frames[13].clip   [0, 0, 0] -> [9, 9, 9]",
     ]
-    assert store.cli("apply", "--auto-approve").code == 0
-    assert store.wire()[V1] == {
-        "label": "x",
-        "$encord": {"other": 1, "frame_metadata": {"2": {"label": "keep"}, "13": {"clip": [9, 9, 9]}}},
-    }
-    again = store.cli("plan", "--detailed-exitcode")
-    assert (again.code, again.out.splitlines()[0]) == (0, NO_CHANGES)
+    apply_then_no_changes(
+        store,
+        {
+            "label": "x",
+            "$encord": {"other": 1, "frame_metadata": {"2": {"label": "keep"}, "13": {"clip": [9, 9, 9]}}},
+        },
+    )
 
 
 def test_undeclared_per_frame_keys_are_judged_by_their_key(store: Store) -> None:
