@@ -15,15 +15,24 @@ a row selecting the file of that name. It is read in chunks, one entry at a time
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import functools
 import json
 import json.scanner
 import math
+import mmap
+import os
+import pickle
 import re
+import signal
+import sys
+import tempfile
+import time
+from array import array
 from collections.abc import Callable, Iterator, Mapping
-from typing import IO, TYPE_CHECKING, AnyStr, NamedTuple
+from typing import IO, TYPE_CHECKING, Any, AnyStr, NamedTuple, Protocol
 
 from reconciler.errors import Diagnostic, SourceLocation
 from reconciler.frames import WIRE_FRAMES, WIRE_ROOT, base_key, frame_key, to_keys
@@ -47,7 +56,7 @@ if TYPE_CHECKING:
     from reconciler.schema import FieldSpec
     from reconciler.types import JsonValue
 
-__all__ = ["SourceRow", "iter_source_rows"]
+__all__ = ["FastRows", "ReadAhead", "SourceRow", "iter_source_rows", "read_ahead"]
 
 _UUID_CHARS = frozenset("0123456789abcdefABCDEF")
 _MISSING: object = object()
@@ -425,10 +434,13 @@ def iter_source_rows(
 # --------------------------------------------------------------------------------------------- JSONL
 
 
-def _jsonl_rows(file: Path, path: str, checkers: _Checkers, report: _Reporter) -> Iterator[SourceRow]:
+def _jsonl_rows(
+    file: Path, path: str, checkers: _Checkers, report: _Reporter, start: tuple[int, int] = (0, 0)
+) -> Iterator[SourceRow]:
     """The rows of a JSONL source. The usual row (``{"name" or "uuid": ..., "metadata": {...}}``, values its keys'
     checkers accept, see :meth:`_Checkers.accepts`) is decoded once, by orjson; any other line, good or bad, is
-    read again the careful way (:func:`_careful_row`), so its row or its message is exactly that way's."""
+    read again the careful way (:func:`_careful_row`), so its row or its message is exactly that way's.
+    ``start``: the offset of the first line to read and the number of lines before it."""
     decoder = json.JSONDecoder()
     decode = decoder.decode
     # The C scanner behind decode: one Python frame (and two regular expression matches) less per row.
@@ -440,8 +452,10 @@ def _jsonl_rows(file: Path, path: str, checkers: _Checkers, report: _Reporter) -
     new_row = _new_row
     by_name, by_uuid = SelectorKind.NAME, SelectorKind.UUID
     uuid_shape = _UUID_SHAPE.fullmatch
-    lineno = 0
+    offset, lineno = start
     with file.open("rb") as fh:
+        if offset:
+            fh.seek(offset)
         for lines in _line_blocks(fh):
             for raw in lines:
                 lineno += 1
@@ -544,11 +558,15 @@ def _lines(fh: IO[AnyStr]) -> Iterator[AnyStr]:
     return iter(functools.partial(fh.readline, MAX_ROW_BYTES + 1), fh.read(0))
 
 
+class _Readable(Protocol):
+    def read(self, size: int, /) -> bytes: ...
+
+
 #: How much of a JSONL source is read at a time.
 _BLOCK_BYTES = 1 << 17
 
 
-def _line_blocks(fh: IO[bytes]) -> Iterator[list[bytes]]:
+def _line_blocks(fh: _Readable) -> Iterator[list[bytes]]:
     """The lines of a binary file, a block at a time, each without its ``\\n`` (what ``readline`` would split,
     and nothing else). A line that with its newline is longer than ``MAX_ROW_BYTES`` comes as its first
     ``MAX_ROW_BYTES + 1`` bytes and ends the lines (as :func:`_lines` gives it), so memory stays bounded."""
@@ -1060,3 +1078,477 @@ def _registration_entry(
         report(line, problem)
         return None
     return SourceRow(SelectorKind.NAME, title, metadata, path, line)
+
+
+# ------------------------------------------------------------------------- JSONL read ahead by a forked process
+
+
+def _line_row(
+    raw: bytes, lineno: int, path: str, checkers: _Checkers, report: _Reporter, scan: _Scan, decode: _Decode
+) -> SourceRow | None:
+    """One JSONL line as :func:`_jsonl_rows` reads it: the row, or ``None`` (blank, or reported)."""
+    if len(raw) > MAX_ROW_BYTES:  # (the readers never hand on a longer line)
+        report(lineno, f"line is longer than {MAX_ROW_BYTES:,} bytes (one row per line); not read further")
+        return None
+    if lineno > 1:
+        try:
+            obj = raw_loads(raw)
+        except RawDecodeError:
+            pass
+        else:
+            if type(obj) is dict and len(obj) == 2:
+                metadata = obj.get("metadata")
+                if type(metadata) is dict and checkers.accepts(metadata):
+                    selector = obj.get("name")
+                    if type(selector) is str and selector:
+                        row = (SelectorKind.NAME, selector, metadata, path, lineno, _metadata_text(raw))
+                        return _new_row(row)
+                    selector = obj.get("uuid")
+                    if type(selector) is str and _UUID_SHAPE.fullmatch(selector) is not None:
+                        row = (
+                            SelectorKind.UUID,
+                            selector.lower(),
+                            metadata,
+                            path,
+                            lineno,
+                            _metadata_text(raw),
+                        )
+                        return _new_row(row)
+    return _careful_row(raw, lineno, path, checkers, report, scan, decode)
+
+
+_Scan = Callable[[str, int], tuple[object, int]]
+_Decode = Callable[[str], object]
+#: A part of a frame: a tag (a string) and its fields.
+_Part = tuple[Any, ...]
+#: A frame of :func:`_scan_usual`: its parts, the (offset, line number) after its last line, whether it is the last.
+_Frame = tuple[list[_Part], tuple[int, int], bool]
+
+
+class FastRows(NamedTuple):
+    """Usual source rows (see :class:`ReadAhead`) by column: each selects a file by name (``names[j]``, at
+    line ``lines[j]``), its values are accepted by their keys' checks and all its keys are known, and
+    ``digests[j]`` is ``hash()`` of its ``metadata`` text (``SourceRow.text``). The row itself is
+    :meth:`ReadAhead.row` of ``lines[j]``, ``offsets[j]`` and ``lengths[j]``."""
+
+    names: list[str]
+    lines: array[int]
+    digests: array[int]
+    offsets: array[int]
+    lengths: array[int]
+
+
+#: Source bytes read between two frames handed on.
+_FRAME_BYTES = 1 << 20
+#: At most this much of the source (from its end) is read by the planning process alongside the reader.
+_SPLIT_MAX = 64 << 20
+#: ... and only when at least this much is left.
+_SPLIT_MIN = 4 << 20
+
+
+def _scan_usual(
+    fh: _PRead,
+    offset: int,
+    checkers: _Checkers,
+    known: set[str] | None,
+    put: Callable[[list[_Part], tuple[int, int], bool], None],
+    poll: Callable[[int, int], int] | None = None,
+) -> None:
+    """Read the lines of ``fh`` from ``offset`` (a line start; line numbers count from there) as
+    :func:`_jsonl_rows` does, handing them to ``put`` a frame at a time: runs of usual rows as
+    ``("f", names, lines, digests, offsets, lengths)`` (the arrays as bytes), every other line as
+    ``("d", line number, offset, line)``; ``("s", offset, line number)`` where a line is too long (whoever reads
+    on reads from there). ``poll(offset, stop)`` is asked between blocks for the offset to stop at (a line start;
+    -1: the end); the last frame then ends with ``("x", offset, line number)``."""
+    accepts = checkers.accepts
+    shape_tests = checkers._fast
+    fast_loads = raw_loads
+    not_json = RawDecodeError
+    superset = known.issuperset if known is not None else None
+    lineno = 0
+    stop = -1
+    frame: list[_Part] = []
+    names: list[str] = []
+    lines, digests, offsets, lengths = array("q"), array("q"), array("q"), array("q")
+    since = 0
+    for block in _line_blocks(fh):
+        for raw in block:
+            if offset >= stop >= 0:
+                if names:
+                    frame.append(
+                        ("f", names, lines.tobytes(), digests.tobytes(), offsets.tobytes(), lengths.tobytes())
+                    )
+                frame.append(("x", offset, lineno) if offset == stop else ("s", offset, lineno))
+                put(frame, (offset, lineno), True)
+                return
+            size = len(raw)
+            if size > MAX_ROW_BYTES:
+                if names:
+                    frame.append(
+                        ("f", names, lines.tobytes(), digests.tobytes(), offsets.tobytes(), lengths.tobytes())
+                    )
+                frame.append(("s", offset, lineno))
+                put(frame, (offset, lineno), True)
+                return
+            lineno += 1
+            if lineno > 1 or offset:
+                try:
+                    obj = fast_loads(raw)
+                except not_json:
+                    pass
+                else:
+                    if type(obj) is dict and len(obj) == 2:
+                        metadata = obj.get("metadata")
+                        selector = obj.get("name")
+                        if (
+                            type(metadata) is dict
+                            and type(selector) is str
+                            and selector
+                            and (superset is None or superset(metadata))
+                            and (
+                                test(metadata)
+                                if (test := shape_tests.get(tuple(metadata))) is not None
+                                else accepts(metadata)
+                            )
+                        ):
+                            at = raw.find(b'"metadata"')
+                            text = (
+                                raw[at + 12 : -1]
+                                if at >= 0 and raw.startswith(b": ", at + 10) and raw.endswith(b"}}")
+                                else _metadata_text(raw)
+                            )
+                            if text is not None:  # (else handed on as it is: rare)
+                                names.append(selector)
+                                lines.append(lineno)
+                                digests.append(hash(text))
+                                offsets.append(offset)
+                                lengths.append(size)
+                                offset += size + 1
+                                continue
+            if names:
+                frame.append(
+                    ("f", names, lines.tobytes(), digests.tobytes(), offsets.tobytes(), lengths.tobytes())
+                )
+                names = []
+                lines, digests, offsets, lengths = array("q"), array("q"), array("q"), array("q")
+            frame.append(("d", lineno, offset, raw))
+            offset += size + 1
+        since += 1
+        if since >= _FRAME_BYTES // _BLOCK_BYTES:
+            if names:
+                frame.append(
+                    ("f", names, lines.tobytes(), digests.tobytes(), offsets.tobytes(), lengths.tobytes())
+                )
+                names = []
+                lines, digests, offsets, lengths = array("q"), array("q"), array("q"), array("q")
+            put(frame, (offset, lineno), False)
+            frame = []
+            since = 0
+        if poll is not None:
+            stop = poll(offset, stop)
+    if names:
+        frame.append(("f", names, lines.tobytes(), digests.tobytes(), offsets.tobytes(), lengths.tobytes()))
+    put(frame, (offset, lineno), True)
+
+
+class ReadAhead:
+    """A JSONL source read and checked by a forked copy of this process while this one lists the live files.
+
+    The reader (a child process, made by :func:`read_ahead`) reads the source as :func:`_jsonl_rows` does and
+    hands on, a frame at a time through an unlinked temporary file, the usual rows as :class:`FastRows`
+    (names, line numbers and digests: ``hash()`` is keyed alike in a forked copy) and every other line as it
+    is. :meth:`rows` gives them back in line order, each other line read here (:func:`_line_row`), so its row
+    or message is exactly :func:`iter_source_rows`'s. A caller that needs a usual row's values (its file is not
+    unchanged) reads that line again here (:meth:`row`), checked again.
+
+    When :meth:`rows` starts and much of the source is left, this process reads its last part itself (up to
+    ``_SPLIT_MAX``, from a line start the reader agrees to stop at), while the reader reads on to there. If the
+    reader stops early (it died, or met a line too long), the rest of the source is read here the usual way,
+    from the first line not handed on.
+    """
+
+    def __init__(
+        self,
+        pid: int,
+        fd: int,
+        frames: IO[bytes],
+        notes: int,
+        ask: int,
+        progress: mmap.mmap,
+        file: Path,
+        path: str,
+        checkers: _Checkers,
+        known: set[str] | None,
+    ) -> None:
+        self.pid: int | None = pid
+        self._closed = False
+        self._fd = fd
+        self._frames = frames
+        self._notes = notes
+        self._ask = ask
+        self._progress = progress
+        self._file = file
+        self.path = path
+        self._checkers = checkers
+        self._known = set(known) if known is not None else None
+        self._report: _Reporter | None = None
+        decoder = json.JSONDecoder()
+        self._decode: _Decode = decoder.decode
+        self._scan: _Scan = json.scanner.make_scanner(decoder)  # type: ignore[arg-type]  # see _jsonl_rows
+
+    def rows(self, diagnostics: list[Diagnostic], max_errors: int = 100) -> Iterator[FastRows | SourceRow]:
+        """The source's rows in line order; problems go to ``diagnostics`` as :func:`iter_source_rows` puts them."""
+        report = self._report = _Reporter(self.path, diagnostics, max_errors)
+        resume = (0, 0)  # (offset, line number) of the first line not handed on
+        finished = False
+        own: list[_Frame] = []
+
+        def own_frame(frame: list[_Part], after: tuple[int, int], done: bool) -> None:
+            own.append((frame, after, done))
+
+        split = self._ask_split()
+        if split >= 0:  # the reader stops at the line asked for: read the rest here meanwhile
+            _scan_usual(_PRead(self._fd, split), split, self._checkers, self._known, own_frame)
+        try:
+            for frame, after, done in self._read_frames():
+                for part in frame:
+                    tag = part[0]
+                    if tag in "fd":
+                        yield from self._parts(part, report, 0)
+                    elif tag == "s":  # the reader stopped at this line: the rest is read here
+                        done = False
+                resume = after
+                if done:
+                    last = frame[-1][0] if frame else ""
+                    if last == "x" and own:  # the reader stopped where asked: on with this process's part
+                        base = after[1]
+                        finished = True
+                        for frame2, after2, _ in own:
+                            for part in frame2:
+                                if part[0] in "fd":
+                                    yield from self._parts(part, report, base)
+                            resume = (after2[0], after2[1] + base)
+                            if frame2 and frame2[-1][0] == "s":
+                                finished = False
+                                break
+                    else:  # to the end ("s", "x" with no part read here: the rest is read here)
+                        finished = last not in ("s", "x")
+                    break
+        finally:
+            self.close()
+        if not finished:
+            try:
+                yield from _jsonl_rows(self._file, self.path, self._checkers, report, start=resume)
+            except OSError as exc:
+                report(None, f"cannot read source file: {exc.strerror or exc}")
+        report.finish()
+
+    def _parts(self, part: _Part, report: _Reporter, base: int) -> Iterator[FastRows | SourceRow]:
+        if part[0] == "f":
+            _, names, lines, digests, offsets, lengths = part
+            numbers = array("q", lines)
+            if base:
+                numbers = array("q", [n + base for n in numbers])
+            yield FastRows(
+                names,
+                numbers,
+                array("q", digests),
+                array("q", offsets),
+                array("q", lengths),
+            )
+        else:
+            lineno = part[1] + base
+            row = _line_row(part[3], lineno, self.path, self._checkers, report, self._scan, self._decode)
+            if row is not None:
+                yield row
+
+    def _ask_split(self) -> int:
+        """Ask the reader to stop at a line start near the end (see the class); the offset asked for, or -1."""
+        try:
+            size = os.fstat(self._fd).st_size
+            at = int.from_bytes(self._progress[:8], "little")
+            left = size - at
+            if left < _SPLIT_MIN:
+                return -1
+            split = size - min(left * 9 // 20, _SPLIT_MAX)
+            while True:  # the line start at or after split - 1 ... (a newline ends the line before it)
+                chunk = os.pread(self._fd, 1 << 16, split - 1)
+                if not chunk:
+                    return -1
+                nl = chunk.find(b"\n")
+                if nl >= 0:
+                    split += nl
+                    break
+                split += len(chunk)
+            if split >= size:
+                return -1
+            os.write(self._ask, split.to_bytes(8, "little"))
+            while self._progress[8:16] == bytes(8):  # the reader looks between two blocks (about 1 ms)
+                if os.waitpid(self.pid, os.WNOHANG)[0] if self.pid is not None else True:
+                    self.pid = None  # (gone: reaped)
+                    return -1
+                time.sleep(0.0005)
+            if self._progress[8:16] != (1).to_bytes(8, "little"):
+                return -1
+
+        except OSError:
+            return -1
+        return split
+
+    def row(self, lineno: int, offset: int, length: int) -> SourceRow | None:
+        """The row of line ``lineno`` (``length`` bytes at ``offset``), read and checked again here."""
+        assert self._report is not None
+        raw = os.pread(self._fd, length, offset)
+        return _line_row(raw, lineno, self.path, self._checkers, self._report, self._scan, self._decode)
+
+    def _read_frames(self) -> Iterator[_Frame]:
+        """Each frame the reader wrote, until the last, or until the reader is gone (then the frames so far)."""
+        at = 0
+        fd = self._frames.fileno()
+        while True:
+            notes = os.read(self._notes, 4096)  # one byte per frame written (blocks until there is one)
+            if not notes:
+                return  # the reader is gone without saying where it stopped
+            for _ in range(len(notes)):
+                head = os.pread(fd, 8, at)
+                size = int.from_bytes(head, "little")
+                body = os.pread(fd, size, at + 8)
+                if len(head) != 8 or len(body) != size:
+                    return
+                at += 8 + size
+                frame, after, done = pickle.loads(body)
+                yield frame, after, done
+                if done:
+                    return
+
+    def close(self) -> None:
+        """Stop the reader (if it still runs) and free what it used. Idempotent; :meth:`row` reads no more."""
+        if self._closed:
+            return
+        self._closed = True
+        pid, self.pid = self.pid, None
+        if pid is not None:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(OSError):
+                os.waitpid(pid, 0)
+        for fd in (self._notes, self._ask, self._fd):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._frames.close()
+        self._progress.close()
+
+    def __del__(self) -> None:
+        self.close()
+
+
+def read_ahead(
+    root: Path, spec: SourceSpec, schema: Mapping[str, FieldSpec], known: set[str] | None
+) -> ReadAhead | None:
+    """A :class:`ReadAhead` of a JSONL source, or ``None`` where this process cannot fork (not a POSIX system)
+    or the source cannot be opened (then reading it here says why). ``known``: the keys whose rows need no
+    undeclared-key judgement (rows with others are handed on as they are, to be judged here).
+
+    Call it while no other thread runs (a forked copy has only the thread that forked).
+    """
+    if spec.format != "jsonl" or not hasattr(os, "fork") or sys.platform == "win32":
+        return None
+    file = root / spec.path
+    try:
+        fd = os.open(file, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None
+    checkers = _Checkers(schema, spec.keyframe_mode)
+    opened: list[int] = [fd]
+    try:
+        frames = tempfile.TemporaryFile()  # noqa: SIM115  # closed by ReadAhead.close
+        notes, out = os.pipe()
+        opened += (notes, out)
+        asks, ask = os.pipe()
+        opened += (asks, ask)
+        progress = mmap.mmap(-1, 16)
+    except OSError:
+        for n in opened:
+            os.close(n)
+        return None
+    parent = os.getpid()
+    try:
+        pid = os.fork()
+    except OSError:
+        for n in opened:
+            os.close(n)
+        frames.close()
+        return None
+    if pid == 0:  # the reader: never returns
+        try:
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            _reader(fd, frames.fileno(), out, asks, progress, checkers, known, parent)
+        finally:
+            os._exit(0)
+    os.close(out)
+    os.close(asks)
+    return ReadAhead(pid, fd, frames, notes, ask, progress, file, spec.path, checkers, known)
+
+
+def _reader(
+    fd: int,
+    frames: int,
+    notes: int,
+    asks: int,
+    progress: mmap.mmap,
+    checkers: _Checkers,
+    known: set[str] | None,
+    parent: int,
+) -> None:
+    """The reader of :class:`ReadAhead` (in the forked copy): :func:`_scan_usual` from the start, each frame
+    written to ``frames`` with one byte to ``notes``; asked for a split on ``asks``. Whatever goes wrong, it
+    just stops: the planning process reads the rest itself, from the last frame handed on."""
+    os.set_blocking(asks, False)
+    pending: list[_Part] = []
+
+    def put(frame: list[_Part], after: tuple[int, int], done: bool) -> None:
+        if pending:
+            frame[:0] = pending
+            pending.clear()
+        body = pickle.dumps((frame, after, done), protocol=pickle.HIGHEST_PROTOCOL)
+        data = memoryview(len(body).to_bytes(8, "little") + body)
+        while data:
+            data = data[os.write(frames, data) :]
+        os.write(notes, b"\x01")
+        progress[:8] = after[0].to_bytes(8, "little")
+        if os.getppid() != parent:
+            raise SystemExit  # orphaned: nobody reads on
+
+    def poll(offset: int, stop: int) -> int:
+        if stop >= 0:
+            return stop
+        try:
+            asked = os.read(asks, 8)
+        except BlockingIOError:
+            return -1
+        if len(asked) != 8:
+            return -1
+        split = int.from_bytes(asked, "little")
+        if split < offset:
+            progress[8:16] = (2).to_bytes(8, "little")  # too late: reads on to the end
+            return -1
+        progress[8:16] = (1).to_bytes(8, "little")
+        return split
+
+    with contextlib.suppress(BaseException):
+        _scan_usual(_PRead(fd, 0), 0, checkers, known, put, poll)
+
+
+class _PRead:
+    """A file descriptor read from an offset of its own (``os.pread``): the planning process and the reader
+    share the descriptor, and so its file position."""
+
+    def __init__(self, fd: int, offset: int) -> None:
+        self.fd = fd
+        self.offset = offset
+
+    def read(self, size: int) -> bytes:
+        data = os.pread(self.fd, size, self.offset)
+        self.offset += len(data)
+        return data

@@ -22,6 +22,7 @@ import contextlib
 import json
 import json.scanner
 import logging
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -270,7 +271,9 @@ def plan_files(
             continue  # not this plan's manifest: its own plan reports it
         if planned_datasets or any(_may_overlap(folder, f) for f in folders):
             to_check.append((position, m, folder))
-    from reconciler.manifest.source import iter_source_rows
+    from reconciler.manifest.source import ReadAhead, iter_source_rows, read_ahead
+
+    aheads: dict[int, ReadAhead] = {}
 
     # A digest listing pays off where JSONL rows may be the live text itself; files that only a CSV source,
     # exact entries or globs select are all compared value by value (the text listing keeps their texts).
@@ -321,6 +324,20 @@ def plan_files(
                         provider, folder, m, root, spec_map, result.errors, on_progress, keep
                     )
                 else:
+                    if (
+                        not aheads
+                        and m.source is not None
+                        and key in by_text
+                        and keep is None
+                        and not renames
+                        and provider.capabilities.digest_listing
+                        and threading.active_count() == 1  # (a forked copy has only the thread that forks)
+                    ):
+                        # The source is read and checked by another process while this one lists the folder.
+                        ahead = read_ahead(root, m.source, spec_map, undeclared.known)
+                        if ahead is not None:
+                            aheads[id(m)] = ahead
+
                     index = prefetch.get(folder, recursive=m.recursive, children=m.children)[0]
                 indexes[key] = index
             placed.append((position, Selection(m, index, result.errors), True))
@@ -367,8 +384,14 @@ def plan_files(
         # JSON text byte for byte (_FilePlanner.single decides the same way, more slowly; a digest listing
         # gives no text holding null the digest of a text: LiveIndex.same_text).
         digests = index.digests if c.c.plain and not renames and not is_shared else None
+        ahead = aheads.pop(id(c.m), None)
+        if ahead is not None and (digests is None or index.ambiguous or index.elsewhere):
+            ahead.close()  # read here after all
+            ahead = None
         n = 0
-        for i, row, exact in selected(c, root, spec_map, result.errors, undeclared, rows, digests, tick):
+        for i, row, exact in selected(
+            c, root, spec_map, result.errors, undeclared, rows, digests, tick, ahead
+        ):
             if is_shared and counts.get(index.uuids[i], 0) > 1:
                 pending.setdefault(index.uuids[i], []).append((c, i, _claim(c, i, row, exact), True))
             else:
@@ -383,9 +406,12 @@ def plan_files(
                         )
                     )
             n += 1
+
         planner.unchanged(c.m, c.same)
         on_progress(stage, n + c.same, total)
         c.finish_missing(result.errors, result.warnings)
+    for ahead in aheads.values():
+        ahead.close()
     if pending:
         planner.shared(pending, [c.m for c in compiled])
     return result

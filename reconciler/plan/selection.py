@@ -16,13 +16,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from reconciler.errors import Diagnostic, SourceLocation
+from reconciler.manifest.source import FastRows
 from reconciler.model import FileManifest, FileSelector, OnMissing, SelectorKind
 from reconciler.plan import listing
 from reconciler.plan.listing import LiveIndex
 from reconciler.plan.semantics import CompiledManifest
 
 if TYPE_CHECKING:
-    from reconciler.manifest.source import SourceRow
+    from reconciler.manifest.source import ReadAhead, SourceRow
     from reconciler.schema import FieldSpec
     from reconciler.undeclared import UndeclaredJudge
 
@@ -164,6 +165,7 @@ def selected(
     rows: Iterable[SourceRow] | None = None,
     same: array[int] | None = None,
     tick: Callable[[int], None] | None = None,
+    ahead: ReadAhead | None = None,
 ) -> Iterator[tuple[int, SourceRow | None, FileSelector | None]]:
     """Every file a manifest selects, once: ``(ordinal, source row or None, exact entry or None)``.
 
@@ -173,6 +175,11 @@ def selected(
     With ``same`` (a digest listing's digests, for a manifest whose rows are their files' values), a file
     whose row's metadata text has the file's digest (the live text, byte for byte: unchanged) is counted in
     ``c.same`` instead of yielded. ``tick(n)`` hears every ``listing.PROGRESS_EVERY`` files selected.
+
+    ``ahead`` (with ``same``, for a listing where no name is shared or left to another shard, and ``undeclared``
+    the judge whose known keys it was made with): the manifest's JSONL source as another process read and
+    checked it (:class:`reconciler.manifest.source.ReadAhead`), instead of reading it here. Its usual rows come
+    as names, line numbers and digests; a file whose row is not its live text is read again here, checked again.
     """
     m, index = c.m, c.index
     done = bytearray(len(index))
@@ -186,14 +193,69 @@ def selected(
         ambiguous = index.ambiguous
         row_line = array("q", bytes(8 * len(index)))
         src_path = m.source.path
-        if rows is None:
-            rows = iter_source_rows(root, m.source, spec_map, errors)
+        stream: Iterable[SourceRow | FastRows]
+        if ahead is not None:
+            assert same is not None and not ambiguous and not index.elsewhere
+            stream = ahead.rows(errors)
+        else:
+            stream = rows if rows is not None else iter_source_rows(root, m.source, spec_map, errors)
         name = SelectorKind.NAME
         # UndeclaredJudge.judge_row, without a call for a row whose keys are all known (the usual row)
         known = undeclared.known if undeclared is not None else None
         exact_of = c.exact.get if c.exact else None
         unchanged = 0
-        for row in rows:
+        get = by_name.get
+        for row in stream:
+            if isinstance(row, FastRows):  # (only with ahead) usual rows, taken as the loop below takes a row
+                assert ahead is not None and same is not None
+                names, lines, digests, offsets, lengths = row
+                j = -1
+                for key, line, h in zip(names, lines, digests, strict=True):
+                    j += 1
+                    i = get(key)
+                    if i is None:
+                        c.report_missing(f"{name.value} {key!r}", SourceLocation(src_path, line), key)
+                        continue
+                    if done[i]:
+                        prev = SourceLocation(src_path, row_line[i])
+                        errors.append(
+                            Diagnostic(
+                                SourceLocation(src_path, line),
+                                f"{index.rels[i]!r} is already selected exactly at {prev} in this manifest",
+                            )
+                        )
+                        continue
+                    done[i] = 1
+                    row_line[i] = line
+                    if exact_of is not None and (exact := exact_of(i)) is not None:
+                        errors.append(
+                            Diagnostic(
+                                exact.location,
+                                f"{index.rels[i]!r} is already selected exactly at "
+                                f"{SourceLocation(src_path, line)} in this manifest",
+                            )
+                        )
+                        continue
+                    count += 1
+                    if count == next_report:
+                        tick(count)  # type: ignore[misc]  # next_report is -1 without tick
+                        next_report += every
+                    if same[i] == h:
+                        unchanged += 1
+                        continue
+                    full = ahead.row(line, offsets[j], lengths[j])
+                    if full is None:
+                        continue  # (reported: the line is not what the reader read)
+                    if full.kind is not name or full.key != key or full.text is None or hash(full.text) != h:
+                        errors.append(
+                            Diagnostic(
+                                SourceLocation(src_path, line),
+                                "the source file changed while it was being read; plan again",
+                            )
+                        )
+                        continue
+                    yield i, full, None
+                continue
             if known is not None and not known.issuperset(row.values):
                 assert undeclared is not None
                 undeclared.judge_row(row)

@@ -1,0 +1,146 @@
+"""A JSONL source read ahead by a forked process gives exactly the rows and messages of reading it here.
+
+``ReadAhead`` (the reader is a forked copy of the test process) hands on usual rows by column (name, line,
+digest, offset) and every other line as it is; the planning process reads those lines itself, may read the
+last part of the source itself while the reader reads on to there, and reads the rest itself if the reader
+stops early. Random files (the lines of ``test_source_fast``: good and bad values, bad JSON, blank lines, byte
+order marks, CRLF, uuid rows, per-frame rows) are read both ways, with the split, with the reader killed at
+once, with lines too long, and with some keys not known (those rows are handed on as they are).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reconciler.errors import Diagnostic, SourceLocation
+from reconciler.manifest import source as source_mod
+from reconciler.manifest.source import FastRows, ReadAhead, iter_source_rows, read_ahead
+from reconciler.model import SourceSpec
+from reconciler.reserved import RESERVED_KEYS
+from tests.unit.manifest.test_source_fast import SCHEMA, rand_line
+
+SPEC = SourceSpec("rows.jsonl", "jsonl", SourceLocation("m.yaml", 1, 1))
+
+
+def here(root: Path) -> tuple[list[Any], list[Diagnostic]]:
+    diagnostics: list[Diagnostic] = []
+    return list(iter_source_rows(root, SPEC, SCHEMA, diagnostics)), diagnostics
+
+
+def ahead(root: Path, known: set[str] | None, kill: bool = False) -> tuple[list[Any], list[Diagnostic], int]:
+    """The rows (each usual row read again by ``ReadAhead.row``), the messages, and how many rows came usual."""
+    reader = read_ahead(root, SPEC, SCHEMA, known)
+    assert isinstance(reader, ReadAhead)
+    if kill:
+        assert reader.pid is not None
+        os.kill(reader.pid, signal.SIGKILL)
+    diagnostics: list[Diagnostic] = []
+    rows: list[Any] = []
+    usual = 0
+    for item in reader.rows(diagnostics):
+        if type(item) is FastRows:
+            for j, name in enumerate(item.names):
+                row = reader.row(item.lines[j], item.offsets[j], item.lengths[j])
+                assert row is not None and row.key == name and row.line == item.lines[j]
+                assert row.text is not None and hash(row.text) == item.digests[j]
+                assert known is None or known.issuperset(row.values)
+                rows.append(row)
+                usual += 1
+        else:
+            rows.append(item)
+    assert reader.pid is None  # the reader is stopped and reaped once the rows are read
+    return rows, diagnostics, usual
+
+
+def write_random(root: Path, rng: random.Random, lines: int) -> bytes:
+    data = "".join(rand_line(rng, n) + rng.choice(["\n", "\n", "\r\n"]) for n in range(lines)).encode()
+    if rng.random() < 0.2:
+        data = b"\xef\xbb\xbf" + data
+    if rng.random() < 0.3:
+        data = data.rstrip(b"\n")
+    (root / "rows.jsonl").write_bytes(data)
+    return data
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("how", ["whole", "split", "killed", "long lines", "unknown keys"])
+def test_read_ahead_reads_what_reading_here_reads(
+    tmp_path: Path, seed: int, how: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = random.Random(f"{seed}{how}")
+    # Small blocks and frames: the reader hands on many frames and looks for a split often.
+    monkeypatch.setattr(source_mod, "_BLOCK_BYTES", rng.choice([64, 256, 4096]))
+    monkeypatch.setattr(source_mod, "_FRAME_BYTES", 1024)
+    known: set[str] | None = None
+    if how == "split":
+        monkeypatch.setattr(source_mod, "_SPLIT_MIN", 0)
+        original = source_mod._reader
+
+        def slow_reader(*args: Any) -> None:  # (in the forked copy) starts once the split is asked for
+            time.sleep(0.1)
+            original(*args)
+
+        monkeypatch.setattr(source_mod, "_reader", slow_reader)
+    elif how == "long lines":
+        monkeypatch.setattr(source_mod, "MAX_ROW_BYTES", rng.randint(60, 400))
+    elif how == "unknown keys":
+        known = set(rng.sample(sorted(SCHEMA), 6)) | RESERVED_KEYS
+    usual = 0
+    for _ in range(6):
+        data = write_random(tmp_path, rng, rng.randint(1, 300))
+        want = here(tmp_path)
+        rows, diagnostics, n = ahead(tmp_path, known, kill=how == "killed")
+        assert (rows, diagnostics) == want, data
+        usual += n
+    if how not in ("killed", "long lines"):  # (killed at once, a frame or two may be handed on)
+        assert usual > 30
+
+
+def test_the_split_is_read_here_while_the_reader_reads_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the reader slow to start, the planning process reads the last part itself (a line start near the
+    end the reader agreed to stop at) and the rows are still those of reading it all here, in order."""
+    monkeypatch.setattr(source_mod, "_SPLIT_MIN", 0)
+    original = source_mod._reader
+
+    def slow_reader(*args: Any) -> None:  # (in the forked copy)
+        time.sleep(0.2)
+        original(*args)
+
+    monkeypatch.setattr(source_mod, "_reader", slow_reader)
+    rng = random.Random(7)
+    write_random(tmp_path, rng, 2000)
+    scanned: list[int] = []
+    original_scan = source_mod._scan_usual
+
+    def scan(fh: Any, offset: int, *args: Any) -> None:
+        scanned.append(offset)  # (this process only: the reader is forked before this is set... see below)
+        original_scan(fh, offset, *args)
+
+    reader = read_ahead(tmp_path, SPEC, SCHEMA, None)
+    assert reader is not None
+    monkeypatch.setattr(source_mod, "_scan_usual", scan)  # set after the fork: counts this process's scans
+    diagnostics: list[Diagnostic] = []
+    got: list[Any] = []
+    for item in reader.rows(diagnostics):
+        if type(item) is FastRows:
+            got += [
+                reader.row(item.lines[j], item.offsets[j], item.lengths[j]) for j in range(len(item.names))
+            ]
+        else:
+            got.append(item)
+    size = (tmp_path / "rows.jsonl").stat().st_size
+    assert len(scanned) == 1 and size // 2 < scanned[0] < size
+    assert (got, diagnostics) == here(tmp_path)
+
+
+def test_no_read_ahead_where_the_source_cannot_be_opened(tmp_path: Path) -> None:
+    assert read_ahead(tmp_path, SPEC, SCHEMA, None) is None  # (reading it here says why)
