@@ -17,10 +17,10 @@ import json
 import threading
 import unicodedata
 from array import array
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableSequence, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, cast, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, cast, overload, runtime_checkable
 
 from reconciler.errors import Diagnostic, ProviderConflictError, ProviderResponseError
 from reconciler.frames import WIRE_ROOT, raw_to_keys
@@ -109,6 +109,70 @@ class DatasetListing:
         )
 
 
+class UuidColumn(MutableSequence[str]):
+    """Listed uuids, in order, as a digest listing keeps them: 36 ASCII characters each in one buffer (36 bytes
+    a file, where a ``str`` each and a list of them take about 96). A uuid of another length or not ASCII
+    turns it into a plain list."""
+
+    __slots__ = ("_buf", "_list")
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self._list: list[str] | None = None
+
+    def extend(self, values: Iterable[str]) -> None:
+        ids = values if isinstance(values, (list, tuple)) else list(values)
+        if self._list is None:
+            joined = "".join(ids)
+            if len(joined) == 36 * len(ids) and joined.isascii() and set(map(len, ids)) <= {36}:
+                self._buf += joined.encode("ascii")
+                return
+            self._list = [self[i] for i in range(len(self))]
+            self._buf = bytearray()
+        self._list.extend(ids)
+
+    def append(self, value: str) -> None:
+        self.extend((value,))
+
+    def __len__(self) -> int:
+        return len(self._list) if self._list is not None else len(self._buf) // 36
+
+    @overload
+    def __getitem__(self, i: int) -> str: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[str]: ...
+    def __getitem__(self, i: int | slice) -> str | list[str]:
+        if self._list is not None:
+            return self._list[i]
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        n = len(self._buf) // 36
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError("uuid index out of range")
+        return self._buf[36 * i : 36 * i + 36].decode("ascii")
+
+    def _as_list(self) -> list[str]:
+        if self._list is None:
+            self._list = [self[i] for i in range(len(self))]
+            self._buf = bytearray()
+        return self._list
+
+    @overload
+    def __setitem__(self, i: int, value: str) -> None: ...
+    @overload
+    def __setitem__(self, i: slice, value: Iterable[str]) -> None: ...
+    def __setitem__(self, i: int | slice, value: str | Iterable[str]) -> None:
+        self._as_list()[i] = value  # type: ignore[index,assignment]  # (the overloads above)
+
+    def __delitem__(self, i: int | slice) -> None:
+        del self._as_list()[i]
+
+    def insert(self, i: int, value: str) -> None:
+        self._as_list().insert(i, value)
+
+
 class LiveIndex:
     """One folder listing, compact: parallel lists by ordinal, and relative name -> ordinal.
 
@@ -150,7 +214,7 @@ class LiveIndex:
 
     def __init__(self, folder: LiveFolder) -> None:
         self.folder = folder
-        self.uuids: list[str] = []
+        self.uuids: MutableSequence[str] = []
         self.rels: list[str] = []
         self.metadata_raw: list[str | dict[str, JsonValue]] = []
         self.by_name: dict[str, int] = {}
@@ -357,6 +421,7 @@ def _read_digests(
     of its files, or a text in it may hold per-frame values (then those are decoded one by one).
     """
     keep, elsewhere = index.keep, index.elsewhere
+    index.uuids = UuidColumn()  # (36 bytes a file)
     uuids, rels, by_name, folders, decoded = (
         index.uuids,
         index.rels,
