@@ -311,6 +311,17 @@ class LiveIndex:
                 )
         return raw_to_keys(text)
 
+    def reread_ahead(self, ordinals: Sequence[int]) -> None:
+        """A digest listing: re-read the texts of files ``ordinals`` (about to be asked for with :meth:`raw`, in
+        this order) from the store at once. A file no longer there is left to :meth:`raw` to report."""
+        if self.digests is None or self._reread is None or not ordinals:
+            return
+        wanted = [o for o in ordinals if o not in self.decoded]
+        uuids = [self.uuids[o] for o in wanted]
+        texts = self._reread(uuids, [self._rowids[o] for o in wanted])
+        self._window = {o: texts[u] for o, u in zip(wanted, uuids, strict=True) if u in texts}
+        self._window_end = -1
+
     def metadata(self, i: int) -> dict[str, JsonValue]:
         """File ``i``'s live metadata (a fresh dict for JSON text; the provider's dict otherwise)."""
         raw = self.raw(i)

@@ -209,6 +209,9 @@ def selected(
             if isinstance(row, FastRows):  # (only with ahead) usual rows, taken as the loop below takes a row
                 assert ahead is not None and same is not None
                 names, lines, digests, offsets, lengths = row
+                # The files whose row is not their live text, re-read from the store together (one query,
+                # not one each) before any message is given or the batch ends, so everything stays in order.
+                later: list[tuple[int, SourceRow]] = []
                 j = -1
                 for key, line, h in zip(names, lines, digests, strict=True):
                     j += 1
@@ -216,15 +219,18 @@ def selected(
                     if i is None:
                         c.report_missing(f"{name.value} {key!r}", SourceLocation(src_path, line), key)
                         continue
-                    if done[i]:
-                        prev = SourceLocation(src_path, row_line[i])
-                        errors.append(
-                            Diagnostic(
-                                SourceLocation(src_path, line),
-                                f"{index.rels[i]!r} is already selected exactly at {prev} in this manifest",
+                    if done[i] or (exact_of is not None and exact_of(i) is not None):
+                        if later:
+                            yield from _reread(index, later)
+                        if done[i]:
+                            prev = SourceLocation(src_path, row_line[i])
+                            errors.append(
+                                Diagnostic(
+                                    SourceLocation(src_path, line),
+                                    f"{index.rels[i]!r} is already selected exactly at {prev} in this manifest",
+                                )
                             )
-                        )
-                        continue
+                            continue
                     done[i] = 1
                     row_line[i] = line
                     if exact_of is not None and (exact := exact_of(i)) is not None:
@@ -244,17 +250,26 @@ def selected(
                         unchanged += 1
                         continue
                     full = ahead.row(line, offsets[j], lengths[j])
-                    if full is None:
-                        continue  # (reported: the line is not what the reader read)
-                    if full.kind is not name or full.key != key or full.text is None or hash(full.text) != h:
-                        errors.append(
-                            Diagnostic(
-                                SourceLocation(src_path, line),
-                                "the source file changed while it was being read; plan again",
+                    if (
+                        full is None
+                        or full.kind is not name
+                        or full.key != key
+                        or full.text is None
+                        or hash(full.text) != h
+                    ):
+                        if later:
+                            yield from _reread(index, later)
+                        if full is not None:  # (else reported: the line is not what the reader read)
+                            errors.append(
+                                Diagnostic(
+                                    SourceLocation(src_path, line),
+                                    "the source file changed while it was being read; plan again",
+                                )
                             )
-                        )
                         continue
-                    yield i, full, None
+                    later.append((i, full))
+                if later:
+                    yield from _reread(index, later)
                 continue
             if known is not None and not known.issuperset(row.values):
                 assert undeclared is not None
@@ -324,6 +339,16 @@ def selected(
                         next_report += every
                     yield i, None, None
                     break
+
+
+def _reread(
+    index: LiveIndex, later: list[tuple[int, SourceRow]]
+) -> Iterator[tuple[int, SourceRow | None, FileSelector | None]]:
+    """Yield ``later``'s files (and empty it), their live texts re-read from the store at once."""
+    index.reread_ahead([i for i, _ in later])
+    for i, row in later:
+        yield i, row, None
+    later.clear()
 
 
 def overlap_groups(selections: Sequence[Selection]) -> list[bool]:
