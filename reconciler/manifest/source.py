@@ -1159,13 +1159,15 @@ def _scan_usual(
     ``("f", names, lines, digests, offsets, lengths)`` (the arrays as bytes), every other line as
     ``("d", line number, offset, line)``; ``("s", offset, line number)`` where a line is too long (whoever reads
     on reads from there). ``poll(offset, stop)`` is asked between blocks for the offset to stop at (a line start;
-    -1: the end); the last frame then ends with ``("x", offset, line number)``."""
+    -1: the end); the last frame then ends with ``("x", offset, line number)``. With ``poll`` (the reader), a
+    frame of mostly other lines (a source of uuid rows?) ends the reading there with ``("s", ...)``: the
+    planning process reads those itself anyway."""
     accepts = checkers.accepts
     shape_tests = checkers._fast
     fast_loads = raw_loads
     not_json = RawDecodeError
     superset = known.issuperset if known is not None else None
-    lineno = 0
+    lineno = first = others = 0
     stop = -1
     frame: list[_Part] = []
     names: list[str] = []
@@ -1233,8 +1235,18 @@ def _scan_usual(
                 lines, digests, offsets, lengths = array("q"), array("q"), array("q"), array("q")
             frame.append(("d", lineno, offset, raw))
             offset += size + 1
+            others += 1
         since += 1
         if since >= _FRAME_BYTES // _BLOCK_BYTES:
+            if poll is not None and others * 2 > lineno - first:  # mostly other lines: read better there
+                if names:
+                    frame.append(
+                        ("f", names, lines.tobytes(), digests.tobytes(), offsets.tobytes(), lengths.tobytes())
+                    )
+                frame.append(("s", offset, lineno))
+                put(frame, (offset, lineno), True)
+                return
+            others, first = 0, lineno
             if names:
                 frame.append(
                     ("f", names, lines.tobytes(), digests.tobytes(), offsets.tobytes(), lengths.tobytes())
@@ -1445,13 +1457,14 @@ class ReadAhead:
 def read_ahead(
     root: Path, spec: SourceSpec, schema: Mapping[str, FieldSpec], known: set[str] | None
 ) -> ReadAhead | None:
-    """A :class:`ReadAhead` of a JSONL source, or ``None`` where this process cannot fork (not a POSIX system)
-    or the source cannot be opened (then reading it here says why). ``known``: the keys whose rows need no
-    undeclared-key judgement (rows with others are handed on as they are, to be judged here).
+    """A :class:`ReadAhead` of a JSONL source, or ``None`` where it is not made (a system other than Linux,
+    where forking a copy is measured and safe; no temporary file or process to be had) or the source cannot
+    be opened (then reading it here says why). ``known``: the keys whose rows need no undeclared-key
+    judgement (rows with others are handed on as they are, to be judged here).
 
     Call it while no other thread runs (a forked copy has only the thread that forked).
     """
-    if spec.format != "jsonl" or not hasattr(os, "fork") or sys.platform == "win32":
+    if spec.format != "jsonl" or not sys.platform.startswith("linux"):
         return None
     file = root / spec.path
     try:

@@ -52,7 +52,7 @@ from reconciler.progress import RESOLVING_FOLDERS, planning
 from reconciler.undeclared import UndeclaredJudge
 
 if TYPE_CHECKING:
-    from reconciler.manifest.source import SourceRow
+    from reconciler.manifest.source import ReadAhead, SourceRow
     from reconciler.plan.renames import Rename, RenameCheck
     from reconciler.providers.base import StateProvider
     from reconciler.schema import FieldSpec
@@ -196,7 +196,47 @@ def plan_files(
     are none. ``renames`` move old keys' values on the files selected (``rename_check`` is told about every
     selected file that holds an old key). With ``shard``, only that shard's share is planned
     (:mod:`reconciler.plan.shard`; ``FilePlan.rule`` says how it was split). Raises ProviderError.
+
+    A JSONL source may be read by a forked process (``manifest.source.ReadAhead``) while its folder is
+    listed; every such process is stopped before this returns or raises.
     """
+    aheads: dict[int, ReadAhead] = {}
+    try:
+        return _plan_files(
+            manifests,
+            provider,
+            root,
+            spec_map,
+            undeclared_keys,
+            has_schema,
+            renames,
+            rename_check,
+            planned,
+            shard,
+            on_progress,
+            parallelism,
+            aheads,
+        )
+    finally:
+        for ahead in aheads.values():
+            ahead.close()
+
+
+def _plan_files(
+    manifests: Sequence[FileManifest],
+    provider: StateProvider,
+    root: Path,
+    spec_map: Mapping[str, FieldSpec],
+    undeclared_keys: UndeclaredKeys,
+    has_schema: bool,
+    renames: Mapping[str, Rename] | None,
+    rename_check: RenameCheck | None,
+    planned: Callable[[FileManifest], bool] | None,
+    shard: Shard | None,
+    on_progress: listing.Progress,
+    parallelism: int,
+    aheads: dict[int, ReadAhead],
+) -> FilePlan:
     result = FilePlan()
     renames = renames or {}
     undeclared = UndeclaredJudge(spec_map, undeclared_keys, has_schema, result.errors, result.warnings)
@@ -271,9 +311,7 @@ def plan_files(
             continue  # not this plan's manifest: its own plan reports it
         if planned_datasets or any(_may_overlap(folder, f) for f in folders):
             to_check.append((position, m, folder))
-    from reconciler.manifest.source import ReadAhead, iter_source_rows, read_ahead
-
-    aheads: dict[int, ReadAhead] = {}
+    from reconciler.manifest.source import iter_source_rows, read_ahead
 
     # A digest listing pays off where JSONL rows may be the live text itself; files that only a CSV source,
     # exact entries or globs select are all compared value by value (the text listing keeps their texts).
@@ -384,7 +422,7 @@ def plan_files(
         # JSON text byte for byte (_FilePlanner.single decides the same way, more slowly; a digest listing
         # gives no text holding null the digest of a text: LiveIndex.same_text).
         digests = index.digests if c.c.plain and not renames and not is_shared else None
-        ahead = aheads.pop(id(c.m), None)
+        ahead = aheads.get(id(c.m))
         if ahead is not None and (digests is None or index.ambiguous or index.elsewhere):
             ahead.close()  # read here after all
             ahead = None
@@ -410,8 +448,6 @@ def plan_files(
         planner.unchanged(c.m, c.same)
         on_progress(stage, n + c.same, total)
         c.finish_missing(result.errors, result.warnings)
-    for ahead in aheads.values():
-        ahead.close()
     if pending:
         planner.shared(pending, [c.m for c in compiled])
     return result

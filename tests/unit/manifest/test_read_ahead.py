@@ -10,6 +10,7 @@ once, with lines too long, and with some keys not known (those rows are handed o
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -59,8 +60,14 @@ def ahead(root: Path, known: set[str] | None, kill: bool = False) -> tuple[list[
     return rows, diagnostics, usual
 
 
-def write_random(root: Path, rng: random.Random, lines: int) -> bytes:
-    data = "".join(rand_line(rng, n) + rng.choice(["\n", "\n", "\r\n"]) for n in range(lines)).encode()
+def usual_line(rng: random.Random, n: int) -> str:
+    md = {"s": rng.choice(["x", "y"]), "n": rng.choice([1, 2.5]), "v": [0.5, 1.5, rng.random()]}
+    return json.dumps({"name": f"g{n}.jpg", "metadata": md})
+
+
+def write_random(root: Path, rng: random.Random, lines: int, usual: float = 0.7) -> bytes:
+    pick = [usual_line if rng.random() < usual else rand_line for _ in range(lines)]
+    data = "".join(f(rng, n) + rng.choice(["\n", "\n", "\r\n"]) for n, f in enumerate(pick)).encode()
     if rng.random() < 0.2:
         data = b"\xef\xbb\xbf" + data
     if rng.random() < 0.3:
@@ -91,7 +98,7 @@ def test_read_ahead_reads_what_reading_here_reads(
     elif how == "long lines":
         monkeypatch.setattr(source_mod, "MAX_ROW_BYTES", rng.randint(60, 400))
     elif how == "unknown keys":
-        known = set(rng.sample(sorted(SCHEMA), 6)) | RESERVED_KEYS
+        known = set(rng.sample(sorted(SCHEMA), 4)) | {"s", "n", "v"} | RESERVED_KEYS
     usual = 0
     for _ in range(6):
         data = write_random(tmp_path, rng, rng.randint(1, 300))
@@ -140,6 +147,34 @@ def test_the_split_is_read_here_while_the_reader_reads_on(
     size = (tmp_path / "rows.jsonl").stat().st_size
     assert len(scanned) == 1 and size // 2 < scanned[0] < size
     assert (got, diagnostics) == here(tmp_path)
+
+
+def test_a_reader_of_mostly_other_lines_stops_and_they_are_read_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A source of mostly unusual lines (uuid rows, say) is not worth reading twice: the reader stops after a
+    frame of them and the rest is read here; the rows are those of reading it all here."""
+    monkeypatch.setattr(source_mod, "_BLOCK_BYTES", 256)
+    monkeypatch.setattr(source_mod, "_FRAME_BYTES", 1024)
+    rng = random.Random(3)
+    uuid_rows = [
+        json.dumps({"uuid": f"{n:08x}-e89b-42d3-a456-426614174000", "metadata": {"s": "x"}})
+        for n in range(400)
+    ]
+    (tmp_path / "rows.jsonl").write_text("".join(x + "\n" for x in uuid_rows))
+    frames: list[int] = []
+    original = source_mod.ReadAhead._read_frames
+
+    def counted(self: ReadAhead) -> Any:
+        for frame in original(self):
+            frames.append(len(frame[0]))
+            yield frame
+
+    monkeypatch.setattr(source_mod.ReadAhead, "_read_frames", counted)
+    rows, diagnostics, usual = ahead(tmp_path, None)
+    assert (rows, diagnostics) == here(tmp_path) and len(rows) == 400 and usual == 0
+    assert len(frames) == 1  # (then the reader stopped: 400 rows take about 30 frames of 1 KiB)
+    del rng
 
 
 def test_no_read_ahead_where_the_source_cannot_be_opened(tmp_path: Path) -> None:

@@ -138,3 +138,32 @@ def plan_rounds(tmp_path: Path, seed: int, monkeypatch: pytest.MonkeyPatch, good
         outcomes.add(type(without))
     assert len(made) == 5 and all(r is not None for r in made) and used[0] == 5
     return outcomes
+
+
+def test_the_reader_is_stopped_when_the_listing_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reconciler.errors import ProviderError
+
+    rng = random.Random(1)
+    live = {name: rand_md(rng) for name in NAMES}
+    snap = make_snapshot({"f": list(live.items())})
+    write_snapshot(tmp_path / "seed.json", snap.schema, snap.folders, snap.items)
+    lines = [row_line(rng, name, live[name], True) for name in NAMES]
+    (tmp_path / "rows.jsonl").write_text("".join(x + "\n" for x in lines), encoding="utf-8")
+    m = dataclasses.replace(manifest("m.yaml", "f"), source=SourceSpec("rows.jsonl", "jsonl", L))
+    made: list[Any] = []
+    original = source_mod.read_ahead
+
+    def counted(*args: Any) -> Any:
+        made.append(original(*args))
+        return made[-1]
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise ProviderError("the store broke")
+
+    monkeypatch.setattr(source_mod, "read_ahead", counted)
+    monkeypatch.setattr(SqliteProvider, "iter_raw_pages", broken)
+    with pytest.raises(ProviderError, match="the store broke"):
+        plan(tmp_path, m)
+    assert len(made) == 1 and made[0] is not None and made[0].pid is None
