@@ -1138,6 +1138,9 @@ class FastRows(NamedTuple):
     lengths: array[int]
 
 
+#: A source smaller than this is read in the planning process only: a second process would add more memory
+#: (about 40 MB) than it saves time.
+AHEAD_MIN_BYTES = 64 << 20
 #: Source bytes read between two frames handed on.
 _FRAME_BYTES = 1 << 20
 #: At most this much of the source (from its end) is read by the planning process alongside the reader.
@@ -1458,8 +1461,8 @@ def read_ahead(
     root: Path, spec: SourceSpec, schema: Mapping[str, FieldSpec], known: set[str] | None
 ) -> ReadAhead | None:
     """A :class:`ReadAhead` of a JSONL source, or ``None`` where it is not made (a system other than Linux,
-    where forking a copy is measured and safe; no temporary file or process to be had) or the source cannot
-    be opened (then reading it here says why). ``known``: the keys whose rows need no undeclared-key
+    where forking a copy is measured and safe; a source under ``AHEAD_MIN_BYTES``; no temporary file or
+    process to be had) or the source cannot be opened (then reading it here says why). ``known``: the keys whose rows need no undeclared-key
     judgement (rows with others are handed on as they are, to be judged here).
 
     Call it while no other thread runs (a forked copy has only the thread that forked).
@@ -1469,7 +1472,11 @@ def read_ahead(
     file = root / spec.path
     try:
         fd = os.open(file, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        small = os.fstat(fd).st_size < AHEAD_MIN_BYTES
     except OSError:
+        return None
+    if small:
+        os.close(fd)
         return None
     checkers = _Checkers(schema, spec.keyframe_mode)
     opened: list[int] = [fd]

@@ -30,6 +30,11 @@ from tests.unit.manifest.test_source_fast import SCHEMA, rand_line
 SPEC = SourceSpec("rows.jsonl", "jsonl", SourceLocation("m.yaml", 1, 1))
 
 
+@pytest.fixture(autouse=True)
+def _small_sources_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(source_mod, "AHEAD_MIN_BYTES", 0)  # (the sources here are small)
+
+
 def here(root: Path) -> tuple[list[Any], list[Diagnostic]]:
     diagnostics: list[Diagnostic] = []
     return list(iter_source_rows(root, SPEC, SCHEMA, diagnostics)), diagnostics
@@ -179,3 +184,9 @@ def test_a_reader_of_mostly_other_lines_stops_and_they_are_read_here(
 
 def test_no_read_ahead_where_the_source_cannot_be_opened(tmp_path: Path) -> None:
     assert read_ahead(tmp_path, SPEC, SCHEMA, None) is None  # (reading it here says why)
+
+
+def test_no_read_ahead_of_a_small_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "rows.jsonl").write_text('{"name": "a.jpg", "metadata": {}}\n')
+    monkeypatch.setattr(source_mod, "AHEAD_MIN_BYTES", 64 << 20)
+    assert read_ahead(tmp_path, SPEC, SCHEMA, None) is None

@@ -28,6 +28,13 @@ from tests.helpers.desired import desired, manifest, schema
 from tests.helpers.states import make_snapshot
 
 L = SourceLocation("m.yaml", 1, 1)
+
+
+@pytest.fixture(autouse=True)
+def _small_sources_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(source_mod, "AHEAD_MIN_BYTES", 0)  # (the sources here are small)
+
+
 NAMES = [f"f{i:03d}.jpg" for i in range(150)]
 VALUES: dict[str, list[Any]] = {
     "a": [1, 2.5, -3, "x", None],
