@@ -6,9 +6,11 @@ collected and raised once as ``ManifestValidationError``.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import gc
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -263,6 +265,40 @@ def make_plan(
     warnings in the plan). Raises ManifestValidationError (all problems at once), ProviderError, or
     PlanError (LimitExceededError for a plan over the limits).
     """
+    with fewer_collections():
+        return _make_plan(desired, provider, targets, hooks, now, override_limits, parallelism, shard)
+
+
+#: The cyclic garbage collector's first threshold while a plan is made (Python's default is 700).
+PLAN_GC_THRESHOLD = 10_000
+
+
+@contextlib.contextmanager
+def fewer_collections() -> Iterator[None]:
+    """Run the cyclic garbage collector less often (see :data:`PLAN_GC_THRESHOLD`) inside the block.
+
+    A plan allocates a few container objects per listed file and source row (decoded pages and rows),
+    nearly all freed at once by reference counting; with the default threshold every 700 of them start a
+    collection, and every tenth of those walks everything older (the listings and the imported modules):
+    measured, a fifth of the CPU of a plan of 100,000 files. The collector still runs, only less often."""
+    old = gc.get_threshold()
+    gc.set_threshold(max(old[0], PLAN_GC_THRESHOLD), *old[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
+
+
+def _make_plan(
+    desired: DesiredState,
+    provider: StateProvider,
+    targets: Targets | None,
+    hooks: PlanHooks | None,
+    now: dt.datetime | None,
+    override_limits: bool,
+    parallelism: int | None,
+    shard: Shard | None,
+) -> Plan:
     targets = targets or Targets()
     hooks = hooks or NullPlanHooks()
     wants_schema = targets.wants_schema() and (shard is None or shard.plans_schema)
