@@ -60,6 +60,12 @@ RECONCILER_ROOT: Path | None = None
 BASELINE_ROOT: Path | None = None
 
 
+def _tree(root: Path | None = None) -> Path:
+    """The working directory of a reconciler command measuring ``root`` (default ``RECONCILER_ROOT``):
+    ``python -m`` puts the working directory first on the import path, ahead of ``PYTHONPATH``."""
+    return root or RECONCILER_ROOT or ROOT
+
+
 def _reconciler_env(root: Path | None = None, /, **extra: str) -> dict[str, str]:
     """The environment of reconciler commands: :func:`bench_env`, with ``root`` (default
     ``RECONCILER_ROOT``) first on the import path."""
@@ -234,7 +240,7 @@ def row_plan_network(work: Path, *, files: int, folders: int, latency_ms: float,
                 t = run_timed(cmd, env=env, cwd=ROOT)
             else:
                 root = BASELINE_ROOT if side.label.startswith("baseline") else None
-                t = run_timed(cmd, env=_reconciler_env(root, **renv), cwd=ROOT)
+                t = run_timed(cmd, env=_reconciler_env(root, **renv), cwd=_tree(root))
             side.server_cpu.append(_proc_cpu(emu.proc.pid) - before)
             counts = emu.requests()
             check(t)
@@ -375,21 +381,23 @@ def row_apply(work: Path, *, files: int, latency_ms: float, pairs: int) -> Row:
         plan_cmd = [*cmds["a"][:5], "plan", *cmds["a"][-2:]]
         for n in range(pairs):
             emu.reset()
-            plan_only.runs.append(run_timed(plan_cmd, env=_reconciler_env(**renv), cwd=ROOT))
+            plan_only.runs.append(run_timed(plan_cmd, env=_reconciler_env(**renv), cwd=_tree()))
             if BASELINE_ROOT is not None:
                 emu.reset()
                 base_plan.runs.append(
-                    run_timed(plan_cmd, env=_reconciler_env(BASELINE_ROOT, **renv), cwd=ROOT)
+                    run_timed(plan_cmd, env=_reconciler_env(BASELINE_ROOT, **renv), cwd=_tree(BASELINE_ROOT))
                 )
                 emu.reset()
-                base.runs.append(run_timed(cmds["a"], env=_reconciler_env(BASELINE_ROOT, **renv), cwd=ROOT))
+                base.runs.append(
+                    run_timed(cmds["a"], env=_reconciler_env(BASELINE_ROOT, **renv), cwd=_tree(BASELINE_ROOT))
+                )
             for side in (a, b) if n % 2 == 0 else (b, a):
                 emu.reset()
                 before = _proc_cpu(emu.proc.pid)
                 t = run_timed(
                     cmds["a" if side is a else "b"],
                     env=_reconciler_env(**renv) if side is a else env,
-                    cwd=ROOT,
+                    cwd=_tree() if side is a else ROOT,
                 )
                 side.server_cpu.append(_proc_cpu(emu.proc.pid) - before)
                 counts = emu.requests()
