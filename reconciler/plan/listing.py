@@ -41,6 +41,7 @@ __all__ = [
     "DatasetListing",
     "DigestListingProvider",
     "LiveIndex",
+    "PagedListingProvider",
     "Progress",
     "RawListingProvider",
     "read_index",
@@ -63,6 +64,17 @@ class RawListingProvider(Protocol):
         """``(rel_name, uuid, folder_uuid, metadata)`` for the same items as ``iter_items``: the metadata's JSON
         text, or the decoded dict when it holds per-frame values (engine keys, :mod:`reconciler.frames`)."""
         ...
+
+
+@runtime_checkable
+class PagedListingProvider(Protocol):
+    """A provider that can list items in pages of ``(rel_name, uuid, folder_uuid, metadata)``: the same files,
+    in the same order, as ``iter_items``, with the metadata as ``LiveIndex.metadata_raw`` keeps it (the JSON
+    text, or the item's dict where it has no text)."""
+
+    def iter_listed_pages(
+        self, folder: LiveFolder, *, recursive: bool, children: bool
+    ) -> Iterator[list[tuple[str, str, str, str | dict[str, JsonValue]]]]: ...
 
 
 @runtime_checkable
@@ -387,6 +399,29 @@ def read_index(
             n += 1
             if n >= next_report:
                 on_progress(stage, n, None)
+                next_report += PROGRESS_EVERY
+    elif isinstance(provider, PagedListingProvider):
+        # Page by page, column by column: no Python work per file but for a shard's choice.
+        for page in provider.iter_listed_pages(folder, recursive=recursive, children=children):
+            folders.update([row[2] for row in page])
+            if keep is not None:
+                kept = []
+                for row in page:
+                    if keep(row[1]):
+                        kept.append(row)
+                    else:
+                        elsewhere.append(hash(row[0]))
+                page = kept
+            if not page:
+                continue
+            names, ids, _, mds = zip(*page, strict=True)
+            by_name.update(zip(names, range(n, n + len(names)), strict=True))
+            uuids.extend(ids)
+            rels.extend(names)
+            raws.extend(mds)
+            n += len(names)
+            while n >= next_report:  # (the reports the file-by-file reading makes)
+                on_progress(stage, next_report, None)
                 next_report += PROGRESS_EVERY
     else:
         for li in provider.iter_items(folder, recursive=recursive, children=children):

@@ -11,7 +11,7 @@ import json
 import logging
 import re
 import uuid as uuid_mod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
@@ -38,8 +38,10 @@ from reconciler.providers.encord.client import (
     retry_policy_from_env,
 )
 from reconciler.providers.encord.wire import (
+    PlainRow,
     WireItem,
     parse_metadata,
+    plain_rows,
     read_dataset,
     read_folder,
     read_item,
@@ -351,6 +353,41 @@ class EncordProvider:
             for child in kids.get(item.uuid, ()):
                 yield ListedItem(f"{rel_name}/{child.name}", child)
 
+    def iter_listed_pages(
+        self, folder: LiveFolder, *, recursive: bool, children: bool
+    ) -> Iterator[list[PlainRow]]:
+        """:meth:`iter_items` in pages, each file as ``(rel_name, uuid, folder uuid, metadata)`` (the server's
+        text, or the item's dict where it came without text: ``LiveIndex.metadata_raw``). A page of a plain
+        listing whose items all take the fast path (:func:`plain_rows`) makes no item object."""
+        if recursive or children:
+            rows: list[PlainRow] = []
+            for li in self.iter_items(folder, recursive=recursive, children=children):
+                it = li.item
+                text = it.metadata_text
+                rows.append((li.rel_name, it.uuid, it.folder, it.metadata if text is None else text))
+                if len(rows) >= 1000:
+                    yield rows
+                    rows = []
+            if rows:
+                yield rows
+            return
+        sub_paths = {folder.uuid: ""}
+        plain: list[bool] = []
+        for page in self._client.pages(
+            _ITEMS, folder.uuid, params=_item_params(recursive=False), plain_strings=plain
+        ):
+            with _answer_of(f"GET {_ITEMS}"):
+                checked = plain[-1]
+                fast = plain_rows(page, folder.uuid, checked)
+                if fast is not None:
+                    yield fast
+                    continue
+                items = self._resolved([read_item(raw, plain_strings=checked) for raw in page])
+            yield [
+                (rel, it.uuid, it.folder, it.metadata if it.metadata_text is None else it.metadata_text)
+                for rel, it in self._named(folder, sub_paths, items)
+            ]
+
     def _listed(self, root: LiveFolder, sub_paths: dict[str, str]) -> Iterator[tuple[str, LiveItem]]:
         """(relative name, item) for the top-level items of every folder in ``sub_paths``, in path order."""
         order = sorted(sub_paths, key=lambda u: (sub_paths[u], u))
@@ -364,12 +401,18 @@ class EncordProvider:
             finally:
                 pool.shutdown(wait=True, cancel_futures=True)
         for page in pages:
-            for item in page:
-                prefix = sub_paths.get(item.folder)
-                if prefix is None:
-                    prefix = self._relative_folder_path(root, item.folder)
-                    sub_paths[item.folder] = prefix
-                yield (f"{prefix}/{item.name}" if prefix else item.name), item
+            yield from self._named(root, sub_paths, page)
+
+    def _named(
+        self, root: LiveFolder, sub_paths: dict[str, str], items: Iterable[LiveItem]
+    ) -> Iterator[tuple[str, LiveItem]]:
+        """(relative name, item) for ``items`` of folders below ``root`` (``sub_paths`` learns their paths)."""
+        for item in items:
+            prefix = sub_paths.get(item.folder)
+            if prefix is None:
+                prefix = self._relative_folder_path(root, item.folder)
+                sub_paths[item.folder] = prefix
+            yield (f"{prefix}/{item.name}" if prefix else item.name), item
 
     def _item_pages(self, folder_uuid: str) -> Iterator[list[LiveItem]]:
         plain: list[bool] = []

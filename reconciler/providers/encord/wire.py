@@ -22,9 +22,11 @@ from reconciler.model import LiveDataRow, LiveDataset, LiveItem
 from reconciler.types import JsonValue
 
 __all__ = [
+    "PlainRow",
     "WireItem",
     "checked_item",
     "parse_metadata",
+    "plain_rows",
     "read_dataset",
     "read_folder",
     "read_item",
@@ -157,6 +159,54 @@ def _plain_item(
             return None  # not an object, undecided by orjson, or an error: parse_metadata words it
         metadata, text = value, md_raw
     return WireItem(LiveItem(uuid, parent, name, kind, metadata, parent_item, text), None)
+
+
+#: One listed file as :func:`plain_rows` gives it: name, uuid, folder uuid, and the metadata (the server's
+#: JSON text, or ``{}`` for none).
+PlainRow = tuple[str, str, str, "str | dict[str, JsonValue]"]
+
+
+def plain_rows(page: list[Any], folder: str, plain_strings: bool) -> list[PlainRow] | None:
+    """What :func:`read_item` reads from each item of a page of ``folder``'s own listing (no child items, no
+    ``folder`` argument), for items that all take its fast path (:func:`_plain_item`) and all have ``folder``
+    as their ``parent``: ``(name, uuid, parent, metadata_text or {})`` per item, without an item object.
+    ``None`` when any item is not so (the caller then reads the page item by item, for its errors and
+    signed URLs)."""
+    rows: list[PlainRow] = []
+    append = rows.append
+    decode = try_loads_plain if plain_strings else try_loads
+    for raw in page:
+        if type(raw) is not dict:
+            return None
+        get = raw.get
+        uuid, name, kind = get("uuid"), get("name"), get("itemType")
+        if (
+            type(uuid) is not str
+            or type(name) is not str
+            or type(kind) is not str
+            or not (uuid and name and kind)
+            or get("parent") != folder
+        ):
+            return None
+        url = get("clientMetadataSignedUrl")
+        if url is not None and (type(url) is not str or url):
+            return None
+        if "client_metadata" in raw:
+            other = raw["client_metadata"]
+            if other is not None and type(other) is not str:
+                return None
+        md_raw = raw["clientMetadata"] if "clientMetadata" in raw else get("client_metadata")
+        if md_raw is None or md_raw == "":
+            append((name, uuid, folder, {}))
+        elif (
+            type(md_raw) is not str
+            or (WIRE_ROOT in md_raw if plain_strings else may_hold_frames(md_raw))
+            or type(decode(md_raw)) is not dict
+        ):
+            return None
+        else:
+            append((name, uuid, folder, md_raw))
+    return rows
 
 
 def read_item(

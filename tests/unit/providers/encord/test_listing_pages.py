@@ -1,0 +1,163 @@
+"""``EncordProvider.iter_listed_pages`` (how the planner lists a folder) against ``iter_items`` (the careful
+reader, item objects and all): on random folders, good and bad items mixed, the same files in the same order
+with the same metadata, or the same one-line error; and ``read_index`` makes the same index either way."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from reconciler.errors import ProviderResponseError
+from reconciler.model import LiveFolder
+from reconciler.plan import listing
+from reconciler.plan.listing import LiveIndex, read_index
+from reconciler.providers.encord import EncordProvider, RetryPolicy
+from reconciler.providers.encord import provider as encord_provider
+from reconciler.providers.encord.auth import BearerAuth
+from reconciler.providers.encord.provider import GROUP_ITEM_TYPES
+
+from .fake_api import FakeApi
+
+_ABSENT = object()
+_TEXTS: list[Any] = [
+    _ABSENT,
+    None,
+    "",
+    "{}",
+    '{"a": 1}',
+    '{"a": [1.5, true, null], "b": {"c": "d"}}',
+    '{"big": 12345678901234567890123}',
+    '{"$encord": {"frame_metadata": {"3": {"k": 1}}}, "x": 2}',
+    '{"\\u0024encord": {"frame_metadata": {"0": {"k": 1}}}}',
+    '{"caf\\u00e9": NaN}',
+    "[1, 2]",
+    "not json",
+    {"a": 1},
+    5,
+]
+
+
+def U(n: int) -> str:
+    return f"00000000-0000-4000-8000-{n:012d}"
+
+
+@pytest.fixture
+def api() -> FakeApi:
+    return FakeApi()
+
+
+@pytest.fixture
+def provider(api: FakeApi) -> Iterator[EncordProvider]:
+    policy = RetryPolicy(sleep=lambda s: None, jitter=lambda cap: 0.0)
+    with EncordProvider(
+        "https://api.encord.com", BearerAuth("t"), retry=policy, transport=httpx.MockTransport(api)
+    ) as p:
+        yield p
+
+
+def _fill(api: FakeApi, rng: random.Random, bad: float) -> None:
+    api.add_folder(U(1), "f")
+    api.add_folder(U(2), "sub", U(1))
+    for n in range(rng.randint(0, 40)):
+        folder = U(2) if rng.random() < 0.2 else U(1)
+        good = rng.random() >= bad
+        md = rng.choice(_TEXTS[3:6]) if good else rng.choice(_TEXTS)
+        kind: Any = "image" if good or rng.random() < 0.5 else rng.choice(["", 3, None, "image_group"])
+        api.add_item(U(100 + n), folder, f"n{rng.randint(0, 30):02d}.jpg", kind, md)  # (names may repeat)
+        item = api.items[U(100 + n)]
+        if md is _ABSENT:
+            del item["clientMetadata"]
+        if not good and rng.random() < 0.2:
+            item[rng.choice(["uuid", "parent"])] = rng.choice([None, "", 7])
+        if not good and rng.random() < 0.1:
+            item["client_metadata"] = rng.choice(_TEXTS[1:])
+        if not good and rng.random() < 0.1:
+            item["clientMetadataSignedUrl"] = rng.choice([None, "", 3])
+        if item["itemType"] in GROUP_ITEM_TYPES:
+            item["_children"] = []
+
+
+def _careful(provider: EncordProvider, folder: LiveFolder, recursive: bool, children: bool) -> object:
+    try:
+        listed = provider.iter_items(folder, recursive=recursive, children=children)
+        return [
+            (li.rel_name, li.item.uuid, li.item.folder, li.item.metadata_text or li.item.metadata)
+            for li in listed
+        ]
+    except ProviderResponseError as exc:
+        return str(exc)
+
+
+def _paged(provider: EncordProvider, folder: LiveFolder, recursive: bool, children: bool) -> object:
+    try:
+        return [
+            row
+            for page in provider.iter_listed_pages(folder, recursive=recursive, children=children)
+            for row in page
+        ]
+    except ProviderResponseError as exc:
+        return str(exc)
+
+
+class _ItemsOnly:
+    """The provider as a reader that only has ``iter_items`` (read_index's file-by-file way)."""
+
+    def __init__(self, provider: EncordProvider) -> None:
+        self.capabilities = provider.capabilities
+        self.iter_items = provider.iter_items
+
+
+def _index(provider: object, folder: LiveFolder, recursive: bool, keep: Any) -> object:
+    reports: list[tuple[object, ...]] = []
+    try:
+        index = read_index(
+            provider,  # type: ignore[arg-type]  # (a reader with iter_items only, in one of the two)
+            folder,
+            recursive=recursive,
+            children=False,
+            on_progress=lambda *a: reports.append(a),
+            keep=keep,
+        )
+    except ProviderResponseError as exc:
+        return str(exc)
+    assert isinstance(index, LiveIndex)
+    return (
+        index.uuids,
+        index.rels,
+        index.metadata_raw,
+        index.by_name,
+        index.folders,
+        index.ambiguous,
+        list(index.elsewhere),
+        reports,
+    )
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_pages_list_what_iter_items_lists(
+    api: FakeApi, provider: EncordProvider, seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Pages of 7 and a report every 5 files, so that pages and reports fall at every offset to each other.
+    monkeypatch.setattr(encord_provider, "PAGE_SIZE", 7)
+    monkeypatch.setattr(listing, "PROGRESS_EVERY", 5)
+    rng = random.Random(seed)
+    folder = LiveFolder(U(1), None, "f", "f")
+    fast = 0
+    for _ in range(25):
+        api.items.clear()
+        api.folders.clear()
+        _fill(api, rng, bad=rng.choice([0.0, 0.0, 0.05, 0.3]))
+        for recursive, children in ((False, False), (True, False), (False, True)):
+            want = _careful(provider, folder, recursive, children)
+            assert _paged(provider, folder, recursive, children) == want
+            fast += isinstance(want, list) and bool(want) and not recursive
+        keep = (lambda u: u[-1] in "02468") if rng.random() < 0.3 else None
+        recursive = rng.random() < 0.3
+        assert _index(provider, folder, recursive, keep) == _index(
+            _ItemsOnly(provider), folder, recursive, keep
+        )
+    assert fast > 10
