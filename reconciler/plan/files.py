@@ -421,14 +421,16 @@ def _plan_files(
         # The usual file is found unchanged by selected() itself: a source row whose metadata is the live
         # JSON text byte for byte (_FilePlanner.single decides the same way, more slowly; a digest listing
         # gives no text holding null the digest of a text: LiveIndex.same_text).
-        digests = index.digests if c.c.plain and not renames and not is_shared else None
+        fast = c.c.plain and not renames and not is_shared
+        digests = index.digests if fast else None
+        texts = index.metadata_raw if fast and index.digests is None else None
         ahead = aheads.get(id(c.m))
         if ahead is not None and (digests is None or index.ambiguous or index.elsewhere):
             ahead.close()  # read here after all
             ahead = None
         n = 0
         for i, row, exact in selected(
-            c, root, spec_map, result.errors, undeclared, rows, digests, tick, ahead
+            c, root, spec_map, result.errors, undeclared, rows, digests, tick, ahead, texts
         ):
             if is_shared and counts.get(index.uuids[i], 0) > 1:
                 pending.setdefault(index.uuids[i], []).append((c, i, _claim(c, i, row, exact), True))

@@ -25,6 +25,7 @@ from reconciler.plan.semantics import CompiledManifest
 if TYPE_CHECKING:
     from reconciler.manifest.source import ReadAhead, SourceRow
     from reconciler.schema import FieldSpec
+    from reconciler.types import JsonValue
     from reconciler.undeclared import UndeclaredJudge
 
 __all__ = ["MAX_MISSING_REPORTED", "Selection", "overlap_groups", "selected"]
@@ -166,6 +167,7 @@ def selected(
     same: array[int] | None = None,
     tick: Callable[[int], None] | None = None,
     ahead: ReadAhead | None = None,
+    texts: Sequence[str | dict[str, JsonValue]] | None = None,
 ) -> Iterator[tuple[int, SourceRow | None, FileSelector | None]]:
     """Every file a manifest selects, once: ``(ordinal, source row or None, exact entry or None)``.
 
@@ -174,7 +176,9 @@ def selected(
 
     With ``same`` (a digest listing's digests, for a manifest whose rows are their files' values), a file
     whose row's metadata text has the file's digest (the live text, byte for byte: unchanged) is counted in
-    ``c.same`` instead of yielded. ``tick(n)`` hears every ``listing.PROGRESS_EVERY`` files selected.
+    ``c.same`` instead of yielded; ``texts`` (a text listing's ``metadata_raw``, for such a manifest) does the
+    same for a row whose metadata text is the file's text and holds no ``null`` (which would remove a key), as
+    ``_FilePlanner.single`` would find it. ``tick(n)`` hears every ``listing.PROGRESS_EVERY`` files selected.
 
     ``ahead`` (with ``same``, for a listing where no name is shared or left to another shard, and ``undeclared``
     the judge whose known keys it was made with): the manifest's JSONL source as another process read and
@@ -311,6 +315,16 @@ def selected(
             if same is not None:
                 text = row.text
                 if text is not None and same[i] == hash(text):
+                    unchanged += 1
+                    continue
+            elif texts is not None:
+                text = row.text
+                if (
+                    text is not None
+                    and type(live := texts[i]) is str
+                    and b"null" not in text
+                    and live == text.decode()
+                ):
                     unchanged += 1
                     continue
             yield i, row, None

@@ -285,3 +285,64 @@ def test_a_re_read_by_rowid_falls_back_to_the_uuid(tmp_path: Path) -> None:
         assert provider.read_raw_metadata([uid("gone")], [rowid[a]]) == {}
     finally:
         provider.close()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_text_listing_counts_unchanged_files_as_the_file_planner_would(
+    tmp_path: Path, seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """selected() finds a row unchanged by its text (``texts``) as ``_FilePlanner.single`` would (the reference:
+    the same plan with that shortcut off)."""
+    from reconciler.plan import files
+
+    rng = random.Random(50 + seed)
+    caps = dataclasses.replace(SqliteProvider.capabilities, digest_listing=False)
+    monkeypatch.setattr(SqliteProvider, "capabilities", caps)
+    original = files.selected  # type: ignore[attr-defined]  # (imported there)
+    shortcut = [0]
+
+    def plan(root: Path, m: Any, fast: bool) -> Any:
+        def choosing(*args: Any) -> Any:
+            args = (*args[:9], args[9] if fast else None)
+            shortcut[0] += fast and args[9] is not None
+            return original(*args)
+
+        provider = SqliteProvider(root / "live.db", seed=root / "seed.json")
+        try:
+            with monkeypatch.context() as mp:
+                mp.setattr(files, "selected", choosing)
+                p = make_plan(
+                    desired(m, root=str(root)), provider, now=__import__("datetime").datetime(2026, 1, 1)
+                )
+            return p
+        except ManifestValidationError as exc:
+            return str(exc)
+        finally:
+            provider.close()
+
+    unchanged = 0
+    for round_ in range(8):
+        root = tmp_path / f"r{round_}"
+        root.mkdir()
+        live = {name: rand_md(rng) for name in NAMES}
+        snap = make_snapshot({"f": list(live.items())})
+        write_snapshot(root / "seed.json", snap.schema, snap.folders, snap.items)
+        names = list(NAMES) if rng.random() < 0.5 else rng.sample(NAMES, rng.randint(0, len(NAMES)))
+        lines = []
+        for name in names:
+            md = dict(live[name]) if rng.random() < 0.6 else rand_md(rng)
+            md.pop("$encord", None)
+            lines.append(line(rng, name, md))
+        (root / "rows.jsonl").write_text("".join(x + "\n" for x in lines), encoding="utf-8")
+        sels = []
+        if rng.random() < 0.3:
+            sels.append(FileSelector(SelectorKind.GLOB, "f00*", {"c": Assignment(1, L)}, L))
+        m = dataclasses.replace(
+            manifest("m.yaml", "f", *sels, mode=rng.choice(["merge", "overwrite"]), on_missing="ignore"),
+            source=SourceSpec("rows.jsonl", "jsonl", L),
+        )
+        want = plan(root, m, fast=False)
+        assert plan(root, m, fast=True) == want, (m, lines)
+        if not isinstance(want, str):
+            unchanged += want.unchanged
+    assert unchanged > 0 and shortcut[0] > 0
