@@ -452,6 +452,8 @@ def _plan_files(
         c.finish_missing(result.errors, result.warnings)
     if pending:
         planner.shared(pending, [c.m for c in compiled])
+    for index in indexes.values():  # metadata texts the plan did not need, checked as the listing would
+        index.check_all()
     return result
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, cast, overload, runtime_checkable
 
-from reconciler.errors import Diagnostic, ProviderConflictError, ProviderResponseError
+from reconciler.errors import Diagnostic, ProviderConflictError, ProviderError, ProviderResponseError
 from reconciler.frames import WIRE_ROOT, raw_to_keys
 from reconciler.jsoncodec import UNDECIDED, try_loads
 from reconciler.model import FileManifest, LiveFolder
@@ -73,8 +73,15 @@ class PagedListingProvider(Protocol):
     text, or the item's dict where it has no text)."""
 
     def iter_listed_pages(
-        self, folder: LiveFolder, *, recursive: bool, children: bool
-    ) -> Iterator[list[tuple[str, str, str, str | dict[str, JsonValue]]]]: ...
+        self, folder: LiveFolder, *, recursive: bool, children: bool, unchecked: list[bool] | None = None
+    ) -> Iterator[list[tuple[str, str, str, str | dict[str, JsonValue]]]]:
+        """The pages; with ``unchecked``, a flag per page appended before it is yielded: its metadata texts
+        were not decoded, and each owes :meth:`check_listed_text` before it stands for its file."""
+        ...
+
+    def check_listed_text(self, uuid: str, text: str) -> None:
+        """Raise the listing's error for file ``uuid``'s undecoded metadata text, if it has one."""
+        ...
 
 
 @runtime_checkable
@@ -204,6 +211,7 @@ class LiveIndex:
     __slots__ = (
         "_by_nfc",
         "_by_uuid",
+        "_check",
         "_reread",
         "_rowids",
         "_span",
@@ -221,6 +229,7 @@ class LiveIndex:
         "keep",
         "metadata_raw",
         "rels",
+        "unchecked",
         "uuids",
     )
 
@@ -250,6 +259,11 @@ class LiveIndex:
         self._window: dict[int, str] = {}
         self._window_end = -1
         self._span = 1
+        #: A paged listing that left metadata texts undecoded (PagedListingProvider): 1 for each file whose
+        #: text still owes the listing's check (``_check``), made before the text is used (:meth:`raw`) or
+        #: by :meth:`check_all`; a source row with the same text (decoded as an object) stands for it.
+        self.unchecked: bytearray | None = None
+        self._check: Callable[[str, str], None] | None = None
 
     def is_elsewhere(self, rel: str) -> bool:
         """Whether a file of this name was listed and left to another shard."""
@@ -293,7 +307,30 @@ class LiveIndex:
         if digests is not None:
             return digests[i] == hash(text)
         raw = self.metadata_raw[i]
-        return type(raw) is str and raw == text.decode()
+        if type(raw) is str and raw == text.decode():
+            if self.unchecked is not None:
+                self.unchecked[i] = 0  # (a row's metadata text is a JSON object: a decoder accepted it)
+            return True
+        return False
+
+    def check(self, i: int) -> None:
+        """The listing's check of file ``i``'s metadata text, if it still owes it (see ``unchecked``)."""
+        unchecked = self.unchecked
+        if unchecked is not None and unchecked[i]:
+            raw = self.metadata_raw[i]
+            if type(raw) is str:
+                assert self._check is not None
+                self._check(self.uuids[i], raw)
+            unchecked[i] = 0
+
+    def check_all(self) -> None:
+        """:meth:`check` every file that still owes it, in listing order (the first error is raised)."""
+        unchecked = self.unchecked
+        if unchecked is not None:
+            i = unchecked.find(1)
+            while i >= 0:
+                self.check(i)
+                i = unchecked.find(1, i + 1)
 
     def raw(self, i: int) -> str | dict[str, JsonValue]:
         """File ``i``'s metadata as listed: its JSON text, or the provider's dict (see ``metadata_raw``). A digest
@@ -302,6 +339,8 @@ class LiveIndex:
 
         Raises ProviderConflictError when the file is no longer in the store."""
         if self.digests is None:
+            if self.unchecked is not None and self.unchecked[i]:
+                self.check(i)
             return self.metadata_raw[i]
         got = self.decoded.get(i)
         if got is not None:
@@ -401,28 +440,44 @@ def read_index(
                 on_progress(stage, n, None)
                 next_report += PROGRESS_EVERY
     elif isinstance(provider, PagedListingProvider):
-        # Page by page, column by column: no Python work per file but for a shard's choice.
-        for page in provider.iter_listed_pages(folder, recursive=recursive, children=children):
-            folders.update([row[2] for row in page])
-            if keep is not None:
-                kept = []
-                for row in page:
-                    if keep(row[1]):
-                        kept.append(row)
-                    else:
-                        elsewhere.append(hash(row[0]))
-                page = kept
-            if not page:
-                continue
-            names, ids, _, mds = zip(*page, strict=True)
-            by_name.update(zip(names, range(n, n + len(names)), strict=True))
-            uuids.extend(ids)
-            rels.extend(names)
-            raws.extend(mds)
-            n += len(names)
-            while n >= next_report:  # (the reports the file-by-file reading makes)
-                on_progress(stage, next_report, None)
-                next_report += PROGRESS_EVERY
+        # Page by page, column by column: no Python work per file but for a shard's choice. Metadata texts
+        # are decoded only where the plan needs them (LiveIndex.unchecked): a file whose source row has the
+        # same text is vouched for by the row's decoding; the rest are checked after planning.
+        flags: list[bool] = []
+        check = provider.check_listed_text
+        index._check = check
+        unchecked = index.unchecked = bytearray()
+        try:
+            for page in provider.iter_listed_pages(
+                folder, recursive=recursive, children=children, unchecked=flags
+            ):
+                owed = flags[-1]
+                folders.update([row[2] for row in page])
+                if keep is not None:
+                    kept = []
+                    for row in page:
+                        if keep(row[1]):
+                            kept.append(row)
+                        else:
+                            elsewhere.append(hash(row[0]))
+                            if owed and type(row[3]) is str:
+                                check(row[1], row[3])  # (no other check of it in this shard)
+                    page = kept
+                if not page:
+                    continue
+                names, ids, _, mds = zip(*page, strict=True)
+                by_name.update(zip(names, range(n, n + len(names)), strict=True))
+                uuids.extend(ids)
+                rels.extend(names)
+                raws.extend(mds)
+                unchecked.extend((b"\x01" if owed else b"\x00") * len(names))
+                n += len(names)
+                while n >= next_report:  # (the reports the file-by-file reading makes)
+                    on_progress(stage, next_report, None)
+                    next_report += PROGRESS_EVERY
+        except ProviderError:
+            index.check_all()  # an earlier page's error comes first, as it would have
+            raise
     else:
         for li in provider.iter_items(folder, recursive=recursive, children=children):
             item = li.item

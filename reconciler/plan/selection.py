@@ -207,6 +207,7 @@ def selected(
         # UndeclaredJudge.judge_row, without a call for a row whose keys are all known (the usual row)
         known = undeclared.known if undeclared is not None else None
         exact_of = c.exact.get if c.exact else None
+        unchecked = index.unchecked
         unchanged = 0
         get = by_name.get
         for row in stream:
@@ -325,6 +326,8 @@ def selected(
                     and b"null" not in text
                     and live == text.decode()
                 ):
+                    if unchecked is not None:
+                        unchecked[i] = 0  # (the row's text, decoded as an object, stands for the live one)
                     unchanged += 1
                     continue
             yield i, row, None

@@ -40,6 +40,7 @@ from reconciler.providers.encord.client import (
 from reconciler.providers.encord.wire import (
     PlainRow,
     WireItem,
+    check_listed_text,
     parse_metadata,
     plain_rows,
     read_dataset,
@@ -354,11 +355,15 @@ class EncordProvider:
                 yield ListedItem(f"{rel_name}/{child.name}", child)
 
     def iter_listed_pages(
-        self, folder: LiveFolder, *, recursive: bool, children: bool
+        self, folder: LiveFolder, *, recursive: bool, children: bool, unchecked: list[bool] | None = None
     ) -> Iterator[list[PlainRow]]:
         """:meth:`iter_items` in pages, each file as ``(rel_name, uuid, folder uuid, metadata)`` (the server's
         text, or the item's dict where it came without text: ``LiveIndex.metadata_raw``). A page of a plain
-        listing whose items all take the fast path (:func:`plain_rows`) makes no item object."""
+        listing whose items all take the fast path (:func:`plain_rows`) makes no item object.
+
+        With ``unchecked``, each page's flag is appended to it before the page is yielded: true when the
+        page's metadata texts were not decoded, so that the caller owes each of them
+        :meth:`check_listed_text` (or a decoder's verdict on the same text) before it stands for the file."""
         if recursive or children:
             rows: list[PlainRow] = []
             for li in self.iter_items(folder, recursive=recursive, children=children):
@@ -366,9 +371,13 @@ class EncordProvider:
                 text = it.metadata_text
                 rows.append((li.rel_name, it.uuid, it.folder, it.metadata if text is None else text))
                 if len(rows) >= 1000:
+                    if unchecked is not None:
+                        unchecked.append(False)
                     yield rows
                     rows = []
             if rows:
+                if unchecked is not None:
+                    unchecked.append(False)
                 yield rows
             return
         sub_paths = {folder.uuid: ""}
@@ -378,15 +387,26 @@ class EncordProvider:
         ):
             with _answer_of(f"GET {_ITEMS}"):
                 checked = plain[-1]
-                fast = plain_rows(page, folder.uuid, checked)
+                fast = plain_rows(page, folder.uuid, checked, decode_texts=unchecked is None)
                 if fast is not None:
+                    if unchecked is not None:
+                        unchecked.append(True)
                     yield fast
                     continue
                 items = self._resolved([read_item(raw, plain_strings=checked) for raw in page])
+            if unchecked is not None:
+                unchecked.append(False)
             yield [
                 (rel, it.uuid, it.folder, it.metadata if it.metadata_text is None else it.metadata_text)
                 for rel, it in self._named(folder, sub_paths, items)
             ]
+
+    @staticmethod
+    def check_listed_text(uuid: str, text: str) -> None:
+        """What reading file ``uuid`` of a listing makes of its metadata text that :meth:`iter_listed_pages`
+        left undecoded: nothing, or the listing's error (``GET storage/folders/{uuid}/items: item ...``)."""
+        with _answer_of(f"GET {_ITEMS}"):
+            check_listed_text(uuid, text)
 
     def _listed(self, root: LiveFolder, sub_paths: dict[str, str]) -> Iterator[tuple[str, LiveItem]]:
         """(relative name, item) for the top-level items of every folder in ``sub_paths``, in path order."""

@@ -24,6 +24,7 @@ from reconciler.types import JsonValue
 __all__ = [
     "PlainRow",
     "WireItem",
+    "check_listed_text",
     "checked_item",
     "parse_metadata",
     "plain_rows",
@@ -166,12 +167,18 @@ def _plain_item(
 PlainRow = tuple[str, str, str, "str | dict[str, JsonValue]"]
 
 
-def plain_rows(page: list[Any], folder: str, plain_strings: bool) -> list[PlainRow] | None:
+def plain_rows(
+    page: list[Any], folder: str, plain_strings: bool, *, decode_texts: bool = True
+) -> list[PlainRow] | None:
     """What :func:`read_item` reads from each item of a page of ``folder``'s own listing (no child items, no
     ``folder`` argument), for items that all take its fast path (:func:`_plain_item`) and all have ``folder``
     as their ``parent``: ``(name, uuid, parent, metadata_text or {})`` per item, without an item object.
     ``None`` when any item is not so (the caller then reads the page item by item, for its errors and
-    signed URLs)."""
+    signed URLs).
+
+    ``decode_texts=False`` leaves each metadata text undecoded: the caller then owes each text the test of
+    :func:`check_listed_text` (what :func:`read_item` would have made of it) before it uses the text, or
+    stands for it."""
     rows: list[PlainRow] = []
     append = rows.append
     decode = try_loads_plain if plain_strings else try_loads
@@ -201,12 +208,23 @@ def plain_rows(page: list[Any], folder: str, plain_strings: bool) -> list[PlainR
         elif (
             type(md_raw) is not str
             or (WIRE_ROOT in md_raw if plain_strings else may_hold_frames(md_raw))
-            or type(decode(md_raw)) is not dict
+            or (decode_texts and type(decode(md_raw)) is not dict)
         ):
             return None
         else:
             append((name, uuid, folder, md_raw))
     return rows
+
+
+def check_listed_text(uuid: str, text: str) -> None:
+    """What :func:`read_item` makes of item ``uuid``'s metadata text that :func:`plain_rows` left undecoded:
+    nothing when it is a JSON object (the item's text stands, as it would have), else its error.
+
+    Raises:
+        ProviderResponseError: the text is not valid JSON, or not a JSON object (``read_item``'s message).
+    """
+    if type(try_loads(text)) is not dict:  # (read_item's first look, whether or not its page vouched)
+        parse_metadata(text, uuid)  # its careful look: the standard library's verdict, or its error
 
 
 def read_item(

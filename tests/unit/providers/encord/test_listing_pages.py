@@ -4,24 +4,30 @@ with the same metadata, or the same one-line error; and ``read_index`` makes the
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import random
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from reconciler.errors import ProviderResponseError
-from reconciler.model import LiveFolder
+from reconciler.errors import ProviderResponseError, SourceLocation
+from reconciler.model import LiveFolder, SourceSpec
 from reconciler.plan import listing
 from reconciler.plan.listing import LiveIndex, read_index
+from reconciler.plan.planner import make_plan
 from reconciler.providers.encord import EncordProvider, RetryPolicy
 from reconciler.providers.encord import provider as encord_provider
 from reconciler.providers.encord.auth import BearerAuth
 from reconciler.providers.encord.provider import GROUP_ITEM_TYPES
+from tests.helpers.desired import desired, manifest
 
 from .fake_api import FakeApi
 
+L = SourceLocation("m.yaml", 1, 1)
 _ABSENT = object()
 _TEXTS: list[Any] = [
     _ABSENT,
@@ -92,13 +98,22 @@ def _careful(provider: EncordProvider, folder: LiveFolder, recursive: bool, chil
         return str(exc)
 
 
-def _paged(provider: EncordProvider, folder: LiveFolder, recursive: bool, children: bool) -> object:
+def _paged(
+    provider: EncordProvider, folder: LiveFolder, recursive: bool, children: bool, defer: bool = False
+) -> object:
+    """The pages' rows; ``defer``: with texts left undecoded, each then checked (check_listed_text)."""
+    flags: list[bool] | None = [] if defer else None
     try:
-        return [
-            row
-            for page in provider.iter_listed_pages(folder, recursive=recursive, children=children)
-            for row in page
-        ]
+        rows = []
+        for page in provider.iter_listed_pages(
+            folder, recursive=recursive, children=children, unchecked=flags
+        ):
+            rows.extend(page)
+            if flags is not None and flags[-1]:
+                for row in page:
+                    if type(row[3]) is str:
+                        provider.check_listed_text(row[1], row[3])
+        return rows
     except ProviderResponseError as exc:
         return str(exc)
 
@@ -122,9 +137,10 @@ def _index(provider: object, folder: LiveFolder, recursive: bool, keep: Any) -> 
             on_progress=lambda *a: reports.append(a),
             keep=keep,
         )
+        assert isinstance(index, LiveIndex)
+        index.check_all()  # (the plan checks the texts it did not need: plan_files)
     except ProviderResponseError as exc:
         return str(exc)
-    assert isinstance(index, LiveIndex)
     return (
         index.uuids,
         index.rels,
@@ -154,6 +170,7 @@ def test_pages_list_what_iter_items_lists(
         for recursive, children in ((False, False), (True, False), (False, True)):
             want = _careful(provider, folder, recursive, children)
             assert _paged(provider, folder, recursive, children) == want
+            assert _paged(provider, folder, recursive, children, defer=True) == want
             fast += isinstance(want, list) and bool(want) and not recursive
         keep = (lambda u: u[-1] in "02468") if rng.random() < 0.3 else None
         recursive = rng.random() < 0.3
@@ -161,3 +178,32 @@ def test_pages_list_what_iter_items_lists(
             _ItemsOnly(provider), folder, recursive, keep
         )
     assert fast > 10
+
+
+@pytest.mark.parametrize("parallelism", [1, 4])
+@pytest.mark.parametrize("bad", ["{not json", "[1, 2]"])
+@pytest.mark.parametrize("row", ["none", "other", "same layout"])
+def test_a_plan_meets_a_bad_live_text_as_the_listing_did(
+    api: FakeApi, provider: EncordProvider, tmp_path: Path, bad: str, row: str, parallelism: int
+) -> None:
+    """Texts left undecoded by the listing are checked by the plan: a file no row selects, one whose row has
+    other values, and one whose row is written like the server's text all get the listing's error."""
+    api.add_folder(U(1), "f")
+    for n in range(30):
+        api.add_item(U(100 + n), U(1), f"n{n:02d}.jpg", "image", '{"a": 1}')
+    api.items[U(117)]["clientMetadata"] = bad
+    names = [f"n{n:02d}.jpg" for n in range(30) if row != "none" or n != 17]
+    lines = [
+        json.dumps({"name": n, "metadata": {"a": 2 if row == "other" and n == "n17.jpg" else 1}})
+        for n in names
+    ]
+    if row == "same layout":
+        lines[17] = '{"name": "n17.jpg", "metadata": ' + bad + "}"
+    (tmp_path / "rows.jsonl").write_text("".join(x + "\n" for x in lines))
+    m = dataclasses.replace(
+        manifest("m.yaml", "f", on_missing="ignore"), source=SourceSpec("rows.jsonl", "jsonl", L)
+    )
+    with pytest.raises(ProviderResponseError) as info:
+        make_plan(desired(m, root=str(tmp_path)), provider, parallelism=parallelism)
+    what = "not valid JSON" if bad.startswith("{") else "not a JSON object"
+    assert str(info.value) == f"GET storage/folders/{{uuid}}/items: item {U(117)}: clientMetadata is {what}"
