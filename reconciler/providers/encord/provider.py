@@ -381,12 +381,14 @@ class EncordProvider:
                 yield rows
             return
         sub_paths = {folder.uuid: ""}
-        plain: list[bool] = []
+        # Texts left undecoded need no page to vouch for their strings (a search of every page for \u):
+        # each text's own may_hold_frames() test is all that plain_rows() then asks of it.
+        plain: list[bool] | None = [] if unchecked is None else None
         for page in self._client.pages(
             _ITEMS, folder.uuid, params=_item_params(recursive=False), plain_strings=plain
         ):
             with _answer_of(f"GET {_ITEMS}"):
-                checked = plain[-1]
+                checked = plain[-1] if plain is not None else False
                 fast = plain_rows(page, folder.uuid, checked, decode_texts=unchecked is None)
                 if fast is not None:
                     if unchecked is not None:
