@@ -508,8 +508,18 @@ class _FilePlanner:
             # (A null in it would remove a key, so such rows take the long way.)
             self._unchanged(m, uuid)
             return
-        raw = index.raw(i)
-        live = try_loads(raw) if type(raw) is str else raw
+        unchecked = index.unchecked
+        if unchecked is not None and unchecked[i]:
+            # The listing left the text undecoded: decoded here once, for its check and for the plan.
+            raw = index.metadata_raw[i]
+            live = try_loads(raw) if type(raw) is str else raw
+            if type(live) is dict:
+                unchecked[i] = 0  # (what the listing's check finds first: check_listed_text)
+            else:
+                raw = index.raw(i)  # the listing's check, with its error
+        else:
+            raw = index.raw(i)
+            live = try_loads(raw) if type(raw) is str else raw
         if live is UNDECIDED:
             try:
                 live = _scan_json(raw, 0)[0] if isinstance(raw, str) else None

@@ -23,6 +23,7 @@ from reconciler.errors import (
     ProviderResponseError,
 )
 from reconciler.frames import to_keys, to_wire
+from reconciler.jsoncodec import try_loads
 from reconciler.model import LiveDataset, LiveFolder, LiveItem
 from reconciler.providers.base import CallStats, Capabilities, ListedItem, ProviderIdentity
 from reconciler.providers.encord.auth import auth_from_env
@@ -407,8 +408,9 @@ class EncordProvider:
     def check_listed_text(uuid: str, text: str) -> None:
         """What reading file ``uuid`` of a listing makes of its metadata text that :meth:`iter_listed_pages`
         left undecoded: nothing, or the listing's error (``GET storage/folders/{uuid}/items: item ...``)."""
-        with _answer_of(f"GET {_ITEMS}"):
-            check_listed_text(uuid, text)
+        if type(try_loads(text)) is not dict:  # (its first look, without the context manager's cost)
+            with _answer_of(f"GET {_ITEMS}"):
+                check_listed_text(uuid, text)
 
     def _listed(self, root: LiveFolder, sub_paths: dict[str, str]) -> Iterator[tuple[str, LiveItem]]:
         """(relative name, item) for the top-level items of every folder in ``sub_paths``, in path order."""

@@ -5,6 +5,7 @@ with the same metadata, or the same one-line error; and ``read_index`` makes the
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 import random
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from reconciler.errors import ProviderResponseError, SourceLocation
+from reconciler.errors import ManifestValidationError, ProviderResponseError, SourceLocation
 from reconciler.model import LiveFolder, SourceSpec
 from reconciler.plan import listing
 from reconciler.plan.listing import LiveIndex, read_index
@@ -207,3 +208,57 @@ def test_a_plan_meets_a_bad_live_text_as_the_listing_did(
         make_plan(desired(m, root=str(tmp_path)), provider, parallelism=parallelism)
     what = "not valid JSON" if bad.startswith("{") else "not a JSON object"
     assert str(info.value) == f"GET storage/folders/{{uuid}}/items: item {U(117)}: clientMetadata is {what}"
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_plans_through_pages_equal_plans_through_items(
+    api: FakeApi, provider: EncordProvider, tmp_path: Path, seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plan made from the paged listing (texts decoded only where needed) is the plan, or the error, of
+    one made from iter_items (every item read and decoded by the listing)."""
+    rng = random.Random(200 + seed)
+    values: list[Any] = [0, 1, 2.5, True, "x", "", "null", "é", [1, 2], {"k": None}, None, 2**70]
+    plans = 0
+
+    class _Nothing:
+        pass
+
+    for round_ in range(10):
+        api.items.clear()
+        api.folders.clear()
+        api.add_folder(U(1), "f")
+        live: dict[str, dict[str, Any]] = {}
+        for n in range(25):
+            name = f"n{n:02d}.jpg"
+            live[name] = {k: rng.choice(values) for k in rng.sample(["a", "b", "c"], rng.randint(0, 3))}
+            text = json.dumps(live[name], ensure_ascii=rng.random() < 0.8)
+            if rng.random() < 0.03:
+                text = rng.choice(["{not json", "[1]", '{"a": NaN}', ""])
+            api.add_item(U(100 + n), U(1), name, "image", text)
+        lines = []
+        for name in rng.sample(sorted(live), rng.randint(0, 25)):
+            md = dict(live[name]) if rng.random() < 0.7 else {"a": rng.choice(values)}
+            compact = rng.random() < 0.3
+            lines.append(
+                json.dumps({"name": name, "metadata": md}, separators=(",", ":") if compact else None)
+            )
+        root = tmp_path / f"r{round_}"
+        root.mkdir()
+        (root / "rows.jsonl").write_text("".join(x + "\n" for x in lines))
+        m = dataclasses.replace(
+            manifest("m.yaml", "f", mode=rng.choice(["merge", "overwrite"]), on_missing="ignore"),
+            source=SourceSpec("rows.jsonl", "jsonl", L),
+        )
+        out: list[object] = []
+        for paged in (True, False):
+            with monkeypatch.context() as mp:
+                if not paged:
+                    mp.setattr(listing, "PagedListingProvider", _Nothing)
+                try:
+                    p = make_plan(desired(m, root=str(root)), provider, now=dt.datetime(2026, 1, 1))
+                    out.append((p.files, p.unchanged, p.warnings))
+                except (ProviderResponseError, ManifestValidationError, ValueError) as exc:
+                    out.append(f"{type(exc).__name__}: {exc}")  # (NaN in a live text: no fingerprint)
+        assert out[0] == out[1], lines
+        plans += not isinstance(out[0], str)
+    assert plans > 3
