@@ -439,16 +439,17 @@ def read_index(
             if n >= next_report:
                 on_progress(stage, n, None)
                 next_report += PROGRESS_EVERY
-    elif isinstance(provider, PagedListingProvider):
+    elif provider.capabilities.paged_listing:
+        paged = cast(PagedListingProvider, provider)
         # Page by page, column by column: no Python work per file but for a shard's choice. Metadata texts
         # are decoded only where the plan needs them (LiveIndex.unchecked): a file whose source row has the
         # same text is vouched for by the row's decoding; the rest are checked after planning.
         flags: list[bool] = []
-        check = provider.check_listed_text
+        check = paged.check_listed_text
         index._check = check
         unchecked = index.unchecked = bytearray()
         try:
-            for page in provider.iter_listed_pages(
+            for page in paged.iter_listed_pages(
                 folder, recursive=recursive, children=children, unchecked=flags
             ):
                 owed = flags[-1]

@@ -54,6 +54,8 @@ class Capabilities:
     #: Whether it has ``iter_raw_pages`` and ``read_raw_metadata``: a listing may keep a digest of each file's
     #: metadata text instead of the text, and re-read the files it compares value by value.
     digest_listing: bool = False
+    #: Whether it has ``iter_listed_pages`` and ``check_listed_text`` (``plan.listing.PagedListingProvider``).
+    paged_listing: bool = False
     #: Whether folders may be listed concurrently (a network store: the requests overlap; not the embedded
     #: store, whose listings are CPU work under one lock).
     parallel_reads: bool = False

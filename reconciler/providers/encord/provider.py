@@ -181,7 +181,9 @@ class EncordProvider:
     child-item listings and bulk reads. ``retry`` and ``transport`` are for tests.
     """
 
-    capabilities = Capabilities(max_batch=BULK_LIMIT, parallel_writes=True, parallel_reads=True)
+    capabilities = Capabilities(
+        max_batch=BULK_LIMIT, parallel_writes=True, parallel_reads=True, paged_listing=True
+    )
 
     def __init__(
         self,

@@ -47,7 +47,9 @@ def _tree(api: FakeApi) -> None:
 
 def test_identity_and_capabilities(provider: EncordProvider) -> None:
     assert provider.identity == ProviderIdentity("encord", "https://api.encord.com")
-    assert provider.capabilities == Capabilities(max_batch=1000, parallel_writes=True, parallel_reads=True)
+    assert provider.capabilities == Capabilities(
+        max_batch=1000, parallel_writes=True, parallel_reads=True, paged_listing=True
+    )
     assert repr(provider) == "EncordProvider('https://api.encord.com')"
     checked: StateProvider = provider  # structural check by mypy
     assert checked is provider
