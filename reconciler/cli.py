@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Final, TextIO, TypeVar
+from typing import TYPE_CHECKING, Final, NoReturn, TextIO, TypeVar
 
 import click
 
@@ -1339,6 +1339,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _main(args)
     finally:
         gc.set_threshold(*previous)
+
+
+def run() -> NoReturn:
+    """The console script and ``python -m reconciler``: :func:`main`, then the process exits with its code."""
+    code = main()
+    # The process ends here: what the command built (listings, answers, plans) is freed without the collector
+    # walking all of it once more on the way out (a tenth of a second after an apply of 10,000 files).
+    gc.freeze()
+    sys.exit(code)
 
 
 @contextlib.contextmanager

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import gc
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -50,3 +54,35 @@ def test_a_real_command_leaves_the_thresholds_as_they_were() -> None:
     previous = gc.get_threshold()
     assert cli.main(["--version"]) == 0
     assert gc.get_threshold() == previous
+
+
+def test_the_process_entry_point_exits_with_the_commands_code_after_freezing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[str] = []
+
+    def fake_main() -> int:
+        calls.append("main")
+        return 3
+
+    monkeypatch.setattr(cli, "main", fake_main)
+    monkeypatch.setattr(gc, "freeze", lambda: calls.append("freeze"))
+    with pytest.raises(SystemExit) as exc:
+        cli.run()
+    assert exc.value.code == 3
+    assert calls == ["main", "freeze"]
+
+
+def test_python_dash_m_reconciler_exits_with_the_commands_code(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ENCORD_")}
+    ok = subprocess.run(
+        [sys.executable, "-m", "reconciler", "--version"], env=env, capture_output=True, text=True
+    )
+    assert ok.returncode == 0 and ok.stdout.startswith("reconciler"), ok
+    bad = subprocess.run(
+        [sys.executable, "-m", "reconciler", "plan", "-C", str(tmp_path / "missing")],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode == 1 and bad.stderr.strip(), bad
