@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import errno
+import gc
 import io
 import json
 import logging
@@ -22,7 +23,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, TextIO, TypeVar
+from typing import TYPE_CHECKING, Final, NoReturn, TextIO, TypeVar
 
 import click
 
@@ -1320,11 +1321,33 @@ def _terraform_hint(args: Sequence[str]) -> str | None:
     return None
 
 
+#: The cyclic collector's thresholds while a command runs (Python's default: 700, 10, 10). A command keeps
+#: most of what it reads (listings, answers, plans: hundreds of thousands of objects); at the default, every
+#: 700 new ones start a collection that walks them, and every few tens of thousands one that walks
+#: everything, which cost more than a tenth of the CPU of an ``apply`` of 10,000 files. Garbage in
+#: reference cycles is still collected, after every 100,000 new objects instead of 700.
+GC_THRESHOLD: Final = (100_000, 10, 10)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (the console script exits with it)."""
     args = list(sys.argv[1:] if argv is None else argv)
-    with _terminate_on_sigterm():
-        return _main(args)
+    previous = gc.get_threshold()
+    gc.set_threshold(*GC_THRESHOLD)
+    try:
+        with _terminate_on_sigterm():
+            return _main(args)
+    finally:
+        gc.set_threshold(*previous)
+
+
+def run() -> NoReturn:
+    """The console script and ``python -m reconciler``: :func:`main`, then the process exits with its code."""
+    code = main()
+    # The process ends here: what the command built (listings, answers, plans) is freed without the collector
+    # walking all of it once more on the way out (a tenth of a second after an apply of 10,000 files).
+    gc.freeze()
+    sys.exit(code)
 
 
 @contextlib.contextmanager

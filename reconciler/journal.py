@@ -88,17 +88,19 @@ def plan_id(plan: Plan) -> str:
     for c in plan.schema_changes:
         after = c.after.to_json() if c.after else None
         h.update(f"{c.key}\0{c.action.value}\0{c.renamed_from or ''}\0{_canonical(after)}\n".encode())
-    # One pass of the C encoder over every file's changes (a Python loop per value costs ten times more).
+    # One pass of the encoder over every file's changes (a Python loop per value costs ten times more); the
+    # codec's text is the standard library's byte for byte (``_canonical``, NaN allowed). ``_value_`` is
+    # ``.value`` without the enum property's cost (most of this function's time, at 10,000 files).
     files = [
         (
             f.uuid,
             f.live_fingerprint,
-            f.strategy.value,
-            [(k.key, k.action.value, k.before, k.after) for k in f.changes],
+            f.strategy._value_,
+            [(k.key, k.action._value_, k.before, k.after) for k in f.changes],
         )
         for f in plan.files
     ]
-    h.update(_canonical(files).encode())
+    h.update(jsoncodec.checksum_text(files))
     return h.hexdigest()[:12]
 
 

@@ -262,3 +262,66 @@ def test_plan_id_covers_the_plans_content():
     assert len({plan_id(a), plan_id(b), plan_id(c), plan_id(d)}) == 4
     again = plan_of(file_change("cams", "a.jpg", update("tag", "x", "one")))
     assert plan_id(again) == plan_id(a)
+
+
+def _reference_plan_id(plan: Plan) -> str:
+    """plan_id as the standard library's encoder computes it (what journals and their names already hold)."""
+    import hashlib
+
+    canonical = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode
+    h = hashlib.sha256()
+    for part in (plan.provider.type, plan.provider.location, plan.manifests_digest, plan.schema_fingerprint):
+        h.update(part.encode() + b"\0")
+    for c in plan.schema_changes:
+        after = c.after.to_json() if c.after else None
+        h.update(f"{c.key}\0{c.action.value}\0{c.renamed_from or ''}\0{canonical(after)}\n".encode())
+    files = [
+        (
+            f.uuid,
+            f.live_fingerprint,
+            f.strategy.value,
+            [(k.key, k.action.value, k.before, k.after) for k in f.changes],
+        )
+        for f in plan.files
+    ]
+    h.update(canonical(files).encode())
+    return h.hexdigest()[:12]
+
+
+def test_plan_id_is_the_standard_librarys_for_random_values():
+    import random
+    from dataclasses import replace
+
+    from reconciler.journal import plan_id
+    from tests.unit.test_jsoncodec import _random_value
+
+    rng = random.Random(1414)
+    base = make_plan()
+    for _ in range(2_000):
+        files = tuple(
+            FileChange(
+                f"u{i}",
+                "f",
+                f"{i}.jpg",
+                rng.choice((Strategy.MERGE, Strategy.OVERWRITE)),
+                "m.yaml",
+                "sha256:x",
+                tuple(
+                    KeyChange(
+                        f"k{j}\u00e9", rng.choice(list(KeyAction)), _random_value(rng), _random_value(rng)
+                    )
+                    for j in range(rng.randint(0, 3))
+                ),
+            )
+            for i in range(rng.randint(0, 3))
+        )
+        plan = replace(base, files=files)
+        try:
+            want: object = _reference_plan_id(plan)
+        except (ValueError, TypeError, UnicodeEncodeError) as exc:
+            want = type(exc)
+        try:
+            got: object = plan_id(plan)
+        except (ValueError, TypeError, UnicodeEncodeError) as exc:
+            got = type(exc)
+        assert got == want, files
