@@ -6,11 +6,9 @@ collected and raised once as ``ManifestValidationError``.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import gc
 import logging
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -265,28 +263,7 @@ def make_plan(
     warnings in the plan). Raises ManifestValidationError (all problems at once), ProviderError, or
     PlanError (LimitExceededError for a plan over the limits).
     """
-    with fewer_collections():
-        return _make_plan(desired, provider, targets, hooks, now, override_limits, parallelism, shard)
-
-
-#: The cyclic garbage collector's first threshold while a plan is made (Python's default is 700).
-PLAN_GC_THRESHOLD = 10_000
-
-
-@contextlib.contextmanager
-def fewer_collections() -> Iterator[None]:
-    """Run the cyclic garbage collector less often (see :data:`PLAN_GC_THRESHOLD`) inside the block.
-
-    A plan allocates a few container objects per listed file and source row (decoded pages and rows),
-    nearly all freed at once by reference counting; with the default threshold every 700 of them start a
-    collection, and every tenth of those walks everything older (the listings and the imported modules):
-    measured, a fifth of the CPU of a plan of 100,000 files. The collector still runs, only less often."""
-    old = gc.get_threshold()
-    gc.set_threshold(max(old[0], PLAN_GC_THRESHOLD), *old[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*old)
+    return _make_plan(desired, provider, targets, hooks, now, override_limits, parallelism, shard)
 
 
 def _make_plan(
