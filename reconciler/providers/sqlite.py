@@ -390,16 +390,24 @@ class SqliteProvider:
             raise ProviderConflictError(f"folder {ref!r} not found")
         return LiveFolder(*rows[0])
 
-    def iter_items(self, folder: LiveFolder, *, recursive: bool, children: bool) -> Iterator[ListedItem]:
-        self.stats.count("GET folder items", write=False)
+    def _listed_folders(
+        self, folder: LiveFolder, recursive: bool
+    ) -> tuple[list[tuple[str, str]], dict[str, str]]:
+        """The folders a listing of ``folder`` reads (it alone, or with every folder below it when
+        ``recursive``), and each one's path prefix relative to ``folder`` ("" for ``folder`` itself)."""
         if recursive:
-            folder_rows = self._query(
+            folder_rows: list[tuple[str, str]] = self._query(
                 "SELECT uuid, path FROM folders WHERE uuid = ? OR path LIKE ? ESCAPE '\\'",
                 (folder.uuid, _like_prefix(folder.path) + "/%"),
             )
         else:
             folder_rows = [(folder.uuid, folder.path)]
         prefixes = {u: ("" if p == folder.path else p[len(folder.path) + 1 :] + "/") for u, p in folder_rows}
+        return folder_rows, prefixes
+
+    def iter_items(self, folder: LiveFolder, *, recursive: bool, children: bool) -> Iterator[ListedItem]:
+        self.stats.count("GET folder items", write=False)
+        folder_rows, prefixes = self._listed_folders(folder, recursive)
         out: list[ListedItem] = []
         for i in range(0, len(folder_rows), 500):
             chunk = [u for u, _ in folder_rows[i : i + 500]]
@@ -438,14 +446,7 @@ class SqliteProvider:
         ``items_by_folder`` index, then child items (``GROUP/CHILD``) when ``children``.
         """
         self.stats.count("GET folder items", write=False)
-        if recursive:
-            folder_rows = self._query(
-                "SELECT uuid, path FROM folders WHERE uuid = ? OR path LIKE ? ESCAPE '\\'",
-                (folder.uuid, _like_prefix(folder.path) + "/%"),
-            )
-        else:
-            folder_rows = [(folder.uuid, folder.path)]
-        prefixes = {u: ("" if p == folder.path else p[len(folder.path) + 1 :] + "/") for u, p in folder_rows}
+        folder_rows, prefixes = self._listed_folders(folder, recursive)
         for i in range(0, len(folder_rows), 500):
             chunk = [u for u, _ in folder_rows[i : i + 500]]
             marks = ",".join("?" * len(chunk))
@@ -483,14 +484,7 @@ class SqliteProvider:
         SQLite as they are, with no per-row Python work here.
         """
         self.stats.count("GET folder items", write=False)
-        if recursive:
-            folder_rows = self._query(
-                "SELECT uuid, path FROM folders WHERE uuid = ? OR path LIKE ? ESCAPE '\\'",
-                (folder.uuid, _like_prefix(folder.path) + "/%"),
-            )
-        else:
-            folder_rows = [(folder.uuid, folder.path)]
-        prefixes = {u: ("" if p == folder.path else p[len(folder.path) + 1 :] + "/") for u, p in folder_rows}
+        folder_rows, prefixes = self._listed_folders(folder, recursive)
         top = (
             "SELECT ? || name, uuid, CAST(metadata AS BLOB), rowid FROM items "
             "INDEXED BY items_by_folder WHERE folder = ? AND parent_item IS NULL ORDER BY name"
