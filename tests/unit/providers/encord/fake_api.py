@@ -151,3 +151,8 @@ class FakeApi:
                 out.append(self._public(self.items[u]))
             return httpx.Response(200, json={"results": out})
         return httpx.Response(404, json={"detail": "Not Found"})
+
+
+def U(n: int) -> str:
+    """The ``n``-th test uuid."""
+    return f"00000000-0000-4000-8000-{n:012d}"

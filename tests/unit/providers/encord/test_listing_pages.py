@@ -8,11 +8,9 @@ import dataclasses
 import datetime as dt
 import json
 import random
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from reconciler.errors import ManifestValidationError, ProviderResponseError, SourceLocation
@@ -20,13 +18,12 @@ from reconciler.model import LiveFolder, SourceSpec
 from reconciler.plan import listing
 from reconciler.plan.listing import LiveIndex, read_index
 from reconciler.plan.planner import make_plan
-from reconciler.providers.encord import EncordProvider, RetryPolicy
+from reconciler.providers.encord import EncordProvider
 from reconciler.providers.encord import provider as encord_provider
-from reconciler.providers.encord.auth import BearerAuth
 from reconciler.providers.encord.provider import GROUP_ITEM_TYPES
 from tests.helpers.desired import desired, manifest
 
-from .fake_api import FakeApi
+from .fake_api import FakeApi, U
 
 L = SourceLocation("m.yaml", 1, 1)
 _ABSENT = object()
@@ -46,24 +43,6 @@ _TEXTS: list[Any] = [
     {"a": 1},
     5,
 ]
-
-
-def U(n: int) -> str:
-    return f"00000000-0000-4000-8000-{n:012d}"
-
-
-@pytest.fixture
-def api() -> FakeApi:
-    return FakeApi()
-
-
-@pytest.fixture
-def provider(api: FakeApi) -> Iterator[EncordProvider]:
-    policy = RetryPolicy(sleep=lambda s: None, jitter=lambda cap: 0.0)
-    with EncordProvider(
-        "https://api.encord.com", BearerAuth("t"), retry=policy, transport=httpx.MockTransport(api)
-    ) as p:
-        yield p
 
 
 def _fill(api: FakeApi, rng: random.Random, bad: float) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -13,28 +12,10 @@ import pytest
 from reconciler.errors import ProviderAuthError, ProviderConflictError, ProviderResponseError, UsageError
 from reconciler.model import LiveFolder
 from reconciler.providers.base import Capabilities, ProviderIdentity, StateProvider
-from reconciler.providers.encord import EncordProvider, RetryPolicy, encord_provider_from_config
+from reconciler.providers.encord import EncordProvider, encord_provider_from_config
 from reconciler.providers.encord.auth import BearerAuth
 
-from .fake_api import FakeApi
-
-
-def U(n: int) -> str:
-    return f"00000000-0000-4000-8000-{n:012d}"
-
-
-@pytest.fixture
-def api() -> FakeApi:
-    return FakeApi()
-
-
-@pytest.fixture
-def provider(api: FakeApi) -> Iterator[EncordProvider]:
-    policy = RetryPolicy(sleep=lambda s: None, jitter=lambda cap: 0.0)
-    with EncordProvider(
-        "https://api.encord.com", BearerAuth("t"), retry=policy, transport=httpx.MockTransport(api)
-    ) as p:
-        yield p
+from .fake_api import FakeApi, U
 
 
 def _tree(api: FakeApi) -> None:
