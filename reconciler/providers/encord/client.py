@@ -321,6 +321,7 @@ class _Watchdog:
         self._heap: list[tuple[float, int, Callable[..., None], tuple[Any, ...]]] = []
         self._live: set[int] = set()
         self._count = 0
+        self._closing = False
         self._thread: threading.Thread | None = None
 
     def add(self, delay: float, fn: Callable[..., None], args: tuple[Any, ...]) -> int:
@@ -331,6 +332,7 @@ class _Watchdog:
             first = not self._heap or when < self._heap[0][0]
             heapq.heappush(self._heap, (when, key, fn, args))
             self._live.add(key)
+            self._closing = False
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="request-watchdog", daemon=True)
                 self._thread.start()
@@ -343,11 +345,15 @@ class _Watchdog:
             self._live.discard(key)
 
     def stop(self) -> None:
-        """Drop every entry; the thread ends (another starts if an entry is added again)."""
+        """Drop every entry and end the thread (another starts if an entry is added again)."""
         with self._cond:
             self._heap.clear()
             self._live.clear()
+            self._closing = True
+            thread = self._thread
             self._cond.notify()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
 
     def _run(self) -> None:
         while True:
@@ -357,9 +363,11 @@ class _Watchdog:
                     while heap and heap[0][1] not in self._live:
                         heapq.heappop(heap)
                     if not heap:
-                        self._cond.wait(_WATCHDOG_IDLE)
-                        if not self._heap:  # idle (or stopped): the thread ends
+                        if not self._closing:
+                            self._cond.wait(_WATCHDOG_IDLE)
+                        if not self._heap:  # idle, or stopped: the thread ends
                             self._thread = None
+                            self._closing = False
                             return
                         continue
                     wait = heap[0][0] - time.monotonic()

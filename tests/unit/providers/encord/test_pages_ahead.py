@@ -122,7 +122,7 @@ def test_pages_asked_for_ahead_are_the_pages_of_waiting_for_each_answer(
     assert early > 5 and found[0] > 5  # (tokens read from raw answers)
 
 
-def test_the_watchdog_fires_each_entry_left_once_and_its_thread_ends_when_idle(
+def test_the_watchdog_fires_each_entry_left_once_and_its_thread_ends_when_idle_or_stopped(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(client_mod, "_WATCHDOG_IDLE", 0.05)
@@ -138,3 +138,8 @@ def test_the_watchdog_fires_each_entry_left_once_and_its_thread_ends_when_idle(
     while dog._thread is not None and time.monotonic() < deadline:
         time.sleep(0.01)
     assert fired == ["e1", "e3", "again"]
+    dog.add(60.0, fired.append, ("never",))
+    thread = dog._thread
+    assert thread is not None
+    dog.stop()  # (a closed client leaves no thread behind)
+    assert not thread.is_alive() and dog._thread is None and fired == ["e1", "e3", "again"]
