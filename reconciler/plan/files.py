@@ -12,6 +12,10 @@ been read, then checked for conflicts (:func:`reconciler.plan.semantics.conflict
 Which files those are is found first, by a selection-only pass over the manifests whose folders overlap (a
 second read of their sources); manifests on folders no other manifest touches are read once.
 
+Where folders are listed ahead, on listing threads, and no two manifests' folders may share files, each
+folder is planned as soon as its listing is in, while the next ones are still being listed (the same plan,
+errors and requests as planning after the last listing: :func:`_plan_files`).
+
 A targeted plan (``--target``) plans only its manifests, but the other manifests on overlapping folders
 take part in that selection-only pass and in the conflict check: a conflict is found whatever the flags.
 """
@@ -201,25 +205,47 @@ def plan_files(
     listed; every such process is stopped before this returns or raises.
     """
     aheads: dict[int, ReadAhead] = {}
+    listed = _Listed()
     try:
-        return _plan_files(
-            manifests,
-            provider,
-            root,
-            spec_map,
-            undeclared_keys,
-            has_schema,
-            renames,
-            rename_check,
-            planned,
-            shard,
-            on_progress,
-            parallelism,
-            aheads,
-        )
+        for eager in (PLAN_WHILE_LISTING, False):
+            result = _plan_files(
+                manifests,
+                provider,
+                root,
+                spec_map,
+                undeclared_keys,
+                has_schema,
+                renames,
+                rename_check,
+                planned,
+                shard,
+                on_progress,
+                parallelism,
+                aheads,
+                listed,
+                eager,
+            )
+            if result is not None:
+                return result
+            # Planned while listing, then two listings turned out to share a folder: everything is planned
+            # again from the start, the usual way, from the same listings (no request is made again).
+        raise AssertionError("unreachable: the usual way always returns a plan")
     finally:
         for ahead in aheads.values():
             ahead.close()
+
+
+#: Plan each folder as soon as its listing is in, while the next ones are still being listed (where no two
+#: manifests' folders may share files: see :func:`_plan_files`). Tests turn it off to compare the two ways.
+PLAN_WHILE_LISTING = True
+
+
+@dataclass
+class _Listed:
+    """What a first pass of :func:`_plan_files` asked the provider, for a second pass to ask nothing again."""
+
+    resolved: dict[int, LiveFolder | ProviderConflictError] = field(default_factory=dict)
+    indexes: dict[tuple[str, bool, bool], LiveIndex] = field(default_factory=dict)
 
 
 def _plan_files(
@@ -236,17 +262,28 @@ def _plan_files(
     on_progress: listing.Progress,
     parallelism: int,
     aheads: dict[int, ReadAhead],
-) -> FilePlan:
+    listed: _Listed,
+    eager: bool,
+) -> FilePlan | None:
+    """:func:`plan_files`; ``None`` when ``eager`` planning had to give up (then plan again with it off).
+
+    ``eager``: where folders are listed ahead (``Prefetch.active``), every manifest is planned and no two of
+    their folders may hold the same files (no dataset; no folder the same as, or inside, another), each
+    folder is planned as soon as its listing is in, in the manifests' order, as the usual way would plan it
+    after the last listing: the same plan, errors and requests. A listing whose files turn out to be in
+    another listing's folder (which the folder paths said they could not be) ends that: ``None``. An
+    exception from planning a folder is raised after the last listing is in, as it would have been.
+    """
     result = FilePlan()
     renames = renames or {}
     undeclared = UndeclaredJudge(spec_map, undeclared_keys, has_schema, result.errors, result.warnings)
-    indexes: dict[tuple[str, bool, bool], LiveIndex] = {}
+    indexes: dict[tuple[str, bool, bool], LiveIndex] = dict(listed.indexes)
     placed: list[tuple[int, Selection, bool]] = []  # (position in the manifests' order, selection, planned)
     early_rows: dict[int, Iterable[SourceRow]] = {}  # id(manifest) -> its source, already being read
     folders: list[LiveFolder] = []
     left_out: list[tuple[int, FileManifest]] = []
     to_plan: list[tuple[int, FileManifest, LiveFolder]] = []
-    resolved: dict[int, LiveFolder | ProviderConflictError] = {}
+    resolved = listed.resolved
 
     def resolve(m: FileManifest) -> LiveFolder:
         hit = resolved.get(id(m))
@@ -339,9 +376,70 @@ def _plan_files(
             digests=(folder.uuid, recursive, children) in by_text,
         )
 
+    planner = _FilePlanner(result, renames, rename_check)
+    pending: dict[str, list[tuple[Selection, int, FileClaim, bool]]] = {}
+    counts: dict[str, int] = {}
+
+    def plan_one(c: Selection, is_shared: bool) -> None:
+        """Plan the files manifest ``c`` selects (a manifest this plan plans)."""
+        index = c.index
+        stage = planning(c.m.name)
+        total = len(index)
+        on_progress(stage, 0, total)
+
+        def tick(n: int) -> None:
+            on_progress(stage, n, total)
+
+        rows = early_rows.pop(id(c.m), None)
+        # The usual file is found unchanged by selected() itself: a source row whose metadata is the live
+        # JSON text byte for byte (_FilePlanner.single decides the same way, more slowly; a digest listing
+        # gives no text holding null the digest of a text: LiveIndex.same_text).
+        fast = c.c.plain and not renames and not is_shared
+        digests = index.digests if fast else None
+        texts = index.metadata_raw if fast and index.digests is None else None
+        ahead = aheads.get(id(c.m))
+        if ahead is not None and (digests is None or index.ambiguous or index.elsewhere):
+            ahead.close()  # read here after all
+            ahead = None
+        n = 0
+        for i, row, exact in selected(
+            c, root, spec_map, result.errors, undeclared, rows, digests, tick, ahead, texts
+        ):
+            if is_shared and counts.get(index.uuids[i], 0) > 1:
+                pending.setdefault(index.uuids[i], []).append((c, i, _claim(c, i, row, exact), True))
+            else:
+                try:
+                    planner.single(c, i, row, exact)
+                except RecursionError:  # a live value nested too deeply to decode or compare: this file only
+                    result.errors.append(
+                        Diagnostic(
+                            c.m.location,
+                            f"{index.folder.path}/{index.rels[i]} (file {index.uuids[i]}): its live metadata is "
+                            "nested too deeply to compare; nothing is planned for it",
+                        )
+                    )
+            n += 1
+
+        planner.unchanged(c.m, c.same)
+        on_progress(stage, n + c.same, total)
+        c.finish_missing(result.errors, result.warnings)
+
+    # Planning while listing (see the docstring): only where no two manifests' folders may share files.
+    eager = (
+        eager
+        and not left_out
+        and not to_check
+        and not any(m.dataset is not None for m in manifests)
+        and all(not _may_overlap(a, b) for n, (_, _, a) in enumerate(to_plan) for _, _, b in to_plan[n + 1 :])
+    )
+    eager_folders: set[str] = set()  # the folders of the listings planned so far
+    eager_failed: Exception | None = None
+    gave_up = False
     with Prefetch(provider, parallelism, on_progress, read_kept) as prefetch:
+        eager = eager and prefetch.active
         for _, m, folder in (*to_plan, *to_check):  # listed ahead, up to `parallelism` folders at once
-            prefetch.start(folder, recursive=m.recursive, children=m.children)
+            if (folder.uuid, m.recursive, m.children) not in indexes:
+                prefetch.start(folder, recursive=m.recursive, children=m.children)
         for position, m, folder in to_plan:
             key = (folder.uuid, m.recursive, m.children)
             index = indexes.get(key)
@@ -377,20 +475,35 @@ def _plan_files(
                             aheads[id(m)] = ahead
 
                     index = prefetch.get(folder, recursive=m.recursive, children=m.children)[0]
-                indexes[key] = index
-            placed.append((position, Selection(m, index, result.errors), True))
+                indexes[key] = listed.indexes[key] = index
+            s = Selection(m, index, result.errors)
+            placed.append((position, s, True))
+            if eager and not gave_up:
+                if not eager_folders.isdisjoint(index.folders):
+                    gave_up = True  # (the usual way finds the files they share)
+                elif eager_failed is None:
+                    eager_folders.update(index.folders)
+                    try:
+                        plan_one(s, False)
+                    except Exception as exc:  # raised once every listing is in, as the usual way would
+                        eager_failed = exc
         for position, m, folder in to_check:
             key = (folder.uuid, m.recursive, m.children)
             index = indexes.get(key)
             if index is None:
-                index = indexes[key] = prefetch.get(folder, recursive=m.recursive, children=m.children)[0]
+                index = indexes[key] = listed.indexes[key] = prefetch.get(
+                    folder, recursive=m.recursive, children=m.children
+                )[0]
             placed.append((position, Selection(m, index, []), False))
+    if gave_up:
+        return None
+    if eager_failed is not None:
+        raise eager_failed
     placed.sort(key=lambda e: e[0])
     compiled = [s for _, s, _ in placed]
     active = [a for _, _, a in placed]
 
-    shared = overlap_groups(compiled)
-    counts: dict[str, int] = {}
+    shared = [False] * len(compiled) if eager else overlap_groups(compiled)
     if any(shared):
         # Selection-only pass: which files more than one manifest selects (diagnostics come from pass 2).
         for c, is_shared in zip(compiled, shared, strict=True):
@@ -400,9 +513,9 @@ def _plan_files(
                     u = c.index.uuids[i]
                     counts[u] = counts.get(u, 0) + 1
 
-    planner = _FilePlanner(result, renames, rename_check)
-    pending: dict[str, list[tuple[Selection, int, FileClaim, bool]]] = {}
     for c, is_shared, is_active in zip(compiled, shared, active, strict=True):
+        if eager:
+            break  # every manifest is planned already
         index = c.index
         if not is_active:
             if is_shared:
@@ -410,46 +523,7 @@ def _plan_files(
                     if counts.get(index.uuids[i], 0) > 1:
                         pending.setdefault(index.uuids[i], []).append((c, i, _claim(c, i, row, exact), False))
             continue
-        stage = planning(c.m.name)
-        total = len(index)
-        on_progress(stage, 0, total)
-
-        def tick(n: int, stage: str = stage, total: int = total) -> None:
-            on_progress(stage, n, total)
-
-        rows = early_rows.get(id(c.m))
-        # The usual file is found unchanged by selected() itself: a source row whose metadata is the live
-        # JSON text byte for byte (_FilePlanner.single decides the same way, more slowly; a digest listing
-        # gives no text holding null the digest of a text: LiveIndex.same_text).
-        fast = c.c.plain and not renames and not is_shared
-        digests = index.digests if fast else None
-        texts = index.metadata_raw if fast and index.digests is None else None
-        ahead = aheads.get(id(c.m))
-        if ahead is not None and (digests is None or index.ambiguous or index.elsewhere):
-            ahead.close()  # read here after all
-            ahead = None
-        n = 0
-        for i, row, exact in selected(
-            c, root, spec_map, result.errors, undeclared, rows, digests, tick, ahead, texts
-        ):
-            if is_shared and counts.get(index.uuids[i], 0) > 1:
-                pending.setdefault(index.uuids[i], []).append((c, i, _claim(c, i, row, exact), True))
-            else:
-                try:
-                    planner.single(c, i, row, exact)
-                except RecursionError:  # a live value nested too deeply to decode or compare: this file only
-                    result.errors.append(
-                        Diagnostic(
-                            c.m.location,
-                            f"{index.folder.path}/{index.rels[i]} (file {index.uuids[i]}): its live metadata is "
-                            "nested too deeply to compare; nothing is planned for it",
-                        )
-                    )
-            n += 1
-
-        planner.unchanged(c.m, c.same)
-        on_progress(stage, n + c.same, total)
-        c.finish_missing(result.errors, result.warnings)
+        plan_one(c, is_shared)
     if pending:
         planner.shared(pending, [c.m for c in compiled])
     for index in indexes.values():  # metadata texts the plan did not need, checked as the listing would

@@ -9,11 +9,14 @@ Every request is counted in :class:`~reconciler.providers.base.CallStats`. Failu
 from __future__ import annotations
 
 import email.utils
+import functools
+import heapq
 import ipaddress
 import json
 import logging
 import math
 import random
+import re
 import threading
 import time
 import urllib.parse
@@ -277,18 +280,20 @@ _RETRYABLE_TRANSPORT = (httpx.TimeoutException, httpx.NetworkError, httpx.Remote
 
 
 class _Ahead:
-    """``fn(arg)`` on a daemon thread (a process that exits does not wait for it); :meth:`result` is its value
-    or raises its exception."""
+    """``fn(arg, self)`` on a daemon thread (a process that exits does not wait for it); :meth:`result` is its
+    value or raises its exception. :attr:`wanted` is set once a caller waits for the value."""
 
-    def __init__(self, fn: Callable[[Any], Any], arg: Any) -> None:
+    def __init__(self, fn: Callable[[Any, _Ahead], Any], arg: Any) -> None:
+        self.arg = arg
+        self.wanted = threading.Event()
         self._value: Any = None
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, args=(fn, arg), name="page-ahead", daemon=True)
         self._thread.start()
 
-    def _run(self, fn: Callable[[Any], Any], arg: Any) -> None:
+    def _run(self, fn: Callable[[Any, _Ahead], Any], arg: Any) -> None:
         try:
-            self._value = fn(arg)
+            self._value = fn(arg, self)
         except BaseException as exc:  # handed to the caller of result()
             self._error = exc
 
@@ -296,10 +301,92 @@ class _Ahead:
         self._thread.join()
 
     def result(self) -> Any:
+        self.wanted.set()
         self._thread.join()
         if self._error is not None:
             raise self._error
         return self._value
+
+
+#: Seconds without a request after which the watchdog's thread ends.
+_WATCHDOG_IDLE = 2.0
+
+
+class _Watchdog:
+    """One daemon thread that calls ``fn(*args)`` for every entry not cancelled by its time: what a
+    ``threading.Timer`` per request did, without starting a thread (and waiting for it to run) per request."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, Callable[..., None], tuple[Any, ...]]] = []
+        self._live: set[int] = set()
+        self._count = 0
+        self._closing = False
+        self._thread: threading.Thread | None = None
+
+    def add(self, delay: float, fn: Callable[..., None], args: tuple[Any, ...]) -> int:
+        with self._cond:
+            self._count += 1
+            key = self._count
+            when = time.monotonic() + delay
+            first = not self._heap or when < self._heap[0][0]
+            heapq.heappush(self._heap, (when, key, fn, args))
+            self._live.add(key)
+            self._closing = False
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="request-watchdog", daemon=True)
+                self._thread.start()
+            elif first:
+                self._cond.notify()
+        return key
+
+    def cancel(self, key: int) -> None:
+        with self._cond:
+            self._live.discard(key)
+
+    def stop(self) -> None:
+        """Drop every entry and end the thread (another starts if an entry is added again)."""
+        with self._cond:
+            self._heap.clear()
+            self._live.clear()
+            self._closing = True
+            thread = self._thread
+            self._cond.notify()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while True:
+                    heap = self._heap
+                    while heap and heap[0][1] not in self._live:
+                        heapq.heappop(heap)
+                    if not heap:
+                        if not self._closing:
+                            self._cond.wait(_WATCHDOG_IDLE)
+                        if not self._heap:  # idle, or stopped: the thread ends
+                            self._thread = None
+                            self._closing = False
+                            return
+                        continue
+                    wait = heap[0][0] - time.monotonic()
+                    if wait <= 0:
+                        _, key, fn, args = heapq.heappop(heap)
+                        self._live.discard(key)
+                        break
+                    self._cond.wait(wait)
+            fn(*args)
+
+
+#: A page's ``nextPageToken`` as the last member of the answer (where Encord and the emulator write it), read
+#: from the raw bytes so that the next page can be asked for before this one is decoded. Only plain token
+#: characters: anything else waits for the decoded answer.
+_NEXT_TOKEN = re.compile(rb'"nextPageToken"\s*:\s*"([A-Za-z0-9_.~+/=-]{1,4096})"\s*}\s*\Z')
+#: How far from the end of an answer :data:`_NEXT_TOKEN` is looked for.
+_TOKEN_TAIL = 4200
+#: Whether a listing asks for its next page as soon as the token is in the raw answer (tests compare both ways).
+PEEK_NEXT_TOKEN = True
 
 
 class EncordClient:
@@ -340,6 +427,8 @@ class EncordClient:
             # the credentials in clear: the environment is not consulted at all.
             trust_env=not self.domain.startswith("http://"),
         )
+        #: Warns of requests still waiting for their answer (``RetryPolicy.warn_delay``).
+        self._watchdog = _Watchdog()
         #: For signed URLs (no credentials at all); made on first use.
         self._blob_http: httpx.Client | None = None
         self._timeout = timeout or httpx.Timeout(connect=30.0, read=120.0, write=120.0, pool=None)
@@ -347,6 +436,7 @@ class EncordClient:
 
     def close(self) -> None:
         self._http.close()
+        self._watchdog.stop()
         with self._stats_lock:
             blob, self._blob_http = self._blob_http, None
         if blob is not None:
@@ -370,8 +460,11 @@ class EncordClient:
         write: bool = False,
         parse: bool = True,
         plain_strings: list[bool] | None = None,
+        on_body: Callable[[bytes], None] | None = None,
     ) -> Any:
         """Send one API call (with retries) and return its parsed JSON (``None`` for 204).
+
+        ``on_body`` hears a 200 answer's bytes before they are decoded.
 
         ``plain_strings`` (a list) gets one flag appended for a decoded answer: whether each string in it
         may be decoded as JSON without the long-integer check (:func:`reconciler.jsonio.loads_noting_strings`).
@@ -413,6 +506,8 @@ class EncordClient:
         name = f"{method} {route}"
         desc = f"{method} {path}"
         response = self._send_with_retries(method, url, content, headers, name, desc, write)
+        if on_body is not None and response.status_code == 200:
+            on_body(response.content)
         if not parse and response.status_code == 200:
             body_bytes = response.content
             if body_bytes.lstrip()[:1] == b"{" and body_bytes.rstrip()[-1:] == b"}":
@@ -439,21 +534,48 @@ class EncordClient:
                 empty or repeats (a client following it would loop forever).
         """
         where = f"GET {route}"
+        seen: set[str] = set()
 
-        def fetch(token: str | None) -> Any:
+        def fetch(token: str | None, me: _Ahead | None, number: int = 1) -> tuple[Any, bool, _Ahead | None]:
+            """Page ``number`` (after ``token``): its answer, its flag, and the next page's request if that
+            was made as soon as this answer was in (only while the caller already waits for this page, so
+            that no listing runs more than a page ahead of its reader; checked against the decoded answer)."""
             page_params: list[tuple[str, str | int | bool]] = [
                 ("pageToken", token or "") if k == PAGE_TOKEN else (k, v)
                 for k, v in params
                 if k != PAGE_TOKEN or token is not None
             ]
             flags: list[bool] | None = [] if plain_strings is not None else None
-            page = self.call("GET", route, *path_args, params=page_params, plain_strings=flags)
-            return page, bool(flags and flags[0])
+            early: list[_Ahead] = []
 
-        seen: set[str] = set()
+            def peek(body: bytes) -> None:
+                if number >= max_pages or (me is not None and not me.wanted.is_set()):
+                    return
+                m = _NEXT_TOKEN.search(body, max(0, len(body) - _TOKEN_TAIL))
+                if m is not None:
+                    nxt = m.group(1).decode("ascii")
+                    if nxt != token and nxt not in seen:
+                        early.append(_Ahead(functools.partial(fetch, number=number + 1), nxt))
+
+            try:
+                page = self.call(
+                    "GET",
+                    route,
+                    *path_args,
+                    params=page_params,
+                    plain_strings=flags,
+                    on_body=peek if PEEK_NEXT_TOKEN else None,
+                )
+            except BaseException:
+                for pending in early:
+                    pending.join()  # (no request left running behind an answer that failed)
+                raise
+            return page, bool(flags and flags[0]), (early[0] if early else None)
+
         ahead: _Ahead | None = None
+        early: _Ahead | None = None
         try:
-            page, plain = fetch(None)
+            page, plain, early = fetch(None, None)
             for fetched in range(1, max_pages + 1):
                 if not isinstance(page, dict) or not isinstance(page.get("results"), list):
                     raise ProviderResponseError(f"{where}: Encord answered a page without a 'results' list")
@@ -477,12 +599,19 @@ class EncordClient:
                 if fetched == max_pages:
                     yield results
                     break
-                ahead = _Ahead(fetch, nxt)
+                if early is not None and early.arg == nxt:
+                    ahead, early = early, None  # (asked for already, with this very token)
+                else:
+                    if early is not None:  # (asked for with a token the decoded answer does not give)
+                        early.join()
+                        early = None
+                    ahead = _Ahead(functools.partial(fetch, number=fetched + 1), nxt)
                 yield results
-                page, plain = ahead.result()
+                page, plain, early = ahead.result()
         finally:
-            if ahead is not None:
-                ahead.join()  # a caller that stops early leaves no request running behind it
+            for pending in (ahead, early):
+                if pending is not None:
+                    pending.join()  # a caller that stops early leaves no request running behind it
         raise ProviderResponseError(f"GET {route}: more than {max_pages} pages")
 
     # -- internals --------------------------------------------------------------------------------------------
@@ -573,9 +702,7 @@ class EncordClient:
             request_headers = {**headers, "X-Cloud-Trace-Context": f"{uuid_mod.uuid4().hex}/1;o=1"}
             self._count(name, write=write)
             retry_after: float | None = None
-            waiting = threading.Timer(policy.warn_delay, self._still_waiting, (desc, started))
-            waiting.daemon = True
-            waiting.start()
+            waiting = self._watchdog.add(policy.warn_delay, self._still_waiting, (desc, started))
             try:
                 response = self._request_capped(method, url, content, request_headers, desc, ends_at)
             except _RETRYABLE_TRANSPORT as exc:
@@ -597,7 +724,7 @@ class EncordClient:
                 failure = None
                 retry_after = parse_retry_after(response.headers.get("Retry-After"), policy.clock())
             finally:
-                waiting.cancel()
+                self._watchdog.cancel(waiting)
             wait = policy.delay(attempt, retry_after)
             if policy.monotonic() + wait >= ends_at:
                 message = (
