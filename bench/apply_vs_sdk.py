@@ -38,7 +38,7 @@ from bench.generate import (
     generate,
     key_names,
 )
-from bench.timing import bench_env, run_timed
+from bench.timing import bench_env, compile_tree, run_timed
 
 __all__ = ["Measurement", "main", "run_benchmark"]
 
@@ -239,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--work", type=Path, help="working directory (default: a temporary one)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = p.parse_args(argv)
+    compile_tree()  # the measured commands import bytecode, as an installed reconciler does
     with tempfile.TemporaryDirectory(prefix="bench-apply-") as tmp:
         work = args.work or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)

@@ -47,7 +47,7 @@ from typing import Any
 
 from bench.generate import BenchSpec, desired_metadata, file_uuid, folder_uuid, generate, key_names
 from bench.plan_scale import _SUMMARY, prepare
-from bench.timing import Timed, bench_env, run_timed
+from bench.timing import Timed, bench_env, compile_tree, run_timed
 
 __all__ = ["Row", "floor_diff", "floor_list", "main", "run_rows"]
 
@@ -552,6 +552,8 @@ def main(argv: list[str] | None = None) -> int:
     global RECONCILER_ROOT, BASELINE_ROOT
     RECONCILER_ROOT = args.reconciler_root.resolve() if args.reconciler_root else None
     BASELINE_ROOT = args.baseline_root.resolve() if args.baseline_root else None
+    for tree in {_tree(), _tree(BASELINE_ROOT)}:  # every measured command imports bytecode, as installed
+        compile_tree(tree)
     with tempfile.TemporaryDirectory(prefix="bench-floors-") as tmp:
         work = args.work or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)

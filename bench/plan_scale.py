@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from bench.generate import BenchSpec, Generated, generate
-from bench.timing import bench_env, run_timed
+from bench.timing import bench_env, compile_tree, run_timed
 
 __all__ = ["PlanRun", "main", "prepare", "run_sizes"]
 
@@ -150,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--work", type=Path, help="where workloads and databases are kept (default: temporary)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = p.parse_args(argv)
+    compile_tree()  # the measured commands import bytecode, as an installed reconciler does
     sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()]
     with tempfile.TemporaryDirectory(prefix="bench-plan-") as tmp:
         work = args.work or Path(tmp)

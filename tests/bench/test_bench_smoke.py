@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from bench.apply_vs_sdk import report as apply_report
@@ -73,3 +74,20 @@ def test_floors_every_row_at_a_toy_size(tmp_path: Path) -> None:
     assert by["apply"].a.requests == [6, 6]
     text = floors_report(rows)
     assert "median" in text and "plan-local" in text
+
+
+def test_compile_tree_writes_the_bytecode_measured_commands_import(tmp_path: Path) -> None:
+    from bench.timing import compile_tree
+
+    (tmp_path / "reconciler" / "plan").mkdir(parents=True)
+    (tmp_path / "reconciler" / "__init__.py").write_text("")
+    (tmp_path / "reconciler" / "plan" / "files.py").write_text("X = 1\n")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "skipped.py").write_text("Y = 2\n")
+    compile_tree(tmp_path)
+    written = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.pyc"))
+    tag = sys.implementation.cache_tag
+    assert written == [
+        f"reconciler/__pycache__/__init__.{tag}.pyc",
+        f"reconciler/plan/__pycache__/files.{tag}.pyc",
+    ]
