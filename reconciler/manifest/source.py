@@ -141,12 +141,13 @@ class _Checkers:
         self.keyframe_mode: KeyframeMode = keyframe_mode
         self.cache: dict[str, ValueChecker | None] = {}
         self._shapes: dict[tuple[str, ...], tuple[list[ValueChecker | None], bool, str | None]] = {}
-        self._fast: dict[tuple[str, ...], Callable[[dict[str, JsonValue]], bool]] = {}
+        self._fast: dict[tuple[str, ...], Callable[[dict[str, JsonValue]], int]] = {}
 
-    def accepts(self, metadata: dict[str, JsonValue]) -> bool:
+    def accepts(self, metadata: dict[str, JsonValue]) -> int:
         """Whether :meth:`check_all` certainly finds no problem in a row that orjson decoded, and no value holds
         a float of magnitude 2**63 or more (what orjson makes of an integer literal beyond 64 bits, which the
-        standard library keeps exact). ``False`` means "not sure": the caller takes the careful way.
+        standard library keeps exact): ``1``, or ``2`` when some value is ``null``. ``0`` means "not sure": the
+        caller takes the careful way.
 
         One test per key sequence (rows mostly share theirs), checking the common valid values inline.
         """
@@ -235,24 +236,24 @@ _KINDS: dict[KeyType, tuple[int, object]] = {
 _BIG = 2.0**63
 
 
-#: What :func:`_shape_test` writes for each kind of key: a test of ``v`` (the value) with ``a`` (its parameter).
+#: What :func:`_shape_test` writes for each kind of key: a test of ``v`` (the value) with ``a`` (its parameter)
+#: that a ``null`` does not pass (it passes every test as well: :func:`_shape_test`).
 _TESTS: dict[int, str] = {
     _K_ANY: "((t := type(v)) in SAFE or (t is float and -BIG < v < BIG))",
-    _K_TEXT: "(type(v) is str or v is None)",
-    _K_VARCHAR: "((type(v) is str and len(v) <= VARCHAR_MAX) or v is None)",
-    _K_ENUM: "((type(v) is str and v in a) or v is None)",
-    _K_BOOLEAN: "(v is True or v is False or v is None)",
-    _K_NUMBER: "((t := type(v)) is float and -BIG < v < BIG or t is int or v is None)",
-    _K_DATETIME: "((type(v) is str and (v in a[1] or valid_datetime(a, v))) or v is None)",
-    _K_UUID: "((type(v) is str and uuid_shape(v) is not None) or v is None)",
+    _K_TEXT: "type(v) is str",
+    _K_VARCHAR: "(type(v) is str and len(v) <= VARCHAR_MAX)",
+    _K_ENUM: "(type(v) is str and v in a)",
+    _K_BOOLEAN: "(v is True or v is False)",
+    _K_NUMBER: "((t := type(v)) is float and -BIG < v < BIG or t is int)",
+    _K_DATETIME: "(type(v) is str and (v in a[1] or valid_datetime(a, v)))",
+    _K_UUID: "(type(v) is str and uuid_shape(v) is not None)",
     _K_EMBEDDING: (
         # float.__abs__ takes floats only (not ints, bools or anything else: a TypeError, "not sure").
-        "((type(v) is list and len(v) == a and sum(map(float_abs, v)) < BIG) or v is None)"
+        "(type(v) is list and len(v) == a and sum(map(float_abs, v)) < BIG)"
     ),
     _K_GEOSPATIAL: (
-        "((type(v) is dict and len(v) == 2 and type(la := v.get('latitude')) in NUMBERS"
+        "(type(v) is dict and len(v) == 2 and type(la := v.get('latitude')) in NUMBERS"
         " and type(lo := v.get('longitude')) in NUMBERS and -90 <= la <= 90 and -180 <= lo <= 180)"
-        " or v is None)"
     ),
 }
 
@@ -266,24 +267,26 @@ def _valid_datetime(a: tuple[ValueChecker, set[str]], v: str) -> bool:
     return True
 
 
-def _shape_test(kinds: list[tuple[int, object]]) -> Callable[[dict[str, JsonValue]], bool]:
-    """The test behind :meth:`_Checkers.accepts` for rows whose keys have ``kinds`` (in order).
+def _shape_test(kinds: list[tuple[int, object]]) -> Callable[[dict[str, JsonValue]], int]:
+    """The test behind :meth:`_Checkers.accepts` for rows whose keys have ``kinds`` (in order): ``1`` (the row
+    is accepted and no value is ``null``), ``2`` (accepted, and some value is ``null``) or ``0`` ("not sure").
 
     Each accepted value is one its key's checker accepts (``reconciler.values.value_checker``: a string for
     text, at most ``VARCHAR_MAX`` characters for varchar, one of the values for enum, a bool, a finite number
     that is not a bool, a UUID, an ISO 8601 datetime, a list of ``size`` floats, a latitude and
     longitude in range; a string, bool, int or float for a key the schema does not declare), or a ``null``;
     and every float is below :data:`_BIG` in magnitude. orjson never gives NaN or an infinity. Anything else
-    is "not sure" (``False``), never a verdict.
+    is "not sure" (``0``), never a verdict.
 
     The test is one generated function of straight-line code (the checks of ``_TESTS``, one per key, on
     positional names: no key name or value is ever part of the code), because a loop over the keys costs
-    several times more per row than the checks themselves.
+    several times more per row than the checks themselves. The checks without ``null`` come first: a row
+    without one costs no more than that; a row with one is checked again, each check allowing ``null``.
     """
     if any(k == _K_NEVER for k, _ in kinds):
-        return lambda metadata: False
+        return lambda metadata: 0
     namespace: dict[str, object] = {
-        "SAFE": frozenset({str, bool, int, type(None)}),
+        "SAFE": frozenset({str, bool, int}),
         "BIG": _BIG,
         "NUMBERS": _NUMBERS,
         "float_abs": float.__abs__,
@@ -296,17 +299,19 @@ def _shape_test(kinds: list[tuple[int, object]]) -> Callable[[dict[str, JsonValu
         namespace[f"a{j}"] = arg
         tests.append(re.sub(r"\b([va])\b", rf"\g<1>{j}", _TESTS[kind]))
     if not kinds:
-        return lambda metadata: True
+        return lambda metadata: 1
     names = "".join(f"v{j}, " for j in range(len(kinds)))
     body = " and ".join(tests)
+    with_null = " and ".join(f"({t} or v{j} is None)" for j, t in enumerate(tests))
     # The namespace's names as default arguments: fast locals, not global look-ups.
     local = ", ".join(f"{k}={k}" for k in namespace if k != "type")
     source = (
         f"def test(metadata, type=type, {local}):\n    {names}= metadata.values()\n"
-        f"    try:\n        return {body}\n    except TypeError:\n        return False\n"
+        f"    try:\n        if {body}:\n            return 1\n"
+        f"        return 2 if {with_null} else 0\n    except TypeError:\n        return 0\n"
     )
     exec(compile(source, "<reconciler.manifest.source row test>", "exec"), namespace)
-    test: Callable[[dict[str, JsonValue]], bool] = namespace["test"]  # type: ignore[assignment]
+    test: Callable[[dict[str, JsonValue]], int] = namespace["test"]  # type: ignore[assignment]
     return test
 
 
@@ -1127,15 +1132,17 @@ _Frame = tuple[list[_Part], tuple[int, int], bool]
 
 class FastRows(NamedTuple):
     """Usual source rows (see :class:`ReadAhead`) by column: each selects a file by name (``names[j]``, at
-    line ``lines[j]``), its values are accepted by their keys' checks and all its keys are known, and
-    ``digests[j]`` is ``hash()`` of its ``metadata`` text (``SourceRow.text``). The row itself is
-    :meth:`ReadAhead.row` of ``lines[j]``, ``offsets[j]`` and ``lengths[j]``."""
+    line ``lines[j]``), its values are accepted by their keys' checks and all its keys are known,
+    ``digests[j]`` is ``hash()`` of its ``metadata`` text (``SourceRow.text``), and ``nulls[j]`` is 1 when one
+    of its values is ``null`` (else 0). The row itself is :meth:`ReadAhead.row` of ``lines[j]``, ``offsets[j]``
+    and ``lengths[j]``."""
 
     names: list[str]
     lines: array[int]
     digests: array[int]
     offsets: array[int]
     lengths: array[int]
+    nulls: bytes
 
 
 #: A source smaller than this is read in the planning process only: a second process would add more memory
@@ -1149,6 +1156,26 @@ _SPLIT_MAX = 64 << 20
 _SPLIT_MIN = 4 << 20
 
 
+def _usual(
+    names: list[str],
+    lines: array[int],
+    digests: array[int],
+    offsets: array[int],
+    lengths: array[int],
+    nulls: bytearray,
+) -> _Part:
+    """A run of usual rows as :func:`_scan_usual` hands it on."""
+    return (
+        "f",
+        names,
+        lines.tobytes(),
+        digests.tobytes(),
+        offsets.tobytes(),
+        lengths.tobytes(),
+        bytes(nulls),
+    )
+
+
 def _scan_usual(
     fh: _PRead,
     offset: int,
@@ -1159,7 +1186,8 @@ def _scan_usual(
 ) -> None:
     """Read the lines of ``fh`` from ``offset`` (a line start; line numbers count from there) as
     :func:`_jsonl_rows` does, handing them to ``put`` a frame at a time: runs of usual rows as
-    ``("f", names, lines, digests, offsets, lengths)`` (the arrays as bytes), every other line as
+    ``("f", names, lines, digests, offsets, lengths, nulls)`` (the arrays as bytes; ``nulls``: 1 for a row with
+    a ``null`` value, else 0), every other line as
     ``("d", line number, offset, line)``; ``("s", offset, line number)`` where a line is too long (whoever reads
     on reads from there). ``poll(offset, stop)`` is asked between blocks for the offset to stop at (a line start;
     -1: the end); the last frame then ends with ``("x", offset, line number)``. With ``poll`` (the reader), a
@@ -1175,23 +1203,20 @@ def _scan_usual(
     frame: list[_Part] = []
     names: list[str] = []
     lines, digests, offsets, lengths = array("q"), array("q"), array("q"), array("q")
+    nulls = bytearray()
     since = 0
     for block in _line_blocks(fh):
         for raw in block:
             if offset >= stop >= 0:
                 if names:
-                    frame.append(
-                        ("f", names, lines.tobytes(), digests.tobytes(), offsets.tobytes(), lengths.tobytes())
-                    )
+                    frame.append(_usual(names, lines, digests, offsets, lengths, nulls))
                 frame.append(("x", offset, lineno) if offset == stop else ("s", offset, lineno))
                 put(frame, (offset, lineno), True)
                 return
             size = len(raw)
             if size > MAX_ROW_BYTES:
                 if names:
-                    frame.append(
-                        ("f", names, lines.tobytes(), digests.tobytes(), offsets.tobytes(), lengths.tobytes())
-                    )
+                    frame.append(_usual(names, lines, digests, offsets, lengths, nulls))
                 frame.append(("s", offset, lineno))
                 put(frame, (offset, lineno), True)
                 return
@@ -1211,7 +1236,7 @@ def _scan_usual(
                             and selector
                             and (superset is None or superset(metadata))
                             and (
-                                test(metadata)
+                                verdict := test(metadata)
                                 if (test := shape_tests.get(tuple(metadata))) is not None
                                 else accepts(metadata)
                             )
@@ -1228,14 +1253,14 @@ def _scan_usual(
                                 digests.append(hash(text))
                                 offsets.append(offset)
                                 lengths.append(size)
+                                nulls.append(verdict == 2)
                                 offset += size + 1
                                 continue
             if names:
-                frame.append(
-                    ("f", names, lines.tobytes(), digests.tobytes(), offsets.tobytes(), lengths.tobytes())
-                )
+                frame.append(_usual(names, lines, digests, offsets, lengths, nulls))
                 names = []
                 lines, digests, offsets, lengths = array("q"), array("q"), array("q"), array("q")
+                nulls = bytearray()
             frame.append(("d", lineno, offset, raw))
             offset += size + 1
             others += 1
@@ -1243,26 +1268,23 @@ def _scan_usual(
         if since >= _FRAME_BYTES // _BLOCK_BYTES:
             if poll is not None and others * 2 > lineno - first:  # mostly other lines: read better there
                 if names:
-                    frame.append(
-                        ("f", names, lines.tobytes(), digests.tobytes(), offsets.tobytes(), lengths.tobytes())
-                    )
+                    frame.append(_usual(names, lines, digests, offsets, lengths, nulls))
                 frame.append(("s", offset, lineno))
                 put(frame, (offset, lineno), True)
                 return
             others, first = 0, lineno
             if names:
-                frame.append(
-                    ("f", names, lines.tobytes(), digests.tobytes(), offsets.tobytes(), lengths.tobytes())
-                )
+                frame.append(_usual(names, lines, digests, offsets, lengths, nulls))
                 names = []
                 lines, digests, offsets, lengths = array("q"), array("q"), array("q"), array("q")
+                nulls = bytearray()
             put(frame, (offset, lineno), False)
             frame = []
             since = 0
         if poll is not None:
             stop = poll(offset, stop)
     if names:
-        frame.append(("f", names, lines.tobytes(), digests.tobytes(), offsets.tobytes(), lengths.tobytes()))
+        frame.append(_usual(names, lines, digests, offsets, lengths, nulls))
     put(frame, (offset, lineno), True)
 
 
@@ -1360,7 +1382,7 @@ class ReadAhead:
 
     def _parts(self, part: _Part, report: _Reporter, base: int) -> Iterator[FastRows | SourceRow]:
         if part[0] == "f":
-            _, names, lines, digests, offsets, lengths = part
+            _, names, lines, digests, offsets, lengths, nulls = part
             numbers = array("q", lines)
             if base:
                 numbers = array("q", [n + base for n in numbers])
@@ -1370,6 +1392,7 @@ class ReadAhead:
                 array("q", digests),
                 array("q", offsets),
                 array("q", lengths),
+                nulls,
             )
         else:
             lineno = part[1] + base

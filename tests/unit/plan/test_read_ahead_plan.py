@@ -44,7 +44,7 @@ VALUES: dict[str, list[Any]] = {
 }
 
 
-GOOD: dict[str, list[Any]] = {"a": [1, 2.5, -3], "b": ["x", "y", ""], "c": [True, False]}
+GOOD: dict[str, list[Any]] = {"a": [1, 2.5, -3, None], "b": ["x", "y", "", "null"], "c": [True, False]}
 
 
 def rand_md(rng: random.Random) -> dict[str, Any]:
