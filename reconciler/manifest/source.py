@@ -26,6 +26,7 @@ import mmap
 import os
 import pickle
 import re
+import select
 import signal
 import sys
 import tempfile
@@ -1150,9 +1151,11 @@ class FastRows(NamedTuple):
 AHEAD_MIN_BYTES = 64 << 20
 #: Source bytes read between two frames handed on.
 _FRAME_BYTES = 1 << 20
-#: At most this much of the source (from its end) is read by the planning process alongside the reader.
-_SPLIT_MAX = 64 << 20
-#: ... and only when at least this much is left.
+#: At most this much of the source (from its end) is read by the planning process alongside the reader ...
+_SPLIT_MAX = 256 << 20
+#: ... a part of this size at a time, while it has none of the reader's frames to read ...
+_TAKE_BYTES = 4 << 20
+#: ... and only while at least this much is left between the reader and the part taken last.
 _SPLIT_MIN = 4 << 20
 
 
@@ -1183,6 +1186,7 @@ def _scan_usual(
     known: set[str] | None,
     put: Callable[[list[_Part], tuple[int, int], bool], None],
     poll: Callable[[int, int], int] | None = None,
+    end: int = -1,
 ) -> None:
     """Read the lines of ``fh`` from ``offset`` (a line start; line numbers count from there) as
     :func:`_jsonl_rows` does, handing them to ``put`` a frame at a time: runs of usual rows as
@@ -1192,14 +1196,14 @@ def _scan_usual(
     on reads from there). ``poll(offset, stop)`` is asked between blocks for the offset to stop at (a line start;
     -1: the end); the last frame then ends with ``("x", offset, line number)``. With ``poll`` (the reader), a
     frame of mostly other lines (a source of uuid rows?) ends the reading there with ``("s", ...)``: the
-    planning process reads those itself anyway."""
+    planning process reads those itself anyway. ``end`` (a line start): stop there, as if ``poll`` said so."""
     accepts = checkers.accepts
     shape_tests = checkers._fast
     fast_loads = raw_loads
     not_json = RawDecodeError
     superset = known.issuperset if known is not None else None
     lineno = first = others = 0
-    stop = -1
+    stop = end
     frame: list[_Part] = []
     names: list[str] = []
     lines, digests, offsets, lengths = array("q"), array("q"), array("q"), array("q")
@@ -1298,10 +1302,11 @@ class ReadAhead:
     or message is exactly :func:`iter_source_rows`'s. A caller that needs a usual row's values (its file is not
     unchanged) reads that line again here (:meth:`row`), checked again.
 
-    When :meth:`rows` starts and much of the source is left, this process reads its last part itself (up to
-    ``_SPLIT_MAX``, from a line start the reader agrees to stop at), while the reader reads on to there. If the
-    reader stops early (it died, or met a line too long), the rest of the source is read here the usual way,
-    from the first line not handed on.
+    Whenever :meth:`rows` has no frame of the reader's to read and much of the source is left, this process
+    reads a part of its end itself (:meth:`_take`: from a line start the reader agrees to stop at, up to the
+    part taken before; up to ``_SPLIT_MAX`` in all), while the reader reads on to there: the two processes
+    meet where both are done, however busy each is. If the reader stops early (it died, or met a line too
+    long), the rest of the source is read here the usual way, from the first line not handed on.
     """
 
     def __init__(
@@ -1329,6 +1334,10 @@ class ReadAhead:
         self._checkers = checkers
         self._known = set(known) if known is not None else None
         self._report: _Reporter | None = None
+        #: The parts of the source's end read here (:meth:`_take`), in the order taken: (offset, frames).
+        self._own: list[tuple[int, list[_Frame]]] = []
+        #: Where the next part taken ends (the last one's start), or -1: no more parts are taken.
+        self._end = -1
         decoder = json.JSONDecoder()
         self._decode: _Decode = decoder.decode
         self._scan: _Scan = json.scanner.make_scanner(decoder)  # type: ignore[arg-type]  # see _jsonl_rows
@@ -1338,14 +1347,10 @@ class ReadAhead:
         report = self._report = _Reporter(self.path, diagnostics, max_errors)
         resume = (0, 0)  # (offset, line number) of the first line not handed on
         finished = False
-        own: list[_Frame] = []
-
-        def own_frame(frame: list[_Part], after: tuple[int, int], done: bool) -> None:
-            own.append((frame, after, done))
-
-        split = self._ask_split()
-        if split >= 0:  # the reader stops at the line asked for: read the rest here meanwhile
-            _scan_usual(_PRead(self._fd, split), split, self._checkers, self._known, own_frame)
+        try:
+            self._end = os.fstat(self._fd).st_size
+        except OSError:
+            self._end = -1  # (nothing taken from the end)
         try:
             for frame, after, done in self._read_frames():
                 for part in frame:
@@ -1357,17 +1362,24 @@ class ReadAhead:
                 resume = after
                 if done:
                     last = frame[-1][0] if frame else ""
-                    if last == "x" and own:  # the reader stopped where asked: on with this process's part
+                    if (
+                        last == "x" and self._own
+                    ):  # the reader stopped where asked: on with this process's parts
                         base = after[1]
                         finished = True
-                        for frame2, after2, _ in own:
-                            for part in frame2:
-                                if part[0] in "fd":
-                                    yield from self._parts(part, report, base)
-                            resume = (after2[0], after2[1] + base)
-                            if frame2 and frame2[-1][0] == "s":
+                        for _, frames in reversed(self._own):  # (taken from the end: the last part first)
+                            stopped = False
+                            for frame2, after2, _ in frames:
+                                for part in frame2:
+                                    if part[0] in "fd":
+                                        yield from self._parts(part, report, base)
+                                resume = (after2[0], after2[1] + base)
+                                if frame2 and frame2[-1][0] == "s":
+                                    stopped = True
+                            if stopped:
                                 finished = False
                                 break
+                            base = resume[1]
                     else:  # to the end ("s", "x" with no part read here: the rest is read here)
                         finished = last not in ("s", "x")
                     break
@@ -1400,38 +1412,63 @@ class ReadAhead:
             if row is not None:
                 yield row
 
-    def _ask_split(self) -> int:
-        """Ask the reader to stop at a line start near the end (see the class); the offset asked for, or -1."""
+    def _take(self) -> bool:
+        """While no frame of the reader's is there to read: read another part of the source's end here (the
+        lines from a line start about ``_TAKE_BYTES`` before the part taken last, which the reader agrees to
+        stop at), kept until the reader's frames are read. Whether a part was read (else none is taken any
+        more: the reader is too near, ``_SPLIT_MAX`` is taken, a line is too long, or the reader did not
+        agree)."""
+        end = self._end
+        if end < 0:
+            return False
+        self._end = -1  # (unless this part is taken)
         try:
             size = os.fstat(self._fd).st_size
-            at = int.from_bytes(self._progress[:8], "little")
-            left = size - at
-            if left < _SPLIT_MIN:
-                return -1
-            split = size - min(left * 9 // 20, _SPLIT_MAX)
-            while True:  # the line start at or after split - 1 ... (a newline ends the line before it)
-                chunk = os.pread(self._fd, 1 << 16, split - 1)
-                if not chunk:
-                    return -1
-                nl = chunk.find(b"\n")
-                if nl >= 0:
-                    split += nl
-                    break
-                split += len(chunk)
-            if split >= size:
-                return -1
+            at = int.from_bytes(self._progress[:8], "little")  # (where the reader's last frame ended)
+            left = end - at
+            if size - end >= _SPLIT_MAX or left < max(_SPLIT_MIN, 1):
+                return False  # (enough taken, or the reader is near: it reads on to there)
+            low = at + min(2 * _FRAME_BYTES, left // 2)  # (ahead of the reader)
+            step = _TAKE_BYTES
+            split = end
+            while split >= end:  # the line start at or after end - step - 1 (a line longer than the step:
+                start = split = max(end - step, low)  # a longer step)
+                while True:  # (a newline ends the line before it)
+                    chunk = os.pread(self._fd, 1 << 16, split - 1)
+                    if not chunk:
+                        return False
+                    nl = chunk.find(b"\n")
+                    if nl >= 0:
+                        split += nl
+                        break
+                    split += len(chunk)
+                if split >= end and start <= low:
+                    return False
+                step *= 2
             os.write(self._ask, split.to_bytes(8, "little"))
-            while self._progress[8:16] == bytes(8):  # the reader looks between two blocks (about 1 ms)
+            answers = (2 * split).to_bytes(8, "little"), (2 * split + 1).to_bytes(8, "little")
+            while (answer := self._progress[8:16]) not in answers:  # the reader looks between two blocks
                 if os.waitpid(self.pid, os.WNOHANG)[0] if self.pid is not None else True:
                     self.pid = None  # (gone: reaped)
-                    return -1
-                time.sleep(0.0005)
-            if self._progress[8:16] != (1).to_bytes(8, "little"):
-                return -1
-
+                    return False
+                time.sleep(0.0002)
+            if answer != answers[1]:
+                return False  # (too late: the reader reads on to the part taken last)
         except OSError:
-            return -1
-        return split
+            return False
+        frames: list[_Frame] = []
+        _scan_usual(
+            _PRead(self._fd, split),
+            split,
+            self._checkers,
+            self._known,
+            lambda frame, after, done: frames.append((frame, after, done)),
+            end=end if self._own else -1,  # (the first part: to the end, however long the file is now)
+        )
+        self._own.append((split, frames))
+        if not (frames and frames[-1][0] and frames[-1][0][-1][0] == "s"):  # (a line too long: no more)
+            self._end = split
+        return True
 
     def row(self, lineno: int, offset: int, length: int) -> SourceRow | None:
         """The row of line ``lineno`` (``length`` bytes at ``offset``), read and checked again here."""
@@ -1444,6 +1481,8 @@ class ReadAhead:
         at = 0
         fd = self._frames.fileno()
         while True:
+            while self._end >= 0 and not select.select([self._notes], [], [], 0)[0] and self._take():
+                pass  # (a part of the end read here meanwhile)
             notes = os.read(self._notes, 4096)  # one byte per frame written (blocks until there is one)
             if not notes:
                 return  # the reader is gone without saying where it stopped
@@ -1564,20 +1603,18 @@ def _reader(
             raise SystemExit  # orphaned: nobody reads on
 
     def poll(offset: int, stop: int) -> int:
-        if stop >= 0:
-            return stop
         try:
-            asked = os.read(asks, 8)
+            asked = os.read(asks, 4096)
         except BlockingIOError:
-            return -1
-        if len(asked) != 8:
-            return -1
-        split = int.from_bytes(asked, "little")
-        if split < offset:
-            progress[8:16] = (2).to_bytes(8, "little")  # too late: reads on to the end
-            return -1
-        progress[8:16] = (1).to_bytes(8, "little")
-        return split
+            return stop
+        for k in range(0, len(asked) - 7, 8):  # (8 bytes a question, each written at once)
+            split = int.from_bytes(asked[k : k + 8], "little")
+            if split < offset or 0 <= stop <= split:
+                progress[8:16] = (2 * split).to_bytes(8, "little")  # too late: reads on to where it stops
+            else:
+                stop = split
+                progress[8:16] = (2 * split + 1).to_bytes(8, "little")
+        return stop
 
     with contextlib.suppress(BaseException):
         _scan_usual(_PRead(fd, 0), 0, checkers, known, put, poll)
