@@ -1362,9 +1362,7 @@ class ReadAhead:
                 resume = after
                 if done:
                     last = frame[-1][0] if frame else ""
-                    if (
-                        last == "x" and self._own
-                    ):  # the reader stopped where asked: on with this process's parts
+                    if last == "x" and self._own:  # the reader stopped where asked: the parts read here
                         base = after[1]
                         finished = True
                         for _, frames in reversed(self._own):  # (taken from the end: the last part first)
