@@ -1475,11 +1475,14 @@ class ReadAhead:
         return _line_row(raw, lineno, self.path, self._checkers, self._report, self._scan, self._decode)
 
     def _read_frames(self) -> Iterator[_Frame]:
-        """Each frame the reader wrote, until the last, or until the reader is gone (then the frames so far)."""
+        """Each frame the reader wrote, until the last, or until the reader is gone (then the frames so far).
+        While there is none to read yet, parts of the source's end are read here (:meth:`_take`)."""
         at = 0
         fd = self._frames.fileno()
+        waiting = select.poll()
+        waiting.register(self._notes, select.POLLIN)
         while True:
-            while self._end >= 0 and not select.select([self._notes], [], [], 0)[0] and self._take():
+            while self._end >= 0 and not waiting.poll(0) and self._take():
                 pass  # (a part of the end read here meanwhile)
             notes = os.read(self._notes, 4096)  # one byte per frame written (blocks until there is one)
             if not notes:
