@@ -10,6 +10,8 @@ picking one would write to a file the author may not have meant.
 
 from __future__ import annotations
 
+import contextlib
+import operator
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -224,10 +226,44 @@ def selected(
                 # The files whose row is not their live text, re-read from the store together (one query,
                 # not one each) before any message is given or the batch ends, so everything stays in order.
                 later: list[tuple[int, SourceRow]] = []
-                j = -1
-                for key, line, h in zip(names, lines, digests, strict=True):
-                    j += 1
-                    if nxt < size and rels[nxt] == key:
+                lo, n = nxt, len(names)
+                placed = (
+                    exact_of is None
+                    and lo + n <= size
+                    and done.find(1, lo, lo + n) < 0
+                    and rels[lo : lo + n] == names
+                )
+                rows_here: Iterable[tuple[int, str, int, int]]
+                if placed:
+                    # The next files of the listing, in its order, none selected before (a source in listing
+                    # order): selected together, the files whose row is their live text counted at once, the
+                    # others looked at one by one below, as the loop would.
+                    done[lo : lo + n] = b"\x01" * n
+                    row_line[lo : lo + n] = lines
+                    count += n
+                    while 0 < next_report <= count:
+                        tick(next_report)  # type: ignore[misc]  # next_report is -1 without tick
+                        next_report += every
+                    same_text = list(map(operator.eq, same[lo : lo + n], digests))
+                    if 1 in nulls:  # (a null in the row removes its key)
+                        for j in range(n):
+                            if nulls[j]:
+                                same_text[j] = False
+                    others: list[int] = []
+                    j = -1
+                    with contextlib.suppress(ValueError):
+                        while True:
+                            j = same_text.index(False, j + 1)
+                            others.append(j)
+                    unchanged += n - len(others)
+                    nxt = lo + n
+                    rows_here = ((j, names[j], lines[j], digests[j]) for j in others)
+                else:
+                    rows_here = zip(range(n), names, lines, digests, strict=True)
+                for j, key, line, h in rows_here:
+                    if placed:
+                        i = lo + j
+                    elif nxt < size and rels[nxt] == key:
                         i = nxt
                     else:
                         if get is None:
@@ -237,37 +273,38 @@ def selected(
                             c.report_missing(f"{name.value} {key!r}", SourceLocation(src_path, line), key)
                             continue
                         i = found
-                    nxt = i + 1
-                    if done[i] or (exact_of is not None and exact_of(i) is not None):
-                        if later:
-                            yield from _reread(index, later)
-                        if done[i]:
-                            prev = SourceLocation(src_path, row_line[i])
+                    if not placed:  # (else selected above)
+                        nxt = i + 1
+                        if done[i] or (exact_of is not None and exact_of(i) is not None):
+                            if later:
+                                yield from _reread(index, later)
+                            if done[i]:
+                                prev = SourceLocation(src_path, row_line[i])
+                                errors.append(
+                                    Diagnostic(
+                                        SourceLocation(src_path, line),
+                                        f"{index.rels[i]!r} is already selected exactly at {prev} in this manifest",
+                                    )
+                                )
+                                continue
+                        done[i] = 1
+                        row_line[i] = line
+                        if exact_of is not None and (exact := exact_of(i)) is not None:
                             errors.append(
                                 Diagnostic(
-                                    SourceLocation(src_path, line),
-                                    f"{index.rels[i]!r} is already selected exactly at {prev} in this manifest",
+                                    exact.location,
+                                    f"{index.rels[i]!r} is already selected exactly at "
+                                    f"{SourceLocation(src_path, line)} in this manifest",
                                 )
                             )
                             continue
-                    done[i] = 1
-                    row_line[i] = line
-                    if exact_of is not None and (exact := exact_of(i)) is not None:
-                        errors.append(
-                            Diagnostic(
-                                exact.location,
-                                f"{index.rels[i]!r} is already selected exactly at "
-                                f"{SourceLocation(src_path, line)} in this manifest",
-                            )
-                        )
-                        continue
-                    count += 1
-                    if count == next_report:
-                        tick(count)  # type: ignore[misc]  # next_report is -1 without tick
-                        next_report += every
-                    if same[i] == h and not nulls[j]:  # (a null in the row removes its key)
-                        unchanged += 1
-                        continue
+                        count += 1
+                        if count == next_report:
+                            tick(count)  # type: ignore[misc]  # next_report is -1 without tick
+                            next_report += every
+                        if same[i] == h and not nulls[j]:  # (a null in the row removes its key)
+                            unchanged += 1
+                            continue
                     full = ahead.row(line, offsets[j], lengths[j])
                     if (
                         full is None
