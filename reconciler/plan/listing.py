@@ -276,12 +276,13 @@ class LiveIndex:
             got = self._by_name = dict(zip(self.rels, range(len(self.rels)), strict=True))
         return got
 
-    def ordinal_of_name(self, name: str, after: int) -> int | None:
-        """``by_name.get(name)``, asking the file after ordinal ``after`` first (a source written in listing
-        order names them one after another). Only for a listing in which no name is shared (``ambiguous``)."""
+    def ordinal_of_name(self, name: str, expected: int) -> int | None:
+        """``by_name.get(name)``, asking first whether it is file ``expected`` (the one after the last row's: a
+        source written in listing order names them one after another). Only for a listing in which no name is
+        shared (``ambiguous``)."""
         rels = self.rels
-        if 0 <= after < len(rels) and rels[after] == name:
-            return after
+        if 0 <= expected < len(rels) and rels[expected] == name:
+            return expected
         return self.by_name.get(name)
 
     def is_elsewhere(self, rel: str) -> bool:
