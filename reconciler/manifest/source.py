@@ -1362,7 +1362,9 @@ class ReadAhead:
                 resume = after
                 if done:
                     last = frame[-1][0] if frame else ""
-                    if last == "x" and self._own:  # the reader stopped where asked: the parts read here
+                    # The reader stopped where asked (at the lowest part read here; else, as when it did not
+                    # say where it stopped, the rest is read here after all).
+                    if last == "x" and self._own and self._own[-1][0] == after[0]:
                         base = after[1]
                         finished = True
                         for _, frames in reversed(self._own):  # (taken from the end: the last part first)
@@ -1447,8 +1449,10 @@ class ReadAhead:
             answers = (2 * split).to_bytes(8, "little"), (2 * split + 1).to_bytes(8, "little")
             while (answer := self._progress[8:16]) not in answers:  # the reader looks between two blocks
                 if os.waitpid(self.pid, os.WNOHANG)[0] if self.pid is not None else True:
-                    self.pid = None  # (gone: reaped)
-                    return False
+                    self.pid = None  # (gone: reaped; it may have answered before it ended)
+                    if (answer := self._progress[8:16]) not in answers:
+                        return False
+                    break
                 time.sleep(0.0002)
             if answer != answers[1]:
                 return False  # (too late: the reader reads on to the part taken last)

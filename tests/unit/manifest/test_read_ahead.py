@@ -179,6 +179,60 @@ def test_the_split_is_read_here_while_the_reader_reads_on(
     assert (got, diagnostics) == here(tmp_path)
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_a_part_the_reader_agreed_to_but_not_kept_is_read_here_after_all(
+    tmp_path: Path, seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If the reader stops at a line this process did not take a part from (an answer misread, say), the rest
+    is read here from where the reader stopped: the rows are still those of reading it all here."""
+    rng = random.Random(seed)
+    monkeypatch.setattr(source_mod, "_SPLIT_MIN", 0)
+    monkeypatch.setattr(source_mod, "_TAKE_BYTES", rng.choice([500, 2000]))
+    monkeypatch.setattr(source_mod, "_BLOCK_BYTES", 256)
+    monkeypatch.setattr(source_mod, "_FRAME_BYTES", 1024)
+    scan = source_mod._scan_usual
+
+    def slow_reader(fh: Any, offset: int, checkers: Any, known: Any, put: Any, poll: Any = None) -> None:
+        def slow_poll(offset: int, stop: int) -> int:  # (in the forked copy: slow throughout)
+            time.sleep(0.002)
+            return poll(offset, stop)
+
+        scan(fh, offset, checkers, known, put, slow_poll)
+
+    take = source_mod.ReadAhead._take
+    forgot = [0]
+
+    def forgetful(self: ReadAhead) -> bool:
+        got = take(self)
+        if got and len(self._own) == 2:  # the reader stops at the second part's line; it is dropped here
+            self._own.pop()
+            self._end = -1
+            forgot[0] += 1
+            return False
+        return got
+
+    monkeypatch.setattr(source_mod.ReadAhead, "_take", forgetful)
+    for _ in range(3):
+        write_random(tmp_path, rng, rng.randint(100, 300))
+        want = here(tmp_path)
+        with monkeypatch.context() as mp:
+            mp.setattr(source_mod, "_scan_usual", slow_reader)
+            reader = read_ahead(tmp_path, SPEC, SCHEMA, None)  # (forked with the slow scan)
+        assert reader is not None
+        diagnostics: list[Diagnostic] = []
+        rows: list[Any] = []
+        for item in reader.rows(diagnostics):
+            if type(item) is FastRows:
+                rows += [
+                    reader.row(item.lines[j], item.offsets[j], item.lengths[j])
+                    for j in range(len(item.names))
+                ]
+            else:
+                rows.append(item)
+        assert (rows, diagnostics) == want
+    assert forgot[0] == 3
+
+
 def test_a_reader_of_mostly_other_lines_stops_and_they_are_read_here(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
