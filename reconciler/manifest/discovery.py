@@ -142,6 +142,9 @@ class _HashAhead:
                     signal.signal(signal.SIGINT, signal.SIG_DFL)
                     signal.signal(signal.SIGTERM, signal.SIG_DFL)
                     os.close(answer)
+                    quiet = os.open(os.devnull, os.O_RDWR)  # (holds none of the command's pipes open)
+                    for n in (0, 1, 2):
+                        os.dup2(quiet, n)
                     h = hashlib.sha256()
                     buf = bytearray(1 << 20)
                     view = memoryview(buf)
