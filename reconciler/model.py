@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar, Final, Literal, TypeAlias
 
@@ -200,7 +200,18 @@ class DesiredState:
     schema: SchemaManifest | None
     files: tuple[FileManifest, ...]
     warnings: tuple[Diagnostic, ...] = ()
-    digest: str = ""  # sha256 over every manifest and source file, for saved plans
+    #: What :attr:`digest` is: its text, or what gives it when it is first asked for (a large source file is
+    #: hashed meanwhile by another process: ``manifest.discovery.DigestBuilder``).
+    digest_of: str | Callable[[], str] = ""
+
+    @property
+    def digest(self) -> str:
+        """sha256 over every manifest and source file, for saved plans."""
+        got = self.digest_of
+        if not isinstance(got, str):
+            got = got()
+            object.__setattr__(self, "digest_of", got)
+        return got
 
 
 @dataclass(frozen=True)

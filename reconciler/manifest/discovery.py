@@ -13,8 +13,12 @@ gives another one. Nothing here parses YAML.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import signal
+import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -98,16 +102,110 @@ def file_sha256(file: Path) -> str | None:
     return h.hexdigest()
 
 
-class DigestBuilder:
-    """Collects files (each once, by relative path) and gives the directory's ``sha256:...`` digest."""
+#: A file this large is hashed by a forked copy of the process (Linux) while the process goes on, where a
+#: :class:`DigestBuilder` is made with ``ahead=True`` (the loader: a plan needs the digest only at its end).
+HASH_AHEAD_BYTES = 64 << 20
 
-    def __init__(self) -> None:
-        self._parts: dict[str, str] = {}
+
+class _HashAhead:
+    """The hex SHA-256 of one file, computed by a forked copy of this process from the moment it is made:
+    :meth:`result` waits for it. If the copy could not say (it died, or could not read the file), the file
+    is hashed here after all (:func:`file_sha256`)."""
+
+    def __init__(self, file: Path, pid: int, answer: int) -> None:
+        self.file = file
+        self._pid: int | None = pid
+        self._answer = answer
+
+    @classmethod
+    def start(cls, file: Path) -> _HashAhead | None:
+        """A copy hashing ``file``, or ``None`` where none is made (a small file, another system than Linux,
+        other threads running, no process or file to be had: then hash it here)."""
+        if not sys.platform.startswith("linux") or threading.active_count() != 1:
+            return None
+        try:
+            fd = os.open(file, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return None
+        try:
+            if os.fstat(fd).st_size < HASH_AHEAD_BYTES:
+                return None
+            answer, out = os.pipe()
+            try:
+                pid = os.fork()
+            except OSError:
+                os.close(answer)
+                os.close(out)
+                return None
+            if pid == 0:  # the copy: never returns
+                try:
+                    signal.signal(signal.SIGINT, signal.SIG_DFL)
+                    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                    os.close(answer)
+                    quiet = os.open(os.devnull, os.O_RDWR)  # (holds none of the command's pipes open)
+                    for n in (0, 1, 2):
+                        os.dup2(quiet, n)
+                    h = hashlib.sha256()
+                    buf = bytearray(1 << 20)
+                    view = memoryview(buf)
+                    while n := os.readv(fd, [buf]):
+                        h.update(view[:n])
+                    os.write(out, h.hexdigest().encode())
+                finally:
+                    os._exit(0)
+            os.close(out)
+            return cls(file, pid, answer)
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
+
+    def result(self) -> str | None:
+        """The file's hex SHA-256 (``None``: it cannot be read), as :func:`file_sha256` gives it."""
+        data = b""
+        if self._pid is not None:
+            with contextlib.suppress(OSError):
+                while chunk := os.read(self._answer, 128):
+                    data += chunk
+            self.close()
+        if len(data) == 64:
+            return data.decode()
+        return file_sha256(self.file)
+
+    def close(self) -> None:
+        """Stop the copy if it still runs (idempotent)."""
+        pid, self._pid = self._pid, None
+        if pid is None:
+            return
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(OSError):
+            os.waitpid(pid, 0)
+        with contextlib.suppress(OSError):
+            os.close(self._answer)
+
+    def __del__(self) -> None:
+        self.close()
+
+
+class DigestBuilder:
+    """Collects files (each once, by relative path) and gives the directory's ``sha256:...`` digest.
+
+    ``ahead``: files of :data:`HASH_AHEAD_BYTES` or more are hashed by another process from the moment they
+    are added, and :meth:`digest` waits for them (the same digest, from the same bytes)."""
+
+    def __init__(self, *, ahead: bool = False) -> None:
+        self._parts: dict[str, str | _HashAhead] = {}
+        self._ahead = ahead
 
     def add(self, rel: str, file: Path) -> None:
         """Add ``file`` under the name ``rel``; a file that cannot be read is left out (whoever reads it reports
         the problem)."""
         if rel in self._parts:
+            return
+        pending = _HashAhead.start(file) if self._ahead else None
+        if pending is not None:
+            self._parts[rel] = pending
             return
         digest = file_sha256(file)
         if digest is not None:
@@ -116,5 +214,12 @@ class DigestBuilder:
     def digest(self) -> str:
         h = hashlib.sha256()
         for rel in sorted(self._parts):
-            h.update(f"{rel}\0{self._parts[rel]}\n".encode())
+            part = self._parts[rel]
+            if isinstance(part, _HashAhead):
+                got = part.result()
+                if got is None:  # (it could not be read after all: left out, as file_sha256 says)
+                    del self._parts[rel]
+                    continue
+                part = self._parts[rel] = got
+            h.update(f"{rel}\0{part}\n".encode())
         return "sha256:" + h.hexdigest()

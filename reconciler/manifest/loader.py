@@ -69,7 +69,7 @@ class _Loader:
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
         self.out = Collected()
-        self.digest = DigestBuilder()
+        self.digest = DigestBuilder(ahead=True)  # (a large source is hashed meanwhile, by another process)
         self.workspaces: list[_Loaded] = []
         self.schemas: list[tuple[_Loaded, rules.SchemaFacts]] = []
         self.files: list[_FileDoc] = []
@@ -86,12 +86,13 @@ class _Loader:
         if self.out.errors:
             raise ManifestValidationError(self.out.errors)
         state = self._records()
-        logger.debug(
-            "loaded %d manifest document(s) from %s (digest %s)",
-            len(self.files) + len(self.schemas) + 1,
-            self.root,
-            state.digest,
-        )
+        if logger.isEnabledFor(logging.DEBUG):  # (else the digest is made only when it is needed)
+            logger.debug(
+                "loaded %d manifest document(s) from %s (digest %s)",
+                len(self.files) + len(self.schemas) + 1,
+                self.root,
+                state.digest,
+            )
         return state
 
     # ----------------------------------------------------------------------------------------- documents
@@ -176,5 +177,5 @@ class _Loader:
             schema=schema,
             files=tuple(files),
             warnings=tuple(sorted(set(self.out.warnings))),
-            digest=self.digest.digest(),
+            digest_of=self.digest.digest,
         )

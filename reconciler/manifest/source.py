@@ -26,6 +26,7 @@ import mmap
 import os
 import pickle
 import re
+import select
 import signal
 import sys
 import tempfile
@@ -141,12 +142,13 @@ class _Checkers:
         self.keyframe_mode: KeyframeMode = keyframe_mode
         self.cache: dict[str, ValueChecker | None] = {}
         self._shapes: dict[tuple[str, ...], tuple[list[ValueChecker | None], bool, str | None]] = {}
-        self._fast: dict[tuple[str, ...], Callable[[dict[str, JsonValue]], bool]] = {}
+        self._fast: dict[tuple[str, ...], Callable[[dict[str, JsonValue]], int]] = {}
 
-    def accepts(self, metadata: dict[str, JsonValue]) -> bool:
+    def accepts(self, metadata: dict[str, JsonValue]) -> int:
         """Whether :meth:`check_all` certainly finds no problem in a row that orjson decoded, and no value holds
         a float of magnitude 2**63 or more (what orjson makes of an integer literal beyond 64 bits, which the
-        standard library keeps exact). ``False`` means "not sure": the caller takes the careful way.
+        standard library keeps exact): ``1``, or ``2`` when some value is ``null``. ``0`` means "not sure": the
+        caller takes the careful way.
 
         One test per key sequence (rows mostly share theirs), checking the common valid values inline.
         """
@@ -235,24 +237,24 @@ _KINDS: dict[KeyType, tuple[int, object]] = {
 _BIG = 2.0**63
 
 
-#: What :func:`_shape_test` writes for each kind of key: a test of ``v`` (the value) with ``a`` (its parameter).
+#: What :func:`_shape_test` writes for each kind of key: a test of ``v`` (the value) with ``a`` (its parameter)
+#: that a ``null`` does not pass (it passes every test as well: :func:`_shape_test`).
 _TESTS: dict[int, str] = {
     _K_ANY: "((t := type(v)) in SAFE or (t is float and -BIG < v < BIG))",
-    _K_TEXT: "(type(v) is str or v is None)",
-    _K_VARCHAR: "((type(v) is str and len(v) <= VARCHAR_MAX) or v is None)",
-    _K_ENUM: "((type(v) is str and v in a) or v is None)",
-    _K_BOOLEAN: "(v is True or v is False or v is None)",
-    _K_NUMBER: "((t := type(v)) is float and -BIG < v < BIG or t is int or v is None)",
-    _K_DATETIME: "((type(v) is str and (v in a[1] or valid_datetime(a, v))) or v is None)",
-    _K_UUID: "((type(v) is str and uuid_shape(v) is not None) or v is None)",
+    _K_TEXT: "type(v) is str",
+    _K_VARCHAR: "(type(v) is str and len(v) <= VARCHAR_MAX)",
+    _K_ENUM: "(type(v) is str and v in a)",
+    _K_BOOLEAN: "(v is True or v is False)",
+    _K_NUMBER: "((t := type(v)) is float and -BIG < v < BIG or t is int)",
+    _K_DATETIME: "(type(v) is str and (v in a[1] or valid_datetime(a, v)))",
+    _K_UUID: "(type(v) is str and uuid_shape(v) is not None)",
     _K_EMBEDDING: (
         # float.__abs__ takes floats only (not ints, bools or anything else: a TypeError, "not sure").
-        "((type(v) is list and len(v) == a and sum(map(float_abs, v)) < BIG) or v is None)"
+        "(type(v) is list and len(v) == a and sum(map(float_abs, v)) < BIG)"
     ),
     _K_GEOSPATIAL: (
-        "((type(v) is dict and len(v) == 2 and type(la := v.get('latitude')) in NUMBERS"
+        "(type(v) is dict and len(v) == 2 and type(la := v.get('latitude')) in NUMBERS"
         " and type(lo := v.get('longitude')) in NUMBERS and -90 <= la <= 90 and -180 <= lo <= 180)"
-        " or v is None)"
     ),
 }
 
@@ -266,24 +268,26 @@ def _valid_datetime(a: tuple[ValueChecker, set[str]], v: str) -> bool:
     return True
 
 
-def _shape_test(kinds: list[tuple[int, object]]) -> Callable[[dict[str, JsonValue]], bool]:
-    """The test behind :meth:`_Checkers.accepts` for rows whose keys have ``kinds`` (in order).
+def _shape_test(kinds: list[tuple[int, object]]) -> Callable[[dict[str, JsonValue]], int]:
+    """The test behind :meth:`_Checkers.accepts` for rows whose keys have ``kinds`` (in order): ``1`` (the row
+    is accepted and no value is ``null``), ``2`` (accepted, and some value is ``null``) or ``0`` ("not sure").
 
     Each accepted value is one its key's checker accepts (``reconciler.values.value_checker``: a string for
     text, at most ``VARCHAR_MAX`` characters for varchar, one of the values for enum, a bool, a finite number
     that is not a bool, a UUID, an ISO 8601 datetime, a list of ``size`` floats, a latitude and
     longitude in range; a string, bool, int or float for a key the schema does not declare), or a ``null``;
     and every float is below :data:`_BIG` in magnitude. orjson never gives NaN or an infinity. Anything else
-    is "not sure" (``False``), never a verdict.
+    is "not sure" (``0``), never a verdict.
 
     The test is one generated function of straight-line code (the checks of ``_TESTS``, one per key, on
     positional names: no key name or value is ever part of the code), because a loop over the keys costs
-    several times more per row than the checks themselves.
+    several times more per row than the checks themselves. The checks without ``null`` come first: a row
+    without one costs no more than that; a row with one is checked again, each check allowing ``null``.
     """
     if any(k == _K_NEVER for k, _ in kinds):
-        return lambda metadata: False
+        return lambda metadata: 0
     namespace: dict[str, object] = {
-        "SAFE": frozenset({str, bool, int, type(None)}),
+        "SAFE": frozenset({str, bool, int}),
         "BIG": _BIG,
         "NUMBERS": _NUMBERS,
         "float_abs": float.__abs__,
@@ -296,17 +300,19 @@ def _shape_test(kinds: list[tuple[int, object]]) -> Callable[[dict[str, JsonValu
         namespace[f"a{j}"] = arg
         tests.append(re.sub(r"\b([va])\b", rf"\g<1>{j}", _TESTS[kind]))
     if not kinds:
-        return lambda metadata: True
+        return lambda metadata: 1
     names = "".join(f"v{j}, " for j in range(len(kinds)))
     body = " and ".join(tests)
+    with_null = " and ".join(f"({t} or v{j} is None)" for j, t in enumerate(tests))
     # The namespace's names as default arguments: fast locals, not global look-ups.
     local = ", ".join(f"{k}={k}" for k in namespace if k != "type")
     source = (
         f"def test(metadata, type=type, {local}):\n    {names}= metadata.values()\n"
-        f"    try:\n        return {body}\n    except TypeError:\n        return False\n"
+        f"    try:\n        if {body}:\n            return 1\n"
+        f"        return 2 if {with_null} else 0\n    except TypeError:\n        return 0\n"
     )
     exec(compile(source, "<reconciler.manifest.source row test>", "exec"), namespace)
-    test: Callable[[dict[str, JsonValue]], bool] = namespace["test"]  # type: ignore[assignment]
+    test: Callable[[dict[str, JsonValue]], int] = namespace["test"]  # type: ignore[assignment]
     return test
 
 
@@ -1127,15 +1133,17 @@ _Frame = tuple[list[_Part], tuple[int, int], bool]
 
 class FastRows(NamedTuple):
     """Usual source rows (see :class:`ReadAhead`) by column: each selects a file by name (``names[j]``, at
-    line ``lines[j]``), its values are accepted by their keys' checks and all its keys are known, and
-    ``digests[j]`` is ``hash()`` of its ``metadata`` text (``SourceRow.text``). The row itself is
-    :meth:`ReadAhead.row` of ``lines[j]``, ``offsets[j]`` and ``lengths[j]``."""
+    line ``lines[j]``), its values are accepted by their keys' checks and all its keys are known,
+    ``digests[j]`` is ``hash()`` of its ``metadata`` text (``SourceRow.text``), and ``nulls[j]`` is 1 when one
+    of its values is ``null`` (else 0). The row itself is :meth:`ReadAhead.row` of ``lines[j]``, ``offsets[j]``
+    and ``lengths[j]``."""
 
     names: list[str]
     lines: array[int]
     digests: array[int]
     offsets: array[int]
     lengths: array[int]
+    nulls: bytes
 
 
 #: A source smaller than this is read in the planning process only: a second process would add more memory
@@ -1143,10 +1151,32 @@ class FastRows(NamedTuple):
 AHEAD_MIN_BYTES = 64 << 20
 #: Source bytes read between two frames handed on.
 _FRAME_BYTES = 1 << 20
-#: At most this much of the source (from its end) is read by the planning process alongside the reader.
-_SPLIT_MAX = 64 << 20
-#: ... and only when at least this much is left.
+#: At most this much of the source (from its end) is read by the planning process alongside the reader ...
+_SPLIT_MAX = 256 << 20
+#: ... a part of this size at a time, while it has none of the reader's frames to read ...
+_TAKE_BYTES = 4 << 20
+#: ... and only while at least this much is left between the reader and the part taken last.
 _SPLIT_MIN = 4 << 20
+
+
+def _usual(
+    names: list[str],
+    lines: array[int],
+    digests: array[int],
+    offsets: array[int],
+    lengths: array[int],
+    nulls: bytearray,
+) -> _Part:
+    """A run of usual rows as :func:`_scan_usual` hands it on."""
+    return (
+        "f",
+        names,
+        lines.tobytes(),
+        digests.tobytes(),
+        offsets.tobytes(),
+        lengths.tobytes(),
+        bytes(nulls),
+    )
 
 
 def _scan_usual(
@@ -1156,42 +1186,41 @@ def _scan_usual(
     known: set[str] | None,
     put: Callable[[list[_Part], tuple[int, int], bool], None],
     poll: Callable[[int, int], int] | None = None,
+    end: int = -1,
 ) -> None:
     """Read the lines of ``fh`` from ``offset`` (a line start; line numbers count from there) as
     :func:`_jsonl_rows` does, handing them to ``put`` a frame at a time: runs of usual rows as
-    ``("f", names, lines, digests, offsets, lengths)`` (the arrays as bytes), every other line as
+    ``("f", names, lines, digests, offsets, lengths, nulls)`` (the arrays as bytes; ``nulls``: 1 for a row with
+    a ``null`` value, else 0), every other line as
     ``("d", line number, offset, line)``; ``("s", offset, line number)`` where a line is too long (whoever reads
     on reads from there). ``poll(offset, stop)`` is asked between blocks for the offset to stop at (a line start;
     -1: the end); the last frame then ends with ``("x", offset, line number)``. With ``poll`` (the reader), a
     frame of mostly other lines (a source of uuid rows?) ends the reading there with ``("s", ...)``: the
-    planning process reads those itself anyway."""
+    planning process reads those itself anyway. ``end`` (a line start): stop there, as if ``poll`` said so."""
     accepts = checkers.accepts
     shape_tests = checkers._fast
     fast_loads = raw_loads
     not_json = RawDecodeError
     superset = known.issuperset if known is not None else None
     lineno = first = others = 0
-    stop = -1
+    stop = end
     frame: list[_Part] = []
     names: list[str] = []
     lines, digests, offsets, lengths = array("q"), array("q"), array("q"), array("q")
+    nulls = bytearray()
     since = 0
     for block in _line_blocks(fh):
         for raw in block:
             if offset >= stop >= 0:
                 if names:
-                    frame.append(
-                        ("f", names, lines.tobytes(), digests.tobytes(), offsets.tobytes(), lengths.tobytes())
-                    )
+                    frame.append(_usual(names, lines, digests, offsets, lengths, nulls))
                 frame.append(("x", offset, lineno) if offset == stop else ("s", offset, lineno))
                 put(frame, (offset, lineno), True)
                 return
             size = len(raw)
             if size > MAX_ROW_BYTES:
                 if names:
-                    frame.append(
-                        ("f", names, lines.tobytes(), digests.tobytes(), offsets.tobytes(), lengths.tobytes())
-                    )
+                    frame.append(_usual(names, lines, digests, offsets, lengths, nulls))
                 frame.append(("s", offset, lineno))
                 put(frame, (offset, lineno), True)
                 return
@@ -1211,7 +1240,7 @@ def _scan_usual(
                             and selector
                             and (superset is None or superset(metadata))
                             and (
-                                test(metadata)
+                                verdict := test(metadata)
                                 if (test := shape_tests.get(tuple(metadata))) is not None
                                 else accepts(metadata)
                             )
@@ -1228,14 +1257,14 @@ def _scan_usual(
                                 digests.append(hash(text))
                                 offsets.append(offset)
                                 lengths.append(size)
+                                nulls.append(verdict == 2)
                                 offset += size + 1
                                 continue
             if names:
-                frame.append(
-                    ("f", names, lines.tobytes(), digests.tobytes(), offsets.tobytes(), lengths.tobytes())
-                )
+                frame.append(_usual(names, lines, digests, offsets, lengths, nulls))
                 names = []
                 lines, digests, offsets, lengths = array("q"), array("q"), array("q"), array("q")
+                nulls = bytearray()
             frame.append(("d", lineno, offset, raw))
             offset += size + 1
             others += 1
@@ -1243,26 +1272,23 @@ def _scan_usual(
         if since >= _FRAME_BYTES // _BLOCK_BYTES:
             if poll is not None and others * 2 > lineno - first:  # mostly other lines: read better there
                 if names:
-                    frame.append(
-                        ("f", names, lines.tobytes(), digests.tobytes(), offsets.tobytes(), lengths.tobytes())
-                    )
+                    frame.append(_usual(names, lines, digests, offsets, lengths, nulls))
                 frame.append(("s", offset, lineno))
                 put(frame, (offset, lineno), True)
                 return
             others, first = 0, lineno
             if names:
-                frame.append(
-                    ("f", names, lines.tobytes(), digests.tobytes(), offsets.tobytes(), lengths.tobytes())
-                )
+                frame.append(_usual(names, lines, digests, offsets, lengths, nulls))
                 names = []
                 lines, digests, offsets, lengths = array("q"), array("q"), array("q"), array("q")
+                nulls = bytearray()
             put(frame, (offset, lineno), False)
             frame = []
             since = 0
         if poll is not None:
             stop = poll(offset, stop)
     if names:
-        frame.append(("f", names, lines.tobytes(), digests.tobytes(), offsets.tobytes(), lengths.tobytes()))
+        frame.append(_usual(names, lines, digests, offsets, lengths, nulls))
     put(frame, (offset, lineno), True)
 
 
@@ -1276,10 +1302,11 @@ class ReadAhead:
     or message is exactly :func:`iter_source_rows`'s. A caller that needs a usual row's values (its file is not
     unchanged) reads that line again here (:meth:`row`), checked again.
 
-    When :meth:`rows` starts and much of the source is left, this process reads its last part itself (up to
-    ``_SPLIT_MAX``, from a line start the reader agrees to stop at), while the reader reads on to there. If the
-    reader stops early (it died, or met a line too long), the rest of the source is read here the usual way,
-    from the first line not handed on.
+    Whenever :meth:`rows` has no frame of the reader's to read and much of the source is left, this process
+    reads a part of its end itself (:meth:`_take`: from a line start the reader agrees to stop at, up to the
+    part taken before; up to ``_SPLIT_MAX`` in all), while the reader reads on to there: the two processes
+    meet where both are done, however busy each is. If the reader stops early (it died, or met a line too
+    long), the rest of the source is read here the usual way, from the first line not handed on.
     """
 
     def __init__(
@@ -1307,6 +1334,10 @@ class ReadAhead:
         self._checkers = checkers
         self._known = set(known) if known is not None else None
         self._report: _Reporter | None = None
+        #: The parts of the source's end read here (:meth:`_take`), in the order taken: (offset, frames).
+        self._own: list[tuple[int, list[_Frame]]] = []
+        #: Where the next part taken ends (the last one's start), or -1: no more parts are taken.
+        self._end = -1
         decoder = json.JSONDecoder()
         self._decode: _Decode = decoder.decode
         self._scan: _Scan = json.scanner.make_scanner(decoder)  # type: ignore[arg-type]  # see _jsonl_rows
@@ -1316,14 +1347,10 @@ class ReadAhead:
         report = self._report = _Reporter(self.path, diagnostics, max_errors)
         resume = (0, 0)  # (offset, line number) of the first line not handed on
         finished = False
-        own: list[_Frame] = []
-
-        def own_frame(frame: list[_Part], after: tuple[int, int], done: bool) -> None:
-            own.append((frame, after, done))
-
-        split = self._ask_split()
-        if split >= 0:  # the reader stops at the line asked for: read the rest here meanwhile
-            _scan_usual(_PRead(self._fd, split), split, self._checkers, self._known, own_frame)
+        try:
+            self._end = os.fstat(self._fd).st_size
+        except OSError:
+            self._end = -1  # (nothing taken from the end)
         try:
             for frame, after, done in self._read_frames():
                 for part in frame:
@@ -1335,17 +1362,24 @@ class ReadAhead:
                 resume = after
                 if done:
                     last = frame[-1][0] if frame else ""
-                    if last == "x" and own:  # the reader stopped where asked: on with this process's part
+                    # The reader stopped where asked (at the lowest part read here; else, as when it did not
+                    # say where it stopped, the rest is read here after all).
+                    if last == "x" and self._own and self._own[-1][0] == after[0]:
                         base = after[1]
                         finished = True
-                        for frame2, after2, _ in own:
-                            for part in frame2:
-                                if part[0] in "fd":
-                                    yield from self._parts(part, report, base)
-                            resume = (after2[0], after2[1] + base)
-                            if frame2 and frame2[-1][0] == "s":
+                        for _, frames in reversed(self._own):  # (taken from the end: the last part first)
+                            stopped = False
+                            for frame2, after2, _ in frames:
+                                for part in frame2:
+                                    if part[0] in "fd":
+                                        yield from self._parts(part, report, base)
+                                resume = (after2[0], after2[1] + base)
+                                if frame2 and frame2[-1][0] == "s":
+                                    stopped = True
+                            if stopped:
                                 finished = False
                                 break
+                            base = resume[1]
                     else:  # to the end ("s", "x" with no part read here: the rest is read here)
                         finished = last not in ("s", "x")
                     break
@@ -1360,7 +1394,7 @@ class ReadAhead:
 
     def _parts(self, part: _Part, report: _Reporter, base: int) -> Iterator[FastRows | SourceRow]:
         if part[0] == "f":
-            _, names, lines, digests, offsets, lengths = part
+            _, names, lines, digests, offsets, lengths, nulls = part
             numbers = array("q", lines)
             if base:
                 numbers = array("q", [n + base for n in numbers])
@@ -1370,6 +1404,7 @@ class ReadAhead:
                 array("q", digests),
                 array("q", offsets),
                 array("q", lengths),
+                nulls,
             )
         else:
             lineno = part[1] + base
@@ -1377,38 +1412,65 @@ class ReadAhead:
             if row is not None:
                 yield row
 
-    def _ask_split(self) -> int:
-        """Ask the reader to stop at a line start near the end (see the class); the offset asked for, or -1."""
+    def _take(self) -> bool:
+        """While no frame of the reader's is there to read: read another part of the source's end here (the
+        lines from a line start about ``_TAKE_BYTES`` before the part taken last, which the reader agrees to
+        stop at), kept until the reader's frames are read. Whether a part was read (else none is taken any
+        more: the reader is too near, ``_SPLIT_MAX`` is taken, a line is too long, or the reader did not
+        agree)."""
+        end = self._end
+        if end < 0:
+            return False
+        self._end = -1  # (unless this part is taken)
         try:
             size = os.fstat(self._fd).st_size
-            at = int.from_bytes(self._progress[:8], "little")
-            left = size - at
-            if left < _SPLIT_MIN:
-                return -1
-            split = size - min(left * 9 // 20, _SPLIT_MAX)
-            while True:  # the line start at or after split - 1 ... (a newline ends the line before it)
-                chunk = os.pread(self._fd, 1 << 16, split - 1)
-                if not chunk:
-                    return -1
-                nl = chunk.find(b"\n")
-                if nl >= 0:
-                    split += nl
-                    break
-                split += len(chunk)
-            if split >= size:
-                return -1
+            at = int.from_bytes(self._progress[:8], "little")  # (where the reader's last frame ended)
+            left = end - at
+            if size - end >= _SPLIT_MAX or left < max(_SPLIT_MIN, 1):
+                return False  # (enough taken, or the reader is near: it reads on to there)
+            low = at + min(2 * _FRAME_BYTES, left // 2)  # (ahead of the reader)
+            step = _TAKE_BYTES
+            split = end
+            while split >= end:  # the line start at or after end - step - 1 (a line longer than the step:
+                start = split = max(end - step, low)  # a longer step)
+                while True:  # (a newline ends the line before it)
+                    chunk = os.pread(self._fd, 1 << 16, split - 1)
+                    if not chunk:
+                        return False
+                    nl = chunk.find(b"\n")
+                    if nl >= 0:
+                        split += nl
+                        break
+                    split += len(chunk)
+                if split >= end and start <= low:
+                    return False
+                step *= 2
             os.write(self._ask, split.to_bytes(8, "little"))
-            while self._progress[8:16] == bytes(8):  # the reader looks between two blocks (about 1 ms)
+            answers = (2 * split).to_bytes(8, "little"), (2 * split + 1).to_bytes(8, "little")
+            while (answer := self._progress[8:16]) not in answers:  # the reader looks between two blocks
                 if os.waitpid(self.pid, os.WNOHANG)[0] if self.pid is not None else True:
-                    self.pid = None  # (gone: reaped)
-                    return -1
-                time.sleep(0.0005)
-            if self._progress[8:16] != (1).to_bytes(8, "little"):
-                return -1
-
+                    self.pid = None  # (gone: reaped; it may have answered before it ended)
+                    if (answer := self._progress[8:16]) not in answers:
+                        return False
+                    break
+                time.sleep(0.0002)
+            if answer != answers[1]:
+                return False  # (too late: the reader reads on to the part taken last)
         except OSError:
-            return -1
-        return split
+            return False
+        frames: list[_Frame] = []
+        _scan_usual(
+            _PRead(self._fd, split),
+            split,
+            self._checkers,
+            self._known,
+            lambda frame, after, done: frames.append((frame, after, done)),
+            end=end if self._own else -1,  # (the first part: to the end, however long the file is now)
+        )
+        self._own.append((split, frames))
+        if not (frames and frames[-1][0] and frames[-1][0][-1][0] == "s"):  # (a line too long: no more)
+            self._end = split
+        return True
 
     def row(self, lineno: int, offset: int, length: int) -> SourceRow | None:
         """The row of line ``lineno`` (``length`` bytes at ``offset``), read and checked again here."""
@@ -1417,10 +1479,15 @@ class ReadAhead:
         return _line_row(raw, lineno, self.path, self._checkers, self._report, self._scan, self._decode)
 
     def _read_frames(self) -> Iterator[_Frame]:
-        """Each frame the reader wrote, until the last, or until the reader is gone (then the frames so far)."""
+        """Each frame the reader wrote, until the last, or until the reader is gone (then the frames so far).
+        While there is none to read yet, parts of the source's end are read here (:meth:`_take`)."""
         at = 0
         fd = self._frames.fileno()
+        waiting = select.poll()
+        waiting.register(self._notes, select.POLLIN)
         while True:
+            while self._end >= 0 and not waiting.poll(0) and self._take():
+                pass  # (a part of the end read here meanwhile)
             notes = os.read(self._notes, 4096)  # one byte per frame written (blocks until there is one)
             if not notes:
                 return  # the reader is gone without saying where it stopped
@@ -1541,20 +1608,18 @@ def _reader(
             raise SystemExit  # orphaned: nobody reads on
 
     def poll(offset: int, stop: int) -> int:
-        if stop >= 0:
-            return stop
         try:
-            asked = os.read(asks, 8)
+            asked = os.read(asks, 4096)
         except BlockingIOError:
-            return -1
-        if len(asked) != 8:
-            return -1
-        split = int.from_bytes(asked, "little")
-        if split < offset:
-            progress[8:16] = (2).to_bytes(8, "little")  # too late: reads on to the end
-            return -1
-        progress[8:16] = (1).to_bytes(8, "little")
-        return split
+            return stop
+        for k in range(0, len(asked) - 7, 8):  # (8 bytes a question, each written at once)
+            split = int.from_bytes(asked[k : k + 8], "little")
+            if split < offset or 0 <= stop <= split:
+                progress[8:16] = (2 * split).to_bytes(8, "little")  # too late: reads on to where it stops
+            else:
+                stop = split
+                progress[8:16] = (2 * split + 1).to_bytes(8, "little")
+        return stop
 
     with contextlib.suppress(BaseException):
         _scan_usual(_PRead(fd, 0), 0, checkers, known, put, poll)

@@ -392,8 +392,8 @@ def _plan_files(
 
         rows = early_rows.pop(id(c.m), None)
         # The usual file is found unchanged by selected() itself: a source row whose metadata is the live
-        # JSON text byte for byte (_FilePlanner.single decides the same way, more slowly; a digest listing
-        # gives no text holding null the digest of a text: LiveIndex.same_text).
+        # JSON text byte for byte (_FilePlanner.single decides the same way, more slowly; a row with a null
+        # value never counts, whatever the live text: LiveIndex.same_text).
         fast = c.c.plain and not renames and not is_shared
         digests = index.digests if fast else None
         texts = index.metadata_raw if fast and index.digests is None else None

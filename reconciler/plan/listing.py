@@ -14,6 +14,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import json
+import operator
 import threading
 import unicodedata
 from array import array
@@ -203,12 +204,13 @@ class LiveIndex:
     SipHash, keyed afresh in every process), enough to tell that a source row's metadata is that text byte
     for byte (:meth:`same_text`). The files compared value by value are re-read from the store when asked
     for (:meth:`raw`), a run of files at a time when they are asked for in listing order. Metadata that may
-    hold per-frame values is kept decoded in ``decoded``; its digest, and that of a text holding ``null``
-    (a source row with the same text would remove a key: compared value by value), is -1, which ``hash()``
-    never gives.
+    hold per-frame values is kept decoded in ``decoded``; its digest is -1, which ``hash()`` never gives. A
+    source row whose text holds ``null`` (it would remove a key) is never "the same text": the row says so
+    (selection looks at the row, not at the live text).
     """
 
     __slots__ = (
+        "_by_name",
         "_by_nfc",
         "_by_uuid",
         "_check",
@@ -219,7 +221,6 @@ class LiveIndex:
         "_window_end",
         "ambiguous",
         "by_data_hash",
-        "by_name",
         "dataset",
         "decoded",
         "digests",
@@ -238,7 +239,7 @@ class LiveIndex:
         self.uuids: MutableSequence[str] = []
         self.rels: list[str] = []
         self.metadata_raw: list[str | dict[str, JsonValue]] = []
-        self.by_name: dict[str, int] = {}
+        self._by_name: dict[str, int] | None = {}
         self.folders: set[str] = set()
         self._by_uuid: dict[str, int] | None = None
         self._by_nfc: dict[str, list[str]] | None = None
@@ -264,6 +265,25 @@ class LiveIndex:
         #: by :meth:`check_all`; a source row with the same text (decoded as an object) stands for it.
         self.unchecked: bytearray | None = None
         self._check: Callable[[str, str], None] | None = None
+
+    @property
+    def by_name(self) -> dict[str, int]:
+        """Relative name -> ordinal (the last file of that name; see ``ambiguous``). A digest listing whose
+        names came strictly increasing (so no two are the same) makes it only when it is first asked for:
+        selection mostly finds a source row's file as the one after the last row's (:meth:`ordinal_of_name`)."""
+        got = self._by_name
+        if got is None:
+            got = self._by_name = dict(zip(self.rels, range(len(self.rels)), strict=True))
+        return got
+
+    def ordinal_of_name(self, name: str, expected: int) -> int | None:
+        """``by_name.get(name)``, asking first whether it is file ``expected`` (the one after the last row's: a
+        source written in listing order names them one after another). Only for a listing in which no name is
+        shared (``ambiguous``)."""
+        rels = self.rels
+        if 0 <= expected < len(rels) and rels[expected] == name:
+            return expected
+        return self.by_name.get(name)
 
     def is_elsewhere(self, rel: str) -> bool:
         """Whether a file of this name was listed and left to another shard."""
@@ -305,7 +325,7 @@ class LiveIndex:
         a key, nor of metadata kept decoded)."""
         digests = self.digests
         if digests is not None:
-            return digests[i] == hash(text)
+            return digests[i] == hash(text) and b"null" not in text
         raw = self.metadata_raw[i]
         if type(raw) is str and raw == text.decode():
             if self.unchecked is not None:
@@ -495,7 +515,8 @@ def read_index(
                 on_progress(stage, n, None)
                 next_report += PROGRESS_EVERY
     folders.add(folder.uuid)
-    if len(by_name) < n:  # some relative name is shared (rare: found after the listing, not per file)
+    if index._by_name is not None and len(index._by_name) < n:  # some relative name is shared (rare: found
+        # after the listing, not per file; a digest listing in strictly increasing order has none)
         seen: dict[str, list[int]] = {}
         for i, rel in enumerate(rels):
             seen.setdefault(rel, []).append(i)
@@ -536,6 +557,10 @@ def _read_digests(
     stage = reading(index.folder.path)
     n = 0
     next_report = PROGRESS_EVERY
+    # Names that come strictly increasing (one folder, listed by name: the usual case) are all different:
+    # then ``by_name`` is made only if it is asked for (LiveIndex.by_name), 70 bytes a file spared.
+    ordered = keep is None
+    last: str | None = None
     for item_folder, page in provider.iter_raw_pages(index.folder, recursive=recursive, children=children):
         folders.add(item_folder)
         if keep is not None:
@@ -549,7 +574,15 @@ def _read_digests(
                 continue
             page = kept
         names, ids, blobs, rowids = zip(*page, strict=True)
-        by_name.update(zip(names, range(n, n + len(names)), strict=True))
+        if ordered and (
+            (last is not None and not last < names[0]) or not all(map(operator.lt, names, names[1:]))
+        ):
+            ordered = False
+            by_name.update(zip(rels, range(n), strict=True))  # (the names so far)
+        if ordered:
+            last = names[-1]
+        else:
+            by_name.update(zip(names, range(n, n + len(names)), strict=True))
         rels.extend(names)
         uuids.extend(ids)
         index._rowids.extend(rowids)
@@ -560,14 +593,12 @@ def _read_digests(
             for j, blob in enumerate(blobs):
                 if (_ROOT in blob or b"\\u" in blob) and _decoded(blob, ids[j], decoded, n + j):
                     digests[n + j] = -1  # never a hash(): such a file is always compared value by value
-        if b"null" in joined:  # a null in a source row removes its key: never "the same text" (see same_text)
-            for j, blob in enumerate(blobs):
-                if b"null" in blob:
-                    digests[n + j] = -1
         n += len(names)
         if n >= next_report:
             on_progress(stage, n, None)
             next_report = n - n % PROGRESS_EVERY + PROGRESS_EVERY
+    if ordered:
+        index._by_name = None
     return n
 
 

@@ -10,6 +10,8 @@ picking one would write to a file the author may not have meant.
 
 from __future__ import annotations
 
+import contextlib
+import operator
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -175,15 +177,18 @@ def selected(
     entries no row selected, then glob-only files.
 
     With ``same`` (a digest listing's digests, for a manifest whose rows are their files' values), a file
-    whose row's metadata text has the file's digest (the live text, byte for byte: unchanged) is counted in
-    ``c.same`` instead of yielded; ``texts`` (a text listing's ``metadata_raw``, for such a manifest) does the
+    whose row's metadata text has the file's digest (the live text, byte for byte: unchanged) and no ``null``
+    (which would remove a key) is counted in ``c.same`` instead of yielded; ``texts`` (a text listing's ``metadata_raw``, for such a manifest) does the
     same for a row whose metadata text is the file's text and holds no ``null`` (which would remove a key), as
     ``_FilePlanner.single`` would find it. ``tick(n)`` hears every ``listing.PROGRESS_EVERY`` files selected.
 
     ``ahead`` (with ``same``, for a listing where no name is shared or left to another shard, and ``undeclared``
     the judge whose known keys it was made with): the manifest's JSONL source as another process read and
     checked it (:class:`reconciler.manifest.source.ReadAhead`), instead of reading it here. Its usual rows come
-    as names, line numbers and digests; a file whose row is not its live text is read again here, checked again.
+    as names, line numbers, digests and whether one of the row's values is ``null`` (in a row its checks
+    accepted, no value holds a ``null`` deeper down, and a ``null`` elsewhere in the text, in a string, leaves
+    the values those of the live text); a file whose row is not its live text is read again here, checked
+    again.
     """
     m, index = c.m, c.index
     done = bytearray(len(index))
@@ -193,7 +198,6 @@ def selected(
     if m.source is not None:
         from reconciler.manifest.source import iter_source_rows
 
-        by_name = index.by_name
         ambiguous = index.ambiguous
         row_line = array("q", bytes(8 * len(index)))
         src_path = m.source.path
@@ -209,51 +213,98 @@ def selected(
         exact_of = c.exact.get if c.exact else None
         unchecked = index.unchecked
         unchanged = 0
-        get = by_name.get
+        # A file is looked for first as the one after the last row's (a source in listing order), then by
+        # name (LiveIndex.ordinal_of_name; ``by_name`` is made only then). No name is shared where it is used.
+        rels = index.rels
+        size = len(rels)
+        nxt = 0
+        get: Callable[[str], int | None] | None = None
         for row in stream:
             if isinstance(row, FastRows):  # (only with ahead) usual rows, taken as the loop below takes a row
                 assert ahead is not None and same is not None
-                names, lines, digests, offsets, lengths = row
+                names, lines, digests, offsets, lengths, nulls = row
                 # The files whose row is not their live text, re-read from the store together (one query,
                 # not one each) before any message is given or the batch ends, so everything stays in order.
                 later: list[tuple[int, SourceRow]] = []
-                j = -1
-                for key, line, h in zip(names, lines, digests, strict=True):
-                    j += 1
-                    i = get(key)
-                    if i is None:
-                        c.report_missing(f"{name.value} {key!r}", SourceLocation(src_path, line), key)
-                        continue
-                    if done[i] or (exact_of is not None and exact_of(i) is not None):
-                        if later:
-                            yield from _reread(index, later)
-                        if done[i]:
-                            prev = SourceLocation(src_path, row_line[i])
+                lo, n = nxt, len(names)
+                placed = (
+                    exact_of is None
+                    and lo + n <= size
+                    and done.find(1, lo, lo + n) < 0
+                    and rels[lo : lo + n] == names
+                )
+                rows_here: Iterable[tuple[int, str, int, int]]
+                if placed:
+                    # The next files of the listing, in its order, none selected before (a source in listing
+                    # order): selected together, the files whose row is their live text counted at once, the
+                    # others looked at one by one below, as the loop would.
+                    done[lo : lo + n] = b"\x01" * n
+                    row_line[lo : lo + n] = lines
+                    count += n
+                    while 0 < next_report <= count:
+                        tick(next_report)  # type: ignore[misc]  # next_report is -1 without tick
+                        next_report += every
+                    same_text = list(map(operator.eq, same[lo : lo + n], digests))
+                    if 1 in nulls:  # (a null in the row removes its key)
+                        for j in range(n):
+                            if nulls[j]:
+                                same_text[j] = False
+                    others: list[int] = []
+                    j = -1
+                    with contextlib.suppress(ValueError):
+                        while True:
+                            j = same_text.index(False, j + 1)
+                            others.append(j)
+                    unchanged += n - len(others)
+                    nxt = lo + n
+                    rows_here = ((j, names[j], lines[j], digests[j]) for j in others)
+                else:
+                    rows_here = zip(range(n), names, lines, digests, strict=True)
+                for j, key, line, h in rows_here:
+                    if placed:
+                        i = lo + j
+                    elif nxt < size and rels[nxt] == key:
+                        i = nxt
+                    else:
+                        if get is None:
+                            get = index.by_name.get
+                        found = get(key)
+                        if found is None:
+                            c.report_missing(f"{name.value} {key!r}", SourceLocation(src_path, line), key)
+                            continue
+                        i = found
+                    if not placed:  # (else selected above)
+                        nxt = i + 1
+                        if done[i] or (exact_of is not None and exact_of(i) is not None):
+                            if later:
+                                yield from _reread(index, later)
+                            if done[i]:
+                                prev = SourceLocation(src_path, row_line[i])
+                                errors.append(
+                                    Diagnostic(
+                                        SourceLocation(src_path, line),
+                                        f"{index.rels[i]!r} is already selected exactly at {prev} in this manifest",
+                                    )
+                                )
+                                continue
+                        done[i] = 1
+                        row_line[i] = line
+                        if exact_of is not None and (exact := exact_of(i)) is not None:
                             errors.append(
                                 Diagnostic(
-                                    SourceLocation(src_path, line),
-                                    f"{index.rels[i]!r} is already selected exactly at {prev} in this manifest",
+                                    exact.location,
+                                    f"{index.rels[i]!r} is already selected exactly at "
+                                    f"{SourceLocation(src_path, line)} in this manifest",
                                 )
                             )
                             continue
-                    done[i] = 1
-                    row_line[i] = line
-                    if exact_of is not None and (exact := exact_of(i)) is not None:
-                        errors.append(
-                            Diagnostic(
-                                exact.location,
-                                f"{index.rels[i]!r} is already selected exactly at "
-                                f"{SourceLocation(src_path, line)} in this manifest",
-                            )
-                        )
-                        continue
-                    count += 1
-                    if count == next_report:
-                        tick(count)  # type: ignore[misc]  # next_report is -1 without tick
-                        next_report += every
-                    if same[i] == h:
-                        unchanged += 1
-                        continue
+                        count += 1
+                        if count == next_report:
+                            tick(count)  # type: ignore[misc]  # next_report is -1 without tick
+                            next_report += every
+                        if same[i] == h and not nulls[j]:  # (a null in the row removes its key)
+                            unchanged += 1
+                            continue
                     full = ahead.row(line, offsets[j], lengths[j])
                     if (
                         full is None
@@ -280,15 +331,18 @@ def selected(
                 assert undeclared is not None
                 undeclared.judge_row(row)
             if row.kind is name and not ambiguous:
-                i = by_name.get(row.key)
-                if i is None:
+                found = index.ordinal_of_name(row.key, nxt)
+                if found is None:
                     if not (index.elsewhere and index.is_elsewhere(row.key)):
                         c.report_missing(f"{row.kind.value} {row.key!r}", row.location, row.key)
                     continue
+                i = nxt = found
+                nxt += 1
             else:
-                i = c.resolve(row.kind, row.key, row.location, errors)
-                if i is None:
+                found = c.resolve(row.kind, row.key, row.location, errors)
+                if found is None:
                     continue
+                i = found
             if done[i]:
                 prev = SourceLocation(src_path, row_line[i])
                 errors.append(
@@ -315,7 +369,7 @@ def selected(
                 next_report += every
             if same is not None:
                 text = row.text
-                if text is not None and same[i] == hash(text):
+                if text is not None and same[i] == hash(text) and b"null" not in text:
                     unchanged += 1
                     continue
             elif texts is not None:

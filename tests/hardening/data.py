@@ -206,5 +206,5 @@ def desired_state(scenario: Scenario, root: Path) -> DesiredState:
         SourceLocation("workspace.yaml", 1, 1),
     )
     return DesiredState(
-        root=str(root), workspace=ws, schema=SchemaManifest(keys, loc), files=files, digest="sha256:x"
+        root=str(root), workspace=ws, schema=SchemaManifest(keys, loc), files=files, digest_of="sha256:x"
     )

@@ -63,5 +63,5 @@ def desired(
 ) -> DesiredState:
     ws = Workspace(SqliteConfig(), WorkspaceSettings(), SourceLocation("workspace.yaml", 1, 1))
     return DesiredState(
-        root=root, workspace=ws, schema=schema_manifest, files=tuple(files), digest="sha256:test"
+        root=root, workspace=ws, schema=schema_manifest, files=tuple(files), digest_of="sha256:test"
     )

@@ -82,7 +82,9 @@ def write_random(root: Path, rng: random.Random, lines: int, usual: float = 0.7)
 
 
 @pytest.mark.parametrize("seed", range(6))
-@pytest.mark.parametrize("how", ["whole", "split", "killed", "long lines", "unknown keys"])
+@pytest.mark.parametrize(
+    "how", ["whole", "split", "parts", "parts, long lines", "killed", "long lines", "unknown keys"]
+)
 def test_read_ahead_reads_what_reading_here_reads(
     tmp_path: Path, seed: int, how: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -91,7 +93,11 @@ def test_read_ahead_reads_what_reading_here_reads(
     monkeypatch.setattr(source_mod, "_BLOCK_BYTES", rng.choice([64, 256, 4096]))
     monkeypatch.setattr(source_mod, "_FRAME_BYTES", 1024)
     known: set[str] | None = None
-    if how == "split":
+    if how.startswith("parts"):  # many small parts of the end read here, the reader slow to start
+        monkeypatch.setattr(source_mod, "_TAKE_BYTES", rng.choice([200, 1000, 3000]))
+        if how.endswith("long lines"):
+            monkeypatch.setattr(source_mod, "MAX_ROW_BYTES", rng.randint(100, 400))
+    if how == "split" or how.startswith("parts"):
         monkeypatch.setattr(source_mod, "_SPLIT_MIN", 0)
         original = source_mod._reader
 
@@ -104,6 +110,15 @@ def test_read_ahead_reads_what_reading_here_reads(
         monkeypatch.setattr(source_mod, "MAX_ROW_BYTES", rng.randint(60, 400))
     elif how == "unknown keys":
         known = set(rng.sample(sorted(SCHEMA), 4)) | {"s", "n", "v"} | RESERVED_KEYS
+    taken = [0]
+    take = source_mod.ReadAhead._take
+
+    def counted_take(self: ReadAhead) -> bool:
+        got = take(self)
+        taken[0] += got
+        return got
+
+    monkeypatch.setattr(source_mod.ReadAhead, "_take", counted_take)
     usual = 0
     for _ in range(6):
         data = write_random(tmp_path, rng, rng.randint(1, 300))
@@ -113,29 +128,38 @@ def test_read_ahead_reads_what_reading_here_reads(
         usual += n
     if how not in ("killed", "long lines"):  # (killed at once, a frame or two may be handed on)
         assert usual > 30
+    if how.startswith("parts"):
+        assert taken[0] > 0
 
 
 def test_the_split_is_read_here_while_the_reader_reads_on(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """With the reader slow to start, the planning process reads the last part itself (a line start near the
-    end the reader agreed to stop at) and the rows are still those of reading it all here, in order."""
+    """With the reader slow to start, the planning process reads parts of the end itself (each from a line
+    start the reader agreed to stop at, up to the part before) and the rows are still those of reading it all
+    here, in order."""
     monkeypatch.setattr(source_mod, "_SPLIT_MIN", 0)
-    original = source_mod._reader
+    monkeypatch.setattr(source_mod, "_TAKE_BYTES", 4000)
+    monkeypatch.setattr(source_mod, "_BLOCK_BYTES", 8192)
+    slow_scan = source_mod._scan_usual
 
-    def slow_reader(*args: Any) -> None:  # (in the forked copy)
-        time.sleep(0.2)
-        original(*args)
+    def slow_reader(fh: Any, offset: int, checkers: Any, known: Any, put: Any, poll: Any = None) -> None:
+        def slow_poll(offset: int, stop: int) -> int:  # (in the forked copy: slow throughout)
+            time.sleep(0.01)
+            return poll(offset, stop)
 
-    monkeypatch.setattr(source_mod, "_reader", slow_reader)
+        time.sleep(0.1)
+        slow_scan(fh, offset, checkers, known, put, slow_poll)
+
+    monkeypatch.setattr(source_mod, "_scan_usual", slow_reader)  # (the reader's: replaced below, once forked)
     rng = random.Random(7)
     write_random(tmp_path, rng, 2000)
     scanned: list[int] = []
-    original_scan = source_mod._scan_usual
+    original_scan = slow_scan
 
-    def scan(fh: Any, offset: int, *args: Any) -> None:
+    def scan(fh: Any, offset: int, *args: Any, **kwargs: Any) -> None:
         scanned.append(offset)  # (this process only: the reader is forked before this is set... see below)
-        original_scan(fh, offset, *args)
+        original_scan(fh, offset, *args, **kwargs)
 
     reader = read_ahead(tmp_path, SPEC, SCHEMA, None)
     assert reader is not None
@@ -150,8 +174,63 @@ def test_the_split_is_read_here_while_the_reader_reads_on(
         else:
             got.append(item)
     size = (tmp_path / "rows.jsonl").stat().st_size
-    assert len(scanned) == 1 and size // 2 < scanned[0] < size
+    assert len(scanned) > 3 and scanned == sorted(scanned, reverse=True) and scanned[-1] > 0
+    assert size - 4000 <= scanned[0] < size
     assert (got, diagnostics) == here(tmp_path)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_part_the_reader_agreed_to_but_not_kept_is_read_here_after_all(
+    tmp_path: Path, seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If the reader stops at a line this process did not take a part from (an answer misread, say), the rest
+    is read here from where the reader stopped: the rows are still those of reading it all here."""
+    rng = random.Random(seed)
+    monkeypatch.setattr(source_mod, "_SPLIT_MIN", 0)
+    monkeypatch.setattr(source_mod, "_TAKE_BYTES", rng.choice([500, 2000]))
+    monkeypatch.setattr(source_mod, "_BLOCK_BYTES", 256)
+    monkeypatch.setattr(source_mod, "_FRAME_BYTES", 1024)
+    scan = source_mod._scan_usual
+
+    def slow_reader(fh: Any, offset: int, checkers: Any, known: Any, put: Any, poll: Any = None) -> None:
+        def slow_poll(offset: int, stop: int) -> int:  # (in the forked copy: slow throughout)
+            time.sleep(0.002)
+            return poll(offset, stop)
+
+        scan(fh, offset, checkers, known, put, slow_poll)
+
+    take = source_mod.ReadAhead._take
+    forgot = [0]
+
+    def forgetful(self: ReadAhead) -> bool:
+        got = take(self)
+        if got and len(self._own) == 2:  # the reader stops at the second part's line; it is dropped here
+            self._own.pop()
+            self._end = -1
+            forgot[0] += 1
+            return False
+        return got
+
+    monkeypatch.setattr(source_mod.ReadAhead, "_take", forgetful)
+    for _ in range(3):
+        write_random(tmp_path, rng, rng.randint(100, 300))
+        want = here(tmp_path)
+        with monkeypatch.context() as mp:
+            mp.setattr(source_mod, "_scan_usual", slow_reader)
+            reader = read_ahead(tmp_path, SPEC, SCHEMA, None)  # (forked with the slow scan)
+        assert reader is not None
+        diagnostics: list[Diagnostic] = []
+        rows: list[Any] = []
+        for item in reader.rows(diagnostics):
+            if type(item) is FastRows:
+                rows += [
+                    reader.row(item.lines[j], item.offsets[j], item.lengths[j])
+                    for j in range(len(item.names))
+                ]
+            else:
+                rows.append(item)
+        assert (rows, diagnostics) == want
+    assert forgot[0] == 3
 
 
 def test_a_reader_of_mostly_other_lines_stops_and_they_are_read_here(

@@ -134,19 +134,24 @@ def big_floats(value: object) -> bool:
 @pytest.mark.parametrize("seed", range(5))
 def test_accepts_only_what_check_all_accepts(seed: int) -> None:
     """``accepts`` is never wrong: what it accepts, ``check_all`` finds nothing in, and holds no float that an
-    integer beyond 64 bits could have become; and it accepts the usual valid rows (it is not vacuous)."""
+    integer beyond 64 bits could have become; and it accepts the usual valid rows (it is not vacuous). It says
+    2 exactly when one of the values it accepts is ``null`` (a key to remove), else 1."""
     rng = random.Random(seed)
     checkers = _Checkers(SCHEMA)
-    accepted = valid = 0
+    accepted = valid = with_null = 0
     for _ in range(3000):
-        keys = rng.sample(list(VALUES), rng.randint(0, 6))
-        md = {k: rng.choice(VALUES[k]) for k in keys}
+        keys = rng.sample([*VALUES, "free"], rng.randint(0, 6))
+        md = {k: rng.choice(VALUES.get(k, ["z", 7, 2.5, True, None, [1]])) for k in keys}
         ok = checkers.check_all(md) is None
         valid += ok
-        if checkers.accepts(md):
+        verdict = checkers.accepts(md)
+        assert verdict in (0, 1, 2)
+        if verdict:
             accepted += 1
+            with_null += verdict == 2
             assert ok and not big_floats(md), md
-    assert accepted > valid / 4
+            assert (verdict == 2) == (None in md.values()), md
+    assert accepted > valid / 4 and accepted / 4 > with_null > 0
 
 
 def reference_lines(data: bytes, limit: int) -> list[bytes]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -130,3 +131,60 @@ def test_workspace_problems_read_as_the_loader_reports_them(tmp_path: Path, file
     alone = issues(root, load_workspace)
     assert alone and all(i in full for i in alone)
     assert [i for i in full if "workspace" in i.lower() or "second" in i or "apiVersion" in i] == alone
+
+
+def test_a_large_source_hashed_by_another_process_gives_the_same_digest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """The loader hashes a source of ``HASH_AHEAD_BYTES`` or more in a forked copy while it goes on (Linux):
+    the digest is the one hashing it here gives; so it is when that copy dies before it says."""
+    from reconciler.manifest import discovery
+
+    rows = "".join(f'{{"name": "f{i}.jpg", "metadata": {{"n": {i}}}}}\n' for i in range(3000))
+    root = write(
+        tmp_path / "m",
+        {"workspace.yaml": WS, "a.yaml": FM.format(src="data/a.jsonl"), "data/a.jsonl": rows},
+    )
+    want = manifests_digest(root)  # (every file hashed here)
+    monkeypatch.setattr(discovery, "HASH_AHEAD_BYTES", 1000)
+    started: list[discovery._HashAhead | None] = []
+    original = discovery._HashAhead.start.__func__  # type: ignore[attr-defined]
+
+    def start(cls: type[discovery._HashAhead], file: Path) -> discovery._HashAhead | None:
+        started.append(original(cls, file))
+        return started[-1]
+
+    monkeypatch.setattr(discovery._HashAhead, "start", classmethod(start))
+    assert load_manifests(root).digest == want
+    made = [s for s in started if s is not None]
+    if os.name == "posix" and os.uname().sysname == "Linux":
+        assert [s.file.name for s in made] == ["a.jsonl"] and made[0]._pid is None  # (waited for, reaped)
+    # The copy dies before it answers: the file is hashed here after all.
+    import hashlib
+
+    parent = os.getpid()
+
+    class Dying:
+        def sha256(self, *args: Any) -> Any:
+            if os.getpid() != parent:
+                os._exit(3)
+            return hashlib.sha256(*args)
+
+    with monkeypatch.context() as mp:
+        mp.setattr(discovery, "hashlib", Dying())
+        started.clear()
+        assert load_manifests(root).digest == want
+        assert len([s for s in started if s is not None]) == len(made)
+    # Other threads running: hashed here (a forked copy would have only the thread that forks).
+    import threading
+
+    started.clear()
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        assert load_manifests(root).digest == want
+    finally:
+        stop.set()
+        other.join()
+    assert len(started) == 3 and started == [None] * 3

@@ -75,31 +75,48 @@ def plan_both(root: Path, m: Any, monkeypatch: pytest.MonkeyPatch) -> tuple[Any,
         reread[0] += len(uuids)
         return original(self, uuids, rowids)
 
-    monkeypatch.setattr(SqliteProvider, "read_raw_metadata", counting)
     out: list[Any] = []
-    for digest_listing in (True, False):
-        caps = dataclasses.replace(SqliteProvider.capabilities, digest_listing=digest_listing)
-        monkeypatch.setattr(SqliteProvider, "capabilities", caps)
-        provider = SqliteProvider(root / "live.db", seed=root / "seed.json")
-        try:
-            plan = make_plan(
-                desired(m, root=str(root)), provider, now=__import__("datetime").datetime(2026, 1, 1)
-            )
-            out.append((plan.files, plan.unchanged, plan.warnings, plan.reads))
-        except ManifestValidationError as exc:
-            out.append(str(exc))
-        finally:
-            provider.close()
-    monkeypatch.undo()
+    with monkeypatch.context() as mp:
+        mp.setattr(SqliteProvider, "read_raw_metadata", counting)
+        for digest_listing in (True, False):
+            caps = dataclasses.replace(SqliteProvider.capabilities, digest_listing=digest_listing)
+            mp.setattr(SqliteProvider, "capabilities", caps)
+            provider = SqliteProvider(root / "live.db", seed=root / "seed.json")
+            try:
+                plan = make_plan(
+                    desired(m, root=str(root)), provider, now=__import__("datetime").datetime(2026, 1, 1)
+                )
+                out.append((plan.files, plan.unchanged, plan.warnings, plan.reads))
+            except ManifestValidationError as exc:
+                out.append(str(exc))
+            finally:
+                provider.close()
     return out[0], out[1], reread[0]
 
 
+@pytest.mark.parametrize("ahead", [False, True])
 @pytest.mark.parametrize("seed", range(8))
 def test_a_digest_listing_plans_what_the_text_listing_plans(
-    tmp_path: Path, seed: int, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, seed: int, ahead: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """``ahead``: the source read by a second process too (``manifest.source.ReadAhead``), its usual rows
+    matched by digest and by whether a value is ``null``, the text listing's plan the reference still."""
+    from reconciler.manifest import source as source_mod
+
     rng = random.Random(seed)
     by_digest = 0
+    used = [0]
+    if ahead:
+        rows = source_mod.ReadAhead.rows
+
+        def counted_rows(self: Any, *args: Any) -> Any:
+            used[0] += 1
+            return rows(self, *args)
+
+        for name, value in (("AHEAD_MIN_BYTES", 0), ("_BLOCK_BYTES", 512), ("_FRAME_BYTES", 2048)):
+            monkeypatch.setattr(source_mod, name, value)
+        monkeypatch.setattr(source_mod, "_SPLIT_MIN", 0 if seed % 2 else 1 << 30)
+        monkeypatch.setattr(source_mod.ReadAhead, "rows", counted_rows)
     for round_ in range(8):
         root = tmp_path / f"r{round_}"
         root.mkdir()
@@ -126,6 +143,7 @@ def test_a_digest_listing_plans_what_the_text_listing_plans(
         if not isinstance(with_digests, str):
             by_digest += with_digests[1]
     assert by_digest > 0
+    assert (used[0] > 0) == ahead  # (a manifest with a glob of its own values is not read ahead)
 
 
 def test_files_compared_value_by_value_are_re_read_a_run_at_a_time(
@@ -217,7 +235,7 @@ def test_a_digest_listing_keeps_no_text(tmp_path: Path) -> None:
         provider.close()
     assert index.metadata_raw == []
     assert index.digests is not None
-    assert [d == -1 for d in index.digests] == [False, True, True, False]  # a null; per-frame values
+    assert [d == -1 for d in index.digests] == [False, False, True, False]  # per-frame values
     assert index.decoded == {2: {"frames[3].k": 1}}
     assert index.same_text(0, b'{"n": 1}') and not index.same_text(0, b'{"n":1}')
     assert not index.same_text(1, b'{"n": null}')
@@ -346,3 +364,55 @@ def test_a_text_listing_counts_unchanged_files_as_the_file_planner_would(
         if not isinstance(want, str):
             unchanged += want.unchanged
     assert unchanged > 0 and shortcut[0] > 0
+
+
+def test_names_listed_in_increasing_order_make_by_name_only_when_asked(tmp_path: Path) -> None:
+    """A digest listing whose names come strictly increasing (so all differ) makes ``by_name`` only when it is
+    asked for; any other listing makes it as it lists (and finds the names files share): the same index as a
+    text listing either way."""
+    from reconciler.model import LiveItem
+
+    snap = make_snapshot(
+        {
+            "top": [("b.jpg", {"n": 2}), ("a.jpg", {"n": 1})],
+            "top/x": [("y.jpg", {"n": 4})],  # (top/x/y.jpg, and the top-level item named x/y.jpg)
+            "top/z": [("c.jpg", {}), ("d.jpg", {})],
+            "top/z/w": [("a.jpg", {})],
+        }
+    )
+    top = snap.folders[0]
+    group = LiveItem(uid("g"), top.uuid, "grp", "imageGroup", {})
+    snap.items += [
+        group,
+        LiveItem(uid("k"), top.uuid, "c1.png", "image", {}, parent_item=group.uuid),
+        LiveItem(uid("slash"), top.uuid, "x/y.jpg", "image", {"n": 3}),
+    ]
+    write_snapshot(tmp_path / "seed.json", snap.schema, snap.folders, snap.items)
+    p = SqliteProvider(tmp_path / "live.db", seed=tmp_path / "seed.json")
+    try:
+        made = {}
+        for path in ("top", "top/z", "top/z/w"):
+            folder = p.resolve_folder(path)
+            for recursive in (False, True):
+                for children in (False, True):
+                    got = {}
+                    for digests in (True, False):
+                        index = read_index(
+                            p,
+                            folder,
+                            recursive=recursive,
+                            children=children,
+                            on_progress=lambda *a: None,
+                            digests=digests,
+                        )
+                        lazy = index._by_name is None
+                        got[digests] = (lazy, index.rels, index.ambiguous, index.by_name)
+                    assert got[True][1:] == got[False][1:], (path, recursive, children)
+                    assert not got[False][0]
+                    made[(path, recursive, children)] = got[True][0]
+                    assert got[True][0] == (list(got[True][1]) == sorted(set(got[True][1])))
+    finally:
+        p.close()
+    assert made[("top", False, False)] and made[("top/z", True, False)]
+    assert not made[("top", True, False)]  # x/y.jpg twice
+    assert not made[("top", False, True)]  # grp/c1.png is listed after x/y.jpg

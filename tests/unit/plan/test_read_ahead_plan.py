@@ -44,7 +44,7 @@ VALUES: dict[str, list[Any]] = {
 }
 
 
-GOOD: dict[str, list[Any]] = {"a": [1, 2.5, -3], "b": ["x", "y", ""], "c": [True, False]}
+GOOD: dict[str, list[Any]] = {"a": [1, 2.5, -3, None], "b": ["x", "y", "", "null"], "c": [True, False]}
 
 
 def rand_md(rng: random.Random) -> dict[str, Any]:
@@ -131,6 +131,8 @@ def plan_rounds(tmp_path: Path, seed: int, monkeypatch: pytest.MonkeyPatch, good
         snap = make_snapshot({"f": list(live.items())})
         write_snapshot(root / "seed.json", snap.schema, snap.folders, snap.items)
         names = rng.sample(NAMES, rng.randint(100, len(NAMES)))
+        if rng.random() < 0.5:
+            names.sort()  # (in listing order: runs of rows selected together, selection.selected)
         lines = [row_line(rng, name, live[name], good) for name in names]
         (root / "rows.jsonl").write_text("".join(x + "\n" for x in lines), encoding="utf-8")
         m = dataclasses.replace(
