@@ -63,12 +63,7 @@ class Selection:
                 continue
             prev = self.exact.get(i)
             if prev is not None:
-                errors.append(
-                    Diagnostic(
-                        s.location,
-                        f"{index.rels[i]!r} is already selected exactly at {prev.location} in this manifest",
-                    )
-                )
+                errors.append(_selected_twice(s.location, index.rels[i], prev.location))
                 continue
             self.exact[i] = s
 
@@ -157,6 +152,11 @@ class Selection:
         for (_, s, _), hit in zip(self.c.globs, self.glob_hit, strict=True):
             if not hit and not self.index.elsewhere:  # (a shard's glob may match other shards' files)
                 warnings.append(Diagnostic(s.location, f"glob {s.pattern!r} matches no file", "warning"))
+
+
+def _selected_twice(where: SourceLocation, rel: str, first: SourceLocation) -> Diagnostic:
+    """The error of a file one manifest selects exactly twice: at ``where``, naming the ``first`` place."""
+    return Diagnostic(where, f"{rel!r} is already selected exactly at {first} in this manifest")
 
 
 def selected(
@@ -281,21 +281,14 @@ def selected(
                             if done[i]:
                                 prev = SourceLocation(src_path, row_line[i])
                                 errors.append(
-                                    Diagnostic(
-                                        SourceLocation(src_path, line),
-                                        f"{index.rels[i]!r} is already selected exactly at {prev} in this manifest",
-                                    )
+                                    _selected_twice(SourceLocation(src_path, line), index.rels[i], prev)
                                 )
                                 continue
                         done[i] = 1
                         row_line[i] = line
                         if exact_of is not None and (exact := exact_of(i)) is not None:
                             errors.append(
-                                Diagnostic(
-                                    exact.location,
-                                    f"{index.rels[i]!r} is already selected exactly at "
-                                    f"{SourceLocation(src_path, line)} in this manifest",
-                                )
+                                _selected_twice(exact.location, index.rels[i], SourceLocation(src_path, line))
                             )
                             continue
                         count += 1
@@ -345,23 +338,13 @@ def selected(
                 i = found
             if done[i]:
                 prev = SourceLocation(src_path, row_line[i])
-                errors.append(
-                    Diagnostic(
-                        row.location,
-                        f"{index.rels[i]!r} is already selected exactly at {prev} in this manifest",
-                    )
-                )
+                errors.append(_selected_twice(row.location, index.rels[i], prev))
                 continue
             done[i] = 1
             row_line[i] = row.line
             exact = exact_of(i) if exact_of is not None else None
             if exact is not None:
-                errors.append(
-                    Diagnostic(
-                        exact.location,
-                        f"{index.rels[i]!r} is already selected exactly at {row.location} in this manifest",
-                    )
-                )
+                errors.append(_selected_twice(exact.location, index.rels[i], row.location))
                 continue
             count += 1
             if count == next_report:

@@ -141,25 +141,37 @@ def _plain_item(
         return None
     if parent is None:
         return None
-    url = get("clientMetadataSignedUrl")
-    if url is not None and (type(url) is not str or url):
-        return None  # a signed URL (or a value pydantic would refuse): the careful way
-    if "client_metadata" in raw:
-        other = raw["client_metadata"]
-        if other is not None and type(other) is not str:
-            return None
-    md_raw = raw["clientMetadata"] if "clientMetadata" in raw else get("client_metadata")
-    if md_raw is None or md_raw == "":
+    md_raw = _plain_text(raw, get, plain_strings)
+    if md_raw is _MISSING:
+        return None
+    if md_raw == "":
         metadata: dict[str, JsonValue] = {}
         text = None
-    elif type(md_raw) is not str or (WIRE_ROOT in md_raw if plain_strings else may_hold_frames(md_raw)):
-        return None  # (a vouched-for answer has no backslash-u anywhere: only the root can be there)
     else:
         value = try_loads_plain(md_raw) if plain_strings else try_loads(md_raw)
         if type(value) is not dict:
             return None  # not an object, undecided by orjson, or an error: parse_metadata words it
         metadata, text = value, md_raw
     return WireItem(LiveItem(uuid, parent, name, kind, metadata, parent_item, text), None)
+
+
+def _plain_text(raw: dict[str, Any], get: Any, plain_strings: bool) -> Any:
+    """An item's metadata as the fast paths take it: ``""`` for none, else its JSON text (not yet decoded);
+    ``_MISSING`` when the careful way must judge the item (a signed URL, a value of another type than the
+    wire's, a text that may hold a per-frame part)."""
+    url = get("clientMetadataSignedUrl")
+    if url is not None and (type(url) is not str or url):
+        return _MISSING  # a signed URL (or a value pydantic would refuse): the careful way
+    if "client_metadata" in raw:
+        other = raw["client_metadata"]
+        if other is not None and type(other) is not str:
+            return _MISSING
+    md_raw = raw["clientMetadata"] if "clientMetadata" in raw else get("client_metadata")
+    if md_raw is None or md_raw == "":
+        return ""
+    if type(md_raw) is not str or (WIRE_ROOT in md_raw if plain_strings else may_hold_frames(md_raw)):
+        return _MISSING  # (a vouched-for answer has no backslash-u anywhere: only the root can be there)
+    return md_raw
 
 
 #: One listed file as :func:`plain_rows` gives it: name, uuid, folder uuid, and the metadata (the server's
@@ -195,24 +207,10 @@ def plain_rows(
             or get("parent") != folder
         ):
             return None
-        url = get("clientMetadataSignedUrl")
-        if url is not None and (type(url) is not str or url):
+        md_raw = _plain_text(raw, get, plain_strings)
+        if md_raw is _MISSING or (md_raw and decode_texts and type(decode(md_raw)) is not dict):
             return None
-        if "client_metadata" in raw:
-            other = raw["client_metadata"]
-            if other is not None and type(other) is not str:
-                return None
-        md_raw = raw["clientMetadata"] if "clientMetadata" in raw else get("client_metadata")
-        if md_raw is None or md_raw == "":
-            append((name, uuid, folder, {}))
-        elif (
-            type(md_raw) is not str
-            or (WIRE_ROOT in md_raw if plain_strings else may_hold_frames(md_raw))
-            or (decode_texts and type(decode(md_raw)) is not dict)
-        ):
-            return None
-        else:
-            append((name, uuid, folder, md_raw))
+        append((name, uuid, folder, md_raw or {}))
     return rows
 
 
