@@ -49,7 +49,7 @@ from bench.generate import BenchSpec, desired_metadata, file_uuid, folder_uuid, 
 from bench.plan_scale import _SUMMARY, prepare
 from bench.timing import Timed, bench_env, compile_tree, run_timed
 
-__all__ = ["Row", "floor_diff", "floor_list", "main", "run_rows"]
+__all__ = ["Row", "floor_diff", "floor_list", "floor_write", "main", "run_rows"]
 
 PYTHON = sys.executable
 ROOT = Path(__file__).resolve().parent.parent
@@ -148,6 +148,61 @@ def floor_list(domain: str, key_file: Path, folders: list[str], parallel: int) -
         with ThreadPoolExecutor(max_workers=parallel) as pool:
             done = list(pool.map(one, folders))
     return sum(i for i, _ in done), sum(r for _, r in done)
+
+
+def floor_write(domain: str, key_file: Path, folder: str, source: Path, parallel: int) -> tuple[int, int]:
+    """The least a client can do to carry out the apply row's change: page the folder (one request at a time:
+    page tokens are sequential), merge each file's desired row into its listed metadata, and send the merged
+    dicts in ``patch-bulk`` requests of 1000, ``parallel`` at a time. No plan, no re-read before writing, no
+    journal, no check of the answers, no read-back. Returns (files written, requests)."""
+    import httpx
+    import orjson
+
+    from reconciler.providers.encord.auth import auth_from_env
+
+    desired: dict[str, dict[str, Any]] = {}
+    with source.open("rb") as fh:
+        for line in fh:
+            if line.strip():
+                row = orjson.loads(line)
+                desired[row["name"]] = row.get("metadata") or {}
+    auth = auth_from_env({"ENCORD_SSH_KEY_FILE": str(key_file)})
+    limits = httpx.Limits(max_connections=parallel, max_keepalive_connections=parallel)
+    with httpx.Client(base_url=domain, auth=auth, limits=limits, timeout=300) as client:
+        patches: dict[str, dict[str, Any]] = {}
+        requests = 0
+        token = ""
+        while True:
+            params: list[tuple[str, str | int | float | bool | None]] = [("isRecursive", "False")]
+            if token:
+                params.append(("pageToken", token))
+            params += [("pageSize", "1000"), ("signUrls", "False"), ("includeClientMetadata", "True")]
+            resp = client.get(f"/v2/public/storage/folders/{folder}/items", params=params)
+            resp.raise_for_status()
+            requests += 1
+            page = orjson.loads(resp.content)
+            for raw in page["results"]:
+                new = desired.get(raw["name"])
+                if new is not None:
+                    md = raw.get("clientMetadata")
+                    patches[raw["uuid"]] = {**(orjson.loads(md) if md else {}), **new}
+            token = page.get("nextPageToken") or ""
+            if not token:
+                break
+        uuids = list(patches)
+        chunks = [uuids[i : i + 1000] for i in range(0, len(uuids), 1000)]
+
+        def send(chunk: list[str]) -> None:
+            body = {"itemPatches": {u: {"clientMetadata": patches[u]} for u in chunk}}
+            client.patch(
+                "/v2/public/storage/items/patch-bulk",
+                content=orjson.dumps(body),
+                headers={"Content-Type": "application/json"},
+            ).raise_for_status()
+
+        with ThreadPoolExecutor(max_workers=parallel) as pool:
+            list(pool.map(send, chunks))
+    return len(patches), requests + len(chunks)
 
 
 def floor_diff(database: Path, source: Path) -> tuple[int, int]:
@@ -365,6 +420,7 @@ def row_apply(work: Path, *, files: int, latency_ms: float, pairs: int) -> Row:
     emu = _emulator(g.snapshot, pubhex, latency_ms)
     a, b = Side("reconciler apply"), Side("SDK bundle script")
     plan_only = Side("reconciler plan (same change)")
+    floor = Side("floor: list, merge, patch-bulk")
     base, base_plan = Side("baseline apply"), Side("baseline plan")
     ratios: list[float] = []
     try:
@@ -379,9 +435,21 @@ def row_apply(work: Path, *, files: int, latency_ms: float, pairs: int) -> Row:
             ],
         }
         plan_cmd = [*cmds["a"][:5], "plan", *cmds["a"][-2:]]
+        floor_cmd = [
+            *(PYTHON, "-m", "bench.floors", "floor-write", "--domain", emu.url, "--key-file", str(key_file)),
+            *("--folder", folder_uuid(spec), "--source", str(g.source), "--parallel", "4"),
+        ]
         for n in range(pairs):
             emu.reset()
             plan_only.runs.append(run_timed(plan_cmd, env=_reconciler_env(**renv), cwd=_tree()))
+            emu.reset()
+            t = run_timed(floor_cmd, env=env, cwd=ROOT)
+            live = emu.items()
+            bad = sum(1 for u, md in want.items() if live.get(u) != md)
+            if bad or _floor_json(t)["written"] != files:
+                raise RuntimeError(f"the floor: {bad} files do not hold the desired metadata ({t.output!r})")
+            floor.runs.append(t)
+            floor.requests.append(emu.requests()["total"])
             if BASELINE_ROOT is not None:
                 emu.reset()
                 base_plan.runs.append(
@@ -413,7 +481,15 @@ def row_apply(work: Path, *, files: int, latency_ms: float, pairs: int) -> Row:
         emu.stop()
     cpu_ms = statistics.median(t.cpu_s for t in a.runs) / files * 1000
     phase = statistics.median(x.cpu_s - p.cpu_s for x, p in zip(a.runs, plan_only.runs, strict=True))
+    sdk_floor = [y.wall_s / f.wall_s for y, f in zip(b.runs, floor.runs, strict=True)]
+    ours_floor = [x.wall_s / f.wall_s for x, f in zip(a.runs, floor.runs, strict=True)]
     notes = [
+        f"{floor.label}: wall s {', '.join(f'{t.wall_s:.2f}' for t in floor.runs)}; CPU s "
+        f"{', '.join(f'{t.cpu_s:.2f}' for t in floor.runs)}; requests {floor.requests[-1]}",
+        f"SDK / floor (wall): median {statistics.median(sdk_floor):.2f}x (pairs: "
+        f"{', '.join(f'{x:.2f}' for x in sdk_floor)}): the most any client can be faster than the SDK here; "
+        f"reconciler / floor: median {statistics.median(ours_floor):.2f}x "
+        f"(pairs: {', '.join(f'{x:.2f}' for x in ours_floor)})",
         f"reconciler CPU per written file {cpu_ms:.3f} ms (whole process, plan included)",
         f"reconciler CPU per written file in the apply phase {phase / files * 1000:.3f} ms "
         f"(apply CPU minus the CPU of `reconciler plan` of the same change, median of pairs; plan CPU s "
@@ -508,7 +584,7 @@ def run_rows(
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] in ("floor-list", "floor-diff"):
+    if argv and argv[0] in ("floor-list", "floor-diff", "floor-write"):
         p = argparse.ArgumentParser(prog=f"bench.floors {argv[0]}")
         start = time.perf_counter()
         if argv[0] == "floor-list":
@@ -519,6 +595,15 @@ def main(argv: list[str] | None = None) -> int:
             a = p.parse_args(argv[1:])
             items, requests = floor_list(a.domain, a.key_file, a.folders.split(","), a.parallel)
             out: dict[str, Any] = {"items": items, "requests": requests}
+        elif argv[0] == "floor-write":
+            p.add_argument("--domain", required=True)
+            p.add_argument("--key-file", type=Path, required=True)
+            p.add_argument("--folder", required=True, help="the folder UUID")
+            p.add_argument("--source", type=Path, required=True, help="JSONL rows {name, metadata}")
+            p.add_argument("--parallel", type=int, default=4)
+            a = p.parse_args(argv[1:])
+            written, requests = floor_write(a.domain, a.key_file, a.folder, a.source, a.parallel)
+            out = {"written": written, "requests": requests}
         else:
             p.add_argument("--database", type=Path, required=True)
             p.add_argument("--source", type=Path, required=True)

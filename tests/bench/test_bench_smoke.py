@@ -72,6 +72,12 @@ def test_floors_every_row_at_a_toy_size(tmp_path: Path) -> None:
     assert by["plan-network"].a.requests == [7, 7] and by["plan-network"].b.requests == [3, 3]
     # schema, folder, one page, one get-bulk, one patch-bulk, the get-bulk read-back after the last batch
     assert by["apply"].a.requests == [6, 6]
+    # the apply floor: one page, one patch-bulk; its figures and the SDK's ratio to it are printed
+    assert any(
+        n.startswith("floor: list, merge, patch-bulk: wall s") and n.endswith("requests 2")
+        for n in by["apply"].notes
+    )
+    assert any(n.startswith("SDK / floor (wall): median ") for n in by["apply"].notes)
     text = floors_report(rows)
     assert "median" in text and "plan-local" in text
 
