@@ -155,14 +155,18 @@ def _resolve_all(
     provider: StateProvider,
     parallelism: int,
     on_progress: listing.Progress,
+    on_resolved: Callable[[FileManifest, LiveFolder], None] | None = None,
 ) -> None:
     """Every manifest's folder, once each (errors are reported where each is used): up to ``parallelism``
-    look-ups at once where the provider serves reads concurrently, the same requests either way."""
+    look-ups at once where the provider serves reads concurrently, the same requests either way.
+    ``on_resolved`` is told of each folder found, as soon as it is (on the thread that looked it up)."""
 
     def one(m: FileManifest) -> None:
         if m.dataset is None:
             with contextlib.suppress(ProviderConflictError):
-                resolve(m)
+                folder = resolve(m)
+                if on_resolved is not None:
+                    on_resolved(m, folder)
 
     if parallelism > 1 and provider.capabilities.parallel_reads and len(manifests) > 1:
         from concurrent.futures import ThreadPoolExecutor
@@ -174,6 +178,37 @@ def _resolve_all(
     for n, m in enumerate(manifests, 1):
         one(m)
         on_progress(RESOLVING_FOLDERS, n, len(manifests))
+
+
+def _by_text(m: FileManifest) -> bool:
+    """Whether ``m``'s folder is listed with digests: a JSONL source's rows may be the live text itself."""
+    return m.source is not None and m.source.format == "jsonl"
+
+
+def _list_early(
+    manifests: Sequence[FileManifest],
+    prefetch: Prefetch,
+    by_text: set[tuple[str, bool, bool]],
+    *,
+    first: bool,
+    whole: bool,
+) -> Callable[[FileManifest, LiveFolder], None] | None:
+    """Where every manifest's folder is listed (the whole organisation's plan: no shard, no target; no
+    dataset) and listings are made ahead, each folder's listing starts as soon as its look-up answers, while
+    the other folders are still being looked up: the listings the plan starts after the last look-up, only
+    sooner (the connection pool still holds requests at once to ``parallelism``). ``None`` elsewhere, and in
+    a second pass (``first`` false: the listings are in)."""
+    if not (first and whole and prefetch.active and all(m.dataset is None for m in manifests)):
+        return None
+    lock = threading.Lock()
+
+    def start(m: FileManifest, folder: LiveFolder) -> None:
+        with lock:  # look-ups answer on several threads
+            if _by_text(m):
+                by_text.add((folder.uuid, m.recursive, m.children))
+            prefetch.start(folder, recursive=m.recursive, children=m.children)
+
+    return start
 
 
 def plan_files(
@@ -297,66 +332,10 @@ def _plan_files(
             raise hit
         return hit
 
-    on_progress(RESOLVING_FOLDERS, 0, len(manifests))
-    _resolve_all(manifests, resolve, provider, parallelism, on_progress)
     keep: Callable[[str], bool] | None = None
-    if shard is not None:
-        paths = []
-        for m in manifests:
-            if m.dataset is None:
-                with contextlib.suppress(ProviderConflictError):
-                    paths.append(resolve(m).path)
-        # A dataset's units are files of any folder: with datasets, every shard keeps its files by uuid.
-        result.rule = ShardRule(shard, paths, by_file=any(m.dataset is not None for m in manifests))
-        keep = None if result.rule.by_folder else result.rule.keeps
-    datasets: dict[str, LiveIndex] = {}  # dataset hash -> its units (reconciler.plan.datasets)
-    for position, m in enumerate(manifests):
-        if planned is not None and not planned(m):
-            left_out.append((position, m))
-            continue
-        if m.dataset is not None:
-            try:
-                units = _dataset_index(provider, m.dataset, datasets, on_progress, keep)
-            except ProviderConflictError as exc:
-                result.errors.append(Diagnostic(m.target_location or m.location, str(exc)))
-                continue
-            placed.append((position, Selection(m, units, result.errors), True))
-            continue
-        try:
-            folder = resolve(m)
-        except ProviderConflictError as exc:
-            result.errors.append(Diagnostic(m.target_location or m.location, str(exc)))
-            continue
-        if result.rule is not None and not result.rule.lists(folder.path):
-            continue  # another shard's folder group
-        folders.append(folder)
-        to_plan.append((position, m, folder))
-    to_check: list[tuple[int, FileManifest, LiveFolder]] = []
-    planned_datasets = bool(datasets)
-    for position, m in left_out:
-        # A dataset's units may be files of any folder: a planned dataset meets every left-out manifest.
-        if m.dataset is not None:
-            try:
-                units = _dataset_index(provider, m.dataset, datasets, on_progress, keep)
-            except ProviderConflictError:
-                continue  # not this plan's manifest: its own plan reports it
-            placed.append((position, Selection(m, units, []), False))
-            continue
-        try:
-            folder = resolve(m)
-        except ProviderConflictError:
-            continue  # not this plan's manifest: its own plan reports it
-        if planned_datasets or any(_may_overlap(folder, f) for f in folders):
-            to_check.append((position, m, folder))
-    from reconciler.manifest.source import iter_source_rows, read_ahead
-
     # A digest listing pays off where JSONL rows may be the live text itself; files that only a CSV source,
     # exact entries or globs select are all compared value by value (the text listing keeps their texts).
-    by_text = {
-        (folder.uuid, m.recursive, m.children)
-        for _, m, folder in (*to_plan, *to_check)
-        if m.source is not None and m.source.format == "jsonl"
-    }
+    by_text: set[tuple[str, bool, bool]] = set()
 
     def read_kept(
         provider: StateProvider,
@@ -376,66 +355,144 @@ def _plan_files(
             digests=(folder.uuid, recursive, children) in by_text,
         )
 
-    planner = _FilePlanner(result, renames, rename_check)
-    pending: dict[str, list[tuple[Selection, int, FileClaim, bool]]] = {}
-    counts: dict[str, int] = {}
-
-    def plan_one(c: Selection, is_shared: bool) -> None:
-        """Plan the files manifest ``c`` selects (a manifest this plan plans)."""
-        index = c.index
-        stage = planning(c.m.name)
-        total = len(index)
-        on_progress(stage, 0, total)
-
-        def tick(n: int) -> None:
-            on_progress(stage, n, total)
-
-        rows = early_rows.pop(id(c.m), None)
-        # The usual file is found unchanged by selected() itself: a source row whose metadata is the live
-        # JSON text byte for byte (_FilePlanner.single decides the same way, more slowly; a row with a null
-        # value never counts, whatever the live text: LiveIndex.same_text).
-        fast = c.c.plain and not renames and not is_shared
-        digests = index.digests if fast else None
-        texts = index.metadata_raw if fast and index.digests is None else None
-        ahead = aheads.get(id(c.m))
-        if ahead is not None and (digests is None or index.ambiguous or index.elsewhere):
-            ahead.close()  # read here after all
-            ahead = None
-        n = 0
-        for i, row, exact in selected(
-            c, root, spec_map, result.errors, undeclared, rows, digests, tick, ahead, texts
-        ):
-            if is_shared and counts.get(index.uuids[i], 0) > 1:
-                pending.setdefault(index.uuids[i], []).append((c, i, _claim(c, i, row, exact), True))
-            else:
+    prefetch = Prefetch(provider, parallelism, on_progress, read_kept)
+    try:
+        on_progress(RESOLVING_FOLDERS, 0, len(manifests))
+        _resolve_all(
+            manifests,
+            resolve,
+            provider,
+            parallelism,
+            on_progress,
+            _list_early(
+                manifests,
+                prefetch,
+                by_text,
+                first=eager and not listed.indexes,
+                whole=shard is None and planned is None,
+            ),
+        )
+        if shard is not None:
+            paths = []
+            for m in manifests:
+                if m.dataset is None:
+                    with contextlib.suppress(ProviderConflictError):
+                        paths.append(resolve(m).path)
+            # A dataset's units are files of any folder: with datasets, every shard keeps its files by uuid.
+            result.rule = ShardRule(shard, paths, by_file=any(m.dataset is not None for m in manifests))
+            keep = None if result.rule.by_folder else result.rule.keeps
+        datasets: dict[str, LiveIndex] = {}  # dataset hash -> its units (reconciler.plan.datasets)
+        for position, m in enumerate(manifests):
+            if planned is not None and not planned(m):
+                left_out.append((position, m))
+                continue
+            if m.dataset is not None:
                 try:
-                    planner.single(c, i, row, exact)
-                except RecursionError:  # a live value nested too deeply to decode or compare: this file only
-                    result.errors.append(
-                        Diagnostic(
-                            c.m.location,
-                            f"{index.folder.path}/{index.rels[i]} (file {index.uuids[i]}): its live metadata is "
-                            "nested too deeply to compare; nothing is planned for it",
+                    units = _dataset_index(provider, m.dataset, datasets, on_progress, keep)
+                except ProviderConflictError as exc:
+                    result.errors.append(Diagnostic(m.target_location or m.location, str(exc)))
+                    continue
+                placed.append((position, Selection(m, units, result.errors), True))
+                continue
+            try:
+                folder = resolve(m)
+            except ProviderConflictError as exc:
+                result.errors.append(Diagnostic(m.target_location or m.location, str(exc)))
+                continue
+            if result.rule is not None and not result.rule.lists(folder.path):
+                continue  # another shard's folder group
+            folders.append(folder)
+            to_plan.append((position, m, folder))
+        to_check: list[tuple[int, FileManifest, LiveFolder]] = []
+        planned_datasets = bool(datasets)
+        for position, m in left_out:
+            # A dataset's units may be files of any folder: a planned dataset meets every left-out manifest.
+            if m.dataset is not None:
+                try:
+                    units = _dataset_index(provider, m.dataset, datasets, on_progress, keep)
+                except ProviderConflictError:
+                    continue  # not this plan's manifest: its own plan reports it
+                placed.append((position, Selection(m, units, []), False))
+                continue
+            try:
+                folder = resolve(m)
+            except ProviderConflictError:
+                continue  # not this plan's manifest: its own plan reports it
+            if planned_datasets or any(_may_overlap(folder, f) for f in folders):
+                to_check.append((position, m, folder))
+        from reconciler.manifest.source import iter_source_rows, read_ahead
+
+        by_text.update(
+            (folder.uuid, m.recursive, m.children) for _, m, folder in (*to_plan, *to_check) if _by_text(m)
+        )
+
+        planner = _FilePlanner(result, renames, rename_check)
+        pending: dict[str, list[tuple[Selection, int, FileClaim, bool]]] = {}
+        counts: dict[str, int] = {}
+
+        def plan_one(c: Selection, is_shared: bool) -> None:
+            """Plan the files manifest ``c`` selects (a manifest this plan plans)."""
+            index = c.index
+            stage = planning(c.m.name)
+            total = len(index)
+            on_progress(stage, 0, total)
+
+            def tick(n: int) -> None:
+                on_progress(stage, n, total)
+
+            rows = early_rows.pop(id(c.m), None)
+            # The usual file is found unchanged by selected() itself: a source row whose metadata is the live
+            # JSON text byte for byte (_FilePlanner.single decides the same way, more slowly; a row with a null
+            # value never counts, whatever the live text: LiveIndex.same_text).
+            fast = c.c.plain and not renames and not is_shared
+            digests = index.digests if fast else None
+            texts = index.metadata_raw if fast and index.digests is None else None
+            ahead = aheads.get(id(c.m))
+            if ahead is not None and (digests is None or index.ambiguous or index.elsewhere):
+                ahead.close()  # read here after all
+                ahead = None
+            n = 0
+            for i, row, exact in selected(
+                c, root, spec_map, result.errors, undeclared, rows, digests, tick, ahead, texts
+            ):
+                if is_shared and counts.get(index.uuids[i], 0) > 1:
+                    pending.setdefault(index.uuids[i], []).append((c, i, _claim(c, i, row, exact), True))
+                else:
+                    try:
+                        planner.single(c, i, row, exact)
+                    except (
+                        RecursionError
+                    ):  # a live value nested too deeply to decode or compare: this file only
+                        result.errors.append(
+                            Diagnostic(
+                                c.m.location,
+                                f"{index.folder.path}/{index.rels[i]} (file {index.uuids[i]}): its live metadata is "
+                                "nested too deeply to compare; nothing is planned for it",
+                            )
                         )
-                    )
-            n += 1
+                n += 1
 
-        planner.unchanged(c.m, c.same)
-        on_progress(stage, n + c.same, total)
-        c.finish_missing(result.errors, result.warnings)
+            planner.unchanged(c.m, c.same)
+            on_progress(stage, n + c.same, total)
+            c.finish_missing(result.errors, result.warnings)
 
-    # Planning while listing (see the docstring): only where no two manifests' folders may share files.
-    eager = (
-        eager
-        and not left_out
-        and not to_check
-        and not any(m.dataset is not None for m in manifests)
-        and all(not _may_overlap(a, b) for n, (_, _, a) in enumerate(to_plan) for _, _, b in to_plan[n + 1 :])
-    )
-    eager_folders: set[str] = set()  # the folders of the listings planned so far
-    eager_failed: Exception | None = None
-    gave_up = False
-    with Prefetch(provider, parallelism, on_progress, read_kept) as prefetch:
+        # Planning while listing (see the docstring): only where no two manifests' folders may share files.
+        eager = (
+            eager
+            and not left_out
+            and not to_check
+            and not any(m.dataset is not None for m in manifests)
+            and all(
+                not _may_overlap(a, b) for n, (_, _, a) in enumerate(to_plan) for _, _, b in to_plan[n + 1 :]
+            )
+        )
+        eager_folders: set[str] = set()  # the folders of the listings planned so far
+        eager_failed: Exception | None = None
+        gave_up = False
+    except BaseException:  # listings already started stop at their next page
+        prefetch.close()
+        raise
+    with prefetch:
         eager = eager and prefetch.active
         for _, m, folder in (*to_plan, *to_check):  # listed ahead, up to `parallelism` folders at once
             if (folder.uuid, m.recursive, m.children) not in indexes:

@@ -12,6 +12,7 @@ import dataclasses
 import datetime as dt
 import json
 import random
+import threading
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -223,3 +224,76 @@ def test_an_error_planning_a_folder_waits_for_the_later_listings(
         ok = ms[:2]
         with pytest.raises(ProviderResponseError, match=f"item {U(100)}: clientMetadata is not valid JSON"):
             make_plan(desired(*ok, root=str(tmp_path)), provider)
+
+
+def _six_folders(api: FakeApi) -> list[FileManifest]:
+    api.items.clear()
+    api.folders.clear()
+    for f in range(6):
+        api.add_folder(U(1 + f), f"d{f}")
+        api.add_item(U(100 + f), U(1 + f), "a.jpg", "image", '{"a": 1}')
+    return [manifest(f"m{f}.yaml", f"d{f}", sel("glob", "*", f"m{f}.yaml", a=2)) for f in range(6)]
+
+
+def _is_lookup(line: str) -> bool:
+    return line.startswith("GET storage/folders?")
+
+
+def _is_listing(line: str) -> bool:
+    return line.startswith("GET storage/folders/") and "/items" in line
+
+
+def test_a_folder_is_listed_as_soon_as_it_is_found(
+    api: FakeApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Six folders looked up four at a time: the last look-up is answered only once a listing has begun, which
+    happens only if the first folders' listings start before the last folders are found. The same plan and
+    requests as the usual way, which lists after the last look-up."""
+    manifests = _six_folders(api)
+    listing_begun = threading.Event()
+    waited: list[bool] = []
+
+    def gated(request: httpx.Request) -> httpx.Response:
+        line = f"{request.method} {request.url.raw_path.decode().removeprefix('/v2/public/')}"
+        if _is_listing(line):
+            listing_begun.set()
+        elif _is_lookup(line) and "search=d5" in line:
+            waited.append(listing_begun.wait(10))
+        return api(request)
+
+    monkeypatch.setattr(files_mod, "PLAN_WHILE_LISTING", True)
+    api.log.clear()
+    with _provider(gated) as provider:
+        early = make_plan(desired(*manifests, root=str(tmp_path)), provider, now=dt.datetime(2026, 1, 1))
+    early_requests = Counter(api.log)
+    assert waited == [True]
+    monkeypatch.setattr(files_mod, "PLAN_WHILE_LISTING", False)
+    usual, usual_requests = _plan(api, manifests, tmp_path)
+    assert (early.files, early.unchanged, early.warnings, early.reads) == usual
+    assert early_requests == usual_requests
+    assert [(f.folder, f.name) for f in early.files] == [(f"d{f}", "a.jpg") for f in range(6)]
+
+
+@pytest.mark.parametrize("how", ["shard", "target"])
+def test_a_shard_or_a_targeted_plan_lists_after_the_last_look_up(
+    api: FakeApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    """Which folders a shard or a target lists is known only once every folder is found: nothing is listed
+    before."""
+    from reconciler.plan.planner import Targets
+    from reconciler.plan.shard import Shard
+
+    manifests = _six_folders(api)
+    monkeypatch.setattr(files_mod, "PLAN_WHILE_LISTING", True)
+    api.log.clear()
+    extra: dict[str, Any] = (
+        {"shard": Shard(1, 2)}
+        if how == "shard"
+        else {"targets": Targets(manifests=frozenset({"m0.yaml", "m4.yaml"}))}
+    )
+    with _provider(api) as provider:
+        make_plan(desired(*manifests, root=str(tmp_path)), provider, now=dt.datetime(2026, 1, 1), **extra)
+    lookups = [n for n, line in enumerate(api.log) if _is_lookup(line)]
+    listings = [n for n, line in enumerate(api.log) if _is_listing(line)]
+    assert len(lookups) == 6 and listings
+    assert max(lookups) < min(listings)
