@@ -40,13 +40,27 @@ __all__ = [
 
 #: An integer literal orjson would not keep exact has 19 digits or more in a row; found by mapping every
 #: digit to ``0`` and everything else to a space (``bytes.translate``, several times faster than a regular
-#: expression). Runs inside strings and long fractions match too, which only costs the slower path.
+#: expression). A run that is a float's fraction (``.`` before it) or the digits before its ``.`` or
+#: exponent is decoded alike by both (a float, correctly rounded); runs inside strings match too, which
+#: only costs the slower path.
 _DIGIT_RUNS = bytes(48 if 48 <= c <= 57 else 32 for c in range(256))
 _LONG_RUN = b"0" * 19
+_FLOAT_AFTER = frozenset(b".eE")
 
 
 def _has_long_digits(data: bytes) -> bool:
-    return _LONG_RUN in data.translate(_DIGIT_RUNS)
+    """Whether ``data`` may hold an integer literal of 19 digits or more (then only ``json`` decodes it
+    exactly). Floats' long runs of digits (``0.0049999999999954525``) do not count."""
+    mapped = data.translate(_DIGIT_RUNS)
+    at = mapped.find(_LONG_RUN)
+    while at >= 0:
+        end = mapped.find(b" ", at + 19)
+        if end < 0:
+            end = len(mapped)
+        if not (at and data[at - 1] == 46) and not (end < len(data) and data[end] in _FLOAT_AFTER):
+            return True  # an integer, or digits inside a string: the slower path decides
+        at = mapped.find(_LONG_RUN, end)
+    return False
 
 
 #: A float orjson writes with a one-digit exponent (``1e-7``; Python writes ``1e-07``).
@@ -126,8 +140,9 @@ def loads(data: str | bytes | bytearray | memoryview) -> Any:
 
 def try_loads_noting_strings(data: bytes) -> tuple[Any, bool]:
     """:func:`try_loads`, and whether every string inside the value is safe for :func:`try_loads_plain`:
-    orjson decoded the text, which has no run of 19 digits and no ``\\u`` escape anywhere, so no string in it
-    (a JSON text itself, say) can hold such a run either (its characters are the text's own)."""
+    orjson decoded the text, which has no ``\\u`` escape anywhere and no run of 19 digits but floats' (see
+    :func:`_has_long_digits`), so no string in it (a JSON text itself, say) can hold another either: its
+    characters are the text's own, and a run's neighbours ``.``, ``e`` or ``E`` are never part of an escape."""
     try:
         if not _has_long_digits(data):
             return orjson.loads(data), b"\\u" not in data
@@ -137,7 +152,7 @@ def try_loads_noting_strings(data: bytes) -> tuple[Any, bool]:
 
 
 def try_loads_plain(text: str) -> Any:
-    """:func:`try_loads` of text known to hold no run of 19 digits (a string of an answer that
+    """:func:`try_loads` of text known to hold no integer of 19 digits or more (a string of an answer that
     :func:`try_loads_noting_strings` vouched for): orjson's value, or :data:`UNDECIDED` where it refuses."""
     try:
         return orjson.loads(text)

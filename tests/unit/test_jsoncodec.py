@@ -150,10 +150,74 @@ def test_known_canonical_texts(value: Any, text: str) -> None:
         '{"a": 1, "a": 2}',
         "-0",
         "-0.0",
+        "0.0049999999999954525",
+        "[12345678901234567890.5, 1]",
+        "12345678901234567890e-3",
+        "1234567890123456789012E2",
+        "-12345678901234567890",
+        "[1.5, 12345678901234567890]",
+        '{"a": "12345678901234567890", "b": 0.1234567890123456789012345e5}',
     ],
 )
 def test_decoding_edge_cases(text: str) -> None:
     assert _same_value(jsoncodec.loads(text), json.loads(text))
+
+
+@pytest.mark.parametrize(
+    ("text", "decided"),
+    [
+        ('{"latitude": 44.995000000000005, "longitude": -0.0049999999999954525}', True),
+        ("[12345678901234567890.5, 1.2345678901234567890123e-7, 98765432109876543210E3]", True),
+        ("[0.5, 1234567890123456789]", False),  # an integer of 19 digits: the standard library decides
+        ('{"id": -98765432109876543210}', False),
+        ('["12345678901234567890"]', False),  # (inside a string: the slower path, to be safe)
+    ],
+)
+def test_only_long_integers_leave_the_decoding_to_the_standard_library(text: str, decided: bool) -> None:
+    value = jsoncodec.try_loads(text)
+    assert (value is not jsoncodec.UNDECIDED) is decided
+    assert _same_value(jsoncodec.loads(text), json.loads(text))
+    if decided:
+        assert _same_value(value, json.loads(text))
+
+
+def _digit_text(rng: random.Random) -> str:
+    """A JSON text of numbers with long runs of digits, as integers, fractions and exponents, some in strings."""
+    parts = []
+    for _ in range(rng.randint(1, 6)):
+        run = "".join(rng.choice("0123456789") for _ in range(rng.randint(1, 30)))
+        head = run.lstrip("0") or "0"
+        num = rng.choice(
+            (
+                head,
+                f"-{head}",
+                f"0.{run}",
+                f"{head}.{run}",
+                f"{head}e{rng.randint(-20, 20)}",
+                f"1.{run}E-{rng.randint(0, 30)}",
+            )
+        )
+        parts.append(json.dumps(num) if rng.random() < 0.2 else num)
+    return "[" + ", ".join(parts) + "]"
+
+
+def test_random_long_digit_runs_decode_as_the_standard_library_does() -> None:
+    rng = random.Random(19)
+    decided = 0
+    for _ in range(20_000):
+        text = _digit_text(rng)
+        assert _same_value(jsoncodec.loads(text), json.loads(text)), text
+        value = jsoncodec.try_loads(text)
+        if value is not jsoncodec.UNDECIDED:
+            decided += 1
+            assert _same_value(value, json.loads(text)), text
+        # the same text as a string inside an answer: vouched-for strings decode alike too
+        outer = json.dumps({"clientMetadata": text}).encode()
+        got, plain = jsoncodec.try_loads_noting_strings(outer)
+        if got is not jsoncodec.UNDECIDED and plain:
+            inner = jsoncodec.try_loads_plain(got["clientMetadata"])
+            assert inner is jsoncodec.UNDECIDED or _same_value(inner, json.loads(text)), text
+    assert 5_000 < decided < 20_000  # both paths are taken
 
 
 @pytest.mark.parametrize("text", ['{"a": 1,}', "[1, 2", "\ufeff{}", '{"a": "\x01"}', "", "01", '{"a" 1}'])
