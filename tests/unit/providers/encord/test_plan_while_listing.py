@@ -297,3 +297,40 @@ def test_a_shard_or_a_targeted_plan_lists_after_the_last_look_up(
     listings = [n for n, line in enumerate(api.log) if _is_listing(line)]
     assert len(lookups) == 6 and listings
     assert max(lookups) < min(listings)
+
+
+def test_a_failed_look_up_is_the_plans_error_and_stops_the_listings_already_started(
+    api: FakeApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A look-up that fails after its folders' first listings began: the plan's error is the look-up's, and the
+    listings started stop (no listing thread is left running)."""
+    from reconciler.errors import ProviderError
+
+    manifests = _six_folders(api)
+    for f in range(6):  # several pages per folder, so a listing is still running when the look-up fails
+        for n in range(1, 2500):
+            api.add_item(U(10_000 * (f + 1) + n), U(1 + f), f"b{n:04d}.jpg", "image", "{}")
+    listing_begun = threading.Event()
+
+    def failing(request: httpx.Request) -> httpx.Response:
+        line = f"{request.method} {request.url.raw_path.decode().removeprefix('/v2/public/')}"
+        if _is_listing(line):
+            listing_begun.set()
+        elif _is_lookup(line) and "search=d5" in line:
+            listing_begun.wait(10)
+            return httpx.Response(500, json={"message": "look-up broke"})
+        return api(request)
+
+    monkeypatch.setattr(files_mod, "PLAN_WHILE_LISTING", True)
+    before = {t for t in threading.enumerate() if t.name == "reconciler-listing"}
+    with _provider(failing) as provider, pytest.raises(ProviderError) as failed:
+        make_plan(desired(*manifests, root=str(tmp_path)), provider, now=dt.datetime(2026, 1, 1))
+    left = [t for t in threading.enumerate() if t.name == "reconciler-listing" and t not in before]
+    for t in left:
+        t.join(10)
+    assert not any(t.is_alive() for t in left)
+    assert listing_begun.is_set()
+    assert str(failed.value) == (
+        "GET storage/folders at https://api.encord.com still failing after 6 attempt(s) and 0.0 s of backoff "
+        "(last: 500 Internal Server Error); try again later or lower parallelism"
+    )
