@@ -116,3 +116,52 @@ def test_without_parallel_reads_folders_are_listed_when_needed() -> None:
     with Prefetch(provider, 4, lambda s, n, t: None, read_index) as pre:  # type: ignore[arg-type]
         pre.start(_folder(0), recursive=False, children=False)
         assert pre.get(_folder(0), recursive=False, children=False)[0].uuids == ["u0-x"]
+
+
+def test_look_ups_and_the_listings_they_start_stay_within_the_parallelism(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Listings start while other folders are still being looked up; over real HTTP, requests at once (counted by
+    the emulator as they arrive and leave) never exceed ``--parallelism``, and the plan and its requests are those
+    of one request at a time."""
+    from reconciler.testing import emulator as emulator_mod
+
+    folders = [f"site-{n}" for n in range(7)]
+    snap = make_snapshot({f: [(f"f{i:04d}.jpg", {"team.b": i}) for i in range(1200)] for f in folders})
+    lock = threading.Lock()
+    now = {"in": 0, "max": 0}
+    original = emulator_mod._Handler._dispatch
+
+    def counted(self: Any) -> None:
+        with lock:
+            now["in"] += 1
+            now["max"] = max(now["max"], now["in"])
+        try:
+            original(self)
+        finally:
+            with lock:
+                now["in"] -= 1
+
+    monkeypatch.setattr(emulator_mod._Handler, "_dispatch", counted)
+    with Emulator(snap, tokens=[TOKEN], latency_ms=20) as emu:
+        files = {
+            "ws.yaml": "apiVersion: reconciler/v1\nkind: Workspace\nprovider: {type: encord, domain: "
+            + emu.url
+            + "}\n"
+        }
+        for f in folders:
+            files[f"{f}.yaml"] = (
+                f"apiVersion: reconciler/v1\nkind: FileMetadata\nfolder: {f}\n"
+                "files:\n  - glob: 'f000*.jpg'\n    metadata: {split: train}\n"
+            )
+        root = write(tmp_path / "m", files)
+        three, calls_three = _plan(root, emu, "--parallelism", "3")
+        most_at_once = now["max"]
+        one, calls_one = _plan(root, emu, "--parallelism", "1")
+    assert most_at_once == 3
+    assert three == one and calls_three == calls_one
+    assert calls_three["by_route"] == {
+        "GET organisation/client-metadata-schema-v2": 1,
+        "GET storage/folders": 7,
+        "GET storage/folders/{uuid}/items": 14,
+    }
