@@ -40,6 +40,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,42 +109,53 @@ class Row:
 # -- floor programs (each runs as its own process: ``python -m bench.floors floor-list ...``) ------------------
 
 
-def floor_list(domain: str, key_file: Path, folders: list[str], parallel: int) -> tuple[int, int]:
-    """Page every folder (``parallel`` at a time, one request at a time per folder) and decode each item's
-    metadata. Returns (items, requests)."""
+def _floor_client(domain: str, key_file: Path, parallel: int) -> Any:
+    """An httpx client with the request signing reconciler uses, ``parallel`` connections at most."""
     import httpx
-    import orjson
 
     from reconciler.providers.encord.auth import auth_from_env
 
     auth = auth_from_env({"ENCORD_SSH_KEY_FILE": str(key_file)})
     limits = httpx.Limits(max_connections=parallel, max_keepalive_connections=parallel)
-    with httpx.Client(base_url=domain, auth=auth, limits=limits, timeout=300) as client:
+    return httpx.Client(base_url=domain, auth=auth, limits=limits, timeout=300)
+
+
+def _floor_pages(client: Any, folder: str) -> Iterator[list[dict[str, Any]]]:
+    """Each page of a folder's items (pageSize 1000, the next asked for once this one is in)."""
+    import orjson
+
+    token = ""
+    while True:
+        params: list[tuple[str, str]] = [("isRecursive", "False"), ("order", "name"), ("desc", "False")]
+        if token:
+            params.append(("pageToken", token))
+        params += [("pageSize", "1000"), ("signUrls", "False"), ("includeClientMetadata", "True")]
+        resp = client.get(f"/v2/public/storage/folders/{folder}/items", params=params)
+        resp.raise_for_status()
+        page = orjson.loads(resp.content)
+        yield page["results"]
+        token = page.get("nextPageToken") or ""
+        if not token:
+            return
+
+
+def floor_list(domain: str, key_file: Path, folders: list[str], parallel: int) -> tuple[int, int]:
+    """Page every folder (``parallel`` at a time, one request at a time per folder) and decode each item's
+    metadata. Returns (items, requests)."""
+    import orjson
+
+    with _floor_client(domain, key_file, parallel) as client:
 
         def one(folder: str) -> tuple[int, int]:
             items = requests = 0
-            token = ""
-            while True:
-                params: list[tuple[str, str | int | float | bool | None]] = [
-                    ("isRecursive", "False"),
-                    ("order", "name"),
-                    ("desc", "False"),
-                ]
-                if token:
-                    params.append(("pageToken", token))
-                params += [("pageSize", "1000"), ("signUrls", "False"), ("includeClientMetadata", "True")]
-                resp = client.get(f"/v2/public/storage/folders/{folder}/items", params=params)
-                resp.raise_for_status()
+            for results in _floor_pages(client, folder):
                 requests += 1
-                page = orjson.loads(resp.content)
-                for raw in page["results"]:
+                for raw in results:
                     md = raw.get("clientMetadata")
                     if md:
                         orjson.loads(md)
                     items += 1
-                token = page.get("nextPageToken") or ""
-                if not token:
-                    return items, requests
+            return items, requests
 
         with ThreadPoolExecutor(max_workers=parallel) as pool:
             done = list(pool.map(one, folders))
@@ -155,10 +167,7 @@ def floor_write(domain: str, key_file: Path, folder: str, source: Path, parallel
     page tokens are sequential), merge each file's desired row into its listed metadata, and send the merged
     dicts in ``patch-bulk`` requests of 1000, ``parallel`` at a time. No plan, no re-read before writing, no
     journal, no check of the answers, no read-back. Returns (files written, requests)."""
-    import httpx
     import orjson
-
-    from reconciler.providers.encord.auth import auth_from_env
 
     desired: dict[str, dict[str, Any]] = {}
     with source.open("rb") as fh:
@@ -166,29 +175,16 @@ def floor_write(domain: str, key_file: Path, folder: str, source: Path, parallel
             if line.strip():
                 row = orjson.loads(line)
                 desired[row["name"]] = row.get("metadata") or {}
-    auth = auth_from_env({"ENCORD_SSH_KEY_FILE": str(key_file)})
-    limits = httpx.Limits(max_connections=parallel, max_keepalive_connections=parallel)
-    with httpx.Client(base_url=domain, auth=auth, limits=limits, timeout=300) as client:
+    with _floor_client(domain, key_file, parallel) as client:
         patches: dict[str, dict[str, Any]] = {}
         requests = 0
-        token = ""
-        while True:
-            params: list[tuple[str, str | int | float | bool | None]] = [("isRecursive", "False")]
-            if token:
-                params.append(("pageToken", token))
-            params += [("pageSize", "1000"), ("signUrls", "False"), ("includeClientMetadata", "True")]
-            resp = client.get(f"/v2/public/storage/folders/{folder}/items", params=params)
-            resp.raise_for_status()
+        for results in _floor_pages(client, folder):
             requests += 1
-            page = orjson.loads(resp.content)
-            for raw in page["results"]:
+            for raw in results:
                 new = desired.get(raw["name"])
                 if new is not None:
                     md = raw.get("clientMetadata")
                     patches[raw["uuid"]] = {**(orjson.loads(md) if md else {}), **new}
-            token = page.get("nextPageToken") or ""
-            if not token:
-                break
         uuids = list(patches)
         chunks = [uuids[i : i + 1000] for i in range(0, len(uuids), 1000)]
 
