@@ -355,8 +355,8 @@ def _plan_files(
             digests=(folder.uuid, recursive, children) in by_text,
         )
 
-    prefetch = Prefetch(provider, parallelism, on_progress, read_kept)
-    try:
+    # Leaving the block, however it is left, stops listings nobody collected (at their next progress report).
+    with Prefetch(provider, parallelism, on_progress, read_kept) as prefetch:
         on_progress(RESOLVING_FOLDERS, 0, len(manifests))
         _resolve_all(
             manifests,
@@ -489,10 +489,6 @@ def _plan_files(
         eager_folders: set[str] = set()  # the folders of the listings planned so far
         eager_failed: Exception | None = None
         gave_up = False
-    except BaseException:  # listings already started stop at their next page
-        prefetch.close()
-        raise
-    with prefetch:
         eager = eager and prefetch.active
         for _, m, folder in (*to_plan, *to_check):  # listed ahead, up to `parallelism` folders at once
             if (folder.uuid, m.recursive, m.children) not in indexes:
