@@ -81,6 +81,21 @@ def write_random(root: Path, rng: random.Random, lines: int, usual: float = 0.7)
     return data
 
 
+def _slow_scan(scan: Any, *, start: float, each: float) -> Any:
+    """``scan`` (the reader's ``_scan_usual``) that waits ``start`` seconds, then ``each`` at every poll (in the
+    forked copy: slow throughout)."""
+
+    def slow_reader(fh: Any, offset: int, checkers: Any, known: Any, put: Any, poll: Any = None) -> None:
+        def slow_poll(offset: int, stop: int) -> int:
+            time.sleep(each)
+            return poll(offset, stop)
+
+        time.sleep(start)
+        scan(fh, offset, checkers, known, put, slow_poll)
+
+    return slow_reader
+
+
 @pytest.mark.parametrize("seed", range(6))
 @pytest.mark.parametrize(
     "how", ["whole", "split", "parts", "parts, long lines", "killed", "long lines", "unknown keys"]
@@ -142,15 +157,7 @@ def test_the_split_is_read_here_while_the_reader_reads_on(
     monkeypatch.setattr(source_mod, "_TAKE_BYTES", 4000)
     monkeypatch.setattr(source_mod, "_BLOCK_BYTES", 8192)
     slow_scan = source_mod._scan_usual
-
-    def slow_reader(fh: Any, offset: int, checkers: Any, known: Any, put: Any, poll: Any = None) -> None:
-        def slow_poll(offset: int, stop: int) -> int:  # (in the forked copy: slow throughout)
-            time.sleep(0.01)
-            return poll(offset, stop)
-
-        time.sleep(0.1)
-        slow_scan(fh, offset, checkers, known, put, slow_poll)
-
+    slow_reader = _slow_scan(slow_scan, start=0.1, each=0.01)
     monkeypatch.setattr(source_mod, "_scan_usual", slow_reader)  # (the reader's: replaced below, once forked)
     rng = random.Random(7)
     write_random(tmp_path, rng, 2000)
@@ -190,14 +197,7 @@ def test_a_part_the_reader_agreed_to_but_not_kept_is_read_here_after_all(
     monkeypatch.setattr(source_mod, "_TAKE_BYTES", rng.choice([500, 2000]))
     monkeypatch.setattr(source_mod, "_BLOCK_BYTES", 256)
     monkeypatch.setattr(source_mod, "_FRAME_BYTES", 1024)
-    scan = source_mod._scan_usual
-
-    def slow_reader(fh: Any, offset: int, checkers: Any, known: Any, put: Any, poll: Any = None) -> None:
-        def slow_poll(offset: int, stop: int) -> int:  # (in the forked copy: slow throughout)
-            time.sleep(0.002)
-            return poll(offset, stop)
-
-        scan(fh, offset, checkers, known, put, slow_poll)
+    slow_reader = _slow_scan(source_mod._scan_usual, start=0.0, each=0.002)
 
     take = source_mod.ReadAhead._take
     forgot = [0]
