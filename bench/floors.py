@@ -59,6 +59,8 @@ RECONCILER_ROOT: Path | None = None
 #: A second source tree measured alongside in the plan-network and apply rows (``--baseline-root``), for
 #: before/after figures in one run.
 BASELINE_ROOT: Path | None = None
+#: The source tree whose emulator answers every command (``--emulator-root``; default: this one).
+EMULATOR_ROOT: Path | None = None
 
 
 def _tree(root: Path | None = None) -> Path:
@@ -235,7 +237,7 @@ def floor_diff(database: Path, source: Path) -> tuple[int, int]:
 def _emulator(state: Path, pubhex: str, latency_ms: float) -> Any:
     from bench.apply_vs_sdk import _Emulator
 
-    return _Emulator(state, pubhex, latency_ms)
+    return _Emulator(state, pubhex, latency_ms, EMULATOR_ROOT)
 
 
 def _key(work: Path) -> tuple[Path, str]:
@@ -521,7 +523,8 @@ def row_apply(work: Path, *, files: int, latency_ms: float, pairs: int) -> Row:
 
 
 def report(rows: list[Row]) -> str:
-    lines = [f"load average {os.getloadavg()[0]:.2f} at the end; each command its own process", ""]
+    served = f"; the emulator of {EMULATOR_ROOT}" if EMULATOR_ROOT is not None else ""
+    lines = [f"load average {os.getloadavg()[0]:.2f} at the end; each command its own process{served}", ""]
     for r in rows:
         lines.append(f"{r.name}: {r.what}")
         for side in (r.a, r.b):
@@ -629,11 +632,21 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         help="every row: also run the reconciler of this source tree in every pair (before/after)",
     )
+    p.add_argument(
+        "--emulator-root",
+        type=Path,
+        help="run the emulator of this source tree (e.g. an earlier commit's, to compare test servers)",
+    )
     args = p.parse_args(argv)
-    global RECONCILER_ROOT, BASELINE_ROOT
+    global RECONCILER_ROOT, BASELINE_ROOT, EMULATOR_ROOT
+    EMULATOR_ROOT = args.emulator_root.resolve() if args.emulator_root else None
     RECONCILER_ROOT = args.reconciler_root.resolve() if args.reconciler_root else None
     BASELINE_ROOT = args.baseline_root.resolve() if args.baseline_root else None
-    for tree in {_tree(), _tree(BASELINE_ROOT)}:  # every measured command imports bytecode, as installed
+    for tree in {
+        _tree(),
+        _tree(BASELINE_ROOT),
+        _tree(EMULATOR_ROOT),
+    }:  # every measured command imports bytecode, as installed
         compile_tree(tree)
     with tempfile.TemporaryDirectory(prefix="bench-floors-") as tmp:
         work = args.work or Path(tmp)

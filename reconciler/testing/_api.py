@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from typing import Any, Final
 from urllib.parse import parse_qs
 
+from reconciler.jsoncodec import UNDECIDED, try_loads
 from reconciler.schema import parse_wire_schema
 from reconciler.snapshot import ITEM_TYPES, Snapshot
 from reconciler.testing._state import ItemRecord, ListingKey, State, canonical_uuid, dumps_metadata
@@ -200,6 +201,9 @@ def _reject_constant(name: str) -> Any:
 def _json_body(body: bytes) -> Any:
     if not body:
         raise ApiError(400, "a JSON body is required")
+    value = try_loads(body)  # orjson where its value is json.loads'; else json.loads decides, with its error
+    if value is not UNDECIDED:
+        return value
     try:
         return json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError) as exc:

@@ -117,6 +117,7 @@ class State:
     def __init__(self, created_base: datetime | None = None) -> None:
         #: createdAt of the first folder; each later folder or item is one millisecond later.
         self.created_base = (created_base or datetime.now(timezone.utc)).replace(microsecond=0)
+        self._created_at: dict[int, str] = {}
         #: The wire schema, or ``None`` when none was ever set (the GET answers ``null``).
         self.schema: WireSchema | None = None
         self.folders: dict[str, FolderRecord] = {}
@@ -313,8 +314,12 @@ class State:
         return doc
 
     def created_at(self, seq: int) -> str:
-        """The ISO 8601 createdAt of the folder or item at position ``seq``."""
-        return (self.created_base + timedelta(milliseconds=seq)).isoformat()
+        """The ISO 8601 createdAt of the folder or item at position ``seq`` (each written once: every answer
+        that holds an item repeats it)."""
+        text = self._created_at.get(seq)
+        if text is None:
+            text = self._created_at[seq] = (self.created_base + timedelta(milliseconds=seq)).isoformat()
+        return text
 
     # ---- folders -------------------------------------------------------------------------------------
 

@@ -40,6 +40,8 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import unquote
 
+import orjson
+
 from reconciler.snapshot import Snapshot, SnapshotError, read_snapshot, snapshot_from_dict
 from reconciler.testing._api import (
     API_PREFIX,
@@ -396,6 +398,15 @@ class _Server(ThreadingHTTPServer):
         logger.debug("emulator: error while serving %s", client_address, exc_info=True)
 
 
+def _answer_bytes(body: object) -> bytes:
+    """An answer's JSON text: orjson's (compact, UTF-8), or the standard library's for what orjson refuses
+    (an integer beyond 64 bits, a key that is not a string)."""
+    try:
+        return orjson.dumps(body)
+    except (orjson.JSONEncodeError, TypeError):
+        return json.dumps(body).encode("utf-8")
+
+
 class _Handler(BaseHTTPRequestHandler):
     """One connection: routes ``/v2/public/...`` to the API and ``/_emulator/...`` to the controls."""
 
@@ -474,7 +485,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.rfile.readline(1024)
 
     def _send(self, resp: Response) -> None:
-        data = b"" if resp.body is NO_BODY else json.dumps(resp.body).encode("utf-8")
+        data = b"" if resp.body is NO_BODY else _answer_bytes(resp.body)
         self._send_raw(resp.status, data, resp.headers, json_body=resp.body is not NO_BODY)
 
     def _send_raw(self, status: int, data: bytes, headers: Mapping[str, str], *, json_body: bool) -> None:

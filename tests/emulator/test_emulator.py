@@ -75,7 +75,8 @@ def test_schema_post_replaces_the_whole_map(api, emu):
     }
     r = api.post("organisation/client-metadata-schema-v2", json=new)
     assert (r.status_code, r.content) == (204, b"")
-    assert api.get("organisation/client-metadata-schema-v2").text == json.dumps(new)
+    got = api.get("organisation/client-metadata-schema-v2").json()
+    assert (got, list(got)) == (new, ["b", "a"])  # the whole map replaced, its key order kept
     assert emu.snapshot().schema == new
     assert list(emu.snapshot().schema) == ["b", "a"]  # key order kept
 
@@ -400,6 +401,22 @@ def test_patch_bulk_replaces_metadata_wholesale(api, emu):
     assert (md[IDS.b], md[IDS.child1], md[IDS.a]) == ({"x": [1, 2]}, {}, {})
     again = api.get(f"storage/items/{IDS.b}").json()
     assert again["clientMetadata"] == '{"x": [1, 2]}'
+
+
+def test_values_orjson_cannot_hold_keep_exactly_through_bodies_and_answers(api, emu):
+    # Bodies are decoded, and answers written, by orjson where it gives the standard library's value; an
+    # integer beyond 64 bits takes the standard library's way both ways, in a patch and in an answer that
+    # holds metadata as an object (the state), so every value stays exact.
+    metadata = {"big": 2**70, "neg": -(10**30), "name": "café ☃", "tiny": 1e-7, "n": 5, "ok": True}
+    r = api.patch("storage/items/patch-bulk", json={"itemPatches": {IDS.b: {"clientMetadata": metadata}}})
+    assert r.status_code == 200
+    assert r.json()["results"][0]["clientMetadata"] == json.dumps(metadata)
+    assert {i.uuid: i.metadata for i in emu.snapshot().items}[IDS.b] == metadata
+    state = httpx.get(emu.url + "/_emulator/state")
+    assert b"1180591620717411303424" in state.content
+    assert {i["uuid"]: i["client_metadata"] for i in state.json()["items"]}[IDS.b] == metadata
+    listed = api.get(f"storage/folders/{IDS.cams}/items", params=LISTING).json()
+    assert {x["uuid"]: json.loads(x["clientMetadata"]) for x in listed["results"]}[IDS.b] == metadata
 
 
 def test_patch_bulk_is_atomic_on_unknown_items(api, emu):
