@@ -408,15 +408,18 @@ def test_values_orjson_cannot_hold_keep_exactly_through_bodies_and_answers(api, 
     # integer beyond 64 bits takes the standard library's way both ways, in a patch and in an answer that
     # holds metadata as an object (the state), so every value stays exact.
     metadata = {"big": 2**70, "neg": -(10**30), "name": "café ☃", "tiny": 1e-7, "n": 5, "ok": True}
-    r = api.patch("storage/items/patch-bulk", json={"itemPatches": {IDS.b: {"clientMetadata": metadata}}})
+    patch = {IDS.b: {"clientMetadata": metadata, "name": "b ☃.mp4"}}
+    r = api.patch("storage/items/patch-bulk", json={"itemPatches": patch})
     assert r.status_code == 200
+    assert r.content.startswith(b'{"results":[{"uuid":')  # compact
+    assert '"name":"b ☃.mp4"'.encode() in r.content  # non-ASCII as UTF-8
     assert r.json()["results"][0]["clientMetadata"] == json.dumps(metadata)
     assert {i.uuid: i.metadata for i in emu.snapshot().items}[IDS.b] == metadata
     state = httpx.get(emu.url + "/_emulator/state")
     assert b"1180591620717411303424" in state.content
     assert {i["uuid"]: i["client_metadata"] for i in state.json()["items"]}[IDS.b] == metadata
-    listed = api.get(f"storage/folders/{IDS.cams}/items", params=LISTING).json()
-    assert {x["uuid"]: json.loads(x["clientMetadata"]) for x in listed["results"]}[IDS.b] == metadata
+    listed = api.get(f"storage/folders/{IDS.cams}/items", params=LISTING)
+    assert {x["uuid"]: json.loads(x["clientMetadata"]) for x in listed.json()["results"]}[IDS.b] == metadata
 
 
 def test_patch_bulk_is_atomic_on_unknown_items(api, emu):
