@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -39,7 +38,7 @@ from bench.generate import (
     generate,
     key_names,
 )
-from bench.timing import bench_env, compile_tree, run_timed
+from bench.timing import bench_env, compile_tree, run_timed, tree_env
 
 __all__ = ["Measurement", "main", "run_benchmark"]
 
@@ -79,22 +78,12 @@ def _make_key(directory: Path) -> tuple[Path, str]:
     return path, key.public_key().public_bytes_raw().hex()
 
 
-def tree_env(root: Path | None) -> dict[str, str] | None:
-    """The environment of a child process that imports ``reconciler`` from source tree ``root`` (``None``:
-    this process's own; ``python -m`` also puts the working directory first, so run it from ``root`` too)."""
-    if root is None:
-        return None
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), env.get("PYTHONPATH", "")) if p)
-    return env
-
-
 class _Emulator:
     """The emulator as a child process (``python -m reconciler.testing.emulator``)."""
 
     def __init__(self, state: Path, pubhex: str, latency_ms: float, root: Path | None = None) -> None:
         """``root``: run the emulator of this source tree (default: the one this script is imported from)."""
-        env = tree_env(root)
+        env = tree_env(root) if root is not None else None
         self.proc = subprocess.Popen(
             [
                 PYTHON,

@@ -48,7 +48,7 @@ from typing import Any
 
 from bench.generate import BenchSpec, desired_metadata, file_uuid, folder_uuid, generate, key_names
 from bench.plan_scale import _SUMMARY, prepare
-from bench.timing import Timed, bench_env, compile_tree, run_timed
+from bench.timing import Timed, bench_env, compile_tree, run_timed, tree_env
 
 __all__ = ["Row", "floor_diff", "floor_list", "floor_write", "main", "run_rows"]
 
@@ -72,11 +72,7 @@ def _tree(root: Path | None = None) -> Path:
 def _reconciler_env(root: Path | None = None, /, **extra: str) -> dict[str, str]:
     """The environment of reconciler commands: :func:`bench_env`, with ``root`` (default
     ``RECONCILER_ROOT``) first on the import path."""
-    env = bench_env(**extra)
-    root = root or RECONCILER_ROOT
-    if root is not None:
-        env["PYTHONPATH"] = str(root) + os.pathsep + env["PYTHONPATH"]
-    return env
+    return tree_env(root or RECONCILER_ROOT, **extra)
 
 
 @dataclass
@@ -642,11 +638,8 @@ def main(argv: list[str] | None = None) -> int:
     EMULATOR_ROOT = args.emulator_root.resolve() if args.emulator_root else None
     RECONCILER_ROOT = args.reconciler_root.resolve() if args.reconciler_root else None
     BASELINE_ROOT = args.baseline_root.resolve() if args.baseline_root else None
-    for tree in {
-        _tree(),
-        _tree(BASELINE_ROOT),
-        _tree(EMULATOR_ROOT),
-    }:  # every measured command imports bytecode, as installed
+    # Every measured command (and the emulator) imports bytecode, as an installed reconciler does.
+    for tree in {_tree(), _tree(BASELINE_ROOT), _tree(EMULATOR_ROOT)}:
         compile_tree(tree)
     with tempfile.TemporaryDirectory(prefix="bench-floors-") as tmp:
         work = args.work or Path(tmp)

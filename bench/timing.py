@@ -33,6 +33,15 @@ def bench_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def tree_env(root: Path | None, /, **extra: str) -> dict[str, str]:
+    """:func:`bench_env`, with source tree ``root`` (if given) first on the import path, so a child process
+    imports ``reconciler`` from it (``python -m`` also puts the working directory first: run it from ``root``)."""
+    env = bench_env(**extra)
+    if root is not None:
+        env["PYTHONPATH"] = str(root) + os.pathsep + env["PYTHONPATH"]
+    return env
+
+
 def compile_tree(root: Path | None = None) -> None:
     """Byte-compile the project's packages under ``root`` (default: this repository) into their
     ``__pycache__`` folders, as ``pip install`` does for an installed package. Measured commands then import

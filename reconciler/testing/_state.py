@@ -149,7 +149,10 @@ class State:
         state = cls(now)
         if snapshot.schema:
             parse_wire_schema(snapshot.schema)
-            state.schema = json.loads(json.dumps(snapshot.schema))
+            try:  # NaN and infinities refused, as in metadata: no answer can hold them
+                state.schema = json.loads(_ENCODER.encode(snapshot.schema))
+            except ValueError as exc:
+                raise ValueError(f"schema: {exc}") from None
         pending: list[tuple[str, str | None, str]] = []
         for seq, folder in enumerate(snapshot.folders):
             fid = canonical_uuid(folder.uuid)

@@ -58,6 +58,10 @@ def one_folder(*items: LiveItem) -> Snapshot:
             f"item {uid('i')}: name must be a non-empty string",
         ),
         (Snapshot(schema={"k": {"ty": "bogus"}}), "schema key 'k': unknown type 'bogus'"),
+        (
+            Snapshot(schema={"k": {"ty": "number", "bound": float("inf")}}),
+            "schema: Out of range float values are not JSON compliant",
+        ),
     ],
 )
 def test_invalid_snapshots_are_refused(snapshot, message):
