@@ -78,6 +78,13 @@ def test_floors_every_row_at_a_toy_size(tmp_path: Path) -> None:
         for n in by["apply"].notes
     )
     assert any(n.startswith("SDK / floor (wall): median ") for n in by["apply"].notes)
+    # the verified floor adds the re-read before the batch and the read-back after it: one get-bulk each
+    assert any(
+        n.startswith("floor, verified: + re-read before, read-back after: wall s")
+        and n.endswith("requests 4")
+        for n in by["apply"].notes
+    )
+    assert any(n.startswith("SDK / verified floor (wall): median ") for n in by["apply"].notes)
     text = floors_report(rows)
     assert "median" in text and "plan-local" in text
 
