@@ -17,7 +17,10 @@ replaced meanwhile) no further batch is sent, and the result says what was writt
 from __future__ import annotations
 
 import enum
+import fnmatch
 import logging
+import math
+import re
 import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -26,16 +29,27 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from reconciler.errors import JournalError, PlanError, ProviderConflictError, ProviderError, StalePlanError
+from reconciler.frames import base_key
 from reconciler.model import DesiredState, Limits, Mode, metadata_fingerprint
 from reconciler.plan.differ import schema_change_destructive, values_equal
 from reconciler.plan.limits import check_limits, limit_error
 from reconciler.plan.live import read_planned, write_planned
-from reconciler.plan.model import FileChange, KeyAction, Plan, SchemaAction, Strategy
+from reconciler.plan.model import (
+    FileChange,
+    KeyAction,
+    KeyChange,
+    Plan,
+    SchemaAction,
+    SchemaChange,
+    Strategy,
+)
 from reconciler.progress import PRECHECK, Progress, no_progress
 from reconciler.providers.base import TransactionalProvider
+from reconciler.reserved import CONFIG, first_problem, is_reserved, keyframe_mode
 from reconciler.schema import (
     Deletion,
     FieldSpec,
+    SchemaSpec,
     WireSchema,
     parse_wire_schema,
     schema_fingerprint,
@@ -46,6 +60,9 @@ from reconciler.values import value_checker
 if TYPE_CHECKING:
     from reconciler.providers.base import StateProvider
     from reconciler.types import JsonValue, MetadataView
+
+#: A folder given by UUID (its path is not known without the store).
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 __all__ = [
     "ApplyHooks",
@@ -296,31 +313,54 @@ def _moved_keys(plan: Plan) -> set[str]:
 
 
 def check_changes(plan: Plan, live_wire: WireSchema, desired: DesiredState | None) -> None:
-    """Refuse (PlanError) a saved plan that writes a value its key's schema type does not allow, or, given
-    the manifests, a key that no manifest in them sets or owns."""
-    after = dict(parse_wire_schema(live_wire).keys)
+    """Refuse (PlanError) a saved plan that writes what the manifests and the schema do not allow.
+
+    Always: a value its key's schema type (or, for a reserved key, SPEC §7c) does not allow, or a number JSON
+    cannot hold (NaN, an infinity). Given the manifests in ``-C`` (``desired``): a schema change they do not
+    make of the live schema; a file outside the folder of a manifest the file change names, or naming a
+    manifest not in the directory; a key that none of the manifests it names sets, defaults or owns; and, on a
+    file the plan moves a renamed key's values on, anything but that move.
+    """
+    live = parse_wire_schema(live_wire)
+    after = dict(live.keys)
     for c in plan.schema_changes:
         if c.after is not None:
             after[c.key] = c.after
     checkers: dict[str, Any] = {}
     problems: list[str] = []
-    allowed = _allowed_keys(desired, plan) if desired is not None else None
+    if desired is not None:
+        problems += _underived_schema_changes(plan, live, desired)
+    judge = _FileJudge(desired) if desired is not None else None
     for f in plan.files:
-        for kc in f.changes:
-            if allowed is not None and not allowed(f, kc.key):
-                problems.append(
-                    f"{f.address}: key {kc.key!r} is not set or owned by any manifest in the directory"
-                )
+        if judge is not None:
+            found = judge.problems(f)
+            if found:
+                problems += found
                 continue
+        reserved: dict[str, JsonValue] = {}
+        for kc in f.changes:
             if kc.action is KeyAction.REMOVE:
                 continue
-            spec = after.get(kc.key)
+            if not _finite(kc.after):
+                problems.append(f"{f.address}: key {kc.key!r}: NaN or an infinity, which JSON cannot hold")
+                continue
+            if is_reserved(kc.key):
+                reserved[kc.key] = kc.after
+                continue
+            key = base_key(kc.key)
+            spec = after.get(key)
             if spec is None:
                 continue
-            check = checkers.get(kc.key)
+            check = checkers.get(key)
             if check is None:
-                check = checkers[kc.key] = value_checker(kc.key, spec)
+                check = checkers[key] = value_checker(key, spec)
             err = check(kc.after)
+            if err is not None:
+                problems.append(f"{f.address}: {err}")
+        if reserved:
+            # Without the file's config in the plan its keyframe mode is unknown here: the looser one.
+            mode = keyframe_mode(reserved.get(CONFIG), "seconds")
+            err = first_problem(reserved, mode)
             if err is not None:
                 problems.append(f"{f.address}: {err}")
         if len(problems) > 50:
@@ -332,34 +372,121 @@ def check_changes(plan: Plan, live_wire: WireSchema, desired: DesiredState | Non
         )
 
 
-def _allowed_keys(desired: DesiredState, plan: Plan) -> Any:
-    """A test ``(file change, key) -> bool``: the key is one a manifest in ``desired`` sets, defaults or owns
-    (any key for an ``overwrite`` manifest, and any for manifests with a bulk source, whose keys come from
-    rows), or one moved by a schema rename."""
-    import fnmatch
+def _finite(value: JsonValue) -> bool:
+    """Whether ``value`` holds no NaN and no infinity (decoded JSON; without recursion)."""
+    stack: list[JsonValue] = [value]
+    while stack:
+        v = stack.pop()
+        if type(v) is float:
+            if not math.isfinite(v):
+                return False
+        elif isinstance(v, dict):
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+    return True
 
-    by_name = {m.name: m for m in desired.files}
-    given: set[str] = set()
-    patterns: list[str] = []
-    any_key = False
-    for m in desired.files:
-        if m.mode is Mode.OVERWRITE or m.source is not None:
-            any_key = True
-        given.update(m.defaults)
-        for sel in m.files:
-            given.update(sel.metadata)
-        patterns.extend(m.owns)
-    renamed = _moved_keys(plan) | {c.key for c in plan.schema_changes if c.renamed_from}
 
-    def allowed(f: FileChange, key: str) -> bool:
-        m = by_name.get(f.manifest)
-        if m is None:
-            return key in renamed and f.manifest.endswith("(renamed_from)")
-        if m.mode is Mode.OVERWRITE or any_key or key in given or key in renamed:
-            return True
-        return any(fnmatch.fnmatchcase(key, p) for p in patterns)
+def _underived_schema_changes(plan: Plan, live: SchemaSpec, desired: DesiredState) -> list[str]:
+    """The plan's schema changes that the MetadataSchema manifest in ``desired`` does not make of ``live``
+    (a targeted or sharded plan may leave some out; it may not add or alter one)."""
+    if not plan.schema_changes:
+        return []
+    from reconciler.jsoncodec import canonical
+    from reconciler.plan.differ import diff_schema
 
-    return allowed
+    def ident(c: SchemaChange) -> tuple[object, ...]:
+        return (c.key, c.action, canonical(c.after.to_json()) if c.after else None, c.renamed_from)
+
+    made = {ident(c) for c in diff_schema(desired.schema, live).changes}
+    return [
+        f"schema key {c.key!r}: the plan's change ({c.action.value}) is not what the manifests make of the "
+        "live schema"
+        for c in plan.schema_changes
+        if ident(c) not in made
+    ]
+
+
+class _FileJudge:
+    """Which files and keys the manifests in ``desired`` let a saved plan's file change touch.
+
+    A change names the manifests that select its file (``a.yaml, b.yaml`` for layered ones). The file must lie
+    in the folder of each (a folder given by path; folders given by UUID and datasets are not compared), and
+    each key must be one of theirs: any key for an ``overwrite`` manifest or one with a bulk ``source:``
+    (its rows' keys are not known here), else a key its ``files:`` entries or ``defaults`` set or its ``owns``
+    patterns match, or half of a move of a renamed key's value (the MetadataSchema manifest's ``renamed_from``:
+    the old key's value removed and set on the new key). The schema's own entries (``… (renamed_from)``) may
+    only make such moves.
+    """
+
+    def __init__(self, desired: DesiredState) -> None:
+        self.by_name = {m.name: m for m in desired.files}
+        self.keys: dict[str, set[str]] = {}
+        for m in desired.files:
+            given = self.keys[m.name] = set(m.defaults)
+            for sel in m.files:
+                given.update(sel.metadata)
+        from reconciler.plan.renames import collect_renames
+
+        self.renames = {old: r.new for old, r in collect_renames(desired.schema)[0].items()}
+        self.moved_to = set(self.renames.values())
+
+    def problems(self, f: FileChange) -> list[str]:
+        if f.manifest.endswith(" (renamed_from)"):
+            return self._move_problems(f)
+        names = f.manifest.split(", ")
+        manifests = [self.by_name.get(n) for n in names]
+        missing = [n for n, m in zip(names, manifests, strict=True) if m is None]
+        if missing:
+            return [f"{f.address}: the plan names manifest {missing[0]!r}, which is not in the directory"]
+        ms = [m for m in manifests if m is not None]
+        for m in ms:
+            folder = m.folder.strip("/")
+            if (
+                m.dataset is None
+                and folder
+                and not _UUID.fullmatch(folder)
+                and not f.address.startswith(folder + "/")
+            ):
+                return [f"{f.address}: not in folder {folder!r}, the folder of {m.name}"]
+        if any(m.mode is Mode.OVERWRITE or m.source is not None for m in ms):
+            return []
+        by_key = {kc.key: kc for kc in f.changes}
+        out = []
+        for kc in f.changes:
+            key = kc.key
+            if self._is_move(kc, by_key) or any(
+                key in self.keys[m.name] or any(fnmatch.fnmatchcase(key, p) for p in m.owns) for m in ms
+            ):
+                continue
+            out.append(f"{f.address}: key {key!r} is not set or owned by any manifest in the directory")
+        return out
+
+    def _move_problems(self, f: FileChange) -> list[str]:
+        by_key = {kc.key: kc for kc in f.changes}
+        return [
+            f"{f.address}: key {kc.key!r}: not a move of a renamed key's value"
+            for kc in f.changes
+            if not self._is_move(kc, by_key)
+        ]
+
+    def _is_move(self, kc: KeyChange, by_key: Mapping[str, KeyChange]) -> bool:
+        """Whether ``kc`` is half of a schema rename's move: the old key's value removed, and the same value
+        set on the new key, both in this file's changes."""
+        if kc.key in self.renames and kc.action is KeyAction.REMOVE:
+            new = by_key.get(self.renames[kc.key])
+            return (
+                new is not None and new.action is not KeyAction.REMOVE and values_equal(new.after, kc.before)
+            )
+        if kc.key in self.moved_to and kc.action is not KeyAction.REMOVE:
+            old = next(o for o, n in self.renames.items() if n == kc.key)
+            moved = by_key.get(old)
+            return (
+                moved is not None
+                and moved.action is KeyAction.REMOVE
+                and values_equal(moved.before, kc.after)
+            )
+        return False
 
 
 def _new_schema(plan: Plan, live_wire: WireSchema) -> WireSchema:

@@ -190,7 +190,8 @@ def open_saved_plan(
 
 
 def _current_manifests(settings: Settings, plan: Plan, path: Path) -> DesiredState | None:
-    """The manifests in ``-C`` (``None`` when there is none, or they do not load); StalePlanError when the plan
+    """The manifests in ``-C`` (``None`` when there is no such directory; ManifestError, as plan reports it,
+    when they do not load); StalePlanError when the plan
     was made for other ones (``manifests_digest``, computed from the files' bytes before anything is parsed).
     The one place apply compares the digest."""
     from reconciler.manifest.loader import load_manifests
@@ -206,12 +207,9 @@ def _current_manifests(settings: Settings, plan: Plan, path: Path) -> DesiredSta
             "Run `reconciler plan` again.",
             ["manifests"],
         )
-    try:
-        return load_manifests(settings.manifest_dir)
-    except ManifestError:
-        # The same readable bytes, and something unreadable beside them (a dangling link, say): the plan
-        # still applies, as only the Workspace names the store; the ownership check needs them, so is skipped.
-        return None
+    # Manifests that do not load (the same readable bytes, and a dangling link beside them, say) are the
+    # error plan reports: apply checks the saved plan's keys against them, so it never goes on without them.
+    return load_manifests(settings.manifest_dir)
 
 
 def journal_plan_checksum(path: Path) -> str | None:

@@ -222,3 +222,107 @@ def test_a_file_moved_or_renamed_since_the_plan_is_stale(ws, how):
         "Error: the plan is stale: live state changed since it was made; nothing was written. "
         f"Run `reconciler plan` again.\n  cams/a.jpg: the file was {why} since the plan\n"
     )
+
+
+REFUSED = (
+    "Error: the saved plan writes what the manifests and the schema do not allow; nothing was written:\n"
+)
+
+
+def test_a_schema_change_or_a_key_move_the_manifests_do_not_make_is_refused(ws):
+    """A forged rename would tombstone a declared key and drop its values from every file without
+    --allow-destructive: schema changes are re-derived from the MetadataSchema manifest and the live schema,
+    and the schema's own file changes may only move a renamed key's value."""
+    plan = save(ws)
+
+    def forge(d: dict[str, Any]) -> None:
+        d["schema"]["changes"] = [
+            {
+                "key": "zz.gone",
+                "action": "rename",
+                "before": None,
+                "after": {"type": "varchar"},
+                "destructive": False,
+                "reason": "",
+                "renamed_from": "legacy",
+            }
+        ]
+        b = next(f for f in d["files"] if f["name"] == "b.jpg")
+        d["files"].append({**b, "manifest": "schema.yaml (renamed_from)", "name": "b.jpg"})
+        d["files"][-1]["changes"] = [{"key": "weather", "action": "remove", "before": "sunny", "after": None}]
+        d["files"] = [f for f in d["files"] if f is not b]
+
+    tamper(plan, forge)
+    before = live(ws)
+    r = run(["-C", str(ws), "apply", str(plan)])
+    assert r.code == 1
+    assert r.err == (
+        REFUSED + "  schema key 'zz.gone': the plan's change (rename) is not what the manifests make of the "
+        "live schema\n"
+        "  cams/b.jpg: key 'weather': not a move of a renamed key's value\n"
+    )
+    assert live(ws) == before
+    converge(ws)
+
+
+def test_each_file_change_is_judged_by_the_manifests_it_names(ws):
+    """An overwrite manifest elsewhere does not let a merge manifest's file take any key; a file outside the
+    named manifest's folder, or a manifest not in the directory, is refused."""
+    (ws / "other.yaml").write_text(
+        "apiVersion: reconciler/v1\nkind: FileMetadata\nfolder: other\nmode: overwrite\n"
+        "files:\n  - glob: '*'\n    metadata: {weather: rain}\n"
+    )
+    edits: dict[str, Any] = {
+        "foreign key": lambda f: f["changes"].append(
+            {"key": "team.b", "action": "remove", "before": 1, "after": None}
+        ),
+        "other folder": lambda f: f.update(folder="other"),
+        "no such manifest": lambda f: f.update(manifest="nope.yaml"),
+    }
+    errors = {}
+    before = live(ws)
+    for n, (what, edit) in enumerate(edits.items()):
+        plan = save(ws, f"plan{n}.json")
+
+        def change(d: dict[str, Any], edit: Any = edit) -> None:
+            edit(next(f for f in d["files"] if f["name"] == "a.jpg"))
+
+        tamper(plan, change)
+        r = run(["-C", str(ws), "apply", str(plan)])
+        assert r.code == 1, what
+        errors[what] = r.err
+    assert errors == {
+        "foreign key": REFUSED
+        + "  cams/a.jpg: key 'team.b' is not set or owned by any manifest in the directory\n",
+        "other folder": REFUSED + "  other/a.jpg: not in folder 'cams', the folder of cams.yaml\n",
+        "no such manifest": REFUSED
+        + "  cams/a.jpg: the plan names manifest 'nope.yaml', which is not in the directory\n",
+    }
+    assert live(ws) == before
+    converge(ws)
+
+
+def test_numbers_json_cannot_hold_and_bad_reserved_keys_are_refused(ws):
+    (ws / "cams.yaml").write_text(CAMS.replace("folder: cams\n", "folder: cams\nmode: overwrite\n"))
+    plan = save(ws)
+
+    def add(d: dict[str, Any]) -> None:
+        a = next(f for f in d["files"] if f["name"] == "a.jpg")
+        a["changes"] += [
+            {"key": "keyframes", "action": "add", "before": None, "after": [-1, "a"]},
+            {"key": "zz.big", "action": "add", "before": None, "after": float("inf")},
+            {"key": "zz.nan", "action": "add", "before": None, "after": [1.5, float("nan")]},
+        ]
+
+    tamper(plan, add)
+    before = live(ws)
+    r = run(["-C", str(ws), "apply", str(plan)])
+    assert r.code == 1
+    assert r.err == (
+        REFUSED + "  cams/a.jpg: key 'zz.big': NaN or an infinity, which JSON cannot hold\n"
+        "  cams/a.jpg: key 'zz.nan': NaN or an infinity, which JSON cannot hold\n"
+        "  cams/a.jpg: keyframes: item 0 must be a non-negative number of seconds (keyframe_mode: seconds), "
+        "got the number -1\n"
+    )
+    assert live(ws) == before
+    converge(ws)

@@ -248,18 +248,23 @@ def test_with_provider_no_manifest_directory_is_needed(sqlite_ws: Path, tmp_path
     no_changes_after_apply(sqlite_ws)
 
 
-def test_apply_planfile_takes_its_store_from_the_workspace_document_alone(sqlite_ws: Path, tmp_path: Path):
-    """After the plan, a manifest that cannot even be read appears (a dangling link): plan fails, the saved
-    plan still applies: apply reads the Workspace document, not the manifests."""
+def test_apply_planfile_refuses_manifests_that_do_not_load(sqlite_ws: Path, tmp_path: Path):
+    """After the plan, a manifest that cannot even be read appears (a dangling link: the digest, made of the
+    readable files' bytes, is unchanged). The saved plan's keys are checked against the manifests, so apply
+    refuses, with plan's error, and writes nothing; once the link is gone it applies."""
     planfile = tmp_path / "plan.json"
     assert run(["-C", str(sqlite_ws), "plan", "--out", str(planfile)]).code == 0
+    before = live(tmp_path / "live.db")
     os.symlink(tmp_path / "gone.yaml", sqlite_ws / "dangling.yaml")
-    r = run(["-C", str(sqlite_ws), "plan"])
-    assert r.code == 1 and "dangling.yaml: not a regular file" in r.err
+    by_plan = run(["-C", str(sqlite_ws), "plan"])
+    assert by_plan.code == 1 and "dangling.yaml: not a regular file" in by_plan.err
+    r = run(["-C", str(sqlite_ws), "apply", str(planfile)])
+    assert (r.code, r.err, r.out) == (1, by_plan.err, "")
+    assert live(tmp_path / "live.db") == before
+    (sqlite_ws / "dangling.yaml").unlink()
     r = run(["-C", str(sqlite_ws), "apply", str(planfile)])
     assert r.code == 0, r.err
     assert "Apply complete: 4 file(s) written." in r.out
-    (sqlite_ws / "dangling.yaml").unlink()
     no_changes(sqlite_ws)
 
 
