@@ -221,7 +221,17 @@ def format_manifest_dir(root: Path, *, check: bool = False, files: Iterable[Path
     for path in files if files is not None else find_manifest_files(root).files:
         rel = path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
         shown = str(root / rel) if path.is_relative_to(root) else rel
-        read_documents(path, shown)  # size, encoding and YAML problems, with positions
+        if path.suffix not in (".yaml", ".yml"):
+            raise ManifestParseError(
+                "not a manifest: fmt rewrites only *.yaml and *.yml files", SourceLocation(shown)
+            )
+        # Size, encoding and YAML problems, with positions; then: is every document a manifest?
+        for doc in read_documents(path, shown):
+            if doc.data is not None and not (isinstance(doc.data, dict) and "apiVersion" in doc.data):
+                raise ManifestParseError(
+                    "not a manifest (a document without apiVersion); fmt rewrites only manifests",
+                    SourceLocation(shown, doc.line, doc.column),
+                )
         try:
             text = path.read_text(encoding="utf-8-sig")
         except OSError as exc:

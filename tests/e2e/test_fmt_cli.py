@@ -55,3 +55,32 @@ def test_a_missing_directory_is_an_error(tmp_path: Path):
         r.err
         == f"Error: manifest directory {str(tmp_path / 'nope')!r} does not exist (use -C/--dir to point at it)\n"
     )
+
+
+def test_a_named_file_that_is_not_a_manifest_is_refused_and_left_alone(tmp_path: Path):
+    """``fmt PATH`` rewrites only manifests: a text file, a JSON upload file or a YAML file of another tool
+    named on the command line (a shell glob over a data directory, say) is an error and is not written."""
+    m = copy_demo(tmp_path)
+    (m / "files" / "messy.yaml").write_text(MESSY)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello:   world\nfoo:    [1,2]\n")
+    upload = tmp_path / "upload.json"
+    upload.write_text('{\n  "videos": [\n    {"objectUrl": "s3://b/v.mp4"}\n  ]\n}\n')
+    workflow = tmp_path / "ci.yml"
+    workflow.write_text("on:   push\njobs:   {}\n")
+    for path, message in [
+        (notes, "Error: notes.txt: not a manifest: fmt rewrites only *.yaml and *.yml files\n"),
+        (upload, "Error: upload.json: not a manifest: fmt rewrites only *.yaml and *.yml files\n"),
+        (
+            workflow,
+            "Error: ci.yml:1:1: not a manifest (a document without apiVersion); fmt rewrites only "
+            "manifests\n",
+        ),
+    ]:
+        before = path.read_text()
+        r = run(["fmt", str(m / "files" / "messy.yaml"), str(path)], cwd=tmp_path)
+        assert (r.code, r.out, r.err) == (1, "", message)
+        assert path.read_text() == before
+        assert (
+            m / "files" / "messy.yaml"
+        ).read_text() == MESSY  # nothing is written when one file is refused
