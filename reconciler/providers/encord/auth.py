@@ -234,5 +234,12 @@ def auth_from_env(env: Mapping[str, str], *, clock: Callable[[], float] = time.t
         return Ed25519SigningAuth(load_ed25519_key(data, password, source=ENV_KEY), clock=clock)
     token = _env_value(env, ENV_TOKEN)
     if token is not None:
-        return BearerAuth(token.strip())
+        token = token.strip()
+        if not all(" " <= ch <= "~" for ch in token):
+            # A header may hold no control character, and the error httpx would raise quotes the header.
+            raise ProviderAuthError(
+                f"{ENV_TOKEN} holds a character a token cannot have (a line break or another control or "
+                "non-ASCII character); copy the token again"
+            )
+        return BearerAuth(token)
     raise ProviderAuthError(NO_CREDENTIALS_MESSAGE)

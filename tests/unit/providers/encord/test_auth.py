@@ -135,6 +135,22 @@ def test_empty_variable(name: str, value: str) -> None:
     assert _error({name: value}) == f"{name} is set but empty"
 
 
+@pytest.mark.parametrize("token", ["SECRET-TOK\nX", "SECRET\rTOK", "SECRET\x00TOK", "SECRET\u00e9TOK"])
+def test_a_token_with_a_character_no_header_can_hold_is_refused_without_echoing_it(token: str) -> None:
+    message = _error({"ENCORD_API_TOKEN": token})
+    assert message == (
+        "ENCORD_API_TOKEN holds a character a token cannot have (a line break or another control or non-ASCII "
+        "character); copy the token again"
+    )
+    assert "SECRET" not in message
+
+
+def test_a_token_keeps_its_inner_spaces_and_loses_the_outer_ones() -> None:
+    auth = auth_from_env({"ENCORD_API_TOKEN": "  abc def\n"})
+    request = next(auth.auth_flow(httpx.Request("GET", "https://api.encord.com/x")))
+    assert request.headers["Authorization"] == "Bearer abc def"
+
+
 def test_key_file_loads_and_signs(tmp_path: Path) -> None:
     pem, pub = make_ed25519_key()
     auth = auth_from_env({"ENCORD_SSH_KEY_FILE": str(_write(tmp_path / "id", pem))})
