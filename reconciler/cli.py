@@ -1225,7 +1225,13 @@ def fmt_command(
         root = Path.cwd()
         files = []
         for p in paths:
-            found = find_manifest_files(p).files if p.is_dir() else [p]
+            if p.is_dir():
+                listed = find_manifest_files(p)
+                if listed.errors:
+                    raise ManifestValidationError(listed.errors)
+                found = listed.files
+            else:
+                found = [p]
             files.extend(Path(os.path.abspath(f)) for f in found)
         files = sorted(dict.fromkeys(files))
     elif not root.is_dir():

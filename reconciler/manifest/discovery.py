@@ -2,9 +2,12 @@
 
 A manifest file is any ``*.yaml`` / ``*.yml`` under the directory, recursively; hidden files and hidden
 directories (``.git``, ``.reconciler``, ...) are skipped. The loader, ``validate``, ``fmt`` and the digest all
-use :func:`find_manifest_files`. Symbolic links are followed, to files and to directories alike: a linked
-directory is searched like a real one, and each real directory is searched once, so a link back to a directory
-already being searched (a loop) is skipped with a warning instead of being searched forever.
+use :func:`find_manifest_files`. Symbolic links are followed, to files and to directories alike, as long as they
+stay inside the repository that holds the directory (the nearest directory above it with a ``.git``; without
+one, the manifest directory itself): a link that leads out of it (to ``/etc``, a home directory, a key) is an
+error, and nothing behind it is read. A linked directory is searched like a real one, and each real directory is
+searched once, so a link back to a directory already being searched (a loop) is skipped with a warning instead
+of being searched forever.
 
 The digest is SHA-256 over each file's path (relative, posix) and the SHA-256 of its bytes, in path order: the
 same directory gives the same digest on every machine, and any change to any byte of a manifest or source file
@@ -32,6 +35,7 @@ __all__ = [
     "discover_manifests",
     "file_sha256",
     "find_manifest_files",
+    "link_boundary",
 ]
 
 MANIFEST_SUFFIXES: Final = (".yaml", ".yml")
@@ -43,12 +47,39 @@ class ManifestFiles:
 
     files: list[Path] = field(default_factory=list)
     warnings: list[Diagnostic] = field(default_factory=list)
+    #: Links that lead out of the repository (their targets are not read).
+    errors: list[Diagnostic] = field(default_factory=list)
+
+
+def link_boundary(root: Path) -> Path:
+    """Where the links of the manifest directory ``root`` may lead: the repository holding it (the nearest
+    directory at or above it with a ``.git``), else ``root`` itself (both with links resolved)."""
+    real = Path(os.path.realpath(root))
+    for d in (real, *real.parents):
+        if (d / ".git").exists():
+            return d
+    return real
 
 
 def find_manifest_files(root: Path) -> ManifestFiles:
     """Every manifest file under ``root``, by the rule of the module docstring."""
     out = ManifestFiles()
     seen: set[tuple[int, int]] = set()
+    boundary = link_boundary(root)
+
+    def escapes(entry: os.DirEntry[str], path: Path) -> bool:
+        if not entry.is_symlink():
+            return False
+        target = Path(os.path.realpath(path))
+        if target == boundary or boundary in target.parents:
+            return False
+        out.errors.append(
+            Diagnostic(
+                SourceLocation(path.relative_to(root).as_posix()),
+                "symbolic link out of the repository that holds the manifest directory; not read",
+            )
+        )
+        return True
 
     def walk(directory: Path) -> None:
         try:
@@ -76,8 +107,9 @@ def find_manifest_files(root: Path) -> ManifestFiles:
                 continue
             path = directory / entry.name
             if entry.is_dir():  # follows links
-                walk(path)
-            elif entry.name.lower().endswith(MANIFEST_SUFFIXES):
+                if not escapes(entry, path):
+                    walk(path)
+            elif entry.name.lower().endswith(MANIFEST_SUFFIXES) and not escapes(entry, path):
                 out.files.append(path)  # links to files, devices and broken links too: the loader says why
 
     walk(root)

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reconciler.errors import ManifestParseError, ReconcilerError, SourceLocation
+from reconciler.errors import ManifestParseError, ManifestValidationError, ReconcilerError, SourceLocation
 from reconciler.fileio import write_file
 from reconciler.manifest.discovery import find_manifest_files
 from reconciler.manifest.schema import KIND_MODELS
@@ -218,7 +218,12 @@ def format_manifest_dir(root: Path, *, check: bool = False, files: Iterable[Path
     """
     result = FmtResult()
     pending: list[tuple[Path, str]] = []
-    for path in files if files is not None else find_manifest_files(root).files:
+    if files is None:
+        found = find_manifest_files(root)
+        if found.errors:
+            raise ManifestValidationError(found.errors)
+        files = found.files
+    for path in files:
         rel = path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
         shown = str(root / rel) if path.is_relative_to(root) else rel
         if path.suffix not in (".yaml", ".yml"):

@@ -80,6 +80,8 @@ class _Loader:
             raise ManifestValidationError(self.out.errors)
         found = find_manifest_files(self.root)
         self.out.warnings.extend(found.warnings)
+        for d in found.errors:
+            self.out.error(d.location, d.message)
         for file in found.files:
             self._load_file(file, file.relative_to(self.root).as_posix())
         self._cross_checks(check_sources=check_sources)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reconciler import jsoncodec
-from reconciler.errors import ManifestError, PlanFormatError, StalePlanError
+from reconciler.errors import PlanFormatError, StalePlanError
 from reconciler.fileio import write_file
 from reconciler.jsonio import loads
 from reconciler.model import DesiredState, Limits

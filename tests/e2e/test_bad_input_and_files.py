@@ -278,6 +278,7 @@ CANONICAL = "apiVersion: reconciler/v1\nkind: FileMetadata\nfolder: cams\nfiles:
 
 def test_fmt_rewrites_a_symlinked_manifest_through_the_link_and_keeps_modes(tmp_path: Path):
     ws = _ws(tmp_path)
+    (tmp_path / ".git").mkdir()  # the repository holding the manifest directory: links may lead anywhere in it
     (ws / "cams.yaml").unlink()
     shared = tmp_path / "shared"
     shared.mkdir()
@@ -300,6 +301,7 @@ def test_fmt_rewrites_a_symlinked_manifest_through_the_link_and_keeps_modes(tmp_
 
 def test_symlinked_manifest_directories_are_followed_once(tmp_path: Path):
     ws = _ws(tmp_path)
+    (tmp_path / ".git").mkdir()  # the repository holding the manifest directory: links may lead anywhere in it
     (ws / "cams.yaml").unlink()
     shared = tmp_path / "shared"
     shared.mkdir()

@@ -649,6 +649,37 @@ def test_source_symlink_escape(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symbolic links")
+def test_manifest_links_out_of_the_repository_are_errors_and_not_read(tmp_path: Path) -> None:
+    """A pull request can commit links; the plan job must not read (nor quote) what they point at outside."""
+    root = tmp_path / "repo" / "m"
+    workspace(root)
+    secret = write(tmp_path, "creds", "https://x-access-token:ghp_SECRET@github.com\n")
+    (root / "evil.yaml").symlink_to(secret)
+    outside = tmp_path / "elsewhere"
+    write(outside, "ws.yaml", "apiVersion: reconciler/v1\nkind: Workspace\nprovider: {type: sqlite}\n")
+    (root / "dlink").symlink_to(outside)
+    got = problems(root)
+    assert got == [
+        "dlink: symbolic link out of the repository that holds the manifest directory; not read",
+        "evil.yaml: symbolic link out of the repository that holds the manifest directory; not read",
+    ]
+    assert not any("SECRET" in g for g in got)
+    # Inside the repository (the nearest directory above with a .git) links are followed.
+    (tmp_path / "repo" / ".git").mkdir()
+    (tmp_path / "repo" / "shared").mkdir()
+    write(
+        tmp_path / "repo" / "shared",
+        "f.yaml",
+        files_manifest("files:\n  - glob: '*'\n    metadata: {k: v}\n"),
+    )
+    (root / "evil.yaml").unlink()
+    (root / "dlink").unlink()
+    (root / "shared.yaml").symlink_to(tmp_path / "repo" / "shared" / "f.yaml")
+    state = load_manifests(root)
+    assert [m.path for m in state.files] == ["shared.yaml"]
+
+
 def test_check_sources_reports_rows(tmp_path: Path) -> None:
     write(tmp_path, "workspace.yaml", WORKSPACE + "settings: {undeclared_keys: error}\n")
     write(tmp_path, "schema.yaml", SCHEMA)
