@@ -582,8 +582,8 @@ def _lock_store(provider: StateProvider, journal_dir: Path, command: str, timeou
     lock.acquire(timeout, on_wait=waiting)
     if lock.took_over is not None:
         _err(
-            f"Warning: took over the lock of {provider.identity} left by {lock.took_over}, which is no longer "
-            "running."
+            f"Warning: took over the lock of {provider.identity} left by {lock.took_over}, which no longer holds "
+            "it."
         )
     return lock
 
@@ -1033,7 +1033,8 @@ def rollback(
     provider, workspace = open_journal_provider(journal, settings, provider_url)
     with contextlib.ExitStack() as locks:
         try:
-            locks.enter_context(_lock_store(provider, workspace.journal_dir, "rollback", lock_timeout))
+            # The lock of the journal directory the rollback writes to: the one the apply it undoes held.
+            locks.enter_context(_lock_store(provider, journal.path.parent, "rollback", lock_timeout))
         except BaseException:
             provider.close()
             raise

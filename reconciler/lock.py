@@ -22,6 +22,7 @@ import json
 import os
 import re
 import socket
+import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -65,11 +66,15 @@ def lock_path(identity: ProviderIdentity, journal_dir: Path, *, beside_store: bo
     """The lock file of a store: beside a local store's file (``beside_store``: the SQLite database), or beside
     the journal directory for a remote store."""
     if beside_store:
-        db = Path(identity.location).absolute()
+        # Links resolved: every path that reaches one database (a symlink to it, say) shares its lock.
+        db = Path(os.path.realpath(identity.location))
         return db.with_name(db.name + ".lock")
-    host = re.sub(r"[^A-Za-z0-9.-]+", "_", identity.location.split("://", 1)[-1]).strip("_")[:60]
-    digest = hashlib.sha256(f"{identity.type}\0{identity.location.rstrip('/')}".encode()).hexdigest()[:12]
-    return journal_dir.parent / f"{journal_dir.name}.{identity.type}-{host}-{digest}.lock"
+    # A domain's case does not name another store.
+    location = identity.location.rstrip("/").lower()
+    host = re.sub(r"[^A-Za-z0-9.-]+", "_", location.split("://", 1)[-1]).strip("_")[:60]
+    digest = hashlib.sha256(f"{identity.type}\0{location}".encode()).hexdigest()[:12]
+    journals = Path(os.path.realpath(journal_dir))
+    return journals.parent / f"{journals.name}.{identity.type}-{host}-{digest}.lock"
 
 
 def parse_duration(text: str) -> float:
@@ -104,11 +109,26 @@ class StoreLock:
         """Take the lock, waiting up to ``timeout`` seconds; LockError naming the holder if it stays taken."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            # Never through a link, and only a regular file: a link planted at this path (it is predictable,
+            # and may be committed beside the manifests) must not make the lock truncate or create its target.
+            fd = os.open(
+                self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644
+            )
         except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise LockError(
+                    f"{self.path}: the lock file of {self.store} is a symbolic link; a lock is never taken "
+                    "through one (remove it)"
+                ) from exc
             raise LockError(
                 f"{self.path}: cannot create the lock file of {self.store}: {exc.strerror}"
             ) from exc
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise LockError(
+                f"{self.path}: the lock file of {self.store} is not a regular file; a lock is taken only in one "
+                "(remove it)"
+            )
         deadline = time.monotonic() + timeout
         waited = False
         while True:

@@ -80,7 +80,7 @@ def test_a_lock_left_by_a_killed_apply_is_taken_over(tmp_path, sqlite_case):
     assert r.code == 0, r.err
     assert re.search(
         rf"Warning: took over the lock of sqlite:\S+live.db left by apply by pid {proc.pid} on host "
-        rf"{re.escape(socket.gethostname())} since \S+, which is no longer running.\n",
+        rf"{re.escape(socket.gethostname())} since \S+, which no longer holds it.\n",
         r.err,
     ), r.err
     case.converge()

@@ -142,6 +142,48 @@ def test_a_journal_naming_another_host_is_refused_before_any_request(
     no_changes(encord_ws, ENV)
 
 
+def test_a_rollback_from_elsewhere_waits_for_the_lock_of_the_journals_directory(
+    encord_ws: Path, emu: Emulator, tmp_path: Path
+):
+    """``rollback JOURNAL --provider`` run from another directory takes the lock the apply that wrote JOURNAL
+    took (beside its journal directory), not one of its own: while an apply holds it, the rollback is refused
+    having written nothing, and it makes no .reconciler directory where it runs."""
+    from reconciler.lock import StoreLock, lock_path
+    from reconciler.providers.base import ProviderIdentity
+
+    r = run(["-C", str(encord_ws), "apply", "--auto-approve"], env=ENV)
+    assert r.code == 0, r.err
+    journals = encord_ws / ".reconciler" / "journal"
+    (journal,) = journals.glob("*.jsonl")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    held = StoreLock(
+        lock_path(ProviderIdentity("encord", emu.url), journals, beside_store=False), "emu", "apply"
+    )
+    held.acquire()
+    try:
+        emu.reset_counts()
+        r = run(
+            ["rollback", str(journal), "--provider", f"encord:{emu.url}", "--auto-approve"],
+            env=ENV,
+            cwd=elsewhere,
+        )
+        assert r.code == 1 and "is locked by another run" in r.err, r.err
+        assert emu.request_counts()["by_route"].get("PATCH storage/items/patch-bulk", 0) == 0
+    finally:
+        held.release()
+    assert not (elsewhere / ".reconciler").exists()
+    r = run(
+        ["rollback", str(journal), "--provider", f"encord:{emu.url}", "--auto-approve"],
+        env=ENV,
+        cwd=elsewhere,
+    )
+    assert r.code == 0, r.err
+    assert not (elsewhere / ".reconciler").exists()
+    assert len(list(journals.glob("*.jsonl"))) == 2
+    no_changes_after_apply(encord_ws)
+
+
 # --------------------------------------------------------------------------------------------- sqlite
 
 
