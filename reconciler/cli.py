@@ -615,7 +615,8 @@ def _confirm(question: str) -> bool:
     click.echo(question)
     click.echo("  Only 'yes' will be accepted to approve.\n")
     click.echo("  Enter a value: ", nl=False)
-    line = sys.stdin.readline()
+    # No standard input at all (closed: `<&-`) is no answer, as an empty one is.
+    line = sys.stdin.readline() if sys.stdin is not None else ""
     click.echo("")
     return line.strip() == "yes"
 

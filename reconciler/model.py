@@ -269,5 +269,7 @@ def canonical_json(value: object) -> str:
 
 
 def metadata_fingerprint(metadata: MetadataView) -> str:
-    """A digest of a whole metadata dict, used to detect changes between plan and apply."""
-    return "sha256:" + hashlib.sha256(jsoncodec.canonical_bytes(metadata)).hexdigest()
+    """A digest of a whole metadata dict, used to detect changes between plan and apply. A live dict may hold
+    NaN or an infinity (Python's ``json.dumps`` writes them, so an SDK script can store them): they are written
+    ``NaN``/``Infinity`` here, and every other dict's digest is its canonical text's."""
+    return "sha256:" + hashlib.sha256(jsoncodec.checksum_text(metadata)).hexdigest()

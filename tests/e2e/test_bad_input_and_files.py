@@ -278,7 +278,9 @@ CANONICAL = "apiVersion: reconciler/v1\nkind: FileMetadata\nfolder: cams\nfiles:
 
 def test_fmt_rewrites_a_symlinked_manifest_through_the_link_and_keeps_modes(tmp_path: Path):
     ws = _ws(tmp_path)
-    (tmp_path / ".git").mkdir()  # the repository holding the manifest directory: links may lead anywhere in it
+    (
+        tmp_path / ".git"
+    ).mkdir()  # the repository holding the manifest directory: links may lead anywhere in it
     (ws / "cams.yaml").unlink()
     shared = tmp_path / "shared"
     shared.mkdir()
@@ -301,7 +303,9 @@ def test_fmt_rewrites_a_symlinked_manifest_through_the_link_and_keeps_modes(tmp_
 
 def test_symlinked_manifest_directories_are_followed_once(tmp_path: Path):
     ws = _ws(tmp_path)
-    (tmp_path / ".git").mkdir()  # the repository holding the manifest directory: links may lead anywhere in it
+    (
+        tmp_path / ".git"
+    ).mkdir()  # the repository holding the manifest directory: links may lead anywhere in it
     (ws / "cams.yaml").unlink()
     shared = tmp_path / "shared"
     shared.mkdir()
@@ -315,3 +319,48 @@ def test_symlinked_manifest_directories_are_followed_once(tmp_path: Path):
     )
     assert "1 FileMetadata" in r.out
     _converges(ws)
+
+
+@pytest.mark.parametrize("command", ["apply", "rollback"])
+def test_a_closed_standard_input_at_the_prompt_is_no_answer(tmp_path: Path, command: str):
+    """``reconciler apply <&-``: no standard input at all is read as no answer: cancelled, nothing written."""
+    ws = _ws(tmp_path)
+    args = ["-C", str(ws), "apply"]
+    if command == "rollback":
+        assert run(["-C", str(ws), "apply", "--auto-approve"]).code == 0
+        (journal,) = (ws / ".reconciler" / "journal").glob("*.jsonl")
+        args = ["-C", str(ws), "rollback", str(journal)]
+    r = subprocess.run(
+        [sys.executable, "-m", "reconciler", *args],
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=lambda: os.close(0),
+    )
+    noun = "Apply" if command == "apply" else "Rollback"
+    assert (r.returncode, r.stderr) == (1, f"{noun} cancelled. Nothing was written.\n")
+    if command == "apply":
+        assert run(["-C", str(ws), "plan", "--detailed-exitcode"]).code == 2  # still to do: nothing written
+    _converges(ws)
+
+
+def test_a_live_value_of_nan_is_planned_kept_and_converges(tmp_path: Path):
+    """Python's json.dumps writes NaN, so an SDK script can store it: such a live dict is planned (it used to be
+    an internal error), the key no manifest owns is kept through the merge write, and the next plan is clean."""
+    snap = make_snapshot(
+        {"cams": [("a.jpg", {"zz.n": float("nan")}), ("b.jpg", {})]},
+        {"tag": {"ty": "variant", "hint": "text"}},
+    )
+    seed_sqlite(tmp_path / "live.db", snap)
+    ws = write_dir(tmp_path / "m", {"workspace.yaml": sqlite_workspace("../live.db"), "cams.yaml": CAMS})
+    r = run(["-C", str(ws), "plan"])
+    assert r.code == 0, r.err
+    _converges(ws)
+    db = sqlite3.connect(tmp_path / "live.db")
+    try:
+        (text,) = db.execute("SELECT metadata FROM items WHERE name = 'a.jpg'").fetchone()
+    finally:
+        db.close()
+    kept = json.loads(text)
+    assert kept["zz.n"] != kept["zz.n"] and set(kept) == {"zz.n", "tag"}

@@ -76,6 +76,36 @@ def test_https_still_uses_the_proxy_the_user_configured(monkeypatch: pytest.Monk
         assert "authorization" not in {k.lower() for k in proxy.seen[0].headers}
 
 
+SOCKS = (
+    "Error: the proxy in the environment (HTTPS_PROXY / ALL_PROXY) is a SOCKS proxy, which needs the socksio "
+    "package: pip install 'httpx[socks]', or unset it\n"
+)
+UNUSABLE = (
+    "Error: the proxy in the environment (HTTPS_PROXY / HTTP_PROXY / ALL_PROXY, any case) is not a URL httpx "
+    "can use (http://, https:// or socks5://HOST:PORT); fix or unset it\n"
+)
+
+
+@pytest.mark.usefixtures("no_proxy_exemptions")
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("ALL_PROXY", "socks5://127.0.0.1:9", SOCKS),
+        ("HTTPS_PROXY", "ftp://user:s3cret@127.0.0.1:9", UNUSABLE),
+        ("HTTPS_PROXY", "http://[::1", UNUSABLE),
+        ("https_proxy", ":::", UNUSABLE),
+    ],
+)
+def test_a_proxy_setting_httpx_cannot_use_is_one_line_without_the_setting(
+    name: str, value: str, message: str
+):
+    r = run(
+        ["snapshot", "--provider", "encord:https://127.0.0.1:9", "--out", "/dev/null"],
+        env={**ENV, name: value},
+    )
+    assert (r.code, r.out, r.err) == (1, "", message)
+
+
 def test_a_redirect_to_another_origin_carries_no_credentials():
     with recording_server(status=200) as other, recording_server(status=307) as redirecting:
         redirecting.location = other.url + "/v2/public/organisation/client-metadata-schema-v2?token=x"

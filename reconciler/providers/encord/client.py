@@ -389,6 +389,24 @@ _TOKEN_TAIL = 4200
 PEEK_NEXT_TOKEN = True
 
 
+def _http_client(**options: Any) -> httpx.Client:
+    """``httpx.Client(**options)``; a proxy setting in the environment that httpx cannot use (a SOCKS proxy
+    without socksio, an unknown scheme, a malformed URL) is ProviderConnectionError, in a line that does not
+    quote the setting (a proxy URL may hold a password)."""
+    try:
+        return httpx.Client(**options)
+    except ImportError as exc:
+        raise ProviderConnectionError(
+            "the proxy in the environment (HTTPS_PROXY / ALL_PROXY) is a SOCKS proxy, which needs the socksio "
+            "package: pip install 'httpx[socks]', or unset it"
+        ) from exc
+    except (ValueError, httpx.InvalidURL) as exc:
+        raise ProviderConnectionError(
+            "the proxy in the environment (HTTPS_PROXY / HTTP_PROXY / ALL_PROXY, any case) is not a URL httpx "
+            "can use (http://, https:// or socks5://HOST:PORT); fix or unset it"
+        ) from exc
+
+
 class EncordClient:
     """One keep-alive connection pool to an Encord API domain, safe to share between threads."""
 
@@ -414,7 +432,7 @@ class EncordClient:
         # pool=None: a thread waits for a free connection instead of failing (the deadline still bounds
         # it); the caller's parallelism bounds how many wait.
         self._timeout = timeout or httpx.Timeout(connect=30.0, read=120.0, write=120.0, pool=None)
-        self._http = httpx.Client(
+        self._http = _http_client(
             auth=auth,
             transport=transport,
             timeout=self._timeout,
@@ -908,7 +926,7 @@ class EncordClient:
             )
         with self._stats_lock:
             if self._blob_http is None:
-                self._blob_http = httpx.Client(
+                self._blob_http = _http_client(
                     timeout=self._timeout,
                     limits=httpx.Limits(max_connections=self._parallelism),
                     headers={"User-Agent": f"reconciler/{__version__} python-httpx/{httpx.__version__}"},
