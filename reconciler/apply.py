@@ -599,9 +599,16 @@ def apply_plan(
         for b in batches:
             result.files.extend(run(b))
     else:
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="apply") as pool:
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="apply")
+        try:
             for out in pool.map(run, batches):
                 result.files.extend(out)
+        except BaseException:
+            # A second signal (KeyboardInterrupt) stops at once: no wait for the batches in flight, and the
+            # batches not started never start.
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
     result.interrupted = bool(cancel is not None and cancel.is_set())
     if not provider.capabilities.atomic_batches:
         _read_back(result, provider, max(1, parallelism) if provider.capabilities.parallel_reads else 1)

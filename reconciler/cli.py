@@ -669,6 +669,8 @@ def _run_apply(
                     saved=saved,
                 )
             except KeyboardInterrupt:  # a second signal: stopped at once, mid-batch
+                global _EXIT_AT_ONCE
+                _EXIT_AT_ONCE = True  # (requests still in flight are not waited for: see run)
                 if journal.path is not None:
                     _err(
                         f"Stopped at once: the batch in flight may or may not have landed. Journal: {journal.path} "
@@ -1349,9 +1351,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         gc.set_threshold(*previous)
 
 
+#: Set when a second signal stopped an apply at once: the process then exits without joining its threads.
+_EXIT_AT_ONCE = False
+
+
 def run() -> NoReturn:
     """The console script and ``python -m reconciler``: :func:`main`, then the process exits with its code."""
     code = main()
+    if _EXIT_AT_ONCE:
+        # Stopped at once by a second signal: the threads of requests still in flight are not joined (the
+        # interpreter's exit would wait for their answers, up to the request deadline).
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(code)
     # The process ends here: what the command built (listings, answers, plans) is freed without the collector
     # walking all of it once more on the way out (a tenth of a second after an apply of 10,000 files).
     gc.freeze()

@@ -126,6 +126,26 @@ def test_sigterm_on_the_emulator_and_a_second_signal_stops_at_once(tmp_path, emu
     case.converge()
 
 
+def test_a_second_signal_does_not_wait_for_a_hung_batch(tmp_path, emulator, emulator_case):
+    """Batches in flight on a server that stopped answering: the second signal ends the process at once, not
+    when their answers come (here 20 s later, on a silent server up to the request deadline)."""
+    case = emulator_case("ws")
+    proc = start_cli(["-C", str(case.dir), "apply", "--auto-approve"], env=case.env, cwd=tmp_path)
+    journal = wait_for_journal(case.journal_dir, proc)
+    assert journal is not None
+    emulator.set_faults(latency_ms=20_000)  # every request from now on hangs for 20 s
+    proc.send_signal(signal.SIGTERM)
+    time.sleep(1.0)  # (the batches now in flight are hung)
+    second = time.monotonic()
+    code, out, err = interrupt(proc, signal.SIGTERM)
+    assert time.monotonic() - second < 5, err
+    assert code == 143, (out, err)
+    assert f"Stopped at once: the batch in flight may or may not have landed. Journal: {journal}" in err
+    emulator.set_faults()
+    read_journal(journal)  # intact: reads back (a torn last line at most)
+    case.converge()
+
+
 def test_sigterm_while_planning_exits_143_without_writing(tmp_path, emulator, emulator_case):
     case = emulator_case("ws")
     emulator.set_faults(latency_ms=400)
