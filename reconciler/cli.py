@@ -1396,8 +1396,20 @@ def _main(args: list[str]) -> int:
     if hint is not None:
         _report("error", hint)
         return EXIT_ERROR
+    if (
+        sys.stdout is None
+    ):  # closed (`>&-`): what the command says, the journal's path included, would be lost
+        _err("Error: cannot write the output: standard output is closed; nothing was done")
+        return EXIT_ERROR
     try:
-        cli.main(args=args, prog_name="reconciler", standalone_mode=False)
+        try:
+            cli.main(args=args, prog_name="reconciler", standalone_mode=False)
+        except SystemExit:
+            # click ends a run whose standard output's reader went away (EPIPE) with a silent exit 1, its
+            # streams wrapped so that nothing more is said: said here instead.
+            if type(sys.stdout).__name__ == "_PacifyFlushWrapper":
+                raise BrokenPipeError from None
+            raise
     except _Exit as exc:
         return exc.code
     except _Terminated:
@@ -1439,6 +1451,14 @@ def _main(args: list[str]) -> int:
         _err("Interrupted.")
         return EXIT_INTERRUPTED
     except BrokenPipeError:
+        # The reader of standard output went away (`| head -1`): said on stderr, so a CI log shows why an
+        # apply that may have written everything ends with 1. Whatever is still buffered goes nowhere.
+        with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation, AttributeError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+        with contextlib.suppress(OSError, ValueError):
+            _err("Error: cannot write the output: the reader of standard output has gone (broken pipe)")
         return EXIT_ERROR
     except Exception as exc:  # the one broad catch: an internal error is a bug
         problem = _environment_problem(exc)

@@ -364,3 +364,38 @@ def test_a_live_value_of_nan_is_planned_kept_and_converges(tmp_path: Path):
         db.close()
     kept = json.loads(text)
     assert kept["zz.n"] != kept["zz.n"] and set(kept) == {"zz.n", "tag"}
+
+
+def test_a_broken_pipe_or_a_closed_standard_output_is_one_line_on_stderr(tmp_path: Path):
+    ws = _ws(tmp_path)
+    read, write = os.pipe()
+    os.close(read)  # the reader has gone before the first line
+    try:
+        r = subprocess.run(
+            [sys.executable, "-m", "reconciler", "-C", str(ws), "plan"],
+            env=child_env(),
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        os.close(write)
+    assert (r.returncode, r.stderr) == (
+        1,
+        "Error: cannot write the output: the reader of standard output has gone (broken pipe)\n",
+    )
+    r = subprocess.run(
+        [sys.executable, "-m", "reconciler", "-C", str(ws), "apply", "--auto-approve"],
+        env=child_env(),
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=120,
+        preexec_fn=lambda: os.close(1),
+    )
+    assert (r.returncode, r.stderr) == (
+        1,
+        "Error: cannot write the output: standard output is closed; nothing was done\n",
+    )
+    assert run(["-C", str(ws), "plan", "--detailed-exitcode"]).code == 2  # nothing was written
+    _converges(ws)
