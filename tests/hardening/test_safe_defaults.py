@@ -8,6 +8,7 @@ fast: nothing is read past its cap.
 from __future__ import annotations
 
 import time
+import os
 from pathlib import Path
 
 import pytest
@@ -179,10 +180,15 @@ def test_a_manifest_over_10_mib_is_refused(tmp_path: Path) -> None:
 
 def test_a_manifest_that_is_a_device_is_refused_not_read_forever(tmp_path: Path) -> None:
     root = _sqlite_root(tmp_path)
-    (root / "zero.yaml").symlink_to("/dev/zero")
+    (root / "zero.yaml").symlink_to("/dev/zero")  # out of the repository: refused before it is opened
+    os.mkfifo(root / "pipe.yaml")  # inside it, but no regular file
     r = run(["validate", "-C", str(root)], cwd=root)
     assert r.code == 1
-    assert "Error: zero.yaml: not a regular file (a link to a device, a pipe, or a broken link)\n" in r.err
+    assert (
+        "Error: zero.yaml: symbolic link out of the repository that holds the manifest directory; not read\n"
+        in r.err
+    )
+    assert "Error: pipe.yaml: not a regular file (a link to a device, a pipe, or a broken link)\n" in r.err
 
 
 def test_a_source_line_over_the_cap_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
