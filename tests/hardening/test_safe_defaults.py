@@ -7,8 +7,8 @@ fast: nothing is read past its cap.
 
 from __future__ import annotations
 
-import time
 import os
+import time
 from pathlib import Path
 
 import pytest
