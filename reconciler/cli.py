@@ -897,7 +897,10 @@ def _no_changes_json(fmt: str) -> None:
 @_common
 @_provider_option
 @click.option(
-    "--out", "out", type=click.Path(dir_okay=False, path_type=Path), help="File to write (.json or .jsonl)."
+    "--out",
+    "out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="File to write (.json or .jsonl; default: snapshot.json in the current directory).",
 )
 @click.option(
     "--folder", "folders", multiple=True, metavar="PATH", help="Only this folder and below (repeatable)."
