@@ -312,7 +312,9 @@ def _moved_keys(plan: Plan) -> set[str]:
     return {c.renamed_from for c in plan.schema_changes if c.renamed_from}
 
 
-def check_changes(plan: Plan, live_wire: WireSchema, desired: DesiredState | None) -> None:
+def check_changes(
+    plan: Plan, live_wire: WireSchema, desired: DesiredState | None, *, subject: str = "the saved plan"
+) -> None:
     """Refuse (PlanError) a saved plan that writes what the manifests and the schema do not allow.
 
     Always: a value its key's schema type (or, for a reserved key, SPEC §7c) does not allow, or a number JSON
@@ -367,7 +369,7 @@ def check_changes(plan: Plan, live_wire: WireSchema, desired: DesiredState | Non
             break
     if problems:
         raise PlanError(
-            "the saved plan writes what the manifests and the schema do not allow; nothing was written:\n  "
+            f"{subject} writes what the manifests and the schema do not allow; nothing was written:\n  "
             + "\n  ".join(problems[:50])
         )
 
@@ -526,6 +528,7 @@ def apply_plan(
     override_limits: bool = False,
     desired: DesiredState | None = None,
     saved: bool = False,
+    subject: str = "the saved plan",
 ) -> ApplyResult:
     """Apply ``plan`` through ``provider``.
 
@@ -550,7 +553,9 @@ def apply_plan(
     if report.violations and not override_limits:
         raise limit_error(report)
     if saved:  # its changes are untrusted input (SPEC §4 "Trust")
-        check_changes(plan, live_wire if live_wire is not None else provider.read_schema(), desired)
+        check_changes(
+            plan, live_wire if live_wire is not None else provider.read_schema(), desired, subject=subject
+        )
     if precheck:
         check_stale(plan, provider, hooks.on_progress)
     if journal is not None:

@@ -636,6 +636,7 @@ def _run_apply(
     override_limits: bool = False,
     desired: DesiredState | None = None,
     saved: bool = False,
+    subject: str = "the saved plan",
     plan_checksum: str | None = None,
     fmt: str = "text",
 ) -> None:
@@ -667,6 +668,7 @@ def _run_apply(
                     override_limits=override_limits,
                     desired=desired,
                     saved=saved,
+                    subject=subject,
                 )
             except KeyboardInterrupt:  # a second signal: stopped at once, mid-batch
                 global _EXIT_AT_ONCE
@@ -1099,6 +1101,8 @@ def _rollback_locked(
                 echo_err=fmt != "text",
                 limits=workspace.limits,
                 override_limits=override_limits,
+                saved=True,  # a journal is untrusted input: each value it restores is checked as a saved plan's
+                subject="the rollback",
             )
     finally:
         provider.close()

@@ -326,3 +326,28 @@ def test_numbers_json_cannot_hold_and_bad_reserved_keys_are_refused(ws):
     )
     assert live(ws) == before
     converge(ws)
+
+
+def test_a_journal_edited_to_restore_values_the_schema_refuses_is_refused(ws):
+    """A journal is untrusted input too: each value a rollback would restore is checked as a saved plan's."""
+    assert run(["-C", str(ws), "apply", "--auto-approve"]).code == 0
+    (journal,) = (ws / ".reconciler" / "journal").glob("*.jsonl")
+    lines = [json.loads(line) for line in journal.read_text().splitlines()]
+    for rec in lines:
+        if rec.get("record") == "file" and rec["uuid"] == A:
+            rec["before"] = {"weather": "hail", "team.b": float("nan")}
+    edited = ws.parent / "edited.jsonl"
+    edited.write_text("".join(json.dumps(rec) + "\n" for rec in lines))
+    before = live(ws)
+    r = run(["-C", str(ws), "rollback", str(edited), "--auto-approve"])
+    assert r.code == 1
+    assert r.err.startswith(
+        "Error: the rollback writes what the manifests and the schema do not allow; nothing was written:\n"
+    ), r.err
+    assert "  cams/a.jpg: key 'team.b': NaN or an infinity, which JSON cannot hold\n" in r.err
+    assert "hail" in r.err
+    assert live(ws) == before
+    r = run(["-C", str(ws), "rollback", str(journal), "--auto-approve"])
+    assert r.code == 0, r.err
+    assert live(ws) == {"a.jpg": {"weather": "sunny", "team.b": 1}, "b.jpg": {"weather": "sunny"}}
+    converge(ws)
