@@ -297,7 +297,7 @@ def test_apply_planfile_refuses_manifests_that_do_not_load(sqlite_ws: Path, tmp_
     planfile = tmp_path / "plan.json"
     assert run(["-C", str(sqlite_ws), "plan", "--out", str(planfile)]).code == 0
     before = live(tmp_path / "live.db")
-    os.symlink(tmp_path / "gone.yaml", sqlite_ws / "dangling.yaml")
+    os.symlink(sqlite_ws / "gone.yaml", sqlite_ws / "dangling.yaml")
     by_plan = run(["-C", str(sqlite_ws), "plan"])
     assert by_plan.code == 1 and "dangling.yaml: not a regular file" in by_plan.err
     r = run(["-C", str(sqlite_ws), "apply", str(planfile)])
