@@ -313,7 +313,7 @@ def _moved_keys(plan: Plan) -> set[str]:
 
 
 def check_changes(
-    plan: Plan, live_wire: WireSchema, desired: DesiredState | None, *, subject: str = "the saved plan"
+    plan: Plan, live_wire: WireSchema, desired: DesiredState | None, *, rollback: bool = False
 ) -> None:
     """Refuse (PlanError) a saved plan that writes what the manifests and the schema do not allow.
 
@@ -321,8 +321,11 @@ def check_changes(
     cannot hold (NaN, an infinity). Given the manifests in ``-C`` (``desired``): a schema change they do not
     make of the live schema; a file outside the folder of a manifest the file change names, or naming a
     manifest not in the directory; a key that none of the manifests it names sets, defaults or owns; and, on a
-    file the plan moves a renamed key's values on, anything but that move.
+    file the plan moves a renamed key's values on, anything but that move. ``rollback``: the plan restores a
+    journal's before-images (an untrusted journal's), and a key the schema has deleted since is restored as it
+    was.
     """
+    subject = "the rollback" if rollback else "the saved plan"
     live = parse_wire_schema(live_wire)
     after = dict(live.keys)
     for c in plan.schema_changes:
@@ -351,8 +354,8 @@ def check_changes(
                 continue
             key = base_key(kc.key)
             spec = after.get(key)
-            if spec is None:
-                continue
+            if spec is None or (rollback and spec.deleted is not None):
+                continue  # (a rollback restores a value of a key deleted since as it was)
             check = checkers.get(key)
             if check is None:
                 check = checkers[key] = value_checker(key, spec)
@@ -528,7 +531,7 @@ def apply_plan(
     override_limits: bool = False,
     desired: DesiredState | None = None,
     saved: bool = False,
-    subject: str = "the saved plan",
+    rollback: bool = False,
 ) -> ApplyResult:
     """Apply ``plan`` through ``provider``.
 
@@ -554,7 +557,7 @@ def apply_plan(
         raise limit_error(report)
     if saved:  # its changes are untrusted input (SPEC §4 "Trust")
         check_changes(
-            plan, live_wire if live_wire is not None else provider.read_schema(), desired, subject=subject
+            plan, live_wire if live_wire is not None else provider.read_schema(), desired, rollback=rollback
         )
     if precheck:
         check_stale(plan, provider, hooks.on_progress)

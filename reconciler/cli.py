@@ -636,7 +636,7 @@ def _run_apply(
     override_limits: bool = False,
     desired: DesiredState | None = None,
     saved: bool = False,
-    subject: str = "the saved plan",
+    rollback: bool = False,
     plan_checksum: str | None = None,
     fmt: str = "text",
 ) -> None:
@@ -668,7 +668,7 @@ def _run_apply(
                     override_limits=override_limits,
                     desired=desired,
                     saved=saved,
-                    subject=subject,
+                    rollback=rollback,
                 )
             except KeyboardInterrupt:  # a second signal: stopped at once, mid-batch
                 global _EXIT_AT_ONCE
@@ -1102,7 +1102,7 @@ def _rollback_locked(
                 limits=workspace.limits,
                 override_limits=override_limits,
                 saved=True,  # a journal is untrusted input: each value it restores is checked as a saved plan's
-                subject="the rollback",
+                rollback=True,
             )
     finally:
         provider.close()
