@@ -104,5 +104,12 @@ def check_sources(
         judge = UndeclaredJudge(
             set(spec_map) | broken, undeclared, keys is not None, out.errors, out.warnings
         )
+        first: dict[tuple[object, str], int] = {}  # (kind, name or uuid) -> the line that selects it first
         for row in iter_source_rows(root, src, spec_map, out.errors):
             judge.judge_row(row)
+            at = first.setdefault((row.kind, row.key), row.line)
+            if at != row.line:  # what plan finds too (plan/selection.py): one file selected exactly twice
+                out.error(
+                    SourceLocation(src.path, row.line),
+                    f"{row.key!r} is already selected exactly at {src.path}:{at} in this manifest",
+                )

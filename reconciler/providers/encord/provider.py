@@ -528,11 +528,32 @@ class EncordProvider:
         request = f"POST {_GET_BULK}"
         with _answer_of(request):
             checked = bool(plain and plain[0])
-            items = self._resolved(
-                [read_item(raw, plain_strings=checked) for raw in read_results(data, request)]
-            )
+            results = read_results(data, request)
+            for raw in results:
+                # A write starts from this dict: an item without its metadata text would read as {} and the
+                # write would drop every key no manifest owns (the SDK's StorageItem requires the text too).
+                text = raw.get("clientMetadata") if isinstance(raw, dict) else None
+                signed = isinstance(raw, dict) and bool(raw.get("clientMetadataSignedUrl"))
+                if not signed and (not isinstance(text, str) or not text):
+                    uuid = raw.get("uuid") if isinstance(raw, dict) else None
+                    raise ProviderResponseError(
+                        f"{request}: Encord answered item {uuid!r} without its clientMetadata text "
+                        f"({'missing' if not isinstance(raw, dict) or 'clientMetadata' not in raw else repr(text)}); "
+                        "its metadata is unknown, so nothing is concluded from this answer"
+                    )
+            items = self._resolved([read_item(raw, plain_strings=checked) for raw in results])
         requested = set(chunk)
-        found = {item.uuid: item for item in items if item.uuid in requested}
+        found: dict[str, LiveItem] = {}
+        for item in items:
+            if item.uuid not in requested:
+                continue
+            if item.uuid in found:
+                # Two copies of one file: which one is live cannot be told, and a write would start from one.
+                raise ProviderResponseError(
+                    f"{request}: Encord answered item {item.uuid} twice; an inconsistent answer, so nothing is "
+                    "concluded from it"
+                )
+            found[item.uuid] = item
         missing = [u for u in chunk if u not in found]
         if missing and again:
             found.update(self._get_bulk(missing, again=False))

@@ -698,6 +698,27 @@ def test_check_sources_reports_rows(tmp_path: Path) -> None:
     ]
 
 
+def test_check_sources_finds_a_file_a_source_selects_twice(tmp_path: Path) -> None:
+    """What plan refuses (one file selected exactly twice by one manifest), validate finds offline."""
+    write(tmp_path, "workspace.yaml", WORKSPACE)
+    write(tmp_path, "schema.yaml", SCHEMA)
+    u = "5e0b6a0e-2f1c-4b7e-9c51-0c2f6d1c9a10"
+    write(
+        tmp_path,
+        "data/rows.jsonl",
+        '{"name": "a", "metadata": {"count": 1}}\n'
+        f'{{"uuid": "{u}", "metadata": {{"count": 1}}}}\n'
+        '{"name": "b", "metadata": {"count": 2}}\n'
+        '{"name": "a", "metadata": {"count": 3}}\n'
+        f'{{"uuid": "{u.upper()}", "metadata": {{"count": 4}}}}\n',
+    )
+    write(tmp_path, "f.yaml", files_manifest("source: data/rows.jsonl\n"))
+    assert problems(tmp_path, check_sources=True) == [
+        "data/rows.jsonl:4: 'a' is already selected exactly at data/rows.jsonl:1 in this manifest",
+        f"data/rows.jsonl:5: '{u}' is already selected exactly at data/rows.jsonl:2 in this manifest",
+    ]
+
+
 def test_a_block_scalar_uuid_with_its_trailing_newline_is_refused(tmp_path: Path) -> None:
     workspace(tmp_path)
     write(

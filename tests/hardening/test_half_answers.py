@@ -1,0 +1,130 @@
+"""A server that answers a re-read half (get-bulk items without their metadata text, or one file twice) never
+makes an apply drop or alter keys no manifest owns: through a rewriting proxy on loopback, in front of the
+emulator, with the real CLI."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reconciler.testing.emulator import Emulator
+from tests.helpers.cli import run
+from tests.helpers.states import make_snapshot
+from tests.helpers.workspace import encord_workspace, file_manifest, write_dir
+
+TOKEN = "half-token"
+ENV = {"ENCORD_API_TOKEN": TOKEN}
+FOREIGN = {"labeler.status": "done", "qa": 3}
+
+
+def live(emu: Emulator) -> dict[str, Any]:
+    (item,) = [i for i in emu.snapshot().items if i.name == "a.jpg"]
+    return dict(item.metadata)
+
+
+@contextmanager
+def rewriting_proxy(upstream: str, rewrite: Callable[[dict[str, Any]], None]) -> Iterator[str]:
+    """Forwards every request to ``upstream``; the first get-bulk answer is passed through ``rewrite``."""
+    host = upstream.split("//", 1)[1]
+    state = {"done": False}
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def _any(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0)) or None
+            conn = http.client.HTTPConnection(host, timeout=30)
+            headers = {
+                k: v for k, v in self.headers.items() if k.lower() in ("authorization", "content-type")
+            }
+            try:
+                conn.request(self.command, self.path, body, headers)
+                answer = conn.getresponse()
+                data = answer.read()
+            finally:
+                conn.close()
+            if "get-bulk" in self.path and not state["done"] and answer.status == 200:
+                state["done"] = True
+                doc = json.loads(data)
+                rewrite(doc)
+                data = json.dumps(doc).encode()
+            self.send_response(answer.status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST = do_PATCH = _any
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _drop(doc: dict[str, Any]) -> None:
+    for item in doc["results"]:
+        item.pop("clientMetadata")
+
+
+def _null(doc: dict[str, Any]) -> None:
+    for item in doc["results"]:
+        item["clientMetadata"] = None
+
+
+def _empty(doc: dict[str, Any]) -> None:
+    for item in doc["results"]:
+        item["clientMetadata"] = ""
+
+
+def _twice(doc: dict[str, Any]) -> None:
+    doc["results"].append({**doc["results"][0], "clientMetadata": json.dumps({"labeler.status": "BOGUS"})})
+
+
+@pytest.mark.parametrize(
+    ("rewrite", "why"),
+    [
+        (_drop, "without its clientMetadata text (missing)"),
+        (_null, "without its clientMetadata text (None)"),
+        (_empty, "without its clientMetadata text ('')"),
+        (_twice, "twice"),
+    ],
+)
+def test_a_half_answered_re_read_fails_the_files_and_keeps_every_foreign_key(
+    tmp_path: Path, rewrite: Callable[[dict[str, Any]], None], why: str
+) -> None:
+    emu = Emulator(make_snapshot({"cams": [("a.jpg", dict(FOREIGN))]}), tokens=[TOKEN]).start()
+    try:
+        with rewriting_proxy(emu.url, rewrite) as proxy:
+            ws = write_dir(
+                tmp_path / "ws",
+                {
+                    "workspace.yaml": encord_workspace(proxy),
+                    "cams.yaml": file_manifest("cams", "*.jpg", "{tag: x}"),
+                },
+            )
+            r = run(["-C", str(ws), "apply", "--auto-approve"], env=ENV)
+            assert r.code == 1, r.out + r.err
+            assert "Apply complete" not in r.out
+            assert why in r.out + r.err
+            assert live(emu) == FOREIGN  # nothing written, nothing lost
+            r = run(["-C", str(ws), "apply", "--auto-approve"], env=ENV)  # the proxy passes answers on now
+            assert r.code == 0, r.err
+            assert live(emu) == {**FOREIGN, "tag": "x"}
+            final = run(["-C", str(ws), "plan", "--detailed-exitcode"], env=ENV)
+            assert (final.code, "No changes." in final.out) == (0, True), final.out
+    finally:
+        emu.stop()
