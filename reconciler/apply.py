@@ -20,7 +20,6 @@ import enum
 import fnmatch
 import logging
 import math
-import re
 import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -55,14 +54,11 @@ from reconciler.schema import (
     schema_fingerprint,
     spec_to_wire,
 )
-from reconciler.values import value_checker
+from reconciler.values import UUID_SHAPE, value_checker
 
 if TYPE_CHECKING:
     from reconciler.providers.base import StateProvider
     from reconciler.types import JsonValue, MetadataView
-
-#: A folder given by UUID (its path is not known without the store).
-_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 __all__ = [
     "ApplyHooks",
@@ -450,7 +446,7 @@ class _FileJudge:
             if (
                 m.dataset is None
                 and folder
-                and not _UUID.fullmatch(folder)
+                and not UUID_SHAPE.fullmatch(folder)
                 and not f.address.startswith(folder + "/")
             ):
                 return [f"{f.address}: not in folder {folder!r}, the folder of {m.name}"]

@@ -1290,17 +1290,22 @@ def completion(ctx: click.Context, manifest_dir: Path | None, debug: bool | None
 _OUTPUT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG})
 
 
+def _silence_stdout() -> None:
+    """Standard output to /dev/null: what is still buffered for a reader that cannot take it goes nowhere, so
+    the interpreter's last flush cannot fail again at exit."""
+    with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
 def _environment_problem(exc: Exception) -> str | None:
     """What went wrong, when it is the input or the machine and not a bug: too deep input, a full disk."""
     if isinstance(exc, RecursionError):
         return "the input is nested too deeply to process (run with --debug to see where)"
     if isinstance(exc, OSError) and exc.errno in _OUTPUT_ERRNOS:
-        # Standard output could not be written (files are written through reconciler.fileio). Whatever is
-        # still buffered goes nowhere, so the interpreter's last flush cannot fail again at exit.
-        with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation):
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-            os.close(devnull)
+        # Standard output could not be written (files are written through reconciler.fileio).
+        _silence_stdout()
         return f"cannot write the output: {exc.strerror}"
     return None
 
@@ -1459,11 +1464,8 @@ def _main(args: list[str]) -> int:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader of standard output went away (`| head -1`): said on stderr, so a CI log shows why an
-        # apply that may have written everything ends with 1. Whatever is still buffered goes nowhere.
-        with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation, AttributeError):
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-            os.close(devnull)
+        # apply that may have written everything ends with 1.
+        _silence_stdout()
         with contextlib.suppress(OSError, ValueError):
             _err("Error: cannot write the output: the reader of standard output has gone (broken pipe)")
         return EXIT_ERROR

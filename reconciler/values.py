@@ -21,6 +21,7 @@ from reconciler.schema import VARCHAR_MAX, FieldSpec, KeyType
 from reconciler.types import JsonValue
 
 __all__ = [
+    "UUID_SHAPE",
     "CellConverter",
     "ValueChecker",
     "cell_converter",
@@ -45,7 +46,8 @@ _DATETIME = re.compile(
     re.ASCII,  # \d is 0-9 only: Python's int() would read other scripts' digits too
 )
 # Matched with fullmatch: ``$`` would also accept a trailing newline (a ``|`` block scalar ends with one).
-_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+#: The shape of a UUID (any case): the one test of it that every layer uses.
+UUID_SHAPE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _YAML11_BOOLS = frozenset({"yes", "no", "on", "off", "y", "n", "true", "false"})
 
 
@@ -186,7 +188,7 @@ def value_checker(key: str, spec: FieldSpec) -> ValueChecker:
                 return None
             if not isinstance(value, str):
                 return f"{key}: expected a UUID string, got {describe_value(value)}"
-            if _UUID.fullmatch(value) is None:
+            if UUID_SHAPE.fullmatch(value) is None:
                 return f"{key}: {_short(value)} is not a UUID"
             return None
 

@@ -43,6 +43,7 @@ from reconciler.model import Assignment, SelectorKind
 from reconciler.reserved import KEYFRAMES, RESERVED_KEYS, check_frames, first_problem, frame_key_problem
 from reconciler.schema import VARCHAR_MAX, KeyType, check_key_name
 from reconciler.values import (
+    UUID_SHAPE,
     CellConverter,
     ValueChecker,
     cell_converter,
@@ -334,7 +335,7 @@ _DATETIME_SHAPE = re.compile(
     r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)?)?",
     re.ASCII,
 )
-_UUID_SHAPE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_UUID_SHAPE = UUID_SHAPE
 #: Valid strings remembered per key (values repeat: enums, dates, ids), up to this many.
 _MEMO_MAX = 65_536
 
