@@ -399,3 +399,12 @@ def test_a_broken_pipe_or_a_closed_standard_output_is_one_line_on_stderr(tmp_pat
     )
     assert run(["-C", str(ws), "plan", "--detailed-exitcode"]).code == 2  # nothing was written
     _converges(ws)
+
+
+def test_snapshot_without_out_writes_snapshot_json_in_the_current_directory(tmp_path: Path):
+    ws = _ws(tmp_path)
+    here = tmp_path / "here"
+    here.mkdir()
+    r = run(["-C", str(ws), "snapshot"], cwd=here)
+    assert (r.code, r.out, r.err) == (0, "Wrote 1 folder(s) and 2 file(s) to snapshot.json.\n", "")
+    assert json.loads((here / "snapshot.json").read_text())["format_version"] == "1"
