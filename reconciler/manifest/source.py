@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import datetime as dt
 import functools
 import json
@@ -58,7 +59,15 @@ if TYPE_CHECKING:
     from reconciler.schema import FieldSpec
     from reconciler.types import JsonValue
 
-__all__ = ["FastRows", "ReadAhead", "SourceRow", "iter_source_rows", "read_ahead"]
+__all__ = [
+    "FastRows",
+    "ReadAhead",
+    "SourceReaders",
+    "SourceRow",
+    "iter_source_rows",
+    "read_ahead",
+    "source_readers",
+]
 
 _UUID_CHARS = frozenset("0123456789abcdefABCDEF")
 _MISSING: object = object()
@@ -1322,8 +1331,13 @@ class ReadAhead:
         path: str,
         checkers: _Checkers,
         known: set[str] | None,
+        group: SourceReaders | None = None,
     ) -> None:
         self.pid: int | None = pid
+        #: The process that reads this source and others (:class:`SourceReaders`), or ``None`` (its own).
+        self._group = group
+        #: Whether :meth:`rows` was asked for (the rows are handed on once).
+        self.used = False
         self._closed = False
         self._fd = fd
         self._frames = frames
@@ -1345,11 +1359,12 @@ class ReadAhead:
 
     def rows(self, diagnostics: list[Diagnostic], max_errors: int = 100) -> Iterator[FastRows | SourceRow]:
         """The source's rows in line order; problems go to ``diagnostics`` as :func:`iter_source_rows` puts them."""
+        self.used = True
         report = self._report = _Reporter(self.path, diagnostics, max_errors)
         resume = (0, 0)  # (offset, line number) of the first line not handed on
         finished = False
-        try:
-            self._end = os.fstat(self._fd).st_size
+        try:  # (a group's reader may not be at this source yet: nothing is taken from its end)
+            self._end = os.fstat(self._fd).st_size if self._group is None else -1
         except OSError:
             self._end = -1  # (nothing taken from the end)
         try:
@@ -1510,7 +1525,10 @@ class ReadAhead:
             return
         self._closed = True
         pid, self.pid = self.pid, None
-        if pid is not None:
+        if self._group is not None:
+            self._progress[16:17] = b"\x01"  # (the group's reader skips this source if not yet at it)
+            self._group.release()
+        elif pid is not None:
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
             with contextlib.suppress(OSError):
@@ -1577,6 +1595,208 @@ def read_ahead(
     os.close(out)
     os.close(asks)
     return ReadAhead(pid, fd, frames, notes, ask, progress, file, spec.path, checkers, known)
+
+
+#: A source smaller than this is not read by :class:`SourceReaders` (handing its rows on would cost about what
+#: reading them here does).
+GROUP_MIN_BYTES = 1 << 20
+
+
+class _Member(NamedTuple):
+    """One source of :class:`SourceReaders`: the planning process's ends and the reader's."""
+
+    spec: SourceSpec
+    file: Path
+    fd: int
+    frames: IO[bytes]
+    notes: int
+    out: int
+    asks: int
+    ask: int
+    progress: mmap.mmap
+
+
+class SourceReaders:
+    """JSONL sources read and checked one after another, in the plan's order, by one forked copy of this
+    process, each handed on as a :class:`ReadAhead` does.
+
+    The copy is made by :func:`source_readers` before the plan's first request (while no other thread
+    runs: a forked copy has only the thread that forks), when the schema the rows are checked against is not
+    known yet; it waits for it (:meth:`start`), then reads. A source whose :class:`ReadAhead` is closed
+    before the reader is at it is skipped. The copy ends when every source is read, closed or skipped, when
+    :meth:`close` stops it, or when this process is gone.
+    """
+
+    def __init__(self, pid: int, config: int, members: dict[int, _Member]) -> None:
+        self._pid = pid  # (a member's ReadAhead names it; only this object signals or reaps it)
+        self.pid: int | None = pid
+        self._config = config
+        self._members = members
+        self._open = len(members)
+        self._started = False
+        self._aheads: dict[int, ReadAhead] = {}
+
+    def start(self, schema: Mapping[str, FieldSpec], known: set[str] | None) -> dict[int, ReadAhead]:
+        """Hand the reader the checks (the schema, and the keys whose rows need no undeclared-key judgement);
+        the :class:`ReadAhead` of each source, by the position given to :func:`source_readers`. Once."""
+        assert not self._started
+        self._started = True
+        plain = {key: dataclasses.replace(spec, wire=None) for key, spec in schema.items()}
+        aheads = self._aheads
+        for n, m in self._members.items():
+            checkers = _Checkers(schema, m.spec.keyframe_mode)
+            aheads[n] = ReadAhead(
+                self._pid,
+                m.fd,
+                m.frames,
+                m.notes,
+                m.ask,
+                m.progress,
+                m.file,
+                m.spec.path,
+                checkers,
+                known,
+                self,
+            )
+        body = pickle.dumps((plain, known), protocol=pickle.HIGHEST_PROTOCOL)
+        with contextlib.suppress(
+            OSError
+        ):  # (else the reader is gone: each source is read here, from its start)
+            _write_all(self._config, len(body).to_bytes(8, "little") + body)
+        return dict(aheads)
+
+    def release(self) -> None:
+        """One source's :class:`ReadAhead` is closed; the last one stops the reader."""
+        self._open -= 1
+        if self._open <= 0:
+            self.close()
+
+    def close(self) -> None:
+        """Stop the reader (if it still runs) and close every source's :class:`ReadAhead` (before :meth:`start`,
+        the sources' ends). Idempotent."""
+        pid, self.pid = self.pid, None
+        if pid is None:
+            return
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(OSError):
+            os.waitpid(pid, 0)
+        with contextlib.suppress(OSError):
+            os.close(self._config)
+        if self._started:
+            for ahead in self._aheads.values():
+                ahead.close()
+        else:
+            for m in self._members.values():
+                _close_parent_ends(m)
+
+    def __del__(self) -> None:
+        self.close()
+
+
+def _close_parent_ends(m: _Member) -> None:
+    for fd in (m.fd, m.notes, m.ask):
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    m.frames.close()
+    m.progress.close()
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def source_readers(root: Path, specs: Mapping[int, SourceSpec]) -> SourceReaders | None:
+    """A :class:`SourceReaders` of the JSONL sources of ``specs`` (by position: the order they are read in)
+    that are large enough (``GROUP_MIN_BYTES``), or ``None`` where none is, where this is not Linux, or where
+    another thread runs (then each source is read here). A source that cannot be opened is left out (reading
+    it here says why)."""
+    import threading
+
+    if not sys.platform.startswith("linux") or threading.active_count() != 1:
+        return None
+    members: dict[int, _Member] = {}
+    opened: list[int] = []
+    try:
+        for n, spec in specs.items():
+            if spec.format != "jsonl":
+                continue
+            file = root / spec.path
+            try:
+                fd = os.open(file, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            except OSError:
+                continue
+            try:
+                small = os.fstat(fd).st_size < GROUP_MIN_BYTES
+            except OSError:
+                small = True
+            if small:
+                os.close(fd)
+                continue
+            opened.append(fd)
+            frames = tempfile.TemporaryFile()  # noqa: SIM115  # closed by ReadAhead.close
+            notes, out = os.pipe()
+            opened += (notes, out)
+            asks, ask = os.pipe()
+            opened += (asks, ask)
+            members[n] = _Member(spec, file, fd, frames, notes, out, asks, ask, mmap.mmap(-1, 24))
+        if not members:
+            raise OSError  # (nothing to read ahead)
+        config_in, config = os.pipe()
+        opened += (config_in, config)
+        parent = os.getpid()
+        pid = os.fork()
+    except OSError:
+        for fd in opened:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        for m in members.values():
+            m.frames.close()
+            m.progress.close()
+        return None
+    if pid == 0:  # the reader: never returns
+        try:
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            kept = {config_in} | {fd for m in members.values() for fd in (m.fd, m.out, m.asks)}
+            for fd in opened:
+                if fd not in kept:
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
+            _group_reader(config_in, list(members.values()), parent)
+        finally:
+            os._exit(0)
+    for m in members.values():
+        os.close(m.out)
+        os.close(m.asks)
+    os.close(config_in)
+    return SourceReaders(pid, config, members)
+
+
+def _group_reader(config: int, members: list[_Member], parent: int) -> None:
+    """The reader of :class:`SourceReaders` (in the forked copy): the checks, once sent, then each source in
+    turn as :func:`_reader` reads one, but for those closed meanwhile."""
+    data = b""
+    with contextlib.suppress(OSError):
+        while len(data) < 8 or len(data) < 8 + int.from_bytes(data[:8], "little"):
+            chunk = os.read(config, 1 << 16)
+            if not chunk:
+                return  # (nobody starts it: the plan ended, or the planning process is gone)
+            data += chunk
+    try:
+        schema, known = pickle.loads(data[8:])
+    except Exception:
+        return
+    for m in members:
+        if os.getppid() != parent:
+            return
+        if m.progress[16:17] != b"\x01":
+            checkers = _Checkers(schema, m.spec.keyframe_mode)
+            _reader(m.fd, m.frames.fileno(), m.out, m.asks, m.progress, checkers, known, parent)
+        with contextlib.suppress(OSError):
+            os.close(m.out)
 
 
 def _reader(

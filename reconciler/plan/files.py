@@ -56,13 +56,13 @@ from reconciler.progress import RESOLVING_FOLDERS, planning
 from reconciler.undeclared import UndeclaredJudge
 
 if TYPE_CHECKING:
-    from reconciler.manifest.source import ReadAhead, SourceRow
+    from reconciler.manifest.source import ReadAhead, SourceReaders, SourceRow
     from reconciler.plan.renames import Rename, RenameCheck
     from reconciler.providers.base import StateProvider
     from reconciler.schema import FieldSpec
     from reconciler.types import JsonValue, MetadataView
 
-__all__ = ["FileClaim", "FilePlan", "plan_files"]
+__all__ = ["FileClaim", "FilePlan", "plan_files", "source_readers"]
 
 log = logging.getLogger(__name__)
 
@@ -225,6 +225,7 @@ def plan_files(
     shard: Shard | None = None,
     on_progress: listing.Progress,
     parallelism: int = 1,
+    readers: SourceReaders | None = None,
 ) -> FilePlan:
     """Select, layer and diff the files of ``manifests`` (in order; later manifests layer on earlier ones).
 
@@ -237,10 +238,18 @@ def plan_files(
     (:mod:`reconciler.plan.shard`; ``FilePlan.rule`` says how it was split). Raises ProviderError.
 
     A JSONL source may be read by a forked process (``manifest.source.ReadAhead``) while its folder is
-    listed; every such process is stopped before this returns or raises.
+    listed; every such process is stopped before this returns or raises. ``readers``: the plan's sources read
+    by a process forked before its first request (:func:`source_readers`), started here.
     """
     aheads: dict[int, ReadAhead] = {}
     listed = _Listed()
+    started: dict[int, ReadAhead] = {}
+    if readers is not None:
+        if renames or shard is not None or planned is not None:
+            readers.close()  # (each source is read here: see _plan_files)
+        else:
+            known = UndeclaredJudge(spec_map, undeclared_keys, has_schema, [], []).known
+            started = readers.start(spec_map, known)
     try:
         for eager in (PLAN_WHILE_LISTING, False):
             result = _plan_files(
@@ -257,6 +266,7 @@ def plan_files(
                 on_progress,
                 parallelism,
                 aheads,
+                started,
                 listed,
                 eager,
             )
@@ -266,8 +276,37 @@ def plan_files(
             # again from the start, the usual way, from the same listings (no request is made again).
         raise AssertionError("unreachable: the usual way always returns a plan")
     finally:
-        for ahead in aheads.values():
+        for ahead in (*aheads.values(), *started.values()):
             ahead.close()
+        if readers is not None:
+            readers.close()
+
+
+#: Whether a whole plan on a paged listing (Encord) has its JSONL sources read by a process forked before
+#: its first request (:func:`source_readers`). Tests turn it off to compare the two ways.
+READ_SOURCES_AHEAD = True
+
+
+def source_readers(
+    manifests: Sequence[FileManifest], provider: StateProvider, root: Path, *, whole: bool
+) -> SourceReaders | None:
+    """The JSONL sources of a whole plan (no shard, no target) on a paged listing, read and checked one after
+    another, in the manifests' order, by a forked copy of this process while this one lists the folders
+    (:class:`reconciler.manifest.source.SourceReaders`); ``None`` where they are read here. Call it before
+    the plan's first request, while no other thread runs (the copy waits for the schema: :func:`plan_files`
+    starts it). Which rows it hands on is decided where they are used (``_plan_files``): a source it is not
+    used for is closed there, and read here."""
+    caps = provider.capabilities
+    if not (whole and READ_SOURCES_AHEAD and caps.paged_listing and not caps.digest_listing):
+        return None
+    from reconciler.manifest.source import source_readers as fork_readers
+
+    specs = {
+        n: m.source
+        for n, m in enumerate(manifests)
+        if m.source is not None and m.dataset is None and m.source.format == "jsonl"
+    }
+    return fork_readers(root, specs) if specs else None
 
 
 #: Plan each folder as soon as its listing is in, while the next ones are still being listed (where no two
@@ -297,6 +336,7 @@ def _plan_files(
     on_progress: listing.Progress,
     parallelism: int,
     aheads: dict[int, ReadAhead],
+    started: Mapping[int, ReadAhead],
     listed: _Listed,
     eager: bool,
 ) -> FilePlan | None:
@@ -448,9 +488,17 @@ def _plan_files(
             digests = index.digests if fast else None
             texts = index.metadata_raw if fast and index.digests is None else None
             ahead = aheads.get(id(c.m))
+            if ahead is not None and ahead.used:
+                ahead = None  # (planned again: its rows were handed on once; read here)
+            if ahead is not None and texts is not None and index.unchecked is not None:
+                digests = index.text_digests()  # (a paged listing's texts, compared by digest with the rows')
             if ahead is not None and (digests is None or index.ambiguous or index.elsewhere):
                 ahead.close()  # read here after all
                 ahead = None
+            if ahead is not None:
+                log.info(
+                    "%s: read and checked by process %s while folders were listed", ahead.path, ahead.pid
+                )
             n = 0
             for i, row, exact in selected(
                 c, root, spec_map, result.errors, undeclared, rows, digests, tick, ahead, texts
@@ -496,8 +544,22 @@ def _plan_files(
         for position, m, folder in to_plan:
             key = (folder.uuid, m.recursive, m.children)
             index = indexes.get(key)
+            ahead = started.get(position)
+            if ahead is not None and (
+                index is not None
+                or ahead.used
+                or key not in by_text
+                or keep is not None
+                or renames
+                or not prefetch.active
+            ):
+                ahead.close()  # (read here)
+                ahead = None
             if index is None:
-                if m.source is not None and prefetch.active:
+                if ahead is not None:
+                    aheads[id(m)] = ahead  # (its rows are read by the process forked for them)
+                    index = prefetch.get(folder, recursive=m.recursive, children=m.children)[0]
+                elif m.source is not None and prefetch.active:
                     src = m.source
 
                     def open_rows(src: SourceSpec = src) -> Iterator[SourceRow]:

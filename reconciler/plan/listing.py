@@ -393,6 +393,15 @@ class LiveIndex:
         self._window = {o: texts[u] for o, u in zip(wanted, uuids, strict=True) if u in texts}
         self._window_end = -1
 
+    def text_digests(self) -> array[int]:
+        """A text listing's digests, as a digest listing keeps them: per ordinal the ``hash()`` of the UTF-8
+        bytes of the live metadata text (a source row's digest is that of its bytes), -1 for a file whose
+        metadata is not a text (``hash()`` of bytes is never -1)."""
+        return array(
+            "q",
+            [hash(t.encode("utf-8", "surrogatepass")) if type(t) is str else -1 for t in self.metadata_raw],
+        )
+
     def metadata(self, i: int) -> dict[str, JsonValue]:
         """File ``i``'s live metadata (a fresh dict for JSON text; the provider's dict otherwise)."""
         raw = self.raw(i)

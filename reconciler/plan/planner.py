@@ -30,7 +30,7 @@ from reconciler.model import (
 )
 from reconciler.plan.checks import offline_conflicts
 from reconciler.plan.differ import diff_metadata, diff_schema
-from reconciler.plan.files import plan_files
+from reconciler.plan.files import plan_files, source_readers
 from reconciler.plan.limits import check_limits, limit_error
 from reconciler.plan.model import FileChange, Plan, SchemaAction, Strategy
 from reconciler.plan.renames import (
@@ -49,6 +49,7 @@ from reconciler.undeclared import UndeclaredJudge
 from reconciler.values import check_value, describe_value
 
 if TYPE_CHECKING:
+    from reconciler.manifest.source import SourceReaders
     from reconciler.types import JsonValue
 
 __all__ = ["NullPlanHooks", "PlanHooks", "Targets", "make_plan", "parse_targets"]
@@ -277,6 +278,28 @@ def _make_plan(
     shard: Shard | None,
 ) -> Plan:
     targets = targets or Targets()
+    # Before the first request (no other thread runs yet): the process that may read the sources ahead.
+    readers = source_readers(
+        desired.files, provider, Path(desired.root), whole=targets.is_all and shard is None
+    )
+    try:
+        return _plan(desired, provider, targets, hooks, now, override_limits, parallelism, shard, readers)
+    finally:
+        if readers is not None:
+            readers.close()
+
+
+def _plan(
+    desired: DesiredState,
+    provider: StateProvider,
+    targets: Targets,
+    hooks: PlanHooks | None,
+    now: dt.datetime | None,
+    override_limits: bool,
+    parallelism: int | None,
+    shard: Shard | None,
+    readers: SourceReaders | None,
+) -> Plan:
     hooks = hooks or NullPlanHooks()
     wants_schema = targets.wants_schema() and (shard is None or shard.plans_schema)
     errors: list[Diagnostic] = []
@@ -341,6 +364,7 @@ def _make_plan(
         shard=shard,
         on_progress=hooks.on_progress,
         parallelism=parallelism or desired.workspace.settings.parallelism,
+        readers=readers,
     )
     errors.extend(fp.errors)
     warnings.extend(fp.warnings)

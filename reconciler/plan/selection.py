@@ -249,6 +249,10 @@ def selected(
                         for j in range(n):
                             if nulls[j]:
                                 same_text[j] = False
+                    if unchecked is not None:  # (a row the reader decoded as an object stands for the text)
+                        unchecked[lo : lo + n] = bytes(
+                            0 if s else u for u, s in zip(unchecked[lo : lo + n], same_text, strict=True)
+                        )
                     others: list[int] = []
                     j = -1
                     with contextlib.suppress(ValueError):
@@ -296,6 +300,8 @@ def selected(
                             tick(count)  # type: ignore[misc]  # next_report is -1 without tick
                             next_report += every
                         if same[i] == h and not nulls[j]:  # (a null in the row removes its key)
+                            if unchecked is not None:
+                                unchecked[i] = 0
                             unchanged += 1
                             continue
                     full = ahead.row(line, offsets[j], lengths[j])
@@ -353,6 +359,8 @@ def selected(
             if same is not None:
                 text = row.text
                 if text is not None and same[i] == hash(text) and b"null" not in text:
+                    if unchecked is not None:
+                        unchecked[i] = 0  # (the row's text, decoded as an object, stands for the live one)
                     unchanged += 1
                     continue
             elif texts is not None:

@@ -269,3 +269,181 @@ def test_no_read_ahead_of_a_small_source(tmp_path: Path, monkeypatch: pytest.Mon
     (tmp_path / "rows.jsonl").write_text('{"name": "a.jpg", "metadata": {}}\n')
     monkeypatch.setattr(source_mod, "AHEAD_MIN_BYTES", 64 << 20)
     assert read_ahead(tmp_path, SPEC, SCHEMA, None) is None
+
+
+# -- several sources, one reader forked before the checks are known (SourceReaders) -------------------------
+
+
+def _rows_of(reader: ReadAhead, diagnostics: list[Diagnostic]) -> tuple[list[Any], int]:
+    rows: list[Any] = []
+    usual = 0
+    for item in reader.rows(diagnostics):
+        if type(item) is FastRows:
+            for j, name in enumerate(item.names):
+                row = reader.row(item.lines[j], item.offsets[j], item.lengths[j])
+                assert row is not None and row.key == name and hash(row.text) == item.digests[j]
+                rows.append(row)
+                usual += 1
+        else:
+            rows.append(item)
+    return rows, usual
+
+
+def _specs(count: int) -> dict[int, SourceSpec]:
+    return {
+        2 * n: SourceSpec(f"rows{n}.jsonl", "jsonl", SourceLocation("m.yaml", n + 1, 1)) for n in range(count)
+    }
+
+
+def _here_of(
+    root: Path, spec: SourceSpec, known: set[str] | None = None
+) -> tuple[list[Any], list[Diagnostic]]:
+    diagnostics: list[Diagnostic] = []
+    return list(iter_source_rows(root, spec, SCHEMA, diagnostics)), diagnostics
+
+
+@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize(
+    "how", ["whole", "killed", "some closed", "unknown keys", "long lines", "read backwards"]
+)
+def test_one_reader_of_several_sources_reads_what_reading_here_reads(
+    tmp_path: Path, seed: int, how: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sources read one after another by one forked reader, started once the checks are known: each gives
+    the rows and messages of reading it here, whether the reader is killed, some sources are closed before
+    the reader is at them (it skips them), or the sources are read here in another order than the reader's."""
+    rng = random.Random(f"{seed}{how}")
+    monkeypatch.setattr(source_mod, "_BLOCK_BYTES", rng.choice([64, 256, 4096]))
+    monkeypatch.setattr(source_mod, "_FRAME_BYTES", 1024)
+    monkeypatch.setattr(source_mod, "GROUP_MIN_BYTES", 500)  # (some sources are smaller: read here)
+    if how == "long lines":
+        monkeypatch.setattr(source_mod, "MAX_ROW_BYTES", rng.randint(60, 400))
+    known = (
+        set(rng.sample(sorted(SCHEMA), 4)) | {"s", "n", "v"} | RESERVED_KEYS
+        if how == "unknown keys"
+        else None
+    )
+    specs = _specs(rng.randint(1, 4))
+    for spec in specs.values():
+        lines = rng.choice([0, 3, rng.randint(10, 300)])
+        data = "".join(
+            usual_line(rng, n) + "\n" if rng.random() < 0.7 else rand_line(rng, n) + "\n"
+            for n in range(lines)
+        )
+        (tmp_path / spec.path).write_text(data)
+    big = {n for n, spec in specs.items() if (tmp_path / spec.path).stat().st_size >= 500}
+    readers = source_mod.source_readers(tmp_path, specs)
+    if not big:
+        assert readers is None
+        return
+    assert readers is not None
+    aheads = readers.start(SCHEMA, known)
+    assert set(aheads) == big
+    if how == "killed":
+        assert readers.pid is not None
+        os.kill(readers.pid, signal.SIGKILL)
+    order = sorted(aheads, reverse=how == "read backwards")
+    closed = {n for n in order if how == "some closed" and rng.random() < 0.5}
+    for n in closed:
+        aheads[n].close()
+    usual = 0
+    for n in order:
+        if n in closed:
+            continue
+        diagnostics: list[Diagnostic] = []
+        rows, got = _rows_of(aheads[n], diagnostics)
+        assert (rows, diagnostics) == _here_of(tmp_path, specs[n]), specs[n].path
+        usual += got
+    readers.close()
+    assert readers.pid is None
+    if how in ("whole", "read backwards", "some closed") and len(closed) < len(big):
+        assert usual > 0
+
+
+def test_readers_not_started_are_stopped_and_reaped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A plan that ends before it starts its readers (the schema read failed, say) stops the copy: it is
+    reaped, and nothing of it is left."""
+    monkeypatch.setattr(source_mod, "GROUP_MIN_BYTES", 0)
+    (tmp_path / "rows0.jsonl").write_text(usual_line(random.Random(1), 1) + "\n")
+    readers = source_mod.source_readers(tmp_path, _specs(1))
+    assert readers is not None and readers.pid is not None
+    pid = readers.pid
+    readers.close()
+    assert readers.pid is None
+    with pytest.raises(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # (already reaped)
+
+
+def test_no_readers_while_another_thread_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    monkeypatch.setattr(source_mod, "GROUP_MIN_BYTES", 0)
+    (tmp_path / "rows0.jsonl").write_text(usual_line(random.Random(1), 1) + "\n")
+    gate = threading.Event()
+    t = threading.Thread(target=gate.wait)
+    t.start()
+    try:
+        assert source_mod.source_readers(tmp_path, _specs(1)) is None  # (a forked copy has one thread)
+    finally:
+        gate.set()
+        t.join()
+    readers = source_mod.source_readers(tmp_path, _specs(1))
+    assert readers is not None
+    readers.close()
+
+
+def test_no_readers_of_csv_small_or_missing_sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "rows0.jsonl").write_text(usual_line(random.Random(1), 1) + "\n")
+    (tmp_path / "rows.csv").write_text("name,s\n" + "a.jpg,x\n" * 1000)
+    csv_spec = SourceSpec("rows.csv", "csv", SourceLocation("m.yaml", 1, 1))
+    missing = SourceSpec("nope.jsonl", "jsonl", SourceLocation("m.yaml", 1, 1))
+    assert source_mod.source_readers(tmp_path, {0: _specs(1)[0], 1: csv_spec, 2: missing}) is None
+    monkeypatch.setattr(source_mod, "GROUP_MIN_BYTES", 0)
+    readers = source_mod.source_readers(tmp_path, {0: _specs(1)[0], 1: csv_spec, 2: missing})
+    assert readers is not None
+    assert set(readers.start(SCHEMA, None)) == {0}
+    readers.close()
+
+
+def test_a_reader_whose_planning_process_is_gone_ends(tmp_path: Path) -> None:
+    """The planning process dies (SIGKILL, say) before it starts its readers (the copy waits for its checks),
+    or after: the copy ends on its own, holding nothing (such as the lock an apply holds)."""
+    rows = "".join(usual_line(random.Random(n), n) + "\n" for n in range(20000))
+    (tmp_path / "rows0.jsonl").write_text(rows)
+    script = (
+        "import os, sys\n"
+        "from pathlib import Path\n"
+        "from reconciler.manifest import source\n"
+        "from reconciler.model import SourceSpec\n"
+        "from reconciler.errors import SourceLocation\n"
+        "from tests.unit.manifest.test_source_fast import SCHEMA\n"
+        "spec = SourceSpec('rows0.jsonl', 'jsonl', SourceLocation('m.yaml', 1, 1))\n"
+        "r = source.source_readers(Path(sys.argv[1]), {0: spec})\n"
+        "if sys.argv[2] == 'started':\n"
+        "    r.start(SCHEMA, None)\n"
+        "print(r.pid, flush=True)\n"
+        "os._exit(0)\n"
+    )
+    import subprocess
+    import sys
+
+    for when in ("not started", "started"):
+        out = subprocess.run(
+            [sys.executable, "-c", script, str(tmp_path), when],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).resolve().parents[3],
+        ).stdout
+        pid = int(out)
+        deadline = time.monotonic() + 20
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            status = (
+                Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
+                if Path(f"/proc/{pid}").exists()
+                else "X"
+            )
+            if status == "Z":
+                break  # (ended; a zombie until init reaps it)
+            time.sleep(0.02)
+        assert not Path(f"/proc/{pid}").exists() or status == "Z", when
