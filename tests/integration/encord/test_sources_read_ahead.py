@@ -257,3 +257,69 @@ def test_the_command_plans_applies_and_converges_with_sources_read_by_the_reader
     assert again.returncode == 0, again.stderr
     assert "No changes." in again.stdout
     assert "read and checked by process " in again.stderr
+
+
+def test_sources_the_reader_cannot_stand_for_are_read_here(
+    server: _Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only a plain manifest's source is handed on: one with ``defaults:`` or a glob, one sharing its folder
+    with another manifest, and every source of a plan with ``renamed_from`` are read here (the same plan)."""
+    from reconciler.model import DesiredKey, SchemaManifest
+
+    monkeypatch.setattr(source_mod, "GROUP_MIN_BYTES", 0)
+    folders = {f"d{f}": [(f"n{n}.jpg", {"a": n}) for n in range(5)] for f in range(4)}
+    snap = make_snapshot(folders)
+    write_snapshot(tmp_path / "state.json", {}, snap.folders, snap.items)
+    server.call("PUT", "state", (tmp_path / "state.json").read_bytes())
+    for f in range(4):
+        (tmp_path / f"rows{f}.jsonl").write_text(
+            "".join(json.dumps({"name": f"n{n}.jpg", "metadata": {"a": n + f}}) + "\n" for n in range(5))
+        )
+
+    def with_source(m: FileManifest, f: int) -> FileManifest:
+        return dataclasses.replace(
+            m, source=SourceSpec(f"rows{f}.jsonl", "jsonl", SourceLocation(m.path, 1, 1))
+        )
+
+    plain = with_source(manifest("m0.yaml", "d0"), 0)
+    globbed = with_source(manifest("m1.yaml", "d1", sel("glob", "n1*", "m1.yaml", b="x")), 1)
+    defaults = with_source(manifest("m2.yaml", "d2", defaults={"b": "y"}), 2)
+    shared = [with_source(manifest(f"m3{k}.yaml", "d3", owns=(k,)), 3) for k in ("a", "b")]
+    handed_on: list[str] = []
+    rows = source_mod.ReadAhead.rows
+
+    def counted(self: source_mod.ReadAhead, *args: Any) -> Any:
+        handed_on.append(self.path)
+        return rows(self, *args)
+
+    monkeypatch.setattr(source_mod.ReadAhead, "rows", counted)
+    everything = [plain, globbed, defaults, *shared]
+    ahead, _ = _plan(server, everything, tmp_path)
+    assert handed_on == ["rows0.jsonl"]
+    monkeypatch.setattr(files_mod, "READ_SOURCES_AHEAD", False)
+    assert _plan(server, everything, tmp_path)[0] == ahead
+    monkeypatch.setattr(files_mod, "READ_SOURCES_AHEAD", True)
+
+    handed_on.clear()
+    loc = SourceLocation("schema.yaml", 4, 3)
+    renaming = SchemaManifest(
+        {
+            "a2": DesiredKey(FieldSpec(KeyType.NUMBER), loc, renamed_from="a"),
+            "b": DesiredKey(FieldSpec(KeyType.VARCHAR), loc),
+        },
+        loc,
+        False,
+    )
+    renamed = []
+    for on in (True, False):
+        monkeypatch.setattr(files_mod, "READ_SOURCES_AHEAD", on)
+        policy = RetryPolicy(sleep=lambda s: None, jitter=lambda cap: 0.0)
+        with EncordProvider(server.url, BearerAuth(TOKEN), retry=policy, parallelism=4) as provider:
+            p = make_plan(
+                desired(plain, schema_manifest=renaming, root=str(tmp_path)),
+                provider,
+                now=dt.datetime(2026, 1, 1),
+            )
+        renamed.append((p.files, p.unchanged, p.schema_changes))
+    assert handed_on == [] and renamed[0] == renamed[1]
+    assert [c.key for c in renamed[0][2]] == ["a2", "b"]
