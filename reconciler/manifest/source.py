@@ -1338,7 +1338,6 @@ class ReadAhead:
         self._group = group
         #: Whether :meth:`rows` was asked for (the rows are handed on once).
         self.used = False
-        self._here = False
         self._closed = False
         self._fd = fd
         self._frames = frames
@@ -1377,8 +1376,6 @@ class ReadAhead:
                     elif tag == "s":  # the reader stopped at this line: the rest is read here
                         done = False
                 resume = after
-                if self._here and not done:
-                    break  # (asked to: the rest is read here, from the first line not handed on)
                 if done:
                     last = frame[-1][0] if frame else ""
                     # The reader stopped where asked (at the lowest part read here; else, as when it did not
@@ -1410,12 +1407,6 @@ class ReadAhead:
             except OSError as exc:
                 report(None, f"cannot read source file: {exc.strerror or exc}")
         report.finish()
-
-    def read_rest_here(self) -> None:
-        """After the frame :meth:`rows` is giving, read the rest of the source here, the usual way, and stop
-        the reader: for a source whose rows are mostly not their files' live texts (each such row is read
-        again here anyway, so handing it on only costs)."""
-        self._here = True
 
     def _parts(self, part: _Part, report: _Reporter, base: int) -> Iterator[FastRows | SourceRow]:
         if part[0] == "f":

@@ -227,7 +227,6 @@ def selected(
                 # not one each) before any message is given or the batch ends, so everything stays in order.
                 later: list[tuple[int, SourceRow]] = []
                 lo, n = nxt, len(names)
-                read_again = 0
                 placed = (
                     exact_of is None
                     and lo + n <= size
@@ -305,7 +304,6 @@ def selected(
                                 unchecked[i] = 0
                             unchanged += 1
                             continue
-                    read_again += 1
                     full = ahead.row(line, offsets[j], lengths[j])
                     if (
                         full is None
@@ -327,8 +325,6 @@ def selected(
                     later.append((i, full))
                 if later:
                     yield from _reread(index, later)
-                if 2 * read_again > n:
-                    ahead.read_rest_here()  # (mostly rows that are not the live text: cheaper read here)
                 continue
             if known is not None and not known.issuperset(row.values):
                 assert undeclared is not None

@@ -274,14 +274,10 @@ def test_no_read_ahead_of_a_small_source(tmp_path: Path, monkeypatch: pytest.Mon
 # -- several sources, one reader forked before the checks are known (SourceReaders) -------------------------
 
 
-def _rows_of(
-    reader: ReadAhead, diagnostics: list[Diagnostic], rest_here: bool = False
-) -> tuple[list[Any], int]:
+def _rows_of(reader: ReadAhead, diagnostics: list[Diagnostic]) -> tuple[list[Any], int]:
     rows: list[Any] = []
     usual = 0
     for item in reader.rows(diagnostics):
-        if rest_here:
-            reader.read_rest_here()  # (after this frame, the rest is read here)
         if type(item) is FastRows:
             for j, name in enumerate(item.names):
                 row = reader.row(item.lines[j], item.offsets[j], item.lengths[j])
@@ -308,7 +304,7 @@ def _here_of(
 
 @pytest.mark.parametrize("seed", range(5))
 @pytest.mark.parametrize(
-    "how", ["whole", "killed", "some closed", "unknown keys", "long lines", "read backwards", "rest here"]
+    "how", ["whole", "killed", "some closed", "unknown keys", "long lines", "read backwards"]
 )
 def test_one_reader_of_several_sources_reads_what_reading_here_reads(
     tmp_path: Path, seed: int, how: str, monkeypatch: pytest.MonkeyPatch
@@ -355,7 +351,7 @@ def test_one_reader_of_several_sources_reads_what_reading_here_reads(
         if n in closed:
             continue
         diagnostics: list[Diagnostic] = []
-        rows, got = _rows_of(aheads[n], diagnostics, rest_here=how == "rest here")
+        rows, got = _rows_of(aheads[n], diagnostics)
         assert (rows, diagnostics) == _here_of(tmp_path, specs[n]), specs[n].path
         usual += got
     readers.close()
