@@ -1488,6 +1488,28 @@ class ReadAhead:
             self._end = split
         return True
 
+    def usual_row(self, name: str, lineno: int, offset: int, length: int, digest: int) -> SourceRow | None:
+        """The usual row of line ``lineno`` (``length`` bytes at ``offset``) that the reader handed on, as
+        :func:`_jsonl_rows` gives it, without checking it again: the reader checked these very bytes (its
+        metadata text has the ``digest`` handed on). ``None`` where the line is no longer those bytes (the
+        file changed meanwhile)."""
+        raw = os.pread(self._fd, length, offset)
+        at = raw.find(b'"metadata"')
+        text = (
+            raw[at + 12 : -1]
+            if at >= 0 and raw.startswith(b": ", at + 10) and raw.endswith(b"}}")
+            else _metadata_text(raw)
+        )
+        if text is None or hash(text) != digest:
+            return None
+        try:
+            values = raw_loads(text)
+        except RawDecodeError:
+            return None
+        if type(values) is not dict:
+            return None
+        return _new_row((SelectorKind.NAME, name, values, self.path, lineno, text))
+
     def row(self, lineno: int, offset: int, length: int) -> SourceRow | None:
         """The row of line ``lineno`` (``length`` bytes at ``offset``), read and checked again here."""
         assert self._report is not None
@@ -1598,7 +1620,10 @@ def read_ahead(
 
 
 #: A source smaller than this is not read by :class:`SourceReaders` (handing its rows on would cost about what
-#: reading them here does).
+#: reading them here does). Nor is a plan's only such source, unless it is ``AHEAD_MIN_BYTES`` or more: its
+#: folder is listed alone, and the planning process reads its first rows while it waits for the pages (a
+#: second process measured slower there, where every row changed); several folders listed at once share
+#: this process with the reading of their sources, which a second process takes off it.
 GROUP_MIN_BYTES = 1 << 20
 
 
@@ -1710,9 +1735,9 @@ def _write_all(fd: int, data: bytes) -> None:
 
 def source_readers(root: Path, specs: Mapping[int, SourceSpec]) -> SourceReaders | None:
     """A :class:`SourceReaders` of the JSONL sources of ``specs`` (by position: the order they are read in)
-    that are large enough (``GROUP_MIN_BYTES``), or ``None`` where none is, where this is not Linux, or where
-    another thread runs (then each source is read here). A source that cannot be opened is left out (reading
-    it here says why)."""
+    that are large enough (``GROUP_MIN_BYTES``), or ``None`` where fewer than two are (unless that one is
+    ``AHEAD_MIN_BYTES`` or more), where this is not Linux, or where another thread runs (then each source is
+    read here). A source that cannot be opened is left out (reading it here says why)."""
     import threading
 
     if not sys.platform.startswith("linux") or threading.active_count() != 1:
@@ -1742,8 +1767,9 @@ def source_readers(root: Path, specs: Mapping[int, SourceSpec]) -> SourceReaders
             asks, ask = os.pipe()
             opened += (asks, ask)
             members[n] = _Member(spec, file, fd, frames, notes, out, asks, ask, mmap.mmap(-1, 24))
-        if not members:
-            raise OSError  # (nothing to read ahead)
+        big = any(os.fstat(m.fd).st_size >= AHEAD_MIN_BYTES for m in members.values())
+        if len(members) < 2 and not big:
+            raise OSError  # (nothing worth reading ahead: see GROUP_MIN_BYTES)
         config_in, config = os.pipe()
         opened += (config_in, config)
         parent = os.getpid()

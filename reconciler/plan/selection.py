@@ -304,23 +304,16 @@ def selected(
                                 unchecked[i] = 0
                             unchanged += 1
                             continue
-                    full = ahead.row(line, offsets[j], lengths[j])
-                    if (
-                        full is None
-                        or full.kind is not name
-                        or full.key != key
-                        or full.text is None
-                        or hash(full.text) != h
-                    ):
+                    full = ahead.usual_row(key, line, offsets[j], lengths[j], h)
+                    if full is None:  # (the line is no longer the one the reader read and checked)
                         if later:
                             yield from _reread(index, later)
-                        if full is not None:  # (else reported: the line is not what the reader read)
-                            errors.append(
-                                Diagnostic(
-                                    SourceLocation(src_path, line),
-                                    "the source file changed while it was being read; plan again",
-                                )
+                        errors.append(
+                            Diagnostic(
+                                SourceLocation(src_path, line),
+                                "the source file changed while it was being read; plan again",
                             )
+                        )
                         continue
                     later.append((i, full))
                 if later:

@@ -417,6 +417,7 @@ def test_a_reader_whose_planning_process_is_gone_ends(tmp_path: Path) -> None:
         "from reconciler.model import SourceSpec\n"
         "from reconciler.errors import SourceLocation\n"
         "from tests.unit.manifest.test_source_fast import SCHEMA\n"
+        "source.AHEAD_MIN_BYTES = 0\n"
         "spec = SourceSpec('rows0.jsonl', 'jsonl', SourceLocation('m.yaml', 1, 1))\n"
         "r = source.source_readers(Path(sys.argv[1]), {0: spec})\n"
         "if sys.argv[2] == 'started':\n"
@@ -447,3 +448,25 @@ def test_a_reader_whose_planning_process_is_gone_ends(tmp_path: Path) -> None:
                 break  # (ended; a zombie until init reaps it)
             time.sleep(0.02)
         assert not Path(f"/proc/{pid}").exists() or status == "Z", when
+
+
+def test_a_plans_only_source_is_read_ahead_only_if_it_is_large(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One source of a plan is read here unless it is AHEAD_MIN_BYTES or more (its folder is listed alone,
+    and this process reads it while it waits for the pages); two or more are read ahead."""
+    monkeypatch.setattr(source_mod, "GROUP_MIN_BYTES", 0)
+    monkeypatch.setattr(source_mod, "AHEAD_MIN_BYTES", 1000)
+    specs = _specs(2)
+    for spec in specs.values():
+        (tmp_path / spec.path).write_text(usual_line(random.Random(1), 1) + "\n")
+    assert source_mod.source_readers(tmp_path, {0: specs[0]}) is None
+    readers = source_mod.source_readers(tmp_path, specs)
+    assert readers is not None and set(readers.start(SCHEMA, None)) == set(specs)
+    readers.close()
+    (tmp_path / specs[0].path).write_text(
+        usual_line(random.Random(1), 1) * 20 + "\n"
+    )  # (1,000 bytes or more)
+    readers = source_mod.source_readers(tmp_path, {0: specs[0]})
+    assert readers is not None
+    readers.close()

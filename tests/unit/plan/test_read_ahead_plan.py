@@ -176,3 +176,33 @@ def test_the_reader_is_stopped_when_the_listing_fails(
     with pytest.raises(ProviderError, match="the store broke"):
         plan(tmp_path, m)
     assert len(made) == 1 and made[0] is not None and made[0].pid is None
+
+
+def test_a_row_changed_in_the_file_after_the_reader_read_it_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A changed file's row is built from the source's bytes the reader checked, without checking them again:
+    where those bytes changed meanwhile (the file was rewritten during the plan), the row is an error, not a
+    value nobody checked."""
+    live = {name: {"a": 1} for name in NAMES[:20]}
+    snap = make_snapshot({"f": list(live.items())})
+    write_snapshot(tmp_path / "seed.json", snap.schema, snap.folders, snap.items)
+    lines = [json.dumps({"name": name, "metadata": {"a": 1 if n != 7 else 2}}) for n, name in enumerate(live)]
+    source = tmp_path / "rows.jsonl"
+    source.write_text("".join(x + "\n" for x in lines), encoding="utf-8")
+    m = dataclasses.replace(manifest("m.yaml", "f"), source=SourceSpec("rows.jsonl", "jsonl", L))
+    usual_row = source_mod.ReadAhead.usual_row
+
+    def rewritten_first(self: Any, *args: Any) -> Any:
+        data = source.read_bytes()
+        source.write_bytes(data.replace(b'{"a": 2}', b'{"a": "x"}'))  # (no longer a number)
+        return usual_row(self, *args)
+
+    monkeypatch.setattr(source_mod.ReadAhead, "usual_row", rewritten_first)
+    assert plan(tmp_path, m) == "rows.jsonl:8: the source file changed while it was being read; plan again"
+    monkeypatch.setattr(source_mod.ReadAhead, "usual_row", usual_row)
+    source.write_text("".join(x + "\n" for x in lines), encoding="utf-8")
+    files = plan(tmp_path, m)[0]
+    assert [(f.name, [(c.key, c.before, c.after) for c in f.changes]) for f in files] == [
+        ("f007.jpg", [("a", 1, 2)])
+    ]
