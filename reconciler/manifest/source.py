@@ -1310,7 +1310,8 @@ class ReadAhead:
     (names, line numbers and digests: ``hash()`` is keyed alike in a forked copy) and every other line as it
     is. :meth:`rows` gives them back in line order, each other line read here (:func:`_line_row`), so its row
     or message is exactly :func:`iter_source_rows`'s. A caller that needs a usual row's values (its file is not
-    unchanged) reads that line again here (:meth:`row`), checked again.
+    unchanged) reads that line again here (:meth:`usual_row`: its metadata text decoded, not checked again, as
+    its digest is the one of the text the reader checked).
 
     Whenever :meth:`rows` has no frame of the reader's to read and much of the source is left, this process
     reads a part of its end itself (:meth:`_take`: from a line start the reader agrees to stop at, up to the

@@ -187,8 +187,8 @@ def selected(
     checked it (:class:`reconciler.manifest.source.ReadAhead`), instead of reading it here. Its usual rows come
     as names, line numbers, digests and whether one of the row's values is ``null`` (in a row its checks
     accepted, no value holds a ``null`` deeper down, and a ``null`` elsewhere in the text, in a string, leaves
-    the values those of the live text); a file whose row is not its live text is read again here, checked
-    again.
+    the values those of the live text); a file whose row is not its live text is read again here
+    (``ReadAhead.usual_row``: the bytes the reader checked, or an error if they changed meanwhile).
     """
     m, index = c.m, c.index
     done = bytearray(len(index))
