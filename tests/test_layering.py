@@ -19,6 +19,7 @@ LAYERS: dict[str, int] = {
     "reconciler._version": 0,
     "reconciler.errors": 0,
     "reconciler.fileio": 0,
+    "reconciler.forked": 0,
     "reconciler.jsoncodec": 0,
     "reconciler.jsonio": 0,
     "reconciler.types": 0,

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
+from reconciler import forked
 from reconciler.errors import Diagnostic, SourceLocation
 
 __all__ = [
@@ -209,10 +210,7 @@ class _HashAhead:
         pid, self._pid = self._pid, None
         if pid is None:
             return
-        with contextlib.suppress(OSError):
-            os.kill(pid, signal.SIGKILL)
-        with contextlib.suppress(OSError):
-            os.waitpid(pid, 0)
+        forked.stop(pid)
         with contextlib.suppress(OSError):
             os.close(self._answer)
 

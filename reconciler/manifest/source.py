@@ -36,6 +36,7 @@ from array import array
 from collections.abc import Callable, Iterator, Mapping
 from typing import IO, TYPE_CHECKING, Any, AnyStr, NamedTuple, Protocol
 
+from reconciler import forked
 from reconciler.errors import Diagnostic, SourceLocation
 from reconciler.frames import WIRE_FRAMES, WIRE_ROOT, base_key, frame_key, to_keys
 from reconciler.jsoncodec import UNDECIDED, RawDecodeError, raw_loads, try_loads
@@ -1552,10 +1553,7 @@ class ReadAhead:
             self._progress[16:17] = b"\x01"  # (the group's reader skips this source if not yet at it)
             self._group.release()
         elif pid is not None:
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
-            with contextlib.suppress(OSError):
-                os.waitpid(pid, 0)
+            forked.stop(pid)
         for fd in (self._notes, self._ask, self._fd):
             with contextlib.suppress(OSError):
                 os.close(fd)
@@ -1703,10 +1701,7 @@ class SourceReaders:
         pid, self.pid = self.pid, None
         if pid is None:
             return
-        with contextlib.suppress(OSError):
-            os.kill(pid, signal.SIGKILL)
-        with contextlib.suppress(OSError):
-            os.waitpid(pid, 0)
+        forked.stop(pid)
         with contextlib.suppress(OSError):
             os.close(self._config)
         if self._started:

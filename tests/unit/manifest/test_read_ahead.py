@@ -48,21 +48,37 @@ def ahead(root: Path, known: set[str] | None, kill: bool = False) -> tuple[list[
         assert reader.pid is not None
         os.kill(reader.pid, signal.SIGKILL)
     diagnostics: list[Diagnostic] = []
+    rows, usual = _rows_of(reader, diagnostics, known)
+    assert reader.pid is None  # the reader is stopped and reaped once the rows are read
+    return rows, diagnostics, usual
+
+
+def _rows_of(
+    reader: ReadAhead, diagnostics: list[Diagnostic], known: set[str] | None = None
+) -> tuple[list[Any], int]:
+    """The rows, each usual row read again and checked by ``ReadAhead.row``, and built from the same bytes by
+    ``ReadAhead.usual_row`` (the same row); and how many rows came usual."""
     rows: list[Any] = []
     usual = 0
     for item in reader.rows(diagnostics):
         if type(item) is FastRows:
             for j, name in enumerate(item.names):
-                row = reader.row(item.lines[j], item.offsets[j], item.lengths[j])
-                assert row is not None and row.key == name and row.line == item.lines[j]
-                assert row.text is not None and hash(row.text) == item.digests[j]
+                line, offset, length, digest = (
+                    item.lines[j],
+                    item.offsets[j],
+                    item.lengths[j],
+                    item.digests[j],
+                )
+                row = reader.row(line, offset, length)
+                assert row is not None and row.key == name and row.line == line
+                assert row.text is not None and hash(row.text) == digest
                 assert known is None or known.issuperset(row.values)
+                assert reader.usual_row(name, line, offset, length, digest) == row
                 rows.append(row)
                 usual += 1
         else:
             rows.append(item)
-    assert reader.pid is None  # the reader is stopped and reaped once the rows are read
-    return rows, diagnostics, usual
+    return rows, usual
 
 
 def usual_line(rng: random.Random, n: int) -> str:
@@ -274,21 +290,6 @@ def test_no_read_ahead_of_a_small_source(tmp_path: Path, monkeypatch: pytest.Mon
 # -- several sources, one reader forked before the checks are known (SourceReaders) -------------------------
 
 
-def _rows_of(reader: ReadAhead, diagnostics: list[Diagnostic]) -> tuple[list[Any], int]:
-    rows: list[Any] = []
-    usual = 0
-    for item in reader.rows(diagnostics):
-        if type(item) is FastRows:
-            for j, name in enumerate(item.names):
-                row = reader.row(item.lines[j], item.offsets[j], item.lengths[j])
-                assert row is not None and row.key == name and hash(row.text) == item.digests[j]
-                rows.append(row)
-                usual += 1
-        else:
-            rows.append(item)
-    return rows, usual
-
-
 def _specs(count: int) -> dict[int, SourceSpec]:
     return {
         2 * n: SourceSpec(f"rows{n}.jsonl", "jsonl", SourceLocation("m.yaml", n + 1, 1)) for n in range(count)
@@ -351,7 +352,7 @@ def test_one_reader_of_several_sources_reads_what_reading_here_reads(
         if n in closed:
             continue
         diagnostics: list[Diagnostic] = []
-        rows, got = _rows_of(aheads[n], diagnostics)
+        rows, got = _rows_of(aheads[n], diagnostics, known)
         assert (rows, diagnostics) == _here_of(tmp_path, specs[n]), specs[n].path
         usual += got
     readers.close()
