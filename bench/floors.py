@@ -490,17 +490,18 @@ def row_apply(work: Path, *, files: int, latency_ms: float, pairs: int) -> Row:
                 base_plan.runs.append(
                     run_timed(plan_cmd, env=_reconciler_env(BASELINE_ROOT, **renv), cwd=_tree(BASELINE_ROOT))
                 )
-                emu.reset()
-                base.runs.append(
-                    run_timed(cmds["a"], env=_reconciler_env(BASELINE_ROOT, **renv), cwd=_tree(BASELINE_ROOT))
-                )
-            for side in (a, b) if n % 2 == 0 else (b, a):
+            # The applies of each pair in turn, their order rotated pair by pair (the baseline's too: a side
+            # that always ran in one place of the pair came out ahead of the same code run in another).
+            sides = [a, b] if BASELINE_ROOT is None else [a, b, base]
+            k = n % len(sides)
+            for side in sides[k:] + sides[:k] if n % 2 == 0 else list(reversed(sides[k:] + sides[:k])):
                 emu.reset()
                 before = _proc_cpu(emu.proc.pid)
+                root = BASELINE_ROOT if side is base else None
                 t = run_timed(
-                    cmds["a" if side is a else "b"],
-                    env=_reconciler_env(**renv) if side is a else env,
-                    cwd=_tree() if side is a else ROOT,
+                    cmds["b" if side is b else "a"],
+                    env=env if side is b else _reconciler_env(root, **renv),
+                    cwd=ROOT if side is b else _tree(root),
                 )
                 side.server_cpu.append(_proc_cpu(emu.proc.pid) - before)
                 counts = emu.requests()
