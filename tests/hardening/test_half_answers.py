@@ -31,8 +31,11 @@ def live(emu: Emulator) -> dict[str, Any]:
 
 
 @contextmanager
-def rewriting_proxy(upstream: str, rewrite: Callable[[dict[str, Any]], None]) -> Iterator[str]:
-    """Forwards every request to ``upstream``; the first get-bulk answer is passed through ``rewrite``."""
+def rewriting_proxy(
+    upstream: str, rewrite: Callable[[dict[str, Any]], None], route: str = "get-bulk"
+) -> Iterator[str]:
+    """Forwards every request to ``upstream``; the first answer of a request whose path holds ``route`` is
+    passed through ``rewrite``."""
     host = upstream.split("//", 1)[1]
     state = {"done": False}
 
@@ -52,7 +55,7 @@ def rewriting_proxy(upstream: str, rewrite: Callable[[dict[str, Any]], None]) ->
                 data = answer.read()
             finally:
                 conn.close()
-            if "get-bulk" in self.path and not state["done"] and answer.status == 200:
+            if route in self.path and not state["done"] and answer.status == 200:
                 state["done"] = True
                 doc = json.loads(data)
                 rewrite(doc)
@@ -121,6 +124,49 @@ def test_a_half_answered_re_read_fails_the_files_and_keeps_every_foreign_key(
             assert "Apply complete" not in r.out
             assert why in r.out + r.err
             assert live(emu) == FOREIGN  # nothing written, nothing lost
+            r = run(["-C", str(ws), "apply", "--auto-approve"], env=ENV)  # the proxy passes answers on now
+            assert r.code == 0, r.err
+            assert live(emu) == {**FOREIGN, "tag": "x"}
+            final = run(["-C", str(ws), "plan", "--detailed-exitcode"], env=ENV)
+            assert (final.code, "No changes." in final.out) == (0, True), final.out
+    finally:
+        emu.stop()
+
+
+def _listed_twice(doc: dict[str, Any]) -> None:
+    doc["results"].append(dict(doc["results"][0]))
+
+
+def _listed_twice_renamed(doc: dict[str, Any]) -> None:
+    doc["results"].append(
+        {**doc["results"][0], "name": "z.jpg", "clientMetadata": '{"labeler.status": "BOGUS"}'}
+    )
+
+
+@pytest.mark.parametrize("rewrite", [_listed_twice, _listed_twice_renamed])
+def test_a_listing_that_repeats_a_file_is_refused_not_planned_twice(
+    tmp_path: Path, rewrite: Callable[[dict[str, Any]], None]
+) -> None:
+    """A listing page that gives one file twice (as it is, or under another name with other metadata) is the
+    plan's error: nothing is planned or written from it (before, the file was planned, and written, twice)."""
+    emu = Emulator(make_snapshot({"cams": [("a.jpg", dict(FOREIGN))]}), tokens=[TOKEN]).start()
+    (item,) = emu.snapshot().items
+    try:
+        with rewriting_proxy(emu.url, rewrite, route="/items") as proxy:
+            ws = write_dir(
+                tmp_path / "ws",
+                {
+                    "workspace.yaml": encord_workspace(proxy),
+                    "cams.yaml": file_manifest("cams", "*.jpg", "{tag: x}"),
+                },
+            )
+            r = run(["-C", str(ws), "apply", "--auto-approve"], env=ENV)
+            assert r.code == 1, r.out + r.err
+            assert r.err.strip().splitlines()[-1] == (
+                f"Error: GET storage/folders/{{uuid}}/items: Encord listed file {item.uuid} twice in one "
+                "listing; nothing is planned from a listing that repeats a file (run the command again)"
+            )
+            assert live(emu) == FOREIGN
             r = run(["-C", str(ws), "apply", "--auto-approve"], env=ENV)  # the proxy passes answers on now
             assert r.code == 0, r.err
             assert live(emu) == {**FOREIGN, "tag": "x"}

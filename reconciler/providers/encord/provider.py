@@ -148,6 +148,32 @@ def _answer_of(request: str) -> Iterator[None]:
         raise ProviderResponseError(f"{request}: {exc}") from exc
 
 
+class _ListedOnce:
+    """The files one listing has given so far: a file it gives again (pages that overlap, a server repeating an
+    item) is refused, so that nothing is planned, or written, twice from one listing."""
+
+    def __init__(self) -> None:
+        self._seen: set[str] = set()
+
+    def check(self, uuids: Sequence[str]) -> None:
+        """Raises ProviderResponseError if one of ``uuids`` (a page's) was given before, or twice here."""
+        seen = self._seen
+        fresh = set(uuids)
+        if len(fresh) == len(uuids) and seen.isdisjoint(fresh):
+            seen |= fresh
+            return
+        here: set[str] = set()
+        repeated = ""
+        for repeated in uuids:  # (the first one given again, for the message)
+            if repeated in seen or repeated in here:
+                break
+            here.add(repeated)
+        raise ProviderResponseError(
+            f"GET {_ITEMS}: Encord listed file {repeated} twice in one listing; nothing is planned from a "
+            "listing that repeats a file (run the command again)"
+        )
+
+
 def _relative_paths(records: Sequence[tuple[str, str | None, str]], root: str | None) -> dict[str, str]:
     """uuid -> path relative to ``root`` (``None``: from the top level) for folders below it.
 
@@ -387,6 +413,7 @@ class EncordProvider:
         # Texts left undecoded need no page to vouch for their strings (a search of every page for \u):
         # each text's own may_hold_frames() test is all that plain_rows() then asks of it.
         plain: list[bool] | None = [] if unchecked is None else None
+        once = _ListedOnce()
         for page in self._client.pages(
             _ITEMS, folder.uuid, params=_item_params(recursive=False), plain_strings=plain
         ):
@@ -394,11 +421,13 @@ class EncordProvider:
                 checked = plain[-1] if plain is not None else False
                 fast = plain_rows(page, folder.uuid, checked, decode_texts=unchecked is None)
                 if fast is not None:
+                    once.check([row[1] for row in fast])
                     if unchecked is not None:
                         unchecked.append(True)
                     yield fast
                     continue
                 items = self._resolved([read_item(raw, plain_strings=checked) for raw in page])
+                once.check([item.uuid for item in items])
             if unchecked is not None:
                 unchecked.append(False)
             yield [
@@ -426,7 +455,9 @@ class EncordProvider:
                 pages = iter(list(listings))
             finally:
                 pool.shutdown(wait=True, cancel_futures=True)
+        once = _ListedOnce()
         for page in pages:
+            once.check([item.uuid for item in page])
             yield from self._named(root, sub_paths, page)
 
     def _named(
