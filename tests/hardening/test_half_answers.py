@@ -78,6 +78,24 @@ def rewriting_proxy(
         server.server_close()
 
 
+def _workspace(tmp_path: Path, proxy: str) -> Path:
+    """An Encord workspace through ``proxy``: one manifest tagging every file of ``cams``."""
+    return write_dir(
+        tmp_path / "ws",
+        {"workspace.yaml": encord_workspace(proxy), "cams.yaml": file_manifest("cams", "*.jpg", "{tag: x}")},
+    )
+
+
+def _converges(ws: Path, emu: Emulator) -> None:
+    """Once the proxy passes answers on: the next apply writes the tag beside every foreign key, and the plan
+    after it has nothing to do."""
+    r = run(["-C", str(ws), "apply", "--auto-approve"], env=ENV)
+    assert r.code == 0, r.err
+    assert live(emu) == {**FOREIGN, "tag": "x"}
+    final = run(["-C", str(ws), "plan", "--detailed-exitcode"], env=ENV)
+    assert (final.code, "No changes." in final.out) == (0, True), final.out
+
+
 def _drop(doc: dict[str, Any]) -> None:
     for item in doc["results"]:
         item.pop("clientMetadata")
@@ -112,23 +130,13 @@ def test_a_half_answered_re_read_fails_the_files_and_keeps_every_foreign_key(
     emu = Emulator(make_snapshot({"cams": [("a.jpg", dict(FOREIGN))]}), tokens=[TOKEN]).start()
     try:
         with rewriting_proxy(emu.url, rewrite) as proxy:
-            ws = write_dir(
-                tmp_path / "ws",
-                {
-                    "workspace.yaml": encord_workspace(proxy),
-                    "cams.yaml": file_manifest("cams", "*.jpg", "{tag: x}"),
-                },
-            )
+            ws = _workspace(tmp_path, proxy)
             r = run(["-C", str(ws), "apply", "--auto-approve"], env=ENV)
             assert r.code == 1, r.out + r.err
             assert "Apply complete" not in r.out
             assert why in r.out + r.err
             assert live(emu) == FOREIGN  # nothing written, nothing lost
-            r = run(["-C", str(ws), "apply", "--auto-approve"], env=ENV)  # the proxy passes answers on now
-            assert r.code == 0, r.err
-            assert live(emu) == {**FOREIGN, "tag": "x"}
-            final = run(["-C", str(ws), "plan", "--detailed-exitcode"], env=ENV)
-            assert (final.code, "No changes." in final.out) == (0, True), final.out
+            _converges(ws, emu)
     finally:
         emu.stop()
 
@@ -153,13 +161,7 @@ def test_a_listing_that_repeats_a_file_is_refused_not_planned_twice(
     (item,) = emu.snapshot().items
     try:
         with rewriting_proxy(emu.url, rewrite, route="/items") as proxy:
-            ws = write_dir(
-                tmp_path / "ws",
-                {
-                    "workspace.yaml": encord_workspace(proxy),
-                    "cams.yaml": file_manifest("cams", "*.jpg", "{tag: x}"),
-                },
-            )
+            ws = _workspace(tmp_path, proxy)
             r = run(["-C", str(ws), "apply", "--auto-approve"], env=ENV)
             assert r.code == 1, r.out + r.err
             assert r.err.strip().splitlines()[-1] == (
@@ -167,10 +169,6 @@ def test_a_listing_that_repeats_a_file_is_refused_not_planned_twice(
                 "listing; nothing is planned from a listing that repeats a file (run the command again)"
             )
             assert live(emu) == FOREIGN
-            r = run(["-C", str(ws), "apply", "--auto-approve"], env=ENV)  # the proxy passes answers on now
-            assert r.code == 0, r.err
-            assert live(emu) == {**FOREIGN, "tag": "x"}
-            final = run(["-C", str(ws), "plan", "--detailed-exitcode"], env=ENV)
-            assert (final.code, "No changes." in final.out) == (0, True), final.out
+            _converges(ws, emu)
     finally:
         emu.stop()
